@@ -1,0 +1,39 @@
+"""The exception hierarchy. Every message is one line that says what is wrong and where."""
+
+from __future__ import annotations
+
+
+class SbomgateError(Exception):
+    """Base class of every error sbomgate reports to a person."""
+
+
+class InputError(SbomgateError):
+    """Something the user gave us (a file, a flag, a data document) cannot be used."""
+
+
+class SbomError(InputError):
+    """An SBOM document cannot be read.
+
+    `source` names the file (or blob) and `message` says what is wrong; str() joins them into
+    the one-line error the CLI prints.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.message = message
+
+
+class PolicyLoadError(SbomgateError):
+    """A policy cannot be loaded: parse error, missing builtin, bad metadata."""
+
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+class EvaluationError(SbomgateError):
+    """A policy failed while evaluating one input (reported per package; the verdict denies)."""
