@@ -1,0 +1,174 @@
+"""`sbomgate`: a thin command line over the library.
+
+Exit codes: 0 allowed / all tests passed, 1 denied / a test failed, 2 the input or a policy
+could not be loaded. Errors are one line on stderr, never a traceback (SBOMGATE_DEBUG=1 shows
+one for bug reports).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+import yaml
+from rich.console import Console
+
+from sbomgate.errors import InputError, SbomgateError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="sbomgate: verify, then trust. Gate SBOMs with Cloudsmith-compatible Rego policies.",
+    pretty_exceptions_enable=False,
+)
+
+EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
+MAX_DATA_BYTES = 16 << 20
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+
+
+def bundled_policies_dir() -> Path:
+    """The bundled policies: $SBOMGATE_POLICIES, else the source tree's policies/."""
+    override = os.environ.get("SBOMGATE_POLICIES")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "policies"
+
+
+def fail(message: str) -> NoReturn:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        "[red]error:[/red] ", message, sep=""
+    )
+    sys.exit(EXIT_ERROR)
+
+
+def load_data_file(path: Path) -> dict[str, Any]:
+    """A JSON or YAML data document, merged at the root of `data` (as `opa eval -d` does)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read data file: {exc.strerror}") from None
+    if len(raw) > MAX_DATA_BYTES:
+        raise InputError(f"{path}: data file is over the {MAX_DATA_BYTES >> 20} MiB limit")
+    try:
+        if path.suffix.lower() == ".json":
+            value = orjson.loads(raw)
+        else:
+            value = yaml.safe_load(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"{path}: invalid YAML{where}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: data must be a mapping at the top level")
+    return value
+
+
+@app.command("eval")
+def eval_command(
+    sbom: Annotated[Path, typer.Option("--sbom", help="CycloneDX (JSON/XML) or SPDX JSON file")],
+    policies: Annotated[
+        Path | None, typer.Option("--policies", help="directory of .rego policies [bundled]")
+    ] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="JSON or YAML data for data.* (repeatable)")
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="output format")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error."""
+    from sbomgate.policy import PolicyEngine, load_policy_dir
+    from sbomgate.sbom import load_sbom_file
+    from sbomgate.verdict import render_table, to_sarif
+
+    merged: dict[str, Any] = {}
+    for path in data or []:
+        _deep_merge(merged, load_data_file(path))
+    loaded = load_policy_dir(policies or bundled_policies_dir())
+    document = load_sbom_file(sbom)
+    verdict = PolicyEngine(loaded, merged).evaluate_sbom(document)
+    if output is OutputFormat.json:
+        sys.stdout.write(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    elif output is OutputFormat.sarif:
+        described = [(p.name, p.title, p.description) for p in loaded]
+        sarif = to_sarif(verdict, str(sbom), described)
+        sys.stdout.write(orjson.dumps(sarif, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        Console(highlight=False).print(render_table(verdict, str(sbom)))
+    raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+
+
+@app.command("test")
+def test_command(
+    target: Annotated[Path, typer.Argument(help="a directory or a *_test.rego file")] = Path(
+        "policies"
+    ),
+    data: Annotated[list[Path] | None, typer.Option("--data", help="JSON or YAML data")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="a line per test")] = True,
+) -> None:
+    """Run the test_* rules of Rego test files, like `opa test`."""
+    from sbomgate.policy.testing import Outcome, run_tests
+
+    merged: dict[str, Any] = {}
+    for path in data or []:
+        _deep_merge(merged, load_data_file(path))
+    console = Console(highlight=False, soft_wrap=True)
+    counts = dict.fromkeys(Outcome, 0)
+    styles = {Outcome.PASS: "green", Outcome.FAIL: "red", Outcome.ERROR: "red", Outcome.SKIP: "yellow"}
+    for result in run_tests(target, merged):
+        counts[result.outcome] += 1
+        if verbose or result.outcome is not Outcome.PASS:
+            detail = f" ({result.message})" if result.message else ""
+            console.print(
+                f"{result.file}: data.{result.package}.{result.name}: "
+                f"[{styles[result.outcome]}]{result.outcome.value}[/] "
+                f"({result.seconds * 1000:.1f} ms){detail}"
+            )
+    failed = counts[Outcome.FAIL] + counts[Outcome.ERROR]
+    console.print("-" * 60)
+    console.print(
+        f"{counts[Outcome.PASS]} passed, {failed} failed"
+        + (f", {counts[Outcome.SKIP]} skipped" if counts[Outcome.SKIP] else "")
+    )
+    raise typer.Exit(EXIT_DENIED if failed else EXIT_ALLOWED)
+
+
+def _deep_merge(into: dict[str, Any], other: dict[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except SbomgateError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("SBOMGATE_DEBUG"):
+            raise
+        fail(f"internal error: {type(exc).__name__}: {exc} (set SBOMGATE_DEBUG=1 for details)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,433 @@
+"""Everything that knows about the regorus binding.
+
+Why gordon-to-regorus 0.13.0 and not celine-regorus 0.9.1 (both measured here, see
+tests/test_regorus_choice.py): celine-regorus cannot parse `input.v0.package` (a keyword used
+as a field, which Cloudsmith's seed policy does), turns Python booleans into 1/0, and has no
+custom builtins, so `semver.compare` could not be made lenient. gordon-to-regorus parses the
+seed verbatim and has `Engine.add_extension`.
+
+Why the interpreter (`Engine`) and not the binding's RVM (`Program`/`Rvm`): the RVM returns
+undefined on builtin errors like OPA, but its compiler rejects `with`, and, measured, it let
+an undefined value leak into a partial set as the string "<undefined>" - a false match.
+
+The interpreter raises on builtin and type errors (`count(null)`, `some x in null`) where OPA
+(non-strict) makes the expression undefined. `RegoEngine` keeps OPA's semantics at rule
+granularity: when an entry rule fails with such an error, each definition of it is evaluated on
+its own (in a variant of the module whose other definitions are blanked out) and a definition
+that still fails contributes nothing, exactly as OPA treats a body whose expression is undefined.
+Conflicts, unknown functions and recursion stay errors, as in OPA.
+
+Engines are bound to the thread that made them (another thread gets a PanicException), so a
+`RegoEngine` must only be used on its creating thread; `PolicyEngine` keeps one set per thread.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import orjson
+import regorus
+
+from sbomgate.errors import EvaluationError, PolicyLoadError
+from sbomgate.policy._versions import compare_versions
+
+_LOCATION = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
+_ERROR_LINE = re.compile(r"^error:\s*(?P<msg>.+)$", re.MULTILINE)
+
+# OPA 1.22 builtins that regorus 0.13 lacks (probed against `opa capabilities`), and which we do
+# not provide. A policy calling one is refused at load time, naming the builtin.
+UNSUPPORTED_OPA_BUILTINS = frozenset(
+    {
+        "array.flatten", "crypto.hmac.equal", "crypto.hmac.md5", "crypto.hmac.sha1",
+        "crypto.hmac.sha256", "crypto.hmac.sha512", "crypto.md5", "crypto.parse_private_keys",
+        "crypto.sha1", "crypto.sha256", "crypto.x509.parse_and_verify_certificates",
+        "crypto.x509.parse_and_verify_certificates_with_options",
+        "crypto.x509.parse_certificate_request", "crypto.x509.parse_certificates",
+        "crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key", "graphql.is_valid",
+        "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query",
+        "graphql.parse_schema", "graphql.schema_is_valid", "io.jwt.decode",
+        "io.jwt.decode_verify", "io.jwt.encode_sign", "io.jwt.encode_sign_raw",
+        "io.jwt.verify_eddsa", "io.jwt.verify_es256", "io.jwt.verify_es384",
+        "io.jwt.verify_es512", "io.jwt.verify_hs256", "io.jwt.verify_hs384",
+        "io.jwt.verify_hs512", "io.jwt.verify_ps256", "io.jwt.verify_ps384",
+        "io.jwt.verify_ps512", "io.jwt.verify_rs256", "io.jwt.verify_rs384",
+        "io.jwt.verify_rs512", "net.cidr_contains_matches", "net.cidr_intersects",
+        "net.cidr_merge", "net.cidr_overlap", "providers.aws.sign_req",
+        "regex.globs_match", "rego.metadata.chain", "rego.metadata.rule", "rego.parse_module",
+        "strings.render_template", "strings.split_n", "uri.is_valid", "uri.parse",
+        "all", "any", "re_match", "set_diff", "cast_array", "cast_boolean", "cast_null",
+        "cast_object", "cast_set", "cast_string",
+    }
+)  # fmt: skip
+
+# Builtins that would let a policy reach the network or the host: refused at load time.
+FORBIDDEN_BUILTINS = {
+    "http.send": "http.send is disabled: policies cannot reach the network",
+    "net.lookup_ip_addr": "net.lookup_ip_addr is disabled: policies cannot reach the network",
+    "opa.runtime": "opa.runtime is disabled: policies cannot read the engine's environment",
+}
+
+# Error texts that OPA reports as errors even in non-strict mode.
+_FATAL_MARKERS = (
+    "conflicts with rule",
+    "multiple outputs",
+    "could not find function",
+    "recursion",
+    "extension 'http.send'",
+)
+
+
+class RegoError(EvaluationError):
+    """regorus refused a module or failed an evaluation; message and line extracted."""
+
+    def __init__(self, message: str, *, file: str | None, line: int | None) -> None:
+        where = f"{file}:{line}: " if file and line else ""
+        super().__init__(f"{where}{message}")
+        self.message = message
+        self.file = file
+        self.line = line
+
+    @property
+    def fatal(self) -> bool:
+        return any(marker in self.message for marker in _FATAL_MARKERS)
+
+
+def rego_error(exc: BaseException) -> RegoError:
+    """The one-line message and location inside regorus' multi-line error (with backtrace)."""
+    text = str(exc)
+    loc = _LOCATION.search(text)
+    msg = _ERROR_LINE.search(text)
+    message = msg.group("msg").strip() if msg else text.strip().splitlines()[0] if text else ""
+    return RegoError(
+        message or type(exc).__name__,
+        file=loc.group("file") if loc else None,
+        line=int(loc.group("line")) if loc else None,
+    )
+
+
+def _lenient_semver_compare(a: Any, b: Any) -> int:
+    return compare_versions(a, b)
+
+
+def _forbidden(name: str) -> Callable[..., Any]:
+    def refuse(*_args: Any) -> Any:
+        raise PermissionError(FORBIDDEN_BUILTINS[name])
+
+    return refuse
+
+
+# Extensions installed in every engine, as (path, arity, callable).
+_EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
+    ("semver.compare", 2, _lenient_semver_compare),
+    ("http.send", 1, _forbidden("http.send")),
+    ("net.lookup_ip_addr", 1, _forbidden("net.lookup_ip_addr")),
+)
+
+
+def new_engine() -> Any:
+    engine = regorus.Engine()
+    for path, nargs, fn in _EXTENSIONS:
+        engine.add_extension(path, nargs, fn)
+    return engine
+
+
+@cache
+def regorus_builtins() -> frozenset[str]:
+    """The builtins this regorus build provides (it reports them through opa.runtime)."""
+    engine = regorus.Engine()
+    runtime = engine.eval_query("x := opa.runtime()")
+    names = runtime["result"][0]["bindings"]["x"]["builtins"]
+    return frozenset(str(n) for n in names)
+
+
+# --------------------------------------------------------------------------- module analysis
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDefinition:
+    """One definition of a rule (a head with its body and else-chain): its byte span.
+
+    `kind` is "complete", "set" (`r contains x`), "object" (`r[k]` / `r[k] := v`),
+    "function" or "default".
+    """
+
+    name: str
+    start: int
+    end: int
+    line: int
+    kind: str
+
+    @property
+    def is_default(self) -> bool:
+        return self.kind == "default"
+
+    @property
+    def is_function(self) -> bool:
+        return self.kind == "function"
+
+
+@dataclass(frozen=True, slots=True)
+class RegoModule:
+    path: str
+    source: str
+    package: str
+    rules: tuple[RuleDefinition, ...]
+    imports: frozenset[str]
+    calls: tuple[tuple[str, int], ...] = field(default=())
+
+    def definitions(self, name: str) -> list[RuleDefinition]:
+        return [r for r in self.rules if r.name == name]
+
+    def without(self, keep: RuleDefinition | None, name: str) -> str:
+        """The source with every non-default definition of `name` but `keep` blanked out.
+
+        Blanking with spaces (newlines kept) leaves every line and column where it was, so
+        error locations in the variant still point at the user's file.
+        """
+        raw = bytearray(self.source.encode())
+        for rule in self.definitions(name):
+            if rule is keep or rule.is_default:
+                continue
+            for i in range(rule.start, rule.end):
+                if raw[i] != 0x0A:
+                    raw[i] = 0x20
+        return raw.decode()
+
+
+def _ref_name(node: Any) -> str | None:
+    """`a.b.c` for a Var/RefDot chain, None for anything else."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return None
+    kind, body = next(iter(node.items()))
+    if kind == "Var":
+        return str(body["value"])
+    if kind == "RefDot":
+        base = _ref_name(body["refr"])
+        return None if base is None else f"{base}.{body['field'][1]}"
+    return None
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _rule_head(rule: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
+    """(name, kind, span) of a rule from regorus' AST."""
+    kind, body = next(iter(rule.items()))
+    if kind == "Default":
+        return _ref_name(body["refr"]) or "", "default", body["span"]
+    head_kind, head = next(iter(body["head"].items()))
+    refr = head["refr"]
+    if head_kind == "Func":
+        return _ref_name(refr) or "", "function", body["span"]
+    if head_kind == "Set":
+        return _ref_name(refr) or "", "set", body["span"]
+    if isinstance(refr, dict) and "RefBrack" in refr:
+        return _ref_name(refr["RefBrack"]["refr"]) or "", "object", body["span"]
+    return _ref_name(refr) or "", "complete", body["span"]
+
+
+def analyse_module(path: str, source: str) -> RegoModule:
+    """Parse a module (PolicyLoadError with file and line on failure) and map its rules."""
+    engine = regorus.Engine()
+    try:
+        engine.add_policy(path, source)
+        ast = orjson.loads(engine.get_ast_as_json())
+    except Exception as exc:  # regorus raises RuntimeError with a rendered, multi-line report
+        err = rego_error(exc)
+        raise PolicyLoadError(path, err.message, err.line) from None
+    module = next(m for m in ast if m["source"]["file"] == path)["ast"]
+    package = _ref_name(module["package"]["refr"]) or ""
+    rules = []
+    for rule in module["rules"]:
+        name, kind, span = _rule_head(rule)
+        rules.append(
+            RuleDefinition(
+                name=name,
+                start=int(span["start"]),
+                end=int(span["end"]),
+                line=int(span["line"]),
+                kind=kind,
+            )
+        )
+    imports = set()
+    for imp in module.get("imports", []):
+        alias = imp.get("as")
+        name = _ref_name(imp["refr"]) or ""
+        imports.add(str(alias) if alias else name.rsplit(".", 1)[-1])
+    calls = []
+    for node in _walk(module["rules"]):
+        call = node.get("Call")
+        if isinstance(call, dict):
+            name = _ref_name(call.get("fcn"))
+            if name:
+                calls.append((name, int(call["span"]["line"])))
+    return RegoModule(
+        path=path,
+        source=source,
+        package=package,
+        rules=tuple(rules),
+        imports=frozenset(imports),
+        calls=tuple(calls),
+    )
+
+
+def check_calls(modules: Sequence[RegoModule]) -> None:
+    """Refuse, at load time, calls the engine cannot or must not make."""
+    defined = {r.name for m in modules for r in m.rules if r.is_function}
+    defined |= {f"data.{m.package}.{r.name}" for m in modules for r in m.rules if r.is_function}
+    available = regorus_builtins() | {path for path, _, _ in _EXTENSIONS}
+    for module in modules:
+        for name, line in module.calls:
+            if name in FORBIDDEN_BUILTINS:
+                raise PolicyLoadError(module.path, FORBIDDEN_BUILTINS[name], line)
+            if name in defined or name.startswith("data.") or name.split(".")[0] in module.imports:
+                continue
+            if name in UNSUPPORTED_OPA_BUILTINS:
+                raise PolicyLoadError(
+                    module.path,
+                    f"builtin {name} is not supported by sbomgate's Rego engine (regorus)",
+                    line,
+                )
+            if name not in available:
+                raise PolicyLoadError(module.path, f"unknown function {name}", line)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def rego_literal(value: Any) -> str:
+    """A Rego term for a JSON-ish Python value (sets become Rego sets)."""
+    if isinstance(value, set | frozenset):
+        if not value:
+            return "set()"
+        return "{" + ", ".join(rego_literal(v) for v in sorted(value, key=repr)) + "}"
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class RegoEngine:
+    """One module set (a policy and its helpers) on one thread, with OPA's non-strict errors."""
+
+    def __init__(self, modules: Sequence[RegoModule], data: Mapping[str, Any]) -> None:
+        self._modules = tuple(modules)
+        self._data = data
+        self._thread = threading.get_ident()
+        self._engine = self._build({})
+        self._variants: dict[tuple[str, int], Any] = {}
+
+    def _build(self, replace: Mapping[str, str]) -> Any:
+        engine = new_engine()
+        for module in self._modules:
+            engine.add_policy(module.path, replace.get(module.path, module.source))
+        if self._data:
+            engine.add_data(dict(self._data))
+        return engine
+
+    def set_input_json(self, document: str) -> None:
+        if threading.get_ident() != self._thread:
+            # regorus would panic (a BaseException) on a foreign thread; say so plainly instead.
+            raise RuntimeError("a RegoEngine is bound to the thread that created it")
+        self._input = document
+        self._engine.set_input_json(document)
+
+    def eval_rule(self, path: str, known: Mapping[str, Any] | None = None) -> Any:
+        """The rule's value (None when undefined); RegoError only for errors OPA has too.
+
+        `known` maps rule paths to values already computed (say `reason`), used when the rule
+        itself fails: `match if count(reason) > 0` is retried `with` reason as its OPA value.
+        """
+        try:
+            return self._engine.eval_rule(path)
+        except Exception as exc:
+            err = rego_error(exc)
+            if err.fatal:
+                raise err from None
+        if known:
+            try:
+                return _query(self._engine, path, known)
+            except Exception as exc:
+                err = rego_error(exc)
+                if err.fatal:
+                    raise err from None
+        return self._eval_isolated(path, err, known or {})
+
+    def _variant(self, module: RegoModule, name: str, keep: RuleDefinition | None) -> Any:
+        key = (f"{module.path}#{name}", -1 if keep is None else module.rules.index(keep))
+        engine = self._variants.get(key)
+        if engine is None:
+            engine = self._build({module.path: module.without(keep, name)})
+            self._variants[key] = engine
+        engine.set_input_json(self._input)
+        return engine
+
+    def _eval_isolated(
+        self, path: str, first_error: RegoError, known: Mapping[str, Any]
+    ) -> Any:
+        """Evaluate each definition of `path` alone; failing ones are undefined (OPA non-strict)."""
+        package, _, name = path.removeprefix("data.").rpartition(".")
+        owners = [m for m in self._modules if m.package == package and m.definitions(name)]
+        if not owners:
+            raise first_error
+        kinds = {r.kind for m in owners for r in m.definitions(name)}
+        results: list[Any] = []
+        for module in owners:
+            for rule in module.definitions(name):
+                if rule.is_default:
+                    continue
+                engine = self._variant(module, name, rule)
+                try:
+                    value = _query(engine, path, known) if known else engine.eval_rule(path)
+                except Exception as exc:
+                    err = rego_error(exc)
+                    if err.fatal:
+                        raise err from None
+                    continue  # this definition is undefined, as in OPA non-strict mode
+                if value is not None:
+                    results.append(value)
+        if results:
+            return _combine(results)
+        if "default" in kinds:
+            module = next(m for m in owners if any(r.is_default for r in m.definitions(name)))
+            return self._variant(module, name, None).eval_rule(path)
+        if "set" in kinds:
+            return set()
+        if "object" in kinds:
+            return {}
+        return None
+
+
+def _query(engine: Any, path: str, known: Mapping[str, Any]) -> Any:
+    query = path + "".join(f" with {ref} as {rego_literal(v)}" for ref, v in known.items())
+    rows = engine.eval_query(query).get("result", [])
+    return rows[0]["expressions"][0]["value"] if rows else None
+
+
+def _combine(values: list[Any]) -> Any:
+    """Join the values of separately evaluated definitions of one rule."""
+    if not values:
+        return None
+    if all(isinstance(v, set | frozenset | list) for v in values):
+        out: list[Any] = []
+        for v in values:
+            out.extend(v)
+        return out
+    if all(isinstance(v, dict) for v in values):
+        merged: dict[Any, Any] = {}
+        for v in values:
+            merged.update(v)
+        return merged
+    if all(isinstance(v, bool) for v in values):
+        return any(values)
+    return values[0]

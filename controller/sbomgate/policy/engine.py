@@ -1,0 +1,179 @@
+"""The policy engine: every package of an SBOM against every policy, in precedence order.
+
+One engine serves every front door (CLI, webhook, audit). It does no I/O: the SBOM, the
+policies, the data and the per-package facts are handed to it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sbomgate.errors import EvaluationError
+from sbomgate.policy._regorus import RegoEngine
+from sbomgate.policy.input import NO_FACTS, PackageFacts, build_input
+from sbomgate.policy.loader import Action, Policy
+from sbomgate.sbom.model import Component, Sbom
+from sbomgate.verdict import EvaluationFailure, Finding, Verdict
+
+FactSource = Callable[[Component], PackageFacts]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOutcome:
+    """What one policy said of one input."""
+
+    policy: Policy
+    matched: bool
+    reasons: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def _reasons(value: Any) -> tuple[str, ...]:
+    """`reason` as a set (`contains`) or an object (`reason[msg] if ...`): its messages."""
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        items: list[Any] = list(value.keys())
+    elif isinstance(value, set | frozenset | list | tuple):
+        items = list(value)
+    else:
+        items = [value]
+    texts = {v if isinstance(v, str) else orjson.dumps(v).decode() for v in items}
+    return tuple(sorted(texts))
+
+
+class PolicyEngine:
+    """Policies + data, compiled lazily into regorus engines, one set per thread."""
+
+    def __init__(self, policies: Sequence[Policy], data: Mapping[str, Any] | None = None) -> None:
+        self.policies = tuple(sorted(policies, key=lambda p: (p.precedence, p.name)))
+        self.data: Mapping[str, Any] = dict(data or {})
+        self._local = threading.local()
+
+    def _engines(self) -> dict[str, RegoEngine]:
+        engines: dict[str, RegoEngine] | None = getattr(self._local, "engines", None)
+        if engines is None:
+            engines = {p.name: RegoEngine([p.module], self.data) for p in self.policies}
+            self._local.engines = engines
+        return engines
+
+    def evaluate_input(self, document: str) -> list[PolicyOutcome]:
+        """Run every enabled policy, in order, on one serialised `input` until a terminal match."""
+        outcomes: list[PolicyOutcome] = []
+        engines = self._engines()
+        for policy in self.policies:
+            if not policy.enabled:
+                continue
+            engine = engines[policy.name]
+            try:
+                engine.set_input_json(document)
+                reason_value = engine.eval_rule(policy.reason_rule)
+                matched_value = engine.eval_rule(
+                    policy.match_rule, known={policy.reason_rule: reason_value}
+                )
+                reasons = _reasons(reason_value) if matched_value is True else ()
+            except EvaluationError as exc:
+                outcomes.append(PolicyOutcome(policy, matched=False, error=str(exc)))
+                continue
+            if matched_value is not None and not isinstance(matched_value, bool):
+                outcomes.append(
+                    PolicyOutcome(
+                        policy,
+                        matched=False,
+                        error=f"`match` must be a boolean, got {orjson.dumps(matched_value).decode()}",
+                    )
+                )
+                continue
+            matched = bool(matched_value)
+            outcomes.append(PolicyOutcome(policy, matched, reasons if matched else ()))
+            if matched and policy.terminal:
+                break
+        return outcomes
+
+    def evaluate_sbom(
+        self,
+        sbom: Sbom,
+        *,
+        facts: FactSource | None = None,
+        image: Mapping[str, Any] | None = None,
+        workload: Mapping[str, Any] | None = None,
+    ) -> Verdict:
+        """The verdict on an SBOM: its subject once (with `input.v0.sbom`), then each component."""
+        collector = _Collector()
+        subject_input = build_input(
+            sbom.subject,
+            sbom=sbom,
+            facts=facts(sbom.subject) if facts and sbom.subject else NO_FACTS,
+            image=image,
+            workload=workload,
+        )
+        collector.add(sbom.subject, self.evaluate_input(_dump(subject_input)), subject=True)
+        # Identical components (same input) are evaluated once.
+        seen: dict[bytes, list[PolicyOutcome]] = {}
+        for component in sbom.components:
+            document = _dump(
+                build_input(
+                    component,
+                    facts=facts(component) if facts else NO_FACTS,
+                    image=image,
+                    workload=workload,
+                )
+            )
+            key = document.encode()
+            outcomes = seen.get(key)
+            if outcomes is None:
+                outcomes = self.evaluate_input(document)
+                seen[key] = outcomes
+            collector.add(component, outcomes)
+        return collector.verdict(len(sbom.components), sbom)
+
+
+def _dump(document: Mapping[str, Any]) -> str:
+    return orjson.dumps(document).decode()
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.by_action: dict[Action, list[Finding]] = {a: [] for a in Action}
+        self.errors: list[EvaluationFailure] = []
+
+    def add(
+        self, component: Component | None, outcomes: Sequence[PolicyOutcome], *, subject: bool = False
+    ) -> None:
+        purl = component.purl if component else None
+        name = component.name if component else None
+        version = component.version if component else None
+        for outcome in outcomes:
+            policy = outcome.policy
+            if outcome.error is not None:
+                self.errors.append(EvaluationFailure(purl, name, policy.name, outcome.error))
+            elif outcome.matched:
+                self.by_action[policy.action].append(
+                    Finding(
+                        purl=purl,
+                        name=name,
+                        version=version,
+                        policy=policy.name,
+                        title=policy.title,
+                        action=policy.action.value,
+                        reasons=outcome.reasons or (policy.title,),
+                        subject=subject,
+                    )
+                )
+
+    def verdict(self, components: int, sbom: Sbom) -> Verdict:
+        return Verdict(
+            components=components,
+            subject=sbom.subject,
+            violations=tuple(self.by_action[Action.DENY] + self.by_action[Action.QUARANTINE]),
+            warnings=tuple(self.by_action[Action.WARN]),
+            audits=tuple(self.by_action[Action.AUDIT]),
+            exemptions=tuple(self.by_action[Action.ALLOW]),
+            errors=tuple(self.errors),
+            source=sbom.source,
+        )

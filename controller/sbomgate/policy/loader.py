@@ -1,0 +1,156 @@
+"""Loading policies: `.rego` files with optional OPA METADATA annotations on the package."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sbomgate.errors import InputError, PolicyLoadError
+from sbomgate.policy._regorus import RegoModule, analyse_module, check_calls
+
+MAX_POLICY_BYTES = 1 << 20
+
+
+class Action(StrEnum):
+    DENY = "Deny"
+    WARN = "Warn"
+    AUDIT = "Audit"
+    QUARANTINE = "Quarantine"
+    ALLOW = "Allow"
+
+    @property
+    def denies(self) -> bool:
+        return self in (Action.DENY, Action.QUARANTINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A loaded, checked policy. Lower `precedence` runs first."""
+
+    name: str
+    path: str
+    package: str
+    module: RegoModule
+    title: str
+    description: str
+    action: Action = Action.DENY
+    precedence: int = 100
+    terminal: bool = False
+    enabled: bool = True
+
+    @property
+    def match_rule(self) -> str:
+        return f"data.{self.package}.match"
+
+    @property
+    def reason_rule(self) -> str:
+        return f"data.{self.package}.reason"
+
+
+_PACKAGE_LINE = re.compile(r"^\s*package\s+\S", re.MULTILINE)
+
+
+def read_metadata(path: str, source: str) -> tuple[dict[str, Any], int | None]:
+    """The package's METADATA block (YAML in comments right before `package`), and its line."""
+    lines = source.splitlines()
+    package_at = next((i for i, line in enumerate(lines) if _PACKAGE_LINE.match(line)), None)
+    if package_at is None:
+        return {}, None
+    start = package_at
+    while start > 0 and lines[start - 1].lstrip().startswith("#"):
+        start -= 1
+    block = lines[start:package_at]
+    marker = next((i for i, line in enumerate(block) if line.strip() == "# METADATA"), None)
+    if marker is None:
+        return {}, None
+    text = "\n".join(line.lstrip()[1:].removeprefix(" ") for line in block[marker + 1 :])
+    first_line = start + marker + 1
+    try:
+        meta = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = first_line + 1 + (mark.line if mark else 0)
+        raise PolicyLoadError(path, f"invalid METADATA: {exc}".splitlines()[0], line) from None
+    if not isinstance(meta, dict):
+        raise PolicyLoadError(path, "METADATA must be a YAML mapping", first_line)
+    return meta, first_line
+
+
+def _custom(path: str, meta: Mapping[str, Any], line: int | None) -> dict[str, Any]:
+    custom = meta.get("custom") or {}
+    if not isinstance(custom, dict):
+        raise PolicyLoadError(path, "METADATA custom must be a mapping", line)
+    out: dict[str, Any] = {}
+    if "action" in custom:
+        try:
+            out["action"] = Action(str(custom["action"]))
+        except ValueError:
+            allowed = ", ".join(a.value for a in Action)
+            raise PolicyLoadError(
+                path, f"METADATA custom.action {custom['action']!r} is not one of {allowed}", line
+            ) from None
+    if "precedence" in custom:
+        value = custom["precedence"]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PolicyLoadError(path, "METADATA custom.precedence must be an integer", line)
+        out["precedence"] = value
+    for key in ("terminal", "enabled"):
+        if key in custom:
+            if not isinstance(custom[key], bool):
+                raise PolicyLoadError(path, f"METADATA custom.{key} must be true or false", line)
+            out[key] = custom[key]
+    return out
+
+
+def load_policy(path: str, source: str, *, helpers: Sequence[RegoModule] = ()) -> Policy:
+    module = analyse_module(path, source)
+    check_calls([module, *helpers])
+    meta, line = read_metadata(path, source)
+    if not module.definitions("match"):
+        raise PolicyLoadError(path, f"package {module.package} has no `match` rule")
+    return Policy(
+        name=Path(path).stem,
+        path=path,
+        package=module.package,
+        module=module,
+        title=str(meta.get("title") or Path(path).stem),
+        description=str(meta.get("description") or ""),
+        **_custom(path, meta, line),
+    )
+
+
+def is_test_file(path: Path) -> bool:
+    return path.name.endswith("_test.rego")
+
+
+def read_policy_file(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise PolicyLoadError(str(path), f"policy is {size} bytes, over the 1 MiB limit")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PolicyLoadError(str(path), "policy is not UTF-8 text") from None
+    except OSError as exc:
+        raise PolicyLoadError(str(path), f"cannot read: {exc.strerror}") from None
+
+
+def load_policy_dir(directory: str | Path) -> list[Policy]:
+    """Every non-test `.rego` file of `directory` (not recursive), sorted by precedence."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError(f"{root}: policy directory not found")
+    policies = [
+        load_policy(str(p), read_policy_file(p))
+        for p in sorted(root.glob("*.rego"))
+        if not is_test_file(p)
+    ]
+    if not policies:
+        raise InputError(f"{root}: no .rego policies found")
+    return sorted(policies, key=lambda p: (p.precedence, p.name))

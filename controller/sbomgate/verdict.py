@@ -1,0 +1,198 @@
+"""The one result type, and its renderings (JSON, terminal table, SARIF)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sbomgate import __version__
+from sbomgate.sbom.model import Component
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A policy matched a package."""
+
+    purl: str | None
+    name: str | None
+    version: str | None
+    policy: str
+    title: str
+    action: str
+    reasons: tuple[str, ...]
+    subject: bool = False  # the image/SBOM-level evaluation, not one component
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "purl": self.purl,
+            "name": self.name,
+            "version": self.version,
+            "policy": self.policy,
+            "action": self.action,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationFailure:
+    """A policy failed on a package: reported, and the verdict denies (fail closed)."""
+
+    purl: str | None
+    name: str | None
+    policy: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"purl": self.purl, "name": self.name, "policy": self.policy, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    components: int
+    subject: Component | None
+    violations: tuple[Finding, ...] = ()
+    warnings: tuple[Finding, ...] = ()
+    audits: tuple[Finding, ...] = ()
+    exemptions: tuple[Finding, ...] = ()
+    errors: tuple[EvaluationFailure, ...] = ()
+    source: str | None = None
+    policies: tuple[str, ...] = field(default=())
+
+    @property
+    def allowed(self) -> bool:
+        return not self.violations and not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        subject = self.subject
+        return {
+            "allowed": self.allowed,
+            "summary": {
+                "components": self.components,
+                "violations": len(self.violations),
+                "warnings": len(self.warnings),
+                "errors": len(self.errors),
+            },
+            "subject": (
+                {
+                    "name": subject.name,
+                    "version": subject.version,
+                    "purl": subject.purl,
+                    "format": subject.format,
+                }
+                if subject
+                else None
+            ),
+            "violations": [f.to_json() for f in self.violations],
+            "warnings": [f.to_json() for f in self.warnings],
+            "audits": [f.to_json() for f in self.audits],
+            "exemptions": [f.to_json() for f in self.exemptions],
+            "errors": [e.to_json() for e in self.errors],
+        }
+
+
+def _label(f: Finding | EvaluationFailure) -> str:
+    if f.purl:
+        return f.purl
+    version = getattr(f, "version", None)
+    return f"{f.name}@{version}" if version else str(f.name)
+
+
+def render_table(verdict: Verdict, source: str) -> Any:
+    """A rich renderable: what a person reads in a terminal."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list[Any] = []
+    rows: list[tuple[str, str, str, str]] = []
+    for f in verdict.violations + verdict.warnings + verdict.audits:
+        rows.append((f.action, _label(f), f.policy, "\n".join(f.reasons) or f.title))
+    for e in verdict.errors:
+        rows.append(("Error", _label(e), e.policy, e.message))
+    if rows:
+        table = Table(show_lines=False, expand=False)
+        table.add_column("action", no_wrap=True)
+        table.add_column("package", overflow="fold")
+        table.add_column("policy", no_wrap=True)
+        table.add_column("reason", overflow="fold")
+        styles = {"Deny": "red", "Quarantine": "red", "Error": "red", "Warn": "yellow"}
+        for action, label, policy, reason in rows:
+            table.add_row(Text(action, style=styles.get(action, "cyan")), label, policy, reason)
+        parts.append(table)
+    decision = Text("ALLOWED", style="bold green") if verdict.allowed else Text(
+        "DENIED", style="bold red"
+    )
+    summary = Text.assemble(
+        decision,
+        f"  {source}: {verdict.components} components, {len(verdict.violations)} violations, "
+        f"{len(verdict.warnings)} warnings, {len(verdict.errors)} errors",
+    )
+    parts.append(summary)
+    return Group(*parts)
+
+
+_SARIF_LEVEL = {"Deny": "error", "Quarantine": "error", "Warn": "warning", "Audit": "note"}
+
+
+def to_sarif(verdict: Verdict, source: str, policies: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """SARIF 2.1.0 for code-scanning UIs: one rule per policy, one result per finding.
+
+    `policies` is (name, title, description) for every policy that ran.
+    """
+    rules = [
+        {
+            "id": name,
+            "name": name,
+            "shortDescription": {"text": title},
+            "fullDescription": {"text": description or title},
+        }
+        for name, title, description in policies
+    ]
+    if verdict.errors:
+        rules.append(
+            {
+                "id": "sbomgate/evaluation-error",
+                "name": "evaluation-error",
+                "shortDescription": {"text": "A policy failed to evaluate (fail closed)"},
+            }
+        )
+    location = [{"physicalLocation": {"artifactLocation": {"uri": source}}}]
+    results: list[dict[str, Any]] = []
+    for f in verdict.violations + verdict.warnings + verdict.audits:
+        reasons = "; ".join(f.reasons) or f.title
+        results.append(
+            {
+                "ruleId": f.policy,
+                "level": _SARIF_LEVEL.get(f.action, "note"),
+                "message": {"text": f"{_label(f)}: {reasons}"},
+                "locations": location,
+                "properties": {"purl": f.purl, "action": f.action},
+            }
+        )
+    for e in verdict.errors:
+        results.append(
+            {
+                "ruleId": "sbomgate/evaluation-error",
+                "level": "error",
+                "message": {"text": f"{_label(e)}: policy {e.policy} failed: {e.message}"},
+                "locations": location,
+            }
+        )
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "sbomgate",
+                        "version": __version__,
+                        "informationUri": "https://sbomgate.dev",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
