@@ -1,5 +1,23 @@
 """SBOM ingestion: CycloneDX 1.2-1.6 (JSON, XML) and SPDX 2.2/2.3 (JSON) into `Sbom`."""
 
 from sbomgate.sbom.model import Component, Sbom, SbomFormat
+from sbomgate.sbom.parse import (
+    MAX_COMPONENT_DEPTH,
+    MAX_COMPONENTS,
+    MAX_SBOM_BYTES,
+    load_sbom_file,
+    parse_sbom,
+)
+from sbomgate.sbom.purl import format_for_purl_type
 
-__all__ = ["Component", "Sbom", "SbomFormat"]
+__all__ = [
+    "MAX_COMPONENTS",
+    "MAX_COMPONENT_DEPTH",
+    "MAX_SBOM_BYTES",
+    "Component",
+    "Sbom",
+    "SbomFormat",
+    "format_for_purl_type",
+    "load_sbom_file",
+    "parse_sbom",
+]

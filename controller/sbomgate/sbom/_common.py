@@ -1,0 +1,140 @@
+"""Pieces shared by the CycloneDX and SPDX readers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from sbomgate.sbom.model import Component
+from sbomgate.sbom.purl import ParsedPurl, format_for_purl_type, parse_purl
+
+__all__ = [
+    "Invalid",
+    "Limits",
+    "component_from_parts",
+    "describe",
+    "hash_alg",
+    "hash_alg_cyclonedx",
+    "purl_or_error",
+]
+
+
+class Invalid(Exception):
+    """Raised inside the readers; parse_sbom turns it into SbomError(source, message)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Limits:
+    """Per-parse limits and the running component count."""
+
+    __slots__ = ("count", "max_components", "max_depth")
+
+    def __init__(self, max_depth: int, max_components: int) -> None:
+        self.max_depth = max_depth
+        self.max_components = max_components
+        self.count = 0
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+        if self.count > self.max_components:
+            raise Invalid(f"more than {self.max_components} components (the limit)")
+
+
+def describe(value: Any) -> str:
+    """The JSON type of a value, for "expected a string, got a number" messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+_HASH_SPECIAL = {"sha3", "blake2b", "blake2s"}
+
+
+@lru_cache(maxsize=256)
+def hash_alg(alg: str) -> str:
+    """`SHA-256`/`SHA256` -> `sha256`, `SHA3-256` -> `sha3_256`, `BLAKE2b-256` -> `blake2b_256`."""
+    lowered = alg.strip().lower().replace("_", "-")
+    head, sep, tail = lowered.partition("-")
+    if sep and head in _HASH_SPECIAL:
+        return f"{head}_{tail.replace('-', '')}"
+    return lowered.replace("-", "")
+
+
+_CDX_ALGS = {
+    "md5": "MD5",
+    "sha1": "SHA-1",
+    "sha256": "SHA-256",
+    "sha384": "SHA-384",
+    "sha512": "SHA-512",
+    "sha3_256": "SHA3-256",
+    "sha3_384": "SHA3-384",
+    "sha3_512": "SHA3-512",
+    "blake2b_256": "BLAKE2b-256",
+    "blake2b_384": "BLAKE2b-384",
+    "blake2b_512": "BLAKE2b-512",
+    "blake3": "BLAKE3",
+}
+
+
+def hash_alg_cyclonedx(alg: str) -> str:
+    """Our normalised algorithm name back to CycloneDX's spelling (for converted documents)."""
+    return _CDX_ALGS.get(alg, alg.upper())
+
+
+def purl_or_error(purl: str, path: str) -> ParsedPurl:
+    try:
+        return parse_purl(purl)
+    except ValueError as exc:
+        raise Invalid(f"{path}: invalid purl: {exc}") from None
+
+
+def component_from_parts(
+    parsed: ParsedPurl | None,
+    name: str | None,
+    version: str | None,
+    license_: str | None,
+    raw_license: str | None,
+    hashes: dict[str, str],
+    bom_ref: str | None,
+) -> Component:
+    """Build a Component; the purl (when there is one) decides name, namespace and format."""
+    if parsed is None:
+        return Component(
+            name=name or "",
+            version=version,
+            license=license_,
+            raw_license=raw_license,
+            hashes=hashes,
+            bom_ref=bom_ref,
+        )
+    ptype = parsed.type
+    namespace = parsed.namespace
+    pname = parsed.name
+    if namespace is not None and (ptype == "npm" or ptype == "golang"):
+        pname = f"{namespace}/{pname}"
+    return Component(
+        name=pname,
+        version=version if version else parsed.version,
+        purl=parsed.canonical,
+        purl_type=ptype,
+        namespace=namespace,
+        qualifiers=dict(parsed.qualifiers) if parsed.qualifiers else {},
+        format=format_for_purl_type(ptype),
+        license=license_,
+        raw_license=raw_license,
+        hashes=hashes,
+        bom_ref=bom_ref,
+    )

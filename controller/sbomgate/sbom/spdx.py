@@ -1,0 +1,228 @@
+"""SPDX 2.2 / 2.3 JSON -> subject, components, and a CycloneDX-JSON-shaped document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sbomgate.sbom._common import (
+    Invalid,
+    Limits,
+    component_from_parts,
+    describe,
+    hash_alg,
+    hash_alg_cyclonedx,
+    purl_or_error,
+)
+from sbomgate.sbom.licenses import UNKNOWN_LICENSES, LicenseSyntaxError, normalise_expression
+from sbomgate.sbom.model import Component
+from sbomgate.sbom.purl import ParsedPurl
+
+__all__ = ["SUPPORTED_VERSIONS", "read_spdx"]
+
+SUPPORTED_VERSIONS = ("SPDX-2.2", "SPDX-2.3")
+_PURL_CATEGORIES = frozenset({"PACKAGE-MANAGER", "PACKAGE_MANAGER"})
+_DOCUMENT = "SPDXRef-DOCUMENT"
+# SPDX 2.3 primaryPackagePurpose -> CycloneDX component type.
+_PURPOSE = {
+    "APPLICATION": "application",
+    "FRAMEWORK": "framework",
+    "LIBRARY": "library",
+    "CONTAINER": "container",
+    "OPERATING-SYSTEM": "operating-system",
+    "DEVICE": "device",
+    "FIRMWARE": "firmware",
+    "FILE": "file",
+}
+
+
+def check_spec_version(spec: Any) -> str:
+    if not isinstance(spec, str):
+        raise Invalid(f"spdxVersion: expected a string, got {describe(spec)}")
+    if spec not in SUPPORTED_VERSIONS:
+        raise Invalid(f"SPDX version {spec} is not supported (SPDX-2.2 and SPDX-2.3 are)")
+    return spec
+
+
+def read_spdx(
+    doc: dict[str, Any], limits: Limits
+) -> tuple[str, Component | None, tuple[Component, ...], dict[str, Any]]:
+    """Return (spec version without the `SPDX-` prefix, subject, components, document)."""
+    spec = check_spec_version(doc.get("spdxVersion"))
+    packages = doc.get("packages")
+    if packages is None:
+        packages = []
+    if type(packages) is not list:
+        raise Invalid(f"packages: expected an array, got {describe(packages)}")
+    limits.add(len(packages))
+    described = _described(doc)
+
+    subject: Component | None = None
+    subject_doc: dict[str, Any] | None = None
+    components: list[Component] = []
+    converted: list[dict[str, Any]] = []
+    for i, pkg in enumerate(packages):
+        component, purpose = _package(pkg, i)
+        if subject is None and described is not None and component.bom_ref == described:
+            subject = component
+            subject_doc = _to_cyclonedx(component, purpose or "application")
+            continue
+        components.append(component)
+        converted.append(_to_cyclonedx(component, purpose or "library"))
+
+    metadata: dict[str, Any] = {
+        "properties": [{"name": "sbomgate:converted-from", "value": spec}],
+    }
+    name = doc.get("name")
+    if isinstance(name, str):
+        metadata["properties"].append({"name": "spdx:document:name", "value": name})
+    info = doc.get("creationInfo")
+    if isinstance(info, dict) and isinstance(info.get("created"), str):
+        metadata["timestamp"] = info["created"]
+    if subject_doc is not None:
+        metadata["component"] = subject_doc
+    document: dict[str, Any] = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "version": 1,
+        "metadata": metadata,
+        "components": converted,
+    }
+    namespace = doc.get("documentNamespace")
+    if isinstance(namespace, str):
+        document["serialNumber"] = namespace
+    return spec[len("SPDX-") :], subject, tuple(components), document
+
+
+def _described(doc: dict[str, Any]) -> str | None:
+    """The SPDXID the document describes: documentDescribes[0], else the first DESCRIBES
+    relationship from SPDXRef-DOCUMENT (or DESCRIBED_BY towards it)."""
+    describes = doc.get("documentDescribes")
+    if describes is not None:
+        if type(describes) is not list or not all(type(d) is str for d in describes):
+            raise Invalid("documentDescribes: expected an array of strings")
+        if describes:
+            first: str = describes[0]
+            return first
+    relationships = doc.get("relationships")
+    if relationships is None:
+        return None
+    if type(relationships) is not list:
+        raise Invalid(f"relationships: expected an array, got {describe(relationships)}")
+    for rel in relationships:
+        if type(rel) is not dict:
+            continue
+        kind = rel.get("relationshipType")
+        element = rel.get("spdxElementId")
+        related = rel.get("relatedSpdxElement")
+        if kind == "DESCRIBES" and element == _DOCUMENT and isinstance(related, str):
+            return related
+        if kind == "DESCRIBED_BY" and related == _DOCUMENT and isinstance(element, str):
+            return element
+    return None
+
+
+def _package(pkg: Any, i: int) -> tuple[Component, str | None]:
+    path = f"packages[{i}]"
+    if type(pkg) is not dict:
+        raise Invalid(f"{path}: expected an object, got {describe(pkg)}")
+    get = pkg.get
+    name = get("name")
+    if name is not None and type(name) is not str:
+        raise Invalid(f"{path}.name: expected a string, got {describe(name)}")
+    version = get("versionInfo")
+    if version is not None and type(version) is not str:
+        raise Invalid(f"{path}.versionInfo: expected a string, got {describe(version)}")
+    spdx_id = get("SPDXID")
+    if spdx_id is not None and type(spdx_id) is not str:
+        raise Invalid(f"{path}.SPDXID: expected a string, got {describe(spdx_id)}")
+
+    parsed: ParsedPurl | None = None
+    refs = get("externalRefs")
+    if refs is not None:
+        if type(refs) is not list:
+            raise Invalid(f"{path}.externalRefs: expected an array, got {describe(refs)}")
+        for j, ref in enumerate(refs):
+            if type(ref) is not dict:
+                raise Invalid(f"{path}.externalRefs[{j}]: expected an object, got {describe(ref)}")
+            if ref.get("referenceType") != "purl":
+                continue
+            if ref.get("referenceCategory") not in _PURL_CATEGORIES:
+                continue
+            locator = ref.get("referenceLocator")
+            where = f"{path}.externalRefs[{j}].referenceLocator"
+            if type(locator) is not str:
+                raise Invalid(f"{where}: expected a string, got {describe(locator)}")
+            parsed = purl_or_error(locator, where)
+            break
+    if parsed is None and not name:
+        raise Invalid(f"{path}: package has neither a name nor a purl")
+
+    license_: str | None = None
+    raw_license: str | None = None
+    for field in ("licenseConcluded", "licenseDeclared"):
+        value = get(field)
+        if value is None:
+            continue
+        if type(value) is not str:
+            raise Invalid(f"{path}.{field}: expected a string, got {describe(value)}")
+        text = value.strip()
+        if raw_license is None:
+            raw_license = text
+        if text in UNKNOWN_LICENSES:
+            continue
+        try:
+            license_ = normalise_expression(text)
+        except LicenseSyntaxError as exc:
+            raise Invalid(
+                f"{path}.{field}: invalid SPDX license expression {text!r}: {exc}"
+            ) from None
+        raw_license = text
+        break
+
+    hashes: dict[str, str] = {}
+    checksums = get("checksums")
+    if checksums is not None:
+        if type(checksums) is not list:
+            raise Invalid(f"{path}.checksums: expected an array, got {describe(checksums)}")
+        for j, c in enumerate(checksums):
+            alg = value = None
+            if type(c) is dict:
+                alg = c.get("algorithm")
+                value = c.get("checksumValue")
+            if type(alg) is not str or type(value) is not str:
+                raise Invalid(
+                    f'{path}.checksums[{j}]: expected an object with string "algorithm" and '
+                    '"checksumValue"'
+                )
+            hashes[hash_alg(alg)] = value.strip().lower()
+
+    purpose = get("primaryPackagePurpose")
+    kind = _PURPOSE.get(purpose) if isinstance(purpose, str) else None
+    return (
+        component_from_parts(parsed, name, version, license_, raw_license, hashes, spdx_id),
+        kind,
+    )
+
+
+def _to_cyclonedx(c: Component, kind: str) -> dict[str, Any]:
+    """A Component in CycloneDX JSON shape (absent facts are omitted, as CycloneDX does)."""
+    out: dict[str, Any] = {"type": kind, "name": c.name}
+    if c.bom_ref is not None:
+        out["bom-ref"] = c.bom_ref
+    if c.purl_type == "maven" and c.namespace:
+        out["group"] = c.namespace
+    if c.version is not None:
+        out["version"] = c.version
+    if c.purl is not None:
+        out["purl"] = c.purl
+    if c.license is not None:
+        if " " in c.license or "LicenseRef-" in c.license:
+            out["licenses"] = [{"expression": c.license}]
+        else:
+            out["licenses"] = [{"license": {"id": c.license}}]
+    if c.hashes:
+        out["hashes"] = [
+            {"alg": hash_alg_cyclonedx(alg), "content": content}
+            for alg, content in c.hashes.items()
+        ]
+    return out
