@@ -190,10 +190,14 @@ class RegoModule:
         error locations in the variant still point at the user's file.
         """
         raw = bytearray(self.source.encode())
+        # Blank up to the next rule's start, not to the span's end: regorus' span of a rule
+        # ending in a string literal stops before the closing quote.
+        starts = sorted(r.start for r in self.rules)
         for rule in self.definitions(name):
             if rule is keep or rule.is_default:
                 continue
-            for i in range(rule.start, rule.end):
+            end = next((s for s in starts if s > rule.start), len(raw))
+            for i in range(rule.start, end):
                 if raw[i] != 0x0A:
                     raw[i] = 0x20
         return raw.decode()

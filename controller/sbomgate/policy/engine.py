@@ -72,9 +72,14 @@ class PolicyEngine:
             engine = engines[policy.name]
             try:
                 engine.set_input_json(document)
-                reason_value = engine.eval_rule(policy.reason_rule)
+                reason_value = (
+                    engine.eval_rule(policy.reason_rule)
+                    if policy.module.definitions("reason")
+                    else None
+                )
                 matched_value = engine.eval_rule(
-                    policy.match_rule, known={policy.reason_rule: reason_value}
+                    policy.match_rule,
+                    known={policy.reason_rule: reason_value} if reason_value is not None else None,
                 )
                 reasons = _reasons(reason_value) if matched_value is True else ()
             except EvaluationError as exc:

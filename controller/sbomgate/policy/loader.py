@@ -82,12 +82,25 @@ def read_metadata(path: str, source: str) -> tuple[dict[str, Any], int | None]:
     return meta, first_line
 
 
-def _custom(path: str, meta: Mapping[str, Any], line: int | None) -> dict[str, Any]:
+def _key_line(source: str, key: str, after: int | None) -> int | None:
+    """The 1-based line of the METADATA comment that sets `key` (for precise errors)."""
+    if after is None:
+        return None
+    pattern = re.compile(rf"^\s*#\s*{re.escape(key)}\s*:")
+    for number, text in enumerate(source.splitlines()[after - 1 :], start=after):
+        if pattern.match(text):
+            return number
+    return after
+
+
+def _custom(path: str, source: str, meta: Mapping[str, Any], first: int | None) -> dict[str, Any]:
     custom = meta.get("custom") or {}
+    line = first
     if not isinstance(custom, dict):
         raise PolicyLoadError(path, "METADATA custom must be a mapping", line)
     out: dict[str, Any] = {}
     if "action" in custom:
+        line = _key_line(source, "action", first)
         try:
             out["action"] = Action(str(custom["action"]))
         except ValueError:
@@ -97,11 +110,13 @@ def _custom(path: str, meta: Mapping[str, Any], line: int | None) -> dict[str, A
             ) from None
     if "precedence" in custom:
         value = custom["precedence"]
+        line = _key_line(source, "precedence", first)
         if not isinstance(value, int) or isinstance(value, bool):
             raise PolicyLoadError(path, "METADATA custom.precedence must be an integer", line)
         out["precedence"] = value
     for key in ("terminal", "enabled"):
         if key in custom:
+            line = _key_line(source, key, first)
             if not isinstance(custom[key], bool):
                 raise PolicyLoadError(path, f"METADATA custom.{key} must be true or false", line)
             out[key] = custom[key]
@@ -121,7 +136,7 @@ def load_policy(path: str, source: str, *, helpers: Sequence[RegoModule] = ()) -
         module=module,
         title=str(meta.get("title") or Path(path).stem),
         description=str(meta.get("description") or ""),
-        **_custom(path, meta, line),
+        **_custom(path, source, meta, line),
     )
 
 

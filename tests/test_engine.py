@@ -1,0 +1,326 @@
+"""The policy engine: loading, metadata, precedence, terminal, actions, errors, semantics."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from sbomgate.errors import InputError, PolicyLoadError
+from sbomgate.policy import Action, PolicyEngine, load_policy, load_policy_dir
+from sbomgate.policy.input import PackageFacts, build_input
+from sbomgate.sbom import Component, Sbom
+
+
+def rego(body: str, *, meta: str = "") -> str:
+    header = f"# METADATA\n{meta}" if meta else ""
+    return (
+        f"{header}package cloudsmith\n\nimport rego.v1\n\ndefault match := false\n\n"
+        f"match if count(reason) > 0\n\n{body}\n"
+    )
+
+
+def write(tmp: Path, name: str, source: str) -> Path:
+    path = tmp / name
+    path.write_text(source)
+    return path
+
+
+def component(name: str, version: str = "1.0.0", fmt: str = "python", **kw: object) -> Component:
+    purl_type = {"python": "pypi"}.get(fmt, fmt)
+    return Component(
+        name=name,
+        version=version,
+        purl=f"pkg:{purl_type}/{name}@{version}",
+        purl_type=purl_type,
+        format=fmt,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def sbom(*components: Component, subject: Component | None = None) -> Sbom:
+    return Sbom(
+        source="test.json",
+        format="cyclonedx",
+        spec_version="1.6",
+        subject=subject,
+        components=tuple(components),
+        document={"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []},
+    )
+
+
+DENY_EVIL = rego(
+    'reason contains msg if {\n  input.v0.package.name == "evil"\n'
+    '  msg := sprintf("%v is evil", [input.v0.package.name])\n}'
+)
+
+
+def test_metadata_defaults_and_custom_fields(tmp_path: Path) -> None:
+    plain = load_policy(str(write(tmp_path, "plain.rego", DENY_EVIL)), DENY_EVIL)
+    assert (plain.name, plain.title, plain.action, plain.precedence, plain.terminal) == (
+        "plain",
+        "plain",
+        Action.DENY,
+        100,
+        False,
+    )
+    source = rego(
+        "reason contains 1 if false",
+        meta="# title: Evil things\n# description: no evil\n# custom:\n#   action: Warn\n"
+        "#   precedence: 5\n#   terminal: true\n#   enabled: false\n",
+    )
+    custom = load_policy("custom.rego", source)
+    assert (custom.title, custom.description, custom.action) == ("Evil things", "no evil", Action.WARN)
+    assert (custom.precedence, custom.terminal, custom.enabled) == (5, True, False)
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ("# custom:\n#   action: Block\n", "custom.action 'Block' is not one of"),
+        ("# custom:\n#   precedence: high\n", "custom.precedence must be an integer"),
+        ("# custom:\n#   terminal: yes please\n", "custom.terminal must be true or false"),
+    ],
+)
+def test_bad_metadata_is_a_load_error_with_line(meta: str, message: str) -> None:
+    with pytest.raises(PolicyLoadError) as info:
+        load_policy("bad.rego", rego("reason contains 1 if false", meta=meta))
+    assert message in str(info.value)
+    assert str(info.value).startswith("bad.rego:3: ")
+
+
+def test_parse_error_names_file_and_line() -> None:
+    with pytest.raises(PolicyLoadError) as info:
+        load_policy("broken.rego", "package cloudsmith\n\nmatch if {\n  input.x ==\n")
+    assert str(info.value).startswith("broken.rego:")
+    assert info.value.line is not None and info.value.line >= 3
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ('regex.globs_match("a*", "b*")', "builtin regex.globs_match is not supported"),
+        ('strings.render_template("{{.x}}", {})', "builtin strings.render_template is not supported"),
+        ('http.send({"method": "GET", "url": "http://169.254.169.254/"})', "http.send is disabled"),
+        ('net.lookup_ip_addr("example.com")', "policies cannot reach the network"),
+        ("no_such.function(1)", "unknown function no_such.function"),
+    ],
+)
+def test_unavailable_builtins_are_refused_at_load_time(call: str, message: str) -> None:
+    with pytest.raises(PolicyLoadError) as info:
+        load_policy("net.rego", rego(f"reason contains \"x\" if {{\n  {call}\n}}"))
+    assert message in str(info.value)
+    assert info.value.line == 10
+
+
+def test_json_patch_is_provided() -> None:
+    policy = load_policy(
+        "patch.rego",
+        rego(
+            'reason contains msg if {\n  p := json.patch({"a": 1}, [{"op": "add", "path": "/b", "value": 2}])\n'
+            '  p.b == 2\n  msg := "patched"\n}'
+        ),
+    )
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("x")))
+    # Once for the SBOM-level input and once for the component.
+    assert [f.reasons for f in verdict.violations] == [("patched",), ("patched",)]
+
+
+def test_match_without_reason_and_policy_without_match(tmp_path: Path) -> None:
+    with pytest.raises(PolicyLoadError, match="has no `match` rule"):
+        load_policy("nomatch.rego", "package cloudsmith\nreason := 1\n")
+    src = "package cloudsmith\nimport rego.v1\nmatch if input.v0.package.name == \"evil\"\n"
+    policy = load_policy("bare.rego", src)
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("good")))
+    assert [(f.name, f.reasons) for f in verdict.violations] == [("evil", ("bare",))]
+
+
+def test_reason_as_set_and_as_object() -> None:
+    as_set = load_policy("s.rego", DENY_EVIL)
+    as_object = load_policy(
+        "o.rego",
+        rego('reason[msg] if {\n  input.v0.package.name == "evil"\n  msg := "object form"\n}'),
+    )
+    verdict = PolicyEngine([as_set, as_object]).evaluate_sbom(sbom(component("evil")))
+    assert sorted(f.reasons for f in verdict.violations) == [("evil is evil",), ("object form",)]
+    assert not verdict.allowed
+
+
+def test_precedence_terminal_allow_and_actions() -> None:
+    allow = load_policy(
+        "allow.rego",
+        rego(
+            'reason contains "reviewed" if input.v0.package.name == "evil"',
+            meta="# custom:\n#   action: Allow\n#   precedence: 1\n#   terminal: true\n",
+        ),
+    )
+    deny = load_policy("deny.rego", DENY_EVIL)
+    warn = load_policy(
+        "warn.rego",
+        rego(
+            'reason contains "old" if input.v0.package.version == "0.1.0"',
+            meta="# custom:\n#   action: Warn\n#   precedence: 200\n",
+        ),
+    )
+    audit = load_policy(
+        "audit.rego",
+        rego(
+            'reason contains "seen" if true',
+            meta="# custom:\n#   action: Audit\n#   precedence: 300\n",
+        ),
+    )
+    engine = PolicyEngine([warn, audit, deny, allow])
+    assert [p.name for p in engine.policies] == ["allow", "deny", "warn", "audit"]
+    verdict = engine.evaluate_sbom(sbom(component("evil"), component("old", "0.1.0")))
+    # The Allow exemption is terminal: nothing later runs for `evil`.
+    assert [(f.name, f.policy) for f in verdict.exemptions] == [("evil", "allow")]
+    assert verdict.violations == ()
+    assert [(f.name, f.reasons) for f in verdict.warnings] == [("old", ("old",))]
+    assert {f.name for f in verdict.audits} == {"old", None}  # the subject-less SBOM input too
+    assert verdict.allowed
+
+
+def test_terminal_deny_stops_later_policies() -> None:
+    first = load_policy(
+        "first.rego", DENY_EVIL.replace("package", "# METADATA\n# custom:\n#   terminal: true\n#   precedence: 1\npackage", 1)
+    )
+    second = load_policy("second.rego", rego('reason contains "also" if true'))
+    verdict = PolicyEngine([first, second]).evaluate_sbom(sbom(component("evil"), component("ok")))
+    by_name = {(f.name, f.policy) for f in verdict.violations}
+    assert ("evil", "first") in by_name and ("evil", "second") not in by_name
+    assert ("ok", "second") in by_name
+
+
+def test_quarantine_denies() -> None:
+    policy = load_policy(
+        "q.rego", DENY_EVIL.replace("package", "# METADATA\n# custom:\n#   action: Quarantine\npackage", 1)
+    )
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil")))
+    assert not verdict.allowed
+    assert verdict.violations[0].action == "Quarantine"
+
+
+def test_disabled_policy_does_not_run() -> None:
+    policy = load_policy(
+        "off.rego", DENY_EVIL.replace("package", "# METADATA\n# custom:\n#   enabled: false\npackage", 1)
+    )
+    assert PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"))).allowed
+
+
+def test_evaluation_error_is_reported_and_denies() -> None:
+    conflict = load_policy(
+        "conflict.rego",
+        rego('level := 1 if true\n\nlevel := 2 if true\n\nreason contains "x" if level == 1'),
+    )
+    fine = load_policy("fine.rego", DENY_EVIL)
+    verdict = PolicyEngine([conflict, fine]).evaluate_sbom(sbom(component("good")))
+    assert not verdict.allowed
+    assert {e.policy for e in verdict.errors} == {"conflict"}
+    assert "conflict" in verdict.errors[0].message
+    assert verdict.to_json()["summary"]["errors"] == len(verdict.errors)
+
+
+def test_builtin_errors_are_undefined_like_opa() -> None:
+    """`some v in null`, `count(null)`, `to_number("x")`: that body is undefined, others still
+    count, and no error is reported (OPA's non-strict builtin errors)."""
+    policy = load_policy(
+        "nulls.rego",
+        rego(
+            'reason contains "osv" if {\n  some v in input.v0.osv\n  startswith(v.id, "MAL-")\n}\n\n'
+            'reason contains "count" if count(input.v0.osv) > 0\n\n'
+            'reason contains "number" if to_number(input.v0.package.version) > 1\n\n'
+            'reason contains "name" if input.v0.package.name == "evil"'
+        ),
+    )
+    engine = PolicyEngine([policy])
+    verdict = engine.evaluate_sbom(sbom(component("evil", "x.y"), component("good", "x.y")))
+    assert verdict.errors == ()
+    assert [(f.name, f.reasons) for f in verdict.violations] == [("evil", ("name",))]
+
+
+def test_semver_compare_is_lenient_and_incomparable_is_undefined() -> None:
+    policy = load_policy(
+        "h11.rego",
+        rego(
+            "reason contains msg if {\n  pkg := input.v0.package\n"
+            '  semver.compare(pkg.version, "0.16.0") == -1\n'
+            '  msg := sprintf("%v %v < 0.16.0", [pkg.name, pkg.version])\n}'
+        ),
+    )
+    other = load_policy("other.rego", DENY_EVIL)
+    verdict = PolicyEngine([policy, other]).evaluate_sbom(
+        sbom(
+            component("a", "0.15"),
+            component("b", "0.9"),
+            component("c", "0.16.1"),
+            component("evil", "not-a-version"),
+        )
+    )
+    assert verdict.errors == ()
+    assert sorted((f.name, f.policy) for f in verdict.violations) == [
+        ("a", "h11"),
+        ("b", "h11"),
+        ("evil", "other"),  # not-a-version: h11 is undefined, the other policy still ran
+    ]
+
+
+def test_input_has_every_key_with_nulls() -> None:
+    document = build_input(component("x", license=None))
+    v0 = document["v0"]
+    assert set(v0) == {"package", "identity", "osv", "vulnerabilities", "repository", "sbom", "image", "workload"}
+    assert v0["osv"] is None and v0["repository"] is None and v0["sbom"] is None
+    assert v0["package"]["license"] is None
+    assert v0["package"]["upstream_metadata"] == {"published_at": None}
+    facts = PackageFacts(repository={"name": "pypi"}, published_at="2026-01-01T00:00:00Z", osv=())
+    v0 = build_input(component("x", license="MIT", raw_license="MIT"), facts=facts)["v0"]
+    assert v0["package"]["license"] == {"oss_license": {"spdx_identifier": "MIT"}, "raw_license": "MIT"}
+    assert v0["osv"] == [] and v0["repository"] == {"name": "pypi"}
+
+
+def test_subject_sees_the_whole_sbom_and_components_do_not() -> None:
+    policy = load_policy(
+        "image.rego",
+        rego(
+            'reason contains "image" if input.v0.sbom.bomFormat == "CycloneDX"\n\n'
+            'reason contains "package" if input.v0.sbom == null'
+        ),
+    )
+    verdict = PolicyEngine([policy]).evaluate_sbom(
+        sbom(component("dep"), subject=component("app", fmt="docker"))
+    )
+    assert sorted((f.name, f.reasons, f.subject) for f in verdict.violations) == [
+        ("app", ("image",), True),
+        ("dep", ("package",), False),
+    ]
+
+
+def test_engines_are_per_thread() -> None:
+    engine = PolicyEngine([load_policy("t.rego", DENY_EVIL)])
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(engine.evaluate_sbom(sbom(component("evil"))).allowed))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [False, False, False]
+    assert engine.evaluate_sbom(sbom(component("good"))).allowed
+
+
+def test_policy_dir_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="policy directory not found"):
+        load_policy_dir(tmp_path / "missing")
+    with pytest.raises(InputError, match="no .rego policies found"):
+        load_policy_dir(tmp_path)
+    write(tmp_path, "a.rego", DENY_EVIL)
+    write(tmp_path, "a_test.rego", "package cloudsmith_test\n")
+    assert [p.name for p in load_policy_dir(tmp_path)] == ["a"]
+
+
+def test_bundled_policies_load(policies_dir: Path) -> None:
+    loaded = load_policy_dir(policies_dir)
+    assert len(loaded) >= 7
+    assert [p.precedence for p in loaded] == sorted(p.precedence for p in loaded)
