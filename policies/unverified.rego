@@ -1,0 +1,119 @@
+# METADATA
+# title: Unverified packages
+# description: >-
+#   Deny packages that were not found in any trusted repository
+#   (input.v0.repository is null): hallucinated, slopsquatted or typo'd
+#   dependency names, and packages pulled from outside the trusted indexes.
+#   Components without a package URL cannot be looked up and are denied too
+#   (fail closed) unless data.sbomgate.unverified.allow_no_purl is true.
+# custom:
+#   action: Deny
+#   precedence: 50
+#   terminal: true
+package cloudsmith
+
+import rego.v1
+
+# Only an explicit null repository matches: a missing input.v0.repository means
+# no trusted-repository lookup was made (none configured), which is not
+# evidence against the package. The image subject (input.v0.sbom not null) is
+# never matched: images are verified by their attestation, not by a package
+# index. Formats listed in data.sbomgate.unverified.exempt_formats (e.g. "deb",
+# "rpm", "apk", "generic") are not matched; pypi/python and golang/go etc. are
+# treated as the same format. Terminal: once a package is known to be
+# unverifiable, vulnerability/license/age findings about it add only noise.
+
+default match := false
+
+match if count(reason) > 0
+
+default _allow_no_purl := false
+
+_allow_no_purl := b if {
+	b := data.sbomgate.unverified.allow_no_purl
+	is_boolean(b)
+}
+
+default _exempt := set()
+
+_exempt := {_norm_format(f) |
+	some f in data.sbomgate.unverified.exempt_formats
+	is_string(f)
+} if {
+	is_array(data.sbomgate.unverified.exempt_formats)
+}
+
+_format_aliases := {
+	"pypi": "python",
+	"golang": "go",
+	"ruby": "gem",
+	"rubygems": "gem",
+	"alpine": "apk",
+	"crates": "cargo",
+	"oci": "docker",
+}
+
+_norm_format(f) := object.get(_format_aliases, lower(f), lower(f))
+
+_is_image if {
+	s := input.v0.sbom
+	s != null
+}
+
+_unverified if {
+	is_object(input.v0)
+	input.v0.repository == null
+	not _is_image
+}
+
+_purl := p if {
+	p := input.v0.package.purl
+	is_string(p)
+	trim_space(p) != ""
+}
+
+_purl_type := t if {
+	startswith(_purl, "pkg:")
+	t := split(trim_prefix(_purl, "pkg:"), "/")[0]
+	t != ""
+}
+
+_format := _norm_format(f) if {
+	f := input.v0.package.format
+	is_string(f)
+	f != ""
+} else := _norm_format(f) if {
+	f := input.v0.identity.format
+	is_string(f)
+	f != ""
+} else := _norm_format(_purl_type)
+
+_exempted if _format in _exempt
+
+_name := sprintf("%s@%s", [n, v]) if {
+	n := input.v0.package.name
+	is_string(n)
+	n != ""
+	v := input.v0.package.version
+	is_string(v)
+	v != ""
+} else := n if {
+	n := input.v0.package.name
+	is_string(n)
+	n != ""
+} else := "unnamed component"
+
+reason contains msg if {
+	_unverified
+	_purl
+	not _exempted
+	msg := sprintf("%s was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name (it may be a typo or a hallucinated/slopsquatted package)", [_purl])
+}
+
+reason contains msg if {
+	_unverified
+	not _purl
+	not _allow_no_purl
+	not _exempted
+	msg := sprintf("component %s has no package URL: it cannot be verified against a trusted repository (add a purl to the SBOM, or set sbomgate.unverified.allow_no_purl)", [_name])
+}

@@ -1,0 +1,91 @@
+package cloudsmith_test
+
+import rego.v1
+
+import data.cloudsmith
+
+_pkg(purl, repo) := {"v0": {
+	"package": {"name": "reqeusts", "version": "2.31.0", "format": "python", "purl": purl, "license": null},
+	"identity": {"namespace": null, "name": "reqeusts", "version": "2.31.0", "format": "python"},
+	"osv": null,
+	"repository": repo,
+	"sbom": null,
+}}
+
+_typo := _pkg("pkg:pypi/reqeusts@2.31.0", null)
+
+test_not_found_matches if {
+	cloudsmith.match with input as _typo
+}
+
+test_reason_says_what_to_do if {
+	r := cloudsmith.reason with input as _typo
+	r == {"pkg:pypi/reqeusts@2.31.0 was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name (it may be a typo or a hallucinated/slopsquatted package)"}
+}
+
+test_found_not_matched if {
+	not cloudsmith.match with input as _pkg("pkg:pypi/requests@2.31.0", {"name": "pypi-trusted", "url": "http://127.0.0.1:8080/simple"})
+}
+
+test_missing_repository_key_not_matched if {
+	inp := {"v0": {"package": {"name": "x", "purl": "pkg:pypi/x@1.0.0"}, "sbom": null}}
+	not cloudsmith.match with input as inp
+}
+
+test_image_subject_not_matched if {
+	inp := {"v0": {
+		"package": {"name": "app", "version": "sha256:abc", "format": "docker", "purl": "pkg:oci/app@sha256%3Aabc"},
+		"repository": null,
+		"sbom": {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []},
+	}}
+	not cloudsmith.match with input as inp
+}
+
+test_sbom_missing_is_package if {
+	inp := {"v0": {"package": {"name": "x", "purl": "pkg:npm/x@1.0.0"}, "repository": null}}
+	cloudsmith.match with input as inp
+}
+
+test_no_purl_matches_fail_closed if {
+	inp := _pkg(null, null)
+	r := cloudsmith.reason with input as inp
+	r == {"component reqeusts@2.31.0 has no package URL: it cannot be verified against a trusted repository (add a purl to the SBOM, or set sbomgate.unverified.allow_no_purl)"}
+}
+
+test_empty_purl_is_no_purl if {
+	cloudsmith.match with input as _pkg("", null)
+	cloudsmith.match with input as _pkg("  ", null)
+}
+
+test_no_purl_no_name if {
+	r := cloudsmith.reason with input as {"v0": {"package": {"name": null, "purl": null}, "repository": null}}
+	r == {"component unnamed component has no package URL: it cannot be verified against a trusted repository (add a purl to the SBOM, or set sbomgate.unverified.allow_no_purl)"}
+}
+
+test_allow_no_purl if {
+	not cloudsmith.match with input as _pkg(null, null) with data.sbomgate.unverified.allow_no_purl as true
+	cloudsmith.match with input as _typo with data.sbomgate.unverified.allow_no_purl as true
+}
+
+test_allow_no_purl_must_be_boolean if {
+	cloudsmith.match with input as _pkg(null, null) with data.sbomgate.unverified.allow_no_purl as "true"
+}
+
+test_exempt_formats if {
+	not cloudsmith.match with input as _typo with data.sbomgate.unverified.exempt_formats as ["deb", "python"]
+	not cloudsmith.match with input as _typo with data.sbomgate.unverified.exempt_formats as ["PyPI"]
+	cloudsmith.match with input as _typo with data.sbomgate.unverified.exempt_formats as ["npm"]
+}
+
+test_exempt_format_from_purl if {
+	inp := {"v0": {"package": {"name": "libc6", "purl": "pkg:deb/debian/libc6@2.36"}, "repository": null}}
+	not cloudsmith.match with input as inp with data.sbomgate.unverified.exempt_formats as ["deb"]
+	cloudsmith.match with input as inp
+}
+
+test_null_inputs_never_error if {
+	not cloudsmith.match with input as {}
+	not cloudsmith.match with input as {"v0": null}
+	not cloudsmith.match with input as {"v0": {"package": null}}
+	cloudsmith.match with input as _typo with data.sbomgate.unverified.exempt_formats as "python"
+}
