@@ -84,14 +84,14 @@ def _opa(opa_bin: str, path: Path, data: dict[str, Any], tmp: Path) -> list[tupl
     assert proc.returncode == 0, proc.stderr + proc.stdout
     bindings = json.loads(proc.stdout)["result"][0]["bindings"]
     m, r = bindings["m"], bindings["r"]
-    return [
-        (_normalise(m.get(str(i))), _normalise(r.get(str(i)))) for i in range(len(INPUTS))
-    ]
+    return [(_normalise(m.get(str(i))), _normalise(r.get(str(i)))) for i in range(len(INPUTS))]
 
 
 @pytest.mark.parametrize("data", DATA_VARIANTS, ids=["no-data", "with-data"])
 @pytest.mark.parametrize("path", POLICIES, ids=[p.name for p in POLICIES])
-def test_regorus_matches_opa(path: Path, data: dict[str, Any], opa_bin: str, tmp_path: Path) -> None:
+def test_regorus_matches_opa(
+    path: Path, data: dict[str, Any], opa_bin: str, tmp_path: Path
+) -> None:
     ours = _ours(path, data)
     theirs = _opa(opa_bin, path, data, tmp_path)
     for index, (mine, oracle) in enumerate(zip(ours, theirs, strict=True)):

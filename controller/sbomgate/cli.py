@@ -61,10 +61,7 @@ def load_data_file(path: Path) -> dict[str, Any]:
     if len(raw) > MAX_DATA_BYTES:
         raise InputError(f"{path}: data file is over the {MAX_DATA_BYTES >> 20} MiB limit")
     try:
-        if path.suffix.lower() == ".json":
-            value = orjson.loads(raw)
-        else:
-            value = yaml.safe_load(raw)
+        value = orjson.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
@@ -87,11 +84,16 @@ def eval_command(
     data: Annotated[
         list[Path] | None, typer.Option("--data", help="JSON or YAML data for data.* (repeatable)")
     ] = None,
+    facts: Annotated[
+        Path | None,
+        typer.Option("--facts", help="offline facts snapshot (trusted repositories, advisories)"),
+    ] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="output format")] = (
         OutputFormat.table
     ),
 ) -> None:
     """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error."""
+    from sbomgate.intel import load_facts_snapshot
     from sbomgate.policy import PolicyEngine, load_policy_dir
     from sbomgate.sbom import load_sbom_file
     from sbomgate.verdict import render_table, to_sarif
@@ -100,8 +102,9 @@ def eval_command(
     for path in data or []:
         _deep_merge(merged, load_data_file(path))
     loaded = load_policy_dir(policies or bundled_policies_dir())
+    snapshot = load_facts_snapshot(facts) if facts else None
     document = load_sbom_file(sbom)
-    verdict = PolicyEngine(loaded, merged).evaluate_sbom(document)
+    verdict = PolicyEngine(loaded, merged).evaluate_sbom(document, facts=snapshot)
     if output is OutputFormat.json:
         sys.stdout.write(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
@@ -120,7 +123,9 @@ def test_command(
         "policies"
     ),
     data: Annotated[list[Path] | None, typer.Option("--data", help="JSON or YAML data")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="a line per test")] = True,
+    verbose: Annotated[
+        bool, typer.Option("--verbose/--quiet", "-v/-q", help="a line per test, or failures only")
+    ] = True,
 ) -> None:
     """Run the test_* rules of Rego test files, like `opa test`."""
     from sbomgate.policy.testing import Outcome, run_tests
@@ -130,7 +135,12 @@ def test_command(
         _deep_merge(merged, load_data_file(path))
     console = Console(highlight=False, soft_wrap=True)
     counts = dict.fromkeys(Outcome, 0)
-    styles = {Outcome.PASS: "green", Outcome.FAIL: "red", Outcome.ERROR: "red", Outcome.SKIP: "yellow"}
+    styles = {
+        Outcome.PASS: "green",
+        Outcome.FAIL: "red",
+        Outcome.ERROR: "red",
+        Outcome.SKIP: "yellow",
+    }
     for result in run_tests(target, merged):
         counts[result.outcome] += 1
         if verbose or result.outcome is not Outcome.PASS:

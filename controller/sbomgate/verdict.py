@@ -44,7 +44,12 @@ class EvaluationFailure:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"purl": self.purl, "name": self.name, "policy": self.policy, "message": self.message}
+        return {
+            "purl": self.purl,
+            "name": self.name,
+            "policy": self.policy,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +125,8 @@ def render_table(verdict: Verdict, source: str) -> Any:
         for action, label, policy, reason in rows:
             table.add_row(Text(action, style=styles.get(action, "cyan")), label, policy, reason)
         parts.append(table)
-    decision = Text("ALLOWED", style="bold green") if verdict.allowed else Text(
-        "DENIED", style="bold red"
+    decision = (
+        Text("ALLOWED", style="bold green") if verdict.allowed else Text("DENIED", style="bold red")
     )
     summary = Text.assemble(
         decision,
@@ -135,7 +140,9 @@ def render_table(verdict: Verdict, source: str) -> Any:
 _SARIF_LEVEL = {"Deny": "error", "Quarantine": "error", "Warn": "warning", "Audit": "note"}
 
 
-def to_sarif(verdict: Verdict, source: str, policies: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+def to_sarif(
+    verdict: Verdict, source: str, policies: Sequence[tuple[str, str, str]]
+) -> dict[str, Any]:
     """SARIF 2.1.0 for code-scanning UIs: one rule per policy, one result per finding.
 
     `policies` is (name, title, description) for every policy that ran.

@@ -275,9 +275,9 @@ def analyse_module(path: str, source: str) -> RegoModule:
     for node in _walk(module["rules"]):
         call = node.get("Call")
         if isinstance(call, dict):
-            name = _ref_name(call.get("fcn"))
-            if name:
-                calls.append((name, int(call["span"]["line"])))
+            callee = _ref_name(call.get("fcn"))
+            if callee:
+                calls.append((callee, int(call["span"]["line"])))
     return RegoModule(
         path=path,
         source=source,
@@ -346,11 +346,16 @@ class RegoEngine:
         self._input = document
         self._engine.set_input_json(document)
 
-    def eval_rule(self, path: str, known: Mapping[str, Any] | None = None) -> Any:
+    def eval_rule(
+        self,
+        path: str,
+        known: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+    ) -> Any:
         """The rule's value (None when undefined); RegoError only for errors OPA has too.
 
-        `known` maps rule paths to values already computed (say `reason`), used when the rule
-        itself fails: `match if count(reason) > 0` is retried `with` reason as its OPA value.
+        `known` maps rule paths to their values (say `reason`), or is a function computing
+        that map; it is used only when the rule itself fails: `match if count(reason) > 0` is
+        then retried `with` reason as its OPA value.
         """
         try:
             return self._engine.eval_rule(path)
@@ -358,6 +363,8 @@ class RegoEngine:
             err = rego_error(exc)
             if err.fatal:
                 raise err from None
+        if callable(known):
+            known = known()
         if known:
             try:
                 return _query(self._engine, path, known)
@@ -376,9 +383,7 @@ class RegoEngine:
         engine.set_input_json(self._input)
         return engine
 
-    def _eval_isolated(
-        self, path: str, first_error: RegoError, known: Mapping[str, Any]
-    ) -> Any:
+    def _eval_isolated(self, path: str, first_error: RegoError, known: Mapping[str, Any]) -> Any:
         """Evaluate each definition of `path` alone; failing ones are undefined (OPA non-strict)."""
         package, _, name = path.removeprefix("data.").rpartition(".")
         owners = [m for m in self._modules if m.package == package and m.definitions(name)]

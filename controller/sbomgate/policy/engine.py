@@ -47,6 +47,28 @@ def _reasons(value: Any) -> tuple[str, ...]:
     return tuple(sorted(texts))
 
 
+def _evaluate(engine: RegoEngine, policy: Policy) -> tuple[Any, tuple[str, ...]]:
+    """`match`, and `reason` only when it matched (most packages match nothing: one evaluation).
+
+    `reason` is also computed when `match` itself fails, so it can be retried with `reason`
+    fixed to its OPA value (see RegoEngine.eval_rule).
+    """
+    if not policy.module.definitions("reason"):
+        return engine.eval_rule(policy.match_rule), ()
+    computed: dict[str, Any] = {}
+
+    def known() -> Mapping[str, Any]:
+        computed[policy.reason_rule] = engine.eval_rule(policy.reason_rule)
+        return computed
+
+    matched = engine.eval_rule(policy.match_rule, known=known)
+    if matched is not True:
+        return matched, ()
+    if policy.reason_rule not in computed:
+        known()
+    return matched, _reasons(computed[policy.reason_rule])
+
+
 class PolicyEngine:
     """Policies + data, compiled lazily into regorus engines, one set per thread."""
 
@@ -72,27 +94,14 @@ class PolicyEngine:
             engine = engines[policy.name]
             try:
                 engine.set_input_json(document)
-                reason_value = (
-                    engine.eval_rule(policy.reason_rule)
-                    if policy.module.definitions("reason")
-                    else None
-                )
-                matched_value = engine.eval_rule(
-                    policy.match_rule,
-                    known={policy.reason_rule: reason_value} if reason_value is not None else None,
-                )
-                reasons = _reasons(reason_value) if matched_value is True else ()
+                matched_value, reasons = _evaluate(engine, policy)
             except EvaluationError as exc:
                 outcomes.append(PolicyOutcome(policy, matched=False, error=str(exc)))
                 continue
             if matched_value is not None and not isinstance(matched_value, bool):
-                outcomes.append(
-                    PolicyOutcome(
-                        policy,
-                        matched=False,
-                        error=f"`match` must be a boolean, got {orjson.dumps(matched_value).decode()}",
-                    )
-                )
+                got = orjson.dumps(matched_value).decode()
+                error = f"`match` must be a boolean, got {got}"
+                outcomes.append(PolicyOutcome(policy, matched=False, error=error))
                 continue
             matched = bool(matched_value)
             outcomes.append(PolicyOutcome(policy, matched, reasons if matched else ()))
@@ -148,7 +157,11 @@ class _Collector:
         self.errors: list[EvaluationFailure] = []
 
     def add(
-        self, component: Component | None, outcomes: Sequence[PolicyOutcome], *, subject: bool = False
+        self,
+        component: Component | None,
+        outcomes: Sequence[PolicyOutcome],
+        *,
+        subject: bool = False,
     ) -> None:
         purl = component.purl if component else None
         name = component.name if component else None

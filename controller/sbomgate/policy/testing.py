@@ -16,7 +16,7 @@ from typing import Any
 
 from sbomgate.errors import InputError, PolicyLoadError
 from sbomgate.policy._regorus import RegoEngine, RegoError, analyse_module, check_calls
-from sbomgate.policy.loader import read_policy_file, is_test_file
+from sbomgate.policy.loader import is_test_file, read_policy_file
 
 
 class Outcome(StrEnum):
@@ -64,9 +64,7 @@ def run_tests(target: str | Path, data: Mapping[str, Any] | None = None) -> Iter
                 continue
             seen.add(rule.name)
             if rule.name.startswith("todo_test_"):
-                yield TestResult(
-                    str(test_path), test_module.package, rule.name, Outcome.SKIP, 0.0
-                )
+                yield TestResult(str(test_path), test_module.package, rule.name, Outcome.SKIP, 0.0)
                 continue
             if not rule.name.startswith("test_"):
                 continue

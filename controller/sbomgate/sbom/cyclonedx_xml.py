@@ -45,6 +45,10 @@ def parse_xml(data: bytes | memoryview) -> Element:
             f"XML with a DOCTYPE or entity declarations is refused ({type(exc).__name__}); "
             "CycloneDX XML needs neither"
         ) from None
+    except LookupError as exc:  # an encoding declaration Python does not know
+        raise Invalid(f"invalid XML: {exc}") from None
+    except UnicodeError as exc:  # a declared (non-UTF-8) encoding that does not decode
+        raise Invalid(f"invalid XML: {exc.__class__.__name__}: {exc}") from None
     return root
 
 
