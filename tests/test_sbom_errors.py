@@ -184,7 +184,7 @@ def test_spdx_field_errors() -> None:
     assert error_of(orjson.dumps(doc)).startswith(
         "packages[4].externalRefs[0].referenceLocator: invalid purl: "
     )
-    bad = {"spdxVersion": "SPDX-2.2", "packages": {"a": 1}}
+    bad: dict[str, Any] = {"spdxVersion": "SPDX-2.2", "packages": {"a": 1}}
     assert error_of(orjson.dumps(bad)) == "packages: expected an array, got an object"
     bad = {"spdxVersion": "SPDX-2.2", "packages": [{"name": "a", "versionInfo": 2}]}
     assert error_of(orjson.dumps(bad)) == "packages[0].versionInfo: expected a string, got a number"
@@ -274,3 +274,24 @@ def test_encodings() -> None:
     utf16 = '{"bomFormat": "CycloneDX"}'.encode("utf-16")
     assert error_of(utf16) == "SBOM is UTF-16 or UTF-32 encoded; only UTF-8 is supported"
     assert error_of(b'{"a": "\\ud800"}').startswith("invalid JSON")
+
+
+def test_unknown_xml_encoding() -> None:
+    data = b'<?xml version="1.0" encoding="ATF-8"?><bom/>'
+    assert error_of(data) == "invalid XML: unknown encoding: ATF-8"
+
+
+def test_garbage_collector_is_restored() -> None:
+    import gc
+
+    assert gc.isenabled()
+    parse_sbom((FIXTURES / "cyclonedx-1.6.json").read_bytes(), source="x")
+    assert gc.isenabled()
+    error_of(b"{")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_sbom((FIXTURES / "cyclonedx-1.6.json").read_bytes(), source="x")
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
