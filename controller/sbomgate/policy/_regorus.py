@@ -1,10 +1,11 @@
 """Everything that knows about the regorus binding.
 
-Why gordon-to-regorus 0.13.0 and not celine-regorus 0.9.1 (both measured here, see
-tests/test_regorus_choice.py): celine-regorus cannot parse `input.v0.package` (a keyword used
-as a field, which Cloudsmith's seed policy does), turns Python booleans into 1/0, and has no
-custom builtins, so `semver.compare` could not be made lenient. gordon-to-regorus parses the
-seed verbatim and has `Engine.add_extension`.
+Why gordon-to-regorus 0.13.0 and not celine-regorus 0.9.1 (both install the module `regorus`;
+the facts are in ../shared/DESIGN.md and were re-checked here): celine-regorus cannot parse
+`input.v0.package` (a keyword used as a field, as Cloudsmith's seed policy does), turns Python
+booleans into 1/0, and has no custom builtins, so `semver.compare` could not be made lenient.
+gordon-to-regorus parses the seed verbatim and has `Engine.add_extension`. Its wheel is pinned by
+hash in requirements.lock.
 
 Why the interpreter (`Engine`) and not the binding's RVM (`Program`/`Rvm`): the RVM returns
 undefined on builtin errors like OPA, but its compiler rejects `with`, and, measured, it let

@@ -128,7 +128,7 @@ class PolicyEngine:
         )
         collector.add(sbom.subject, self.evaluate_input(_dump(subject_input)), subject=True)
         # Identical components (same input) are evaluated once.
-        seen: dict[bytes, list[PolicyOutcome]] = {}
+        seen: dict[str, list[PolicyOutcome]] = {}
         for component in sbom.components:
             document = _dump(
                 build_input(
@@ -138,11 +138,10 @@ class PolicyEngine:
                     workload=workload,
                 )
             )
-            key = document.encode()
-            outcomes = seen.get(key)
+            outcomes = seen.get(document)
             if outcomes is None:
                 outcomes = self.evaluate_input(document)
-                seen[key] = outcomes
+                seen[document] = outcomes
             collector.add(component, outcomes)
         return collector.verdict(len(sbom.components), sbom)
 
