@@ -181,3 +181,19 @@ def test_rego_test_runner_reports_failures(tmp_path: Path) -> None:
     assert "test_wrong: FAIL" in proc.stdout
     assert "todo_test_later: SKIP" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "1 passed, 1 failed, 1 skipped"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("packages: [1, 2]", "expected a mapping with a `packages` mapping"),
+        ("packages:\n  pkg:pypi/x@1: {osv: 3}", "osv: expected a list of OSV records"),
+        ("packages:\n  pkg:pypi/x@1: {published_at: 5}", "published_at: expected an RFC 3339"),
+    ],
+)
+def test_bad_facts_snapshot(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "facts.yaml"
+    path.write_text(content)
+    proc = run("eval", "--sbom", str(EXAMPLES / "good-app.cdx.json"), "--facts", str(path))
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr

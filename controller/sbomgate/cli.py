@@ -15,9 +15,9 @@ from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
-import yaml
 from rich.console import Console
 
+from sbomgate._internal.documents import load_json_or_yaml
 from sbomgate.errors import InputError, SbomgateError
 
 app = typer.Typer(
@@ -54,20 +54,7 @@ def fail(message: str) -> NoReturn:
 
 def load_data_file(path: Path) -> dict[str, Any]:
     """A JSON or YAML data document, merged at the root of `data` (as `opa eval -d` does)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read data file: {exc.strerror}") from None
-    if len(raw) > MAX_DATA_BYTES:
-        raise InputError(f"{path}: data file is over the {MAX_DATA_BYTES >> 20} MiB limit")
-    try:
-        value = orjson.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{path}: invalid YAML{where}") from None
+    value = load_json_or_yaml(path, what="data file", max_bytes=MAX_DATA_BYTES)
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-import yaml
-
+from sbomgate._internal.documents import load_json_or_yaml
 from sbomgate.errors import InputError
 from sbomgate.policy.input import NO_FACTS, PackageFacts
 from sbomgate.sbom.model import Component
@@ -66,18 +64,7 @@ def _facts(source: str, purl: str, entry: Any) -> PackageFacts:
 
 def load_facts_snapshot(path: str | Path) -> FactsSnapshot:
     file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{file}: cannot read facts snapshot: {exc.strerror}") from None
-    if len(raw) > MAX_SNAPSHOT_BYTES:
-        raise InputError(f"{file}: facts snapshot is over the {MAX_SNAPSHOT_BYTES >> 20} MiB limit")
-    try:
-        document = orjson.loads(raw) if file.suffix.lower() == ".json" else yaml.safe_load(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    except yaml.YAMLError:
-        raise InputError(f"{file}: invalid YAML") from None
+    document = load_json_or_yaml(file, what="facts snapshot", max_bytes=MAX_SNAPSHOT_BYTES)
     packages = document.get("packages") if isinstance(document, dict) else None
     if not isinstance(packages, dict):
         raise InputError(f"{file}: expected a mapping with a `packages` mapping of purl -> facts")

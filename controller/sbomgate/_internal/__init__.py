@@ -1,0 +1,1 @@
+"""Private helpers shared by sbomgate's modules; not a public API."""
