@@ -16,6 +16,7 @@ __all__ = [
     "hash_alg",
     "hash_alg_cyclonedx",
     "purl_or_error",
+    "read_hashes",
 ]
 
 
@@ -87,6 +88,25 @@ _CDX_ALGS = {
     "blake2b_512": "BLAKE2b-512",
     "blake3": "BLAKE3",
 }
+
+
+def read_hashes(entries: Any, where: str, alg_key: str, value_key: str) -> dict[str, str]:
+    """A list of {alg_key, value_key} objects (CycloneDX `hashes`, SPDX `checksums`) as a
+    normalised algorithm -> lower-case hex mapping; Invalid names the offending entry."""
+    if type(entries) is not list:
+        raise Invalid(f"{where}: expected an array, got {describe(entries)}")
+    hashes: dict[str, str] = {}
+    for j, entry in enumerate(entries):
+        alg = value = None
+        if type(entry) is dict:
+            alg = entry.get(alg_key)
+            value = entry.get(value_key)
+        if type(alg) is not str or type(value) is not str:
+            raise Invalid(
+                f'{where}[{j}]: expected an object with string "{alg_key}" and "{value_key}"'
+            )
+        hashes[hash_alg(alg)] = value.strip().lower()
+    return hashes
 
 
 def hash_alg_cyclonedx(alg: str) -> str:

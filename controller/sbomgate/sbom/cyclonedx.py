@@ -10,8 +10,8 @@ from sbomgate.sbom._common import (
     Limits,
     component_from_parts,
     describe,
-    hash_alg,
     purl_or_error,
+    read_hashes,
 )
 from sbomgate.sbom.licenses import (
     UNKNOWN_LICENSES,
@@ -107,24 +107,12 @@ def _component(obj: Any, path: str, index: int | None = None) -> Component:
     if licenses:
         license_, raw_license = _licenses(licenses, path, index)
 
-    hashes: dict[str, str] = {}
     raw_hashes = get("hashes")
-    if raw_hashes:
-        if type(raw_hashes) is not list:
-            raise Invalid(
-                f"{_at(path, index)}.hashes: expected an array, got {describe(raw_hashes)}"
-            )
-        for j, h in enumerate(raw_hashes):
-            alg = content = None
-            if type(h) is dict:
-                alg = h.get("alg")
-                content = h.get("content")
-            if type(alg) is not str or type(content) is not str:
-                raise Invalid(
-                    f"{_at(path, index)}.hashes[{j}]: expected an object with string "
-                    '"alg" and "content"'
-                )
-            hashes[hash_alg(alg)] = content.strip().lower()
+    hashes = (
+        read_hashes(raw_hashes, f"{_at(path, index)}.hashes", "alg", "content")
+        if raw_hashes is not None
+        else {}
+    )
 
     return component_from_parts(parsed, name, version, license_, raw_license, hashes, bom_ref)
 

@@ -9,9 +9,9 @@ from sbomgate.sbom._common import (
     Limits,
     component_from_parts,
     describe,
-    hash_alg,
     hash_alg_cyclonedx,
     purl_or_error,
+    read_hashes,
 )
 from sbomgate.sbom.licenses import UNKNOWN_LICENSES, LicenseSyntaxError, normalise_expression
 from sbomgate.sbom.model import Component
@@ -179,22 +179,12 @@ def _package(pkg: Any, i: int) -> tuple[Component, str | None]:
         raw_license = text
         break
 
-    hashes: dict[str, str] = {}
     checksums = get("checksums")
-    if checksums is not None:
-        if type(checksums) is not list:
-            raise Invalid(f"{path}.checksums: expected an array, got {describe(checksums)}")
-        for j, c in enumerate(checksums):
-            alg = value = None
-            if type(c) is dict:
-                alg = c.get("algorithm")
-                value = c.get("checksumValue")
-            if type(alg) is not str or type(value) is not str:
-                raise Invalid(
-                    f'{path}.checksums[{j}]: expected an object with string "algorithm" and '
-                    '"checksumValue"'
-                )
-            hashes[hash_alg(alg)] = value.strip().lower()
+    hashes = (
+        read_hashes(checksums, f"{path}.checksums", "algorithm", "checksumValue")
+        if checksums is not None
+        else {}
+    )
 
     purpose = get("primaryPackagePurpose")
     kind = _PURPOSE.get(purpose) if isinstance(purpose, str) else None
