@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 CACHE_BIN := .cache/bin
 OPA_VERSION := v1.22.2
 export GOBIN := $(abspath $(CACHE_BIN))
-export GOFLAGS := -mod=mod
 export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 
 .PHONY: all venv tools test lint typecheck unit demo bench clean

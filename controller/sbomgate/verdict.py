@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sbomgate import __version__
@@ -62,7 +62,6 @@ class Verdict:
     exemptions: tuple[Finding, ...] = ()
     errors: tuple[EvaluationFailure, ...] = ()
     source: str | None = None
-    policies: tuple[str, ...] = field(default=())
 
     @property
     def allowed(self) -> bool:

@@ -187,7 +187,7 @@ class _Collector:
         return Verdict(
             components=components,
             subject=sbom.subject,
-            violations=tuple(self.by_action[Action.DENY] + self.by_action[Action.QUARANTINE]),
+            violations=tuple(f for a in Action if a.denies for f in self.by_action[a]),
             warnings=tuple(self.by_action[Action.WARN]),
             audits=tuple(self.by_action[Action.AUDIT]),
             exemptions=tuple(self.by_action[Action.ALLOW]),

@@ -7,7 +7,7 @@ against Cloudsmith's cookbook (whose tests feed `license: null`, `osv: null`) be
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sbomgate.sbom.model import Component, Sbom
@@ -22,7 +22,6 @@ class PackageFacts:
     osv: tuple[Mapping[str, Any], ...] | None = None
     vulnerabilities: tuple[Mapping[str, Any], ...] | None = None
     tags: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 NO_FACTS = PackageFacts()
@@ -40,7 +39,7 @@ def _license(component: Component) -> dict[str, Any] | None:
 
 
 def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> dict[str, Any]:
-    document: dict[str, Any] = {
+    return {
         "name": component.name,
         "version": component.version,
         "format": component.format,
@@ -51,8 +50,6 @@ def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> di
         "tags": [{"name": t} for t in facts.tags],
         "files": [],
     }
-    document.update(facts.extra)
-    return document
 
 
 def identity_document(component: Component) -> dict[str, Any]:

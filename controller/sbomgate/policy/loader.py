@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -123,9 +123,9 @@ def _custom(path: str, source: str, meta: Mapping[str, Any], first: int | None) 
     return out
 
 
-def load_policy(path: str, source: str, *, helpers: Sequence[RegoModule] = ()) -> Policy:
+def load_policy(path: str, source: str) -> Policy:
     module = analyse_module(path, source)
-    check_calls([module, *helpers])
+    check_calls([module])
     meta, line = read_metadata(path, source)
     if not module.definitions("match"):
         raise PolicyLoadError(path, f"package {module.package} has no `match` rule")

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sbomgate.errors import InputError, PolicyLoadError
+from sbomgate.errors import InputError
 from sbomgate.policy._regorus import RegoEngine, RegoError, analyse_module, check_calls
 from sbomgate.policy.loader import is_test_file, read_policy_file
 
@@ -92,4 +92,4 @@ def run_tests(target: str | Path, data: Mapping[str, Any] | None = None) -> Iter
             )
 
 
-__all__ = ["Outcome", "PolicyLoadError", "TestResult", "run_tests"]
+__all__ = ["Outcome", "TestResult", "run_tests"]
