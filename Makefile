@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE_BIN := .cache/bin
 OPA_VERSION := v1.22.2
+COSIGN_VERSION := v3.1.3
+DOCKER_REGISTRY := .cache/docker-registry/usr/bin/docker-registry
 export GOBIN := $(abspath $(CACHE_BIN))
 export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 
@@ -26,7 +28,25 @@ $(CACHE_BIN)/opa:
 	mkdir -p $(CACHE_BIN)
 	go install github.com/open-policy-agent/opa@$(OPA_VERSION)
 
-tools: $(CACHE_BIN)/opa
+$(CACHE_BIN)/cosign:
+	mkdir -p $(CACHE_BIN)
+	go install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
+
+# The OCI 1.1 registry with the native referrers API (go-containerregistry's pkg/registry).
+$(CACHE_BIN)/oci-referrers-registry: tools/ociregistry/main.go tools/ociregistry/go.mod tools/ociregistry/go.sum
+	mkdir -p $(CACHE_BIN)
+	cd tools/ociregistry && go build -trimpath -o $(abspath $@) .
+
+# Debian's distribution 2.8 registry (no referrers API: the fallback-tag path), unpacked, not
+# installed; `apt-get update` runs only when the download fails.
+$(DOCKER_REGISTRY):
+	mkdir -p .cache/debs
+	cd .cache/debs && { apt-get download docker-registry || { apt-get update && apt-get download docker-registry; }; }
+	rm -rf .cache/docker-registry
+	dpkg -x "$$(ls -t .cache/debs/docker-registry_*.deb | head -n1)" .cache/docker-registry
+	test -x $@ && touch $@
+
+tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY)
 
 lint: venv
 	$(BIN)/ruff check controller tests bench
