@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from registry_servers import *  # noqa: F403  (registry fixtures: plain_registry, ...)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
