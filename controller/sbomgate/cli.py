@@ -7,6 +7,7 @@ one for bug reports).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from enum import StrEnum
@@ -102,6 +103,121 @@ def eval_command(
     else:
         Console(highlight=False).print(render_table(verdict, str(sbom)))
     raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+
+
+@app.command("verify")
+def verify_command(
+    images: Annotated[list[str], typer.Argument(help="image references (tag or digest)")],
+    trust: Annotated[
+        list[Path], typer.Option("--trust", help="TrustPolicy YAML file or directory (repeatable)")
+    ],
+    policies: Annotated[
+        Path | None, typer.Option("--policies", help="directory of .rego policies [bundled]")
+    ] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="JSON or YAML data for data.* (repeatable)")
+    ] = None,
+    facts: Annotated[
+        Path | None,
+        typer.Option("--facts", help="offline facts snapshot (trusted repositories, advisories)"),
+    ] = None,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option("--insecure-registry", help="host[:port] spoken to over plain HTTP"),
+    ] = None,
+    allow_registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-registry",
+            help="host[:port] or glob that may be contacted [the registries of the images given]",
+        ),
+    ] = None,
+    registry_ca: Annotated[
+        list[Path] | None, typer.Option("--registry-ca", help="extra CA bundle (PEM) for TLS")
+    ] = None,
+    docker_config: Annotated[
+        Path | None,
+        typer.Option("--docker-config", help="docker config.json with registry credentials"),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds per image")] = 30.0,
+    output: Annotated[OutputFormat, typer.Option("--format", help="output format")] = (
+        OutputFormat.table
+    ),
+    timings: Annotated[
+        bool, typer.Option("--timings", help="print the time of each phase on stderr")
+    ] = False,
+) -> None:
+    """Find, verify and evaluate the signed SBOMs of images: exit 0 allowed, 1 denied (a
+    refused or unverifiable image, or a policy violation), 2 input or policy error."""
+    from sbomgate.attest import AttestationVerifier, load_trust_policies
+    from sbomgate.imagecheck import ImageChecker, judge_images
+    from sbomgate.intel import load_facts_snapshot
+    from sbomgate.policy import PolicyEngine, load_policy_dir
+    from sbomgate.registry import (
+        CredentialStore,
+        RegistryAccess,
+        RegistryClient,
+        parse_reference,
+    )
+    from sbomgate.verdict import render_table, to_sarif
+
+    merged: dict[str, Any] = {}
+    for path in data or []:
+        _deep_merge(merged, load_data_file(path))
+    loaded = load_policy_dir(policies or bundled_policies_dir())
+    snapshot = load_facts_snapshot(facts) if facts else None
+    verifier = AttestationVerifier(load_trust_policies(trust))
+    credentials = CredentialStore()
+    config = docker_config or _default_docker_config()
+    if config is not None:
+        credentials.add_docker_config_file(config)
+    allowed = list(allow_registry or [])
+    if not allowed:
+        # The person running the CLI named these images, so their registries are trusted
+        # to be contacted (the webhook, facing untrusted references, has no such default).
+        for ref in images:
+            with contextlib.suppress(InputError):
+                allowed.append(parse_reference(ref).registry)
+    access = RegistryAccess(
+        allowed=tuple(dict.fromkeys(allowed)),
+        insecure=frozenset(h.lower() for h in insecure_registry or []),
+        ca_files=tuple(str(p) for p in registry_ca or []),
+    )
+    client = RegistryClient(access, credentials, timeout=timeout)
+    checker = ImageChecker(client, verifier, timeout=timeout)
+    engine = PolicyEngine(loaded, merged)
+    try:
+        results = checker.check_many(images)
+    finally:
+        client.close()
+    verdict, evaluate_seconds = judge_images(
+        results,
+        lambda sbom, image: engine.evaluate_sbom(sbom, facts=snapshot, image=image),
+    )
+    if timings:
+        err = Console(stderr=True, highlight=False)
+        for result in results:
+            phases = {**result.seconds}
+            parts = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in phases.items())
+            err.print(f"{result.report.ref}: {parts}{' (cached)' if result.cached else ''}")
+        err.print(f"evaluate: {evaluate_seconds['evaluate'] * 1000:.1f} ms")
+    source = ", ".join(images)
+    if output is OutputFormat.json:
+        sys.stdout.write(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    elif output is OutputFormat.sarif:
+        described = [(p.name, p.title, p.description) for p in loaded]
+        sarif = to_sarif(verdict, source, described)
+        sys.stdout.write(orjson.dumps(sarif, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        Console(highlight=False, soft_wrap=True).print(render_table(verdict, source))
+    raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+
+
+def _default_docker_config() -> Path | None:
+    base = os.environ.get("DOCKER_CONFIG")
+    path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+    return path if path.is_file() else None
 
 
 @app.command("test")

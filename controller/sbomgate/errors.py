@@ -37,3 +37,35 @@ class PolicyLoadError(SbomgateError):
 
 class EvaluationError(SbomgateError):
     """A policy failed while evaluating one input (reported per package; the verdict denies)."""
+
+
+class RegistryError(SbomgateError):
+    """The registry could not tell us what we need: unreachable, refused, malformed, too big.
+
+    An infrastructure fault, never reported as a policy failure; admission still fails closed.
+    """
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__(f"registry {host}: {message}")
+        self.host = host
+        self.message = message
+
+
+class RegistryNotAllowedError(RegistryError):
+    """The image's registry (or a redirect or token realm) is not allowed; nothing was sent."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """Connecting, a timeout, a 5xx or 429: the registry could not answer in time."""
+
+
+class ManifestNotFoundError(RegistryError):
+    """The registry answered that the tag or digest does not exist."""
+
+
+class TrustPolicyError(InputError):
+    """A trust policy document cannot be used (what is wrong, and where in the file)."""
+
+
+class VerificationError(SbomgateError):
+    """An attestation failed a check (signature, identity, subject digest, predicate type)."""

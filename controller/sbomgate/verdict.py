@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sbomgate import __version__
@@ -22,9 +22,11 @@ class Finding:
     action: str
     reasons: tuple[str, ...]
     subject: bool = False  # the image/SBOM-level evaluation, not one component
+    image: str | None = None  # registry/repository@digest, when judging images
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {"image": self.image} if self.image else {}
+        return out | {
             "purl": self.purl,
             "name": self.name,
             "version": self.version,
@@ -42,13 +44,68 @@ class EvaluationFailure:
     name: str | None
     policy: str
     message: str
+    image: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {"image": self.image} if self.image else {}
+        return out | {
             "purl": self.purl,
             "name": self.name,
             "policy": self.policy,
             "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationReport:
+    """One attestation found on an image, and what verification made of it."""
+
+    predicate_type: str | None
+    verified: bool
+    signer: str | None
+    error: str | None
+    location: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "predicateType": self.predicate_type,
+            "verified": self.verified,
+            "signer": self.signer,
+            "error": self.error,
+            "location": self.location,
+            **self.details,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReport:
+    """An image judged: the digest it resolved to, its attestations, and why it failed.
+
+    `fault` marks infrastructure problems (registry unreachable, timeouts): reported as such,
+    never as a policy failure, and still a denial (fail closed).
+    """
+
+    ref: str
+    digest: str | None
+    attestations: tuple[AttestationReport, ...] = ()
+    errors: tuple[str, ...] = ()
+    fault: bool = False
+    components: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "digest": self.digest,
+            "attestations": [a.to_json() for a in self.attestations],
+            "error": "; ".join(self.errors) or None,
+            "errors": list(self.errors),
+            "fault": self.fault,
+            "components": self.components,
         }
 
 
@@ -62,10 +119,11 @@ class Verdict:
     exemptions: tuple[Finding, ...] = ()
     errors: tuple[EvaluationFailure, ...] = ()
     source: str | None = None
+    images: tuple[ImageReport, ...] = ()
 
     @property
     def allowed(self) -> bool:
-        return not self.violations and not self.errors
+        return not self.violations and not self.errors and all(i.ok for i in self.images)
 
     def to_json(self) -> dict[str, Any]:
         subject = self.subject
@@ -76,6 +134,7 @@ class Verdict:
                 "violations": len(self.violations),
                 "warnings": len(self.warnings),
                 "errors": len(self.errors),
+                **({"images": len(self.images)} if self.images else {}),
             },
             "subject": (
                 {
@@ -92,7 +151,22 @@ class Verdict:
             "audits": [f.to_json() for f in self.audits],
             "exemptions": [f.to_json() for f in self.exemptions],
             "errors": [e.to_json() for e in self.errors],
+            **({"images": [i.to_json() for i in self.images]} if self.images else {}),
         }
+
+
+def merge_verdicts(verdicts: Sequence[Verdict], images: Sequence[ImageReport]) -> Verdict:
+    """One verdict over several images (findings already carry their image)."""
+    return Verdict(
+        components=sum(v.components for v in verdicts),
+        subject=None,
+        violations=tuple(f for v in verdicts for f in v.violations),
+        warnings=tuple(f for v in verdicts for f in v.warnings),
+        audits=tuple(f for v in verdicts for f in v.audits),
+        exemptions=tuple(f for v in verdicts for f in v.exemptions),
+        errors=tuple(e for v in verdicts for e in v.errors),
+        images=tuple(images),
+    )
 
 
 def _label(f: Finding | EvaluationFailure) -> str:
@@ -109,6 +183,19 @@ def render_table(verdict: Verdict, source: str) -> Any:
     from rich.text import Text
 
     parts: list[Any] = []
+    for image in verdict.images:
+        status = (
+            Text("ok", style="green")
+            if image.ok
+            else Text("fault" if image.fault else "refused", style="red")
+        )
+        parts.append(Text.assemble(status, f"  {image.ref} -> {image.digest or '?'}"))
+        for a in image.attestations:
+            mark = "verified" if a.verified else "rejected"
+            detail = f" by {a.signer}" if a.verified and a.signer else f": {a.error}"
+            parts.append(Text(f"    {mark} {a.predicate_type or '?'} ({a.location}){detail}"))
+        for error in image.errors:
+            parts.append(Text(f"    {error}", style="red"))
     rows: list[tuple[str, str, str, str]] = []
     for f in verdict.violations + verdict.warnings + verdict.audits:
         rows.append((f.action, _label(f), f.policy, "\n".join(f.reasons) or f.title))
@@ -130,7 +217,12 @@ def render_table(verdict: Verdict, source: str) -> Any:
     summary = Text.assemble(
         decision,
         f"  {source}: {verdict.components} components, {len(verdict.violations)} violations, "
-        f"{len(verdict.warnings)} warnings, {len(verdict.errors)} errors",
+        f"{len(verdict.warnings)} warnings, {len(verdict.errors)} errors"
+        + (
+            f", {sum(not i.ok for i in verdict.images)} of {len(verdict.images)} images refused"
+            if verdict.images
+            else ""
+        ),
     )
     parts.append(summary)
     return Group(*parts)
@@ -176,6 +268,25 @@ def to_sarif(
                 "properties": {"purl": f.purl, "action": f.action},
             }
         )
+    if any(not i.ok for i in verdict.images):
+        rules.append(
+            {
+                "id": "sbomgate/image-verification",
+                "name": "image-verification",
+                "shortDescription": {"text": "The image's attestations could not be verified"},
+            }
+        )
+    for image in verdict.images:
+        for error in image.errors:
+            results.append(
+                {
+                    "ruleId": "sbomgate/image-verification",
+                    "level": "error",
+                    "message": {"text": error},
+                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": image.ref}}}],
+                    "properties": {"digest": image.digest, "fault": image.fault},
+                }
+            )
     for e in verdict.errors:
         results.append(
             {

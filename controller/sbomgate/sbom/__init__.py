@@ -7,6 +7,7 @@ from sbomgate.sbom.parse import (
     MAX_SBOM_BYTES,
     load_sbom_file,
     parse_sbom,
+    parse_sbom_document,
 )
 from sbomgate.sbom.purl import format_for_purl_type
 
@@ -20,4 +21,5 @@ __all__ = [
     "format_for_purl_type",
     "load_sbom_file",
     "parse_sbom",
+    "parse_sbom_document",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_SBOM_BYTES",
     "load_sbom_file",
     "parse_sbom",
+    "parse_sbom_document",
 ]
 
 MiB = 1024 * 1024
@@ -163,7 +164,25 @@ def _parse(data: bytes, source: str, max_size: int, max_depth: int, max_componen
         return Sbom(source, "cyclonedx", spec, subject, components, document)
     if first not in b"{[":
         raise Invalid(_not_json_or_xml(view))
-    doc = _load_json(view)
+    return _from_document(_load_json(view), source, limits)
+
+
+def parse_sbom_document(
+    doc: Any,
+    *,
+    source: str,
+    max_depth: int = MAX_COMPONENT_DEPTH,
+    max_components: int = MAX_COMPONENTS,
+) -> Sbom:
+    """An SBOM from an already-decoded JSON document (an attestation's predicate)."""
+    try:
+        with _gc_paused():
+            return _from_document(doc, source, Limits(max_depth, max_components))
+    except Invalid as exc:
+        raise SbomError(source, exc.message) from None
+
+
+def _from_document(doc: Any, source: str, limits: Limits) -> Sbom:
     if type(doc) is not dict:
         raise Invalid("not a CycloneDX or SPDX document (a JSON document that is not an object)")
     if doc.get("bomFormat") == "CycloneDX":

@@ -1,0 +1,137 @@
+"""A process-wide cache keyed by image digest: bounded by bytes, with TTLs, single-flight.
+
+Digests name immutable content, so a verified result stays right until the trust policies
+change (they are part of the key) or its TTL ends. Refusals are kept for a short negative TTL
+(so a storm of Pods with a bad image does not hammer the registry); infrastructure faults are
+not kept at all. Concurrent lookups of the same key wait for the one load in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[V]):
+    """What a loader returns: the value, its approximate size, and whether it is a refusal."""
+
+    value: V
+    size: int
+    negative: bool = False
+
+
+@dataclass(slots=True)
+class _Entry(Generic[V]):
+    value: V
+    size: int
+    expires: float
+
+
+class _Flight(Generic[V]):
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.value: V | None = None
+
+
+class DigestCache(Generic[V]):
+    def __init__(
+        self,
+        *,
+        max_bytes: int = 256 << 20,
+        ttl: float = 3600.0,
+        negative_ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()
+        self._flights: dict[Hashable, _Flight[V]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> V | None:
+        with self._lock:
+            return self._get_locked(key)
+
+    def _get_locked(self, key: Hashable) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= self._clock():
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry.value
+
+    def get_or_load(self, key: Hashable, loader: Callable[[], Loaded[V]]) -> V:
+        with self._lock:
+            value = self._get_locked(key)
+            if value is not None:
+                self.hits += 1
+                return value
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+            self.misses += leader
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            assert flight.value is not None
+            return flight.value
+        try:
+            loaded = loader()
+            flight.value = loaded.value
+            self._store(key, loaded)
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+        return loaded.value
+
+    def _store(self, key: Hashable, loaded: Loaded[V]) -> None:
+        if loaded.size > self.max_bytes:
+            return
+        ttl = self.negative_ttl if loaded.negative else self.ttl
+        with self._lock:
+            if key in self._entries:
+                self._drop(key)
+            self._entries[key] = _Entry(loaded.value, loaded.size, self._clock() + ttl)
+            self._bytes += loaded.size
+            while self._bytes > self.max_bytes and self._entries:
+                oldest = next(iter(self._entries))
+                self._drop(oldest)
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key)
+        self._bytes -= entry.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0

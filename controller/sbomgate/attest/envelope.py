@@ -1,0 +1,210 @@
+"""DSSE envelopes, in-toto statements and Sigstore bundles: parsing only, no trust."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPES = frozenset(
+    {
+        "https://in-toto.io/Statement/v0.1",
+        "https://in-toto.io/Statement/v1",
+        "https://in-toto.io/Statement/v1.0",
+    }
+)
+MAX_SIGNATURES = 16
+
+
+class FormatError(ValueError):
+    """The document is not a usable envelope, statement or bundle; the message says why."""
+
+
+def b64decode(value: Any, what: str) -> bytes:
+    """Standard or URL-safe base64, padded or not (both appear in the wild)."""
+    if not isinstance(value, str):
+        raise FormatError(f"{what} must be a base64 string")
+    text = value.strip()
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        if "-" in text or "_" in text:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        raise FormatError(f"{what} is not valid base64") from None
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: what the signature is over."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    keyid: str
+    sig: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    payload_type: str
+    payload: bytes
+    signatures: tuple[Signature, ...]
+
+    @property
+    def signed_bytes(self) -> bytes:
+        return pae(self.payload_type, self.payload)
+
+
+def _load_object(data: bytes | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    if isinstance(data, Mapping):
+        return data
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise FormatError(f"{what} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict):
+        raise FormatError(f"{what} is not a JSON object")
+    return doc
+
+
+def parse_envelope(data: bytes | Mapping[str, Any]) -> Envelope:
+    doc = _load_object(data, "DSSE envelope")
+    payload_type = doc.get("payloadType")
+    if not isinstance(payload_type, str) or not payload_type:
+        raise FormatError("DSSE envelope has no payloadType")
+    payload = b64decode(doc.get("payload"), "DSSE payload")
+    raw_signatures = doc.get("signatures")
+    if not isinstance(raw_signatures, list):
+        raise FormatError("DSSE envelope has no signatures list")
+    if len(raw_signatures) > MAX_SIGNATURES:
+        raise FormatError(f"DSSE envelope has more than {MAX_SIGNATURES} signatures")
+    signatures = []
+    for i, item in enumerate(raw_signatures):
+        if not isinstance(item, dict):
+            raise FormatError(f"DSSE signatures[{i}] is not an object")
+        keyid = item.get("keyid") or ""
+        signatures.append(
+            Signature(str(keyid), b64decode(item.get("sig"), f"DSSE signatures[{i}].sig"))
+        )
+    return Envelope(payload_type, payload, tuple(signatures))
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    name: str
+    digests: Mapping[str, str]
+
+    def matches(self, digest: str) -> bool:
+        algorithm, _, value = digest.partition(":")
+        return self.digests.get(algorithm, "").lower() == value
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    statement_type: str
+    subjects: tuple[Subject, ...]
+    predicate_type: str
+    predicate: Any
+
+    def binds(self, digest: str) -> bool:
+        return any(subject.matches(digest) for subject in self.subjects)
+
+    def subject_digests(self) -> list[str]:
+        return [
+            f"{algorithm}:{value}"
+            for subject in self.subjects
+            for algorithm, value in subject.digests.items()
+        ]
+
+
+def parse_statement(payload: bytes) -> Statement:
+    doc = _load_object(payload, "in-toto statement")
+    statement_type = doc.get("_type")
+    if statement_type not in STATEMENT_TYPES:
+        raise FormatError(f"not an in-toto statement (_type {str(statement_type)[:80]!r})")
+    raw_subjects = doc.get("subject")
+    if not isinstance(raw_subjects, list) or not raw_subjects:
+        raise FormatError("in-toto statement has no subject")
+    subjects = []
+    for i, item in enumerate(raw_subjects[:1000]):
+        digests = item.get("digest") if isinstance(item, dict) else None
+        if not isinstance(digests, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in digests.items()
+        ):
+            raise FormatError(f"in-toto statement subject[{i}] has no digest map")
+        name = item.get("name")
+        subjects.append(Subject(name if isinstance(name, str) else "", digests))
+    predicate_type = doc.get("predicateType")
+    if not isinstance(predicate_type, str) or not predicate_type:
+        raise FormatError("in-toto statement has no predicateType")
+    predicate = doc.get("predicate")
+    # cosign 1.x wrapped custom predicates as {"Data": "<text>", "Timestamp": ...}.
+    if isinstance(predicate, dict) and set(predicate) <= {"Data", "Timestamp"}:
+        data = predicate.get("Data")
+        if isinstance(data, str):
+            try:
+                predicate = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                predicate = data
+        elif isinstance(data, dict):
+            predicate = data
+    return Statement(statement_type, tuple(subjects), predicate_type, predicate)
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """The parts of a Sigstore bundle we route on; keyless bundles go whole to sigstore-python."""
+
+    media_type: str
+    envelope: Envelope
+    certificate_der: bytes | None  # leaf certificate (keyless)
+    public_key_hint: str | None  # key-based bundles name their key instead
+    raw: bytes
+
+
+def parse_bundle(data: bytes) -> Bundle:
+    doc = _load_object(data, "Sigstore bundle")
+    media_type = doc.get("mediaType")
+    if not isinstance(media_type, str) or not media_type.startswith(
+        "application/vnd.dev.sigstore.bundle"
+    ):
+        raise FormatError("not a Sigstore bundle (no Sigstore bundle mediaType)")
+    material = doc.get("verificationMaterial")
+    if not isinstance(material, dict):
+        raise FormatError("Sigstore bundle has no verificationMaterial")
+    raw_envelope = doc.get("dsseEnvelope")
+    if not isinstance(raw_envelope, dict):
+        raise FormatError(
+            "Sigstore bundle has no dsseEnvelope (a message signature is not an attestation)"
+        )
+    certificate = None
+    cert = material.get("certificate")
+    chain = material.get("x509CertificateChain")
+    if isinstance(cert, dict):
+        certificate = b64decode(cert.get("rawBytes"), "bundle certificate")
+    elif (
+        isinstance(chain, dict)
+        and isinstance(chain.get("certificates"), list)
+        and chain["certificates"]
+    ):
+        certificate = b64decode(chain["certificates"][0].get("rawBytes"), "bundle certificate")
+    hint = None
+    public_key = material.get("publicKey")
+    if isinstance(public_key, dict):
+        hint = str(public_key.get("hint") or "")
+    if certificate is None and hint is None:
+        raise FormatError("Sigstore bundle has neither a certificate nor a public key")
+    return Bundle(
+        media_type=media_type,
+        envelope=parse_envelope(raw_envelope),
+        certificate_der=certificate,
+        public_key_hint=hint,
+        raw=data,
+    )

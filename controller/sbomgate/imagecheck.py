@@ -1,0 +1,261 @@
+"""From an image reference to verified SBOMs, and on to a verdict.
+
+    reference -> resolve (digest) -> discover (attestations) -> verify (trust policies)
+              -> parse (SBOMs) -> evaluate (Rego)
+
+The first four steps are per digest and cached process-wide (`DigestCache`), so the webhook,
+the audit and the CLI share them; evaluation runs each time (policies and facts change).
+Errors are sorted into refusals (the image failed a check) and faults (the registry could not
+be asked): both deny, but they are reported differently.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sbomgate._internal.cache import DigestCache, Loaded
+from sbomgate.attest import AttestationVerifier, ImageVerification, VerifiedDocument
+from sbomgate.errors import (
+    InputError,
+    ManifestNotFoundError,
+    RegistryError,
+    RegistryNotAllowedError,
+    SbomError,
+)
+from sbomgate.registry import (
+    Deadline,
+    ImageReference,
+    RegistryClient,
+    discover,
+    parse_reference,
+)
+from sbomgate.sbom import Sbom, parse_sbom, parse_sbom_document
+from sbomgate.verdict import AttestationReport, ImageReport, Verdict, merge_verdicts
+
+Phase = str  # "resolve" | "discover" | "verify" | "parse" | "evaluate"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedSbom:
+    sbom: Sbom
+    image: str  # registry/repository@digest of the manifest this SBOM speaks for
+    digest: str
+    image_input: Mapping[str, Any]  # input.v0.image for this SBOM's packages
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedImage:
+    """The cached, per-digest result: what verification said, and the parsed SBOMs."""
+
+    verification: ImageVerification
+    sboms: tuple[CheckedSbom, ...]
+    refusals: tuple[str, ...]
+    seconds: Mapping[Phase, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    report: ImageReport
+    sboms: tuple[CheckedSbom, ...] = ()
+    seconds: Mapping[Phase, float] = field(default_factory=dict)
+    cached: bool = False
+
+
+class ImageChecker:
+    """Resolve, discover, verify and parse, with a shared digest-keyed cache."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        verifier: AttestationVerifier,
+        cache: DigestCache[VerifiedImage] | None = None,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.verifier = verifier
+        self.cache = cache if cache is not None else DigestCache()
+        self.timeout = timeout
+        # Results depend on the trust policies: a new verifier never sees old entries.
+        self._generation = uuid.uuid4().hex
+
+    def check(self, ref_text: str, *, deadline: Deadline | None = None) -> ImageResult:
+        deadline = deadline or Deadline.after(self.timeout)
+        seconds: dict[Phase, float] = {}
+        try:
+            ref = parse_reference(ref_text)
+        except InputError as exc:
+            return ImageResult(ImageReport(ref_text, None, errors=(str(exc),)))
+        started = time.perf_counter()
+        digest = ref.digest
+        resolved = None
+        try:
+            if digest is None:
+                resolved = self.client.resolve(ref, deadline=deadline)
+                digest = resolved.digest
+                seconds["resolve"] = time.perf_counter() - started
+            key = (self._generation, ref.name, digest)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return self._result(ref_text, ref, hit, seconds, cached=True)
+            pinned = ref.with_digest(digest)
+
+            def load() -> Loaded[VerifiedImage]:
+                return self._load(pinned, deadline, resolved)
+
+            value = self.cache.get_or_load(key, load)
+        except ManifestNotFoundError as exc:
+            return ImageResult(
+                ImageReport(ref_text, digest, errors=(f"image {ref}: not found ({exc.message})",)),
+                seconds=seconds,
+            )
+        except RegistryNotAllowedError as exc:
+            return ImageResult(
+                ImageReport(ref_text, digest, errors=(f"image {ref}: {exc}",)), seconds=seconds
+            )
+        except RegistryError as exc:
+            message = f"image {ref}: {exc}: cannot verify"
+            return ImageResult(
+                ImageReport(ref_text, digest, errors=(message,), fault=True), seconds=seconds
+            )
+        return self._result(ref_text, ref, value, seconds, cached=False)
+
+    def _result(
+        self,
+        ref_text: str,
+        ref: ImageReference,
+        value: VerifiedImage,
+        seconds: dict[Phase, float],
+        *,
+        cached: bool,
+    ) -> ImageResult:
+        verification = value.verification
+        reports = tuple(
+            AttestationReport(
+                c.predicate_type,
+                c.verified,
+                c.signer,
+                c.error,
+                c.location,
+                {"layout": c.layout, "attachedTo": c.attached_to, "trustPolicy": c.policy},
+            )
+            for c in verification.checks
+        )
+        if not cached:
+            seconds.update(value.seconds)
+        report = ImageReport(
+            ref=ref_text,
+            digest=verification.digest,
+            attestations=reports,
+            errors=value.refusals,
+            components=sum(len(s.sbom.components) for s in value.sboms),
+        )
+        return ImageResult(report, value.sboms, seconds, cached)
+
+    def _load(
+        self, pinned: ImageReference, deadline: Deadline, resolved: Any
+    ) -> Loaded[VerifiedImage]:
+        seconds: dict[Phase, float] = {}
+        clock = time.perf_counter()
+        found = discover(self.client, pinned, deadline=deadline, resolved=resolved)
+        seconds["discover"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        verification = self.verifier.verify(found)
+        seconds["verify"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        refusals = list(verification.refusals)
+        sboms: list[CheckedSbom] = []
+        size = sum(len(a.data) for a in found.attestations) + 4096
+        if verification.ok:
+            provenance = _provenance_summary(verification.provenance)
+            for document in verification.sboms:
+                source = f"{pinned.name}@{document.digest} ({document.location})"
+                try:
+                    sbom = _parse(document, source)
+                except SbomError as exc:
+                    refusals.append(f"image {verification.image}: signed SBOM unusable: {exc}")
+                    continue
+                check = next(c for c in verification.checks if c.location == document.location)
+                image_input = {
+                    "ref": str(pinned),
+                    "digest": document.digest,
+                    "attestation": {
+                        "verified": check.verified,
+                        "signer": check.signer,
+                        "issuer": check.issuer,
+                        "predicate_type": check.predicate_type,
+                    },
+                    "provenance": provenance,
+                }
+                sboms.append(
+                    CheckedSbom(
+                        sbom, f"{pinned.name}@{document.digest}", document.digest, image_input
+                    )
+                )
+        seconds["parse"] = time.perf_counter() - clock
+        value = VerifiedImage(verification, tuple(sboms), tuple(refusals), seconds)
+        return Loaded(value, size * 4, negative=bool(refusals))
+
+    def check_many(
+        self, refs: Sequence[str], *, deadline: Deadline | None = None, workers: int = 8
+    ) -> list[ImageResult]:
+        """Images in parallel, the same reference once."""
+        unique = list(dict.fromkeys(refs))
+        if len(unique) <= 1:
+            return [self.check(r, deadline=deadline) for r in unique]
+        with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+            return list(pool.map(lambda r: self.check(r, deadline=deadline), unique))
+
+
+def _parse(document: VerifiedDocument, source: str) -> Sbom:
+    if isinstance(document.predicate, bytes | bytearray):
+        return parse_sbom(bytes(document.predicate), source=source)
+    return parse_sbom_document(document.predicate, source=source)
+
+
+def _provenance_summary(documents: Iterable[VerifiedDocument]) -> Mapping[str, Any] | None:
+    for document in documents:
+        predicate = document.predicate if isinstance(document.predicate, dict) else {}
+        builder = (predicate.get("runDetails") or {}).get("builder") or predicate.get("builder")
+        return {
+            "predicate_type": document.predicate_type,
+            "builder_id": builder.get("id") if isinstance(builder, dict) else None,
+            "digest": document.digest,
+        }
+    return None
+
+
+EvaluateSbom = Callable[[Sbom, Mapping[str, Any]], Verdict]
+
+
+def judge_images(
+    results: Sequence[ImageResult], evaluate: EvaluateSbom
+) -> tuple[Verdict, dict[Phase, float]]:
+    """Evaluate every verified SBOM of every image (on the calling thread: it owns the
+    engines) and fold it all into one verdict. Returns it and the evaluation time."""
+    verdicts: list[Verdict] = []
+    reports: list[ImageReport] = []
+    clock = time.perf_counter()
+    for result in results:
+        reports.append(result.report)
+        if not result.report.ok:
+            continue
+        for checked in result.sboms:
+            verdict = evaluate(checked.sbom, checked.image_input)
+            label = checked.image
+            verdicts.append(
+                replace(
+                    verdict,
+                    violations=tuple(replace(f, image=label) for f in verdict.violations),
+                    warnings=tuple(replace(f, image=label) for f in verdict.warnings),
+                    audits=tuple(replace(f, image=label) for f in verdict.audits),
+                    exemptions=tuple(replace(f, image=label) for f in verdict.exemptions),
+                    errors=tuple(replace(e, image=label) for e in verdict.errors),
+                )
+            )
+    return merge_verdicts(verdicts, reports), {"evaluate": time.perf_counter() - clock}

@@ -1,0 +1,296 @@
+"""Find every attestation attached to an image, in the four layouts in use today.
+
+1. cosign's legacy tag `sha256-<hex>.att`: an image manifest whose layers are DSSE envelopes
+   (`application/vnd.dsse.envelope.v1+json`), with the certificate, chain and Rekor bundle in
+   layer annotations.
+2. OCI 1.1 referrers (the API, else the `sha256-<hex>` fallback tag index): artifact manifests
+   whose `subject` is the image, carrying DSSE envelopes, unsigned in-toto statements or raw
+   SBOMs (`oras attach`).
+3. Sigstore bundles as referrers (`application/vnd.dev.sigstore.bundle.v0.3+json`), what
+   cosign v3 writes by default.
+4. BuildKit attestation manifests inside the image index (`vnd.docker.reference.type:
+   attestation-manifest`), whose layers are unsigned in-toto statements.
+
+Everything here is untrusted raw material for `sbomgate.attest`: discovery only fetches (with
+digest checks and size caps) and labels where each piece came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sbomgate.errors import RegistryError
+from sbomgate.registry.client import FetchedManifest, RegistryClient
+from sbomgate.registry.oci import (
+    BUILDKIT_ATTESTATION,
+    BUILDKIT_REFERENCE_DIGEST,
+    BUILDKIT_REFERENCE_TYPE,
+    DSSE_ENVELOPE,
+    IN_TOTO,
+    IN_TOTO_PREDICATE_ANNOTATION,
+    MANIFEST_TYPES,
+    SIGSTORE_BUNDLE_PREFIX,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+)
+from sbomgate.registry.reference import ImageReference
+from sbomgate.registry.transport import Deadline
+
+# Raw SBOM documents attached without an envelope (oras attach, some CI tools).
+RAW_SBOM_TYPES = frozenset(
+    {
+        "application/vnd.cyclonedx+json",
+        "application/vnd.cyclonedx+xml",
+        "application/vnd.cyclonedx",
+        "application/spdx+json",
+        "application/vnd.spdx+json",
+        "text/spdx+json",
+    }
+)
+
+
+class Layout(StrEnum):
+    COSIGN_TAG = "cosign-tag"  # sha256-<hex>.att
+    REFERRER = "referrer"  # OCI 1.1 referrer with a DSSE envelope, statement or raw SBOM
+    SIGSTORE_BUNDLE = "sigstore-bundle"  # referrer carrying a Sigstore bundle
+    BUILDKIT = "buildkit"  # attestation manifest inside the index
+
+
+class Content(StrEnum):
+    DSSE = "dsse"  # a DSSE envelope (signed)
+    BUNDLE = "bundle"  # a Sigstore bundle (signed)
+    STATEMENT = "statement"  # an in-toto statement with no signature
+    RAW_SBOM = "raw-sbom"  # an SBOM document with no envelope and no signature
+
+
+@dataclass(frozen=True, slots=True)
+class FoundAttestation:
+    """One attestation as found in the registry, not yet verified."""
+
+    layout: Layout
+    content_type: Content
+    attached_to: str  # the digest the registry links it to
+    location: str  # where it was found, for messages
+    media_type: str
+    data: bytes
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    predicate_type_hint: str | None = None  # from annotations/artifactType; untrusted
+
+    @property
+    def signed(self) -> bool:
+        return self.content_type in (Content.DSSE, Content.BUNDLE)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformImage:
+    digest: str
+    platform: Platform | None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredImage:
+    ref: ImageReference
+    digest: str  # what the reference resolved to (manifest or index)
+    is_index: bool
+    platforms: tuple[PlatformImage, ...]  # the runnable manifests of an index
+    attestations: tuple[FoundAttestation, ...]
+    problems: tuple[str, ...] = ()  # attestations that could not be read (not fatal alone)
+
+    @property
+    def pinned(self) -> ImageReference:
+        return self.ref.with_digest(self.digest)
+
+
+def discover(
+    client: RegistryClient,
+    ref: ImageReference,
+    *,
+    deadline: Deadline | None = None,
+    resolved: FetchedManifest | None = None,
+) -> DiscoveredImage:
+    """Resolve `ref` and collect the attestations of its digest (and, for an index, of every
+    platform manifest in it)."""
+    deadline = deadline or Deadline.after(client.timeout)
+    top = resolved or client.resolve(ref, deadline=deadline)
+    image = ref.with_digest(top.digest)
+    collector = _Collector(client, image, deadline)
+    platforms: list[PlatformImage] = []
+    if isinstance(top.manifest, ImageIndex):
+        for position, entry in enumerate(top.manifest.manifests):
+            if entry.annotations.get(BUILDKIT_REFERENCE_TYPE) == BUILDKIT_ATTESTATION:
+                collector.buildkit(entry, position)
+            elif entry.media_type in MANIFEST_TYPES and (
+                entry.platform is None or entry.platform.os != "unknown"
+            ):
+                platforms.append(PlatformImage(entry.digest, entry.platform))
+    subjects = [top.digest] + [p.digest for p in platforms]
+    for digest in dict.fromkeys(subjects):
+        collector.cosign_tag(digest)
+        collector.referrers(digest)
+    return DiscoveredImage(
+        ref=ref,
+        digest=top.digest,
+        is_index=isinstance(top.manifest, ImageIndex),
+        platforms=tuple(platforms),
+        attestations=tuple(collector.found),
+        problems=tuple(collector.problems),
+    )
+
+
+class _Collector:
+    def __init__(self, client: RegistryClient, image: ImageReference, deadline: Deadline) -> None:
+        self.client = client
+        self.image = image
+        self.deadline = deadline
+        self.found: list[FoundAttestation] = []
+        self.problems: list[str] = []
+
+    def _room(self) -> bool:
+        if len(self.found) >= self.client.limits.max_attestations:
+            limit = self.client.limits.max_attestations
+            message = f"more than {limit} attestations: the rest were not read"
+            if message not in self.problems:
+                self.problems.append(message)
+            return False
+        return True
+
+    def _blob(self, layer: Descriptor, where: str) -> bytes | None:
+        try:
+            return self.client.get_blob(self.image, layer, deadline=self.deadline)
+        except RegistryError as exc:
+            if exc.__class__ is RegistryError:  # size or digest problems: this piece only
+                self.problems.append(f"{where}: {exc.message}")
+                return None
+            raise
+
+    def cosign_tag(self, digest: str) -> None:
+        tag = digest.replace(":", "-", 1) + ".att"
+        fetched = self.client.get_manifest(self.image, tag, deadline=self.deadline, missing_ok=True)
+        if fetched is None:
+            return
+        manifest = fetched.manifest
+        if not isinstance(manifest, ImageManifest):
+            self.problems.append(f"tag {tag}: not an image manifest")
+            return
+        for position, layer in enumerate(manifest.layers):
+            if layer.media_type != DSSE_ENVELOPE or not self._room():
+                continue
+            where = f"tag {tag} layer {position}"
+            data = self._blob(layer, where)
+            if data is not None:
+                self.found.append(
+                    FoundAttestation(
+                        layout=Layout.COSIGN_TAG,
+                        content_type=Content.DSSE,
+                        attached_to=digest,
+                        location=where,
+                        media_type=layer.media_type,
+                        data=data,
+                        annotations=layer.annotations,
+                        predicate_type_hint=layer.annotations.get("predicateType"),
+                    )
+                )
+
+    def referrers(self, digest: str) -> None:
+        descriptors, how = self.client.referrers(self.image, digest, deadline=self.deadline)
+        for entry in descriptors:
+            if not self._room():
+                return
+            kind = entry.artifact_type or ""
+            if not _interesting(kind) and kind:
+                continue  # signatures, scan reports, …: not ours to read
+            where = f"referrer {entry.digest} ({'referrers API' if how == 'api' else 'tag'})"
+            fetched = self.client.get_manifest(
+                self.image, entry.digest, deadline=self.deadline, missing_ok=True
+            )
+            if fetched is None:
+                self.problems.append(f"{where}: listed but not found")
+                continue
+            manifest = fetched.manifest
+            if not isinstance(manifest, ImageManifest):
+                continue
+            if manifest.subject is not None and manifest.subject.digest != digest:
+                self.problems.append(f"{where}: its subject is {manifest.subject.digest}")
+                continue
+            self._read_referrer(digest, where, manifest)
+
+    def _read_referrer(self, digest: str, where: str, manifest: ImageManifest) -> None:
+        artifact_type = manifest.effective_artifact_type
+        for position, layer in enumerate(manifest.layers):
+            content = _content_of(layer.media_type, artifact_type)
+            if content is None or not self._room():
+                continue
+            data = self._blob(layer, f"{where} layer {position}")
+            if data is None:
+                continue
+            hint = (
+                manifest.annotations.get("dev.sigstore.bundle.predicateType")
+                or layer.annotations.get(IN_TOTO_PREDICATE_ANNOTATION)
+                or layer.annotations.get("predicateType")
+            )
+            self.found.append(
+                FoundAttestation(
+                    layout=Layout.SIGSTORE_BUNDLE if content is Content.BUNDLE else Layout.REFERRER,
+                    content_type=content,
+                    attached_to=digest,
+                    location=f"{where} layer {position}",
+                    media_type=layer.media_type,
+                    data=data,
+                    annotations={**manifest.annotations, **layer.annotations},
+                    predicate_type_hint=hint,
+                )
+            )
+
+    def buildkit(self, entry: Descriptor, position: int) -> None:
+        target = entry.annotations.get(BUILDKIT_REFERENCE_DIGEST, "")
+        where = f"attestation manifest {entry.digest} (index entry {position})"
+        fetched = self.client.get_manifest(
+            self.image, entry.digest, deadline=self.deadline, missing_ok=True
+        )
+        if fetched is None or not isinstance(fetched.manifest, ImageManifest):
+            self.problems.append(f"{where}: missing or not an image manifest")
+            return
+        for layer_position, layer in enumerate(fetched.manifest.layers):
+            if layer.media_type != IN_TOTO or not self._room():
+                continue
+            data = self._blob(layer, f"{where} layer {layer_position}")
+            if data is not None:
+                self.found.append(
+                    FoundAttestation(
+                        layout=Layout.BUILDKIT,
+                        content_type=Content.STATEMENT,
+                        attached_to=target,
+                        location=f"{where} layer {layer_position}",
+                        media_type=layer.media_type,
+                        data=data,
+                        annotations=layer.annotations,
+                        predicate_type_hint=layer.annotations.get(IN_TOTO_PREDICATE_ANNOTATION),
+                    )
+                )
+
+
+def _interesting(artifact_type: str) -> bool:
+    return (
+        artifact_type.startswith(SIGSTORE_BUNDLE_PREFIX)
+        or artifact_type in (DSSE_ENVELOPE, IN_TOTO)
+        or artifact_type in RAW_SBOM_TYPES
+        or artifact_type.startswith("application/vnd.in-toto")
+    )
+
+
+def _content_of(layer_type: str, artifact_type: str) -> Content | None:
+    if layer_type.startswith(SIGSTORE_BUNDLE_PREFIX):
+        return Content.BUNDLE
+    if layer_type == DSSE_ENVELOPE:
+        return Content.DSSE
+    if layer_type == IN_TOTO or layer_type.startswith("application/vnd.in-toto"):
+        return Content.STATEMENT
+    if layer_type in RAW_SBOM_TYPES or (
+        artifact_type in RAW_SBOM_TYPES and layer_type in ("application/json", artifact_type)
+    ):
+        return Content.RAW_SBOM
+    return None
