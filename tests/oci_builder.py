@@ -4,10 +4,42 @@ This module has its own small registry client (``OciClient``: http.client, TLS v
 the test CA, basic and bearer-token auth). It deliberately shares nothing with
 ``sbomgate.registry`` so that tests of the library are not checked against the library itself.
 
-What cosign v3.1.3 writes (``cosign attest --key ... --tlog-upload=false
---use-signing-config=false``), as observed against both registries here:
+What cosign v3.1.3 writes with ``cosign attest --key K --predicate F --type T
+--tlog-upload=false --use-signing-config=false --yes IMAGE@DIGEST`` (observed on both registry
+kinds here; test_test_infra.py checks it):
 
-COSIGN_WRITES_PLACEHOLDER
+The signed thing (both modes) is a DSSE envelope ``{"payload": b64, "payloadType":
+"application/vnd.in-toto+json", "signatures": [{"sig": b64}]}`` (no ``keyid``) over an in-toto
+Statement v0.1 (``_type`` https://in-toto.io/Statement/v0.1) with one subject ``{"name":
+"<registry>/<repo>", "digest": {"sha256": <hex of the digest given>}}``. The predicate:
+``cyclonedx`` (https://cyclonedx.org/bom), ``spdxjson`` (https://spdx.dev/Document),
+``openvex`` or a URI type: the file's JSON itself (re-serialised, keys sorted); ``spdx``: the
+file as a JSON *string*; ``slsaprovenance``/``slsaprovenance02``/``slsaprovenance1``: parsed
+into SLSA structs (unknown fields dropped); ``custom`` (the default): predicateType
+https://cosign.sigstore.dev/attestation/v1 wrapping ``{"Data": "<file text>", "Timestamp":
+...}``. Signature over the DSSE PAE: ECDSA P-256 -> DER ECDSA-SHA256; RSA -> PKCS#1 v1.5
+SHA-256; Ed25519 -> Ed25519ph (RFC 8032 prehash), not pure Ed25519. Attesting an index digest
+attests the index only.
+
+``--new-bundle-format=false`` (legacy), same on both registries: tag ``sha256-<hex>.att`` -> an
+OCI image manifest (config application/vnd.oci.image.config.v1+json whose rootfs.diff_ids are
+the layer digests; no ``subject``, no ``artifactType``), one layer per attestation of media
+type application/vnd.dsse.envelope.v1+json with annotations
+``{"dev.cosignproject.cosign/signature": "", "predicateType": <URI>}``. No
+``dev.sigstore.cosign/bundle`` annotation (that is the Rekor entry, absent without tlog
+upload). A second attest appends a layer to the same tag. Nothing goes to the referrers API.
+
+``--new-bundle-format=true`` (the v3 default): an untagged referrer, an OCI image manifest with
+``artifactType`` application/vnd.dev.sigstore.bundle.v0.3+json, the empty config
+(application/vnd.oci.empty.v1+json, ``{}``), ``subject`` = the image, annotations
+``dev.sigstore.bundle.content: dsse-envelope``, ``dev.sigstore.bundle.predicateType: <URI>``,
+``org.opencontainers.image.created``, and one layer of that bundle media type holding a Sigstore
+bundle v0.3 ``{"mediaType", "verificationMaterial": {"publicKey": {"hint":
+b64(sha256(SPKI DER))}}, "dsseEnvelope": {...}}`` (no tlog entries, no timestamps). On the
+referrers registry it is listed by ``/v2/<repo>/referrers/<digest>`` with those annotations and
+no tag is written. On distribution 2.8 that endpoint is 404, so cosign writes the fallback tag
+``sha256-<hex>``: an OCI index of ``{mediaType, digest, size, artifactType}`` descriptors,
+without annotations, appended to (sorted by digest) on each new referrer.
 """
 
 from __future__ import annotations
@@ -127,7 +159,8 @@ class OciClient:
 
     # -- transport
 
-    def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+    def send(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+        """One request as given: no auth handling, no status check."""
         parts = urllib.parse.urlsplit(url)
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
@@ -155,7 +188,7 @@ class OciClient:
             query["scope"] = scope or challenge["scope"]
         url = challenge["realm"] + "?" + urllib.parse.urlencode(query)
         headers = {"Authorization": self._basic()} if self.username else {}
-        resp = self._send("GET", url, b"", headers)
+        resp = self.send("GET", url, b"", headers)
         if resp.status != 200:
             raise RegistryError("GET", url, resp)
         payload = resp.json()
@@ -178,7 +211,7 @@ class OciClient:
         hdrs = dict(headers or {})
         if key in self._auth:
             hdrs["Authorization"] = self._auth[key]
-        resp = self._send(method, url, body, hdrs)
+        resp = self.send(method, url, body, hdrs)
         if resp.status == 401:
             challenge = resp.header("WWW-Authenticate") or ""
             scheme, params = parse_challenge(challenge)
@@ -191,7 +224,7 @@ class OciClient:
                     raise RegistryError(method, url, resp)
                 return resp
             hdrs["Authorization"] = self._auth[key]
-            resp = self._send(method, url, body, hdrs)
+            resp = self.send(method, url, body, hdrs)
         if resp.status not in ok:
             raise RegistryError(method, url, resp)
         return resp
