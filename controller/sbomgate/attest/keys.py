@@ -43,7 +43,10 @@ class PublicKey:
                 algorithm = _ECDSA_HASHES[key.curve.name]()
                 key.verify(signature, data, ec.ECDSA(algorithm))
             elif isinstance(key, ed25519.Ed25519PublicKey):
-                key.verify(signature, data)
+                try:
+                    key.verify(signature, data)
+                except InvalidSignature:
+                    return _verify_ed25519ph(key, signature, data)
             else:
                 try:
                     key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
@@ -57,6 +60,20 @@ class PublicKey:
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+def _verify_ed25519ph(key: ed25519.Ed25519PublicKey, signature: bytes, data: bytes) -> bool:
+    """Ed25519ph (SHA-512 prehash), cosign's default for Ed25519 keys."""
+    from Crypto.Hash import SHA512
+    from Crypto.Signature import eddsa
+
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    verifier = eddsa.new(eddsa.import_public_key(raw), "rfc8032")
+    try:
+        verifier.verify(SHA512.new(data), signature)
+    except ValueError:
+        return False
+    return True
 
 
 def load_public_key(pem: bytes) -> PublicKey:

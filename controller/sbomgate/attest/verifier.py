@@ -178,7 +178,7 @@ class AttestationVerifier:
                     found.location,
                     found.layout.value,
                     found.attached_to,
-                    found.predicate_type_hint or "https://cyclonedx.org/bom",
+                    found.predicate_type_hint,
                     True,
                     "unsigned",
                     None,
@@ -325,17 +325,6 @@ class AttestationVerifier:
             satisfied = found.digest in covered or (
                 bool(targets) and all(t in covered for t in targets)
             )
-            for check in usable:
-                document = VerifiedDocument(
-                    check.attached_to,
-                    check.predicate_type or "",
-                    check.raw_sbom if check.raw_sbom is not None else _predicate(check),
-                    check.location,
-                )
-                if check.predicate_type and is_sbom_predicate(check.predicate_type):
-                    sboms.append(document)
-                elif check.predicate_type and is_provenance_predicate(check.predicate_type):
-                    provenance.append(document)
             if satisfied or not requirement.required:
                 continue
             missing = [t for t in targets if t not in covered] if found.is_index else []
@@ -351,6 +340,21 @@ class AttestationVerifier:
                 f"({', '.join(requirement.predicate_types)}) required by trust policy "
                 f"{policy.name}{where}: {detail}"
             )
+        # Every verified SBOM is evaluated and every verified provenance is reported, whether
+        # or not a requirement asked for it (a verified document is a verified document).
+        for check in checks:
+            if not check.verified or not check.predicate_type:
+                continue
+            document = VerifiedDocument(
+                check.attached_to,
+                check.predicate_type,
+                check.raw_sbom if check.raw_sbom is not None else _predicate(check),
+                check.location,
+            )
+            if is_sbom_predicate(check.predicate_type):
+                sboms.append(document)
+            elif is_provenance_predicate(check.predicate_type):
+                provenance.append(document)
         return refusals
 
 

@@ -53,6 +53,11 @@ RAW_SBOM_TYPES = frozenset(
 )
 
 
+# The in-toto predicate types an unenveloped SBOM stands for.
+CYCLONEDX_BOM = "https://cyclonedx.org/bom"
+SPDX_DOCUMENT = "https://spdx.dev/Document"
+
+
 class Layout(StrEnum):
     COSIGN_TAG = "cosign-tag"  # sha256-<hex>.att
     REFERRER = "referrer"  # OCI 1.1 referrer with a DSSE envelope, statement or raw SBOM
@@ -232,6 +237,9 @@ class _Collector:
                 or layer.annotations.get(IN_TOTO_PREDICATE_ANNOTATION)
                 or layer.annotations.get("predicateType")
             )
+            if content is Content.RAW_SBOM and hint is None:
+                kind = f"{layer.media_type} {artifact_type}"
+                hint = SPDX_DOCUMENT if "spdx" in kind else CYCLONEDX_BOM
             self.found.append(
                 FoundAttestation(
                     layout=Layout.SIGSTORE_BUNDLE if content is Content.BUNDLE else Layout.REFERRER,
