@@ -14,8 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
+
 from fake_sigstore import FakeSigstore
 from oci_builder import (
     CYCLONEDX_PREDICATE,
@@ -33,10 +33,8 @@ from oci_builder import (
     in_toto_statement,
     push_buildkit_image,
     push_image,
-    sha256_digest,
 )
 from registry_servers import ROOT, RegistryServer
-
 from sbomgate.attest import AttestationVerifier, load_trust_policies
 from sbomgate.imagecheck import ImageChecker, ImageResult
 from sbomgate.registry import (

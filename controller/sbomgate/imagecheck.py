@@ -24,7 +24,7 @@ from sbomgate.errors import (
     InputError,
     ManifestNotFoundError,
     RegistryError,
-    RegistryNotAllowedError,
+    RegistryUnavailableError,
     SbomError,
 )
 from sbomgate.registry import (
@@ -114,14 +114,16 @@ class ImageChecker:
                 ImageReport(ref_text, digest, errors=(f"image {ref}: not found ({exc.message})",)),
                 seconds=seconds,
             )
-        except RegistryNotAllowedError as exc:
-            return ImageResult(
-                ImageReport(ref_text, digest, errors=(f"image {ref}: {exc}",)), seconds=seconds
-            )
-        except RegistryError as exc:
+        except RegistryUnavailableError as exc:
+            # Infrastructure: said as such, never as a policy failure; still a denial.
             message = f"image {ref}: {exc}: cannot verify"
             return ImageResult(
                 ImageReport(ref_text, digest, errors=(message,), fault=True), seconds=seconds
+            )
+        except RegistryError as exc:
+            # Refused access, auth, content over a limit or not matching its digest.
+            return ImageResult(
+                ImageReport(ref_text, digest, errors=(f"image {ref}: {exc}",)), seconds=seconds
             )
         return self._result(ref_text, ref, value, seconds, cached=False)
 

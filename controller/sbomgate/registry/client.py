@@ -231,6 +231,11 @@ class RegistryClient:
         try:
             index = parse_manifest(body, OCI_INDEX, max_entries=self.limits.max_referrers)
         except ManifestFormatError as exc:
+            if "over the limit" in str(exc):
+                raise RegistryError(
+                    image.registry,
+                    f"{image.name}: {what}: has more than {self.limits.max_referrers} referrers",
+                ) from None
             raise RegistryError(image.registry, f"{what}: {exc}") from None
         if not isinstance(index, ImageIndex):
             raise RegistryError(image.registry, f"{what}: not an image index")
