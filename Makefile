@@ -65,6 +65,7 @@ demo: venv
 
 bench: venv tools
 	$(BIN)/python bench/bench_eval.py
+	$(BIN)/python bench/bench_verify.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
