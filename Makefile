@@ -49,8 +49,8 @@ $(DOCKER_REGISTRY):
 tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY)
 
 lint: venv
-	$(BIN)/ruff check controller tests bench
-	$(BIN)/ruff format --check controller tests bench
+	$(BIN)/ruff check controller tests bench examples
+	$(BIN)/ruff format --check controller tests bench examples
 
 typecheck: venv
 	$(BIN)/mypy
@@ -60,7 +60,7 @@ unit: venv tools
 
 test: lint typecheck unit
 
-demo: venv
+demo: venv tools
 	bash examples/demo.sh
 
 bench: venv tools

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: evaluate the example SBOMs with the bundled policies and show the verdicts.
+# Then verify signed SBOMs attached to images in a real local registry (examples/demo_verify.py).
 # (Later: bring up the local cluster and show a workload admitted and one refused.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,6 @@ echo "..."
 echo
 echo "Rego unit tests of the bundled policies:"
 "$SBOMGATE" test policies --quiet
+echo
+echo "== sbomgate verify: find and verify the signed SBOM attached to an image =="
+.venv/bin/python examples/demo_verify.py

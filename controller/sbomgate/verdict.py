@@ -196,11 +196,17 @@ def render_table(verdict: Verdict, source: str) -> Any:
             parts.append(Text(f"    {mark} {a.predicate_type or '?'} ({a.location}){detail}"))
         for error in image.errors:
             parts.append(Text(f"    {error}", style="red"))
+    several = len(verdict.images) > 1
+
+    def where(f: Finding | EvaluationFailure) -> str:
+        # With several images, say which one each package is in.
+        return f"{_label(f)}\nin {f.image}" if several and f.image else _label(f)
+
     rows: list[tuple[str, str, str, str]] = []
     for f in verdict.violations + verdict.warnings + verdict.audits:
-        rows.append((f.action, _label(f), f.policy, "\n".join(f.reasons) or f.title))
+        rows.append((f.action, where(f), f.policy, "\n".join(f.reasons) or f.title))
     for e in verdict.errors:
-        rows.append(("Error", _label(e), e.policy, e.message))
+        rows.append(("Error", where(e), e.policy, e.message))
     if rows:
         table = Table(show_lines=False, expand=False)
         table.add_column("action", no_wrap=True)
