@@ -306,6 +306,26 @@ def test_oras_style_unsigned_sbom_referrer(plain_registry: RegistryServer, work:
     assert "unsigned SBOM" in errors(refused)
 
 
+def test_spdx_embedded_as_a_string_and_spdxjson(
+    plain_registry: RegistryServer, ecdsa_key: CosignKey, work: Path
+) -> None:
+    for kind in ("spdx", "spdxjson"):
+        image = push_image(plain_registry, f"acme/{kind}", "v1")
+        cosign_attest(
+            plain_registry,
+            image.digest_ref,
+            BAD_SBOM,
+            kind,
+            ecdsa_key,
+            new_bundle_format=True,
+            workdir=work / "cosign-home",
+        )
+        result = check(plain_registry, trust_file(work, keys=[ecdsa_key]), image.ref)
+        assert result.report.ok, errors(result)
+        [sbom] = result.sboms
+        assert sbom.sbom.format == "spdx" and len(sbom.sbom.components) == 5
+
+
 # -- refusals -------------------------------------------------------------------------
 
 

@@ -215,9 +215,12 @@ class ImageChecker:
 
 
 def _parse(document: VerifiedDocument, source: str) -> Sbom:
-    if isinstance(document.predicate, bytes | bytearray):
-        return parse_sbom(bytes(document.predicate), source=source)
-    return parse_sbom_document(document.predicate, source=source)
+    predicate = document.predicate
+    if isinstance(predicate, str):  # `cosign attest --type spdx` embeds the file as a string
+        predicate = predicate.encode()
+    if isinstance(predicate, bytes | bytearray):
+        return parse_sbom(bytes(predicate), source=source)
+    return parse_sbom_document(predicate, source=source)
 
 
 def _provenance_summary(documents: Iterable[VerifiedDocument]) -> Mapping[str, Any] | None:
