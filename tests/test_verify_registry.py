@@ -473,6 +473,10 @@ def test_keyless_refusals(
         "wrong issuer": sigstore.sign_statement(
             statement, identity=IDENTITY, issuer="https://accounts.example.com"
         ),
+        # A short-lived certificate with no transparency-log time to place the signature in.
+        "no tlog": sigstore.sign_statement(
+            statement, identity=IDENTITY, issuer=ISSUER, include_tlog=False
+        ),
     }
     for bundle in bad_bundles.values():
         attach_referrer(
@@ -487,9 +491,10 @@ def test_keyless_refusals(
     result = check(referrers_registry, policy, image.ref)
     assert not result.report.ok
     found = [a.error or "" for a in result.report.attestations]
-    assert len(found) == 3 and not any(a.verified for a in result.report.attestations)
+    assert len(found) == 4 and not any(a.verified for a in result.report.attestations)
     assert sum("trusted root at the transparency log's time" in e for e in found) == 2
     assert sum("not an accepted identity" in e for e in found) == 1
+    assert sum("Sigstore bundle is not valid" in e for e in found) == 1
 
 
 def test_provenance_builder_and_source_checks(tls_registry: RegistryServer, work: Path) -> None:
