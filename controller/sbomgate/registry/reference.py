@@ -6,6 +6,7 @@ userinfo, no schemes, no whitespace) and everything is checked before any use.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -74,19 +75,27 @@ def _is_host(first: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
+def _is_ipv6(bracketed: str) -> bool:
+    if not _IPV6.fullmatch(bracketed):
+        return False
+    try:
+        ipaddress.IPv6Address(bracketed[1:-1])
+    except ValueError:
+        return False
+    return True
+
+
 def _check_host(ref: str, host: str) -> str:
-    if _IPV6.fullmatch(host):
-        return host
     port = None
     name = host
     if host.startswith("["):
         end = host.find("]")
-        if end < 0 or not _IPV6.fullmatch(host[: end + 1]):
+        if end < 0 or not _is_ipv6(host[: end + 1]):
             raise _bad(ref, f"bad IPv6 registry address {host!r}")
         rest = host[end + 1 :]
-        if not rest.startswith(":"):
+        if rest and not rest.startswith(":"):
             raise _bad(ref, f"bad registry address {host!r}")
-        port = rest[1:]
+        port = rest[1:] if rest else None
         name = host[: end + 1]
     elif ":" in host:
         name, port = host.rsplit(":", 1)
@@ -111,6 +120,12 @@ def parse_reference(ref: str) -> ImageReference:
     digest = None
     if "@" in rest:
         rest, digest = rest.rsplit("@", 1)
+        if "/" in digest:  # `user@host/repo`: a digest never contains a slash
+            raise _bad(
+                ref,
+                "userinfo ('user@' before the registry) is not allowed; what follows '@' must "
+                f"be a digest (bad digest {digest!r})",
+            )
         if not _DIGEST.fullmatch(digest):
             raise _bad(ref, f"bad digest {digest!r} (expected sha256:<64 hex> or sha512:<128 hex>)")
         if "@" in rest:
