@@ -18,6 +18,38 @@ from sbomgate.registry.reference import DOCKER_HUB
 _DOCKER_HUB_KEYS = frozenset(
     {"docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"}
 )
+# Top-level settings of a docker CLI config.json. A config without "auths" (only a credsStore,
+# say) is read the legacy way, hosts at the top level, so these must not be taken for hosts.
+_DOCKER_CLI_SETTINGS = frozenset(
+    {
+        "credsStore",
+        "credHelpers",
+        "HttpHeaders",
+        "psFormat",
+        "imagesFormat",
+        "networksFormat",
+        "pluginsFormat",
+        "volumesFormat",
+        "statsFormat",
+        "detachKeys",
+        "serviceInspectFormat",
+        "servicesFormat",
+        "tasksFormat",
+        "secretFormat",
+        "configFormat",
+        "nodesFormat",
+        "pruneFilters",
+        "proxies",
+        "experimental",
+        "stackOrchestrator",
+        "kubernetes",
+        "currentContext",
+        "cliPluginsExtraDirs",
+        "plugins",
+        "aliases",
+        "features",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +99,7 @@ class CredentialStore:
         if not isinstance(auths, dict):
             raise InputError(f"{source}: 'auths' must be an object")
         for key, entry in auths.items():
-            if key in ("credsStore", "credHelpers", "HttpHeaders", "psFormat"):
+            if key in _DOCKER_CLI_SETTINGS:
                 continue
             if not isinstance(entry, dict):
                 raise InputError(f"{source}: auths[{key!r}] must be an object")
@@ -88,7 +120,9 @@ class CredentialStore:
 
     def add_pull_secret(self, secret: Mapping[str, Any]) -> None:
         """A Kubernetes Secret of type kubernetes.io/dockerconfigjson (or legacy dockercfg)."""
-        meta = secret.get("metadata") or {}
+        meta = secret.get("metadata")
+        if not isinstance(meta, Mapping):
+            meta = {}
         name = f"secret {meta.get('namespace', '')}/{meta.get('name', '?')}".replace(" /", " ")
         data = secret.get("data") or {}
         if not isinstance(data, dict):
@@ -107,23 +141,28 @@ class CredentialStore:
 
 
 def _entry_credentials(entry: Mapping[str, Any], where: str) -> Credentials | None:
+    token = entry.get("identitytoken") or entry.get("registrytoken")
+    if not isinstance(token, str):
+        token = ""
     auth = entry.get("auth")
     if isinstance(auth, str) and auth:
         try:
             decoded = base64.b64decode(auth, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):  # binascii.Error, or non-ASCII text
             raise InputError(f"{where}.auth is not base64 of 'user:password'") from None
         username, sep, password = decoded.partition(":")
         if not sep:
             raise InputError(f"{where}.auth does not decode to 'user:password'")
+        if not password and token:
+            # `docker login` with an identity token saves auth as "user:" beside the token.
+            return Credentials(username or "<token>", token)
         return Credentials(username, password)
     user, secret = entry.get("username"), entry.get("password")
-    if isinstance(user, str) and isinstance(secret, str):
+    if isinstance(user, str) and isinstance(secret, str) and (secret or not token):
         return Credentials(user, secret)
-    token = entry.get("identitytoken") or entry.get("registrytoken")
-    if isinstance(token, str) and token:
+    if token:
         # Used as the password of the token request, as the distribution token spec allows.
-        return Credentials("<token>", token)
+        return Credentials(user if isinstance(user, str) and user else "<token>", token)
     return None
 
 
@@ -133,7 +172,8 @@ class Challenge:
     params: Mapping[str, str]
 
 
-_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*(?:,|$)')
+# A bare value never contains a quote: an unterminated quoted value ends the parameters.
+_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s"]*))\s*(?:,|$)')
 
 
 def parse_challenge(header: str) -> Challenge | None:
