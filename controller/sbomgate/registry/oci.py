@@ -124,7 +124,8 @@ def parse_descriptor(value: Any, where: str) -> Descriptor:
         arch = raw_platform.get("architecture")
         if not isinstance(os_name, str) or not isinstance(arch, str):
             raise ManifestFormatError(f"{where}.platform needs os and architecture strings")
-        platform = Platform(os_name, arch, _optional_string(raw_platform, "variant", where))
+        variant = _optional_string(raw_platform, "variant", f"{where}.platform")
+        platform = Platform(os_name, arch, variant)
     return Descriptor(
         media_type=media_type,
         digest=digest,
@@ -152,7 +153,8 @@ def parse_manifest(data: bytes, content_type: str | None, *, max_entries: int = 
         raise ManifestFormatError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(doc, dict):
         raise ManifestFormatError("not a JSON object")
-    if doc.get("schemaVersion") != 2:
+    version = doc.get("schemaVersion")
+    if type(version) is not int or version != 2:
         raise ManifestFormatError("schemaVersion is not 2 (Docker schema 1 is not supported)")
     media_type = doc.get("mediaType")
     if media_type is None:
@@ -165,7 +167,8 @@ def parse_manifest(data: bytes, content_type: str | None, *, max_entries: int = 
             media_type = OCI_MANIFEST
     if not isinstance(media_type, str):
         raise ManifestFormatError("mediaType must be a string")
-    subject = parse_descriptor(doc["subject"], "subject") if doc.get("subject") else None
+    raw_subject = doc.get("subject")
+    subject = parse_descriptor(raw_subject, "subject") if raw_subject is not None else None
     annotations = _string_map(doc.get("annotations"), "manifest")
     if media_type in INDEX_TYPES:
         return ImageIndex(
