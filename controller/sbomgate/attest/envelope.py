@@ -19,6 +19,7 @@ STATEMENT_TYPES = frozenset(
     }
 )
 MAX_SIGNATURES = 16
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
 
 class FormatError(ValueError):
@@ -31,9 +32,10 @@ def b64decode(value: Any, what: str) -> bytes:
         raise FormatError(f"{what} must be a base64 string")
     text = value.strip()
     padded = text + "=" * (-len(text) % 4)
+    if "-" in text or "_" in text:
+        # URL-safe alphabet; translated, then validated (urlsafe_b64decode drops junk silently).
+        padded = padded.translate(_URLSAFE_TO_STANDARD)
     try:
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(padded)
         return base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
         raise FormatError(f"{what} is not valid base64") from None
@@ -103,7 +105,10 @@ class Subject:
 
     def matches(self, digest: str) -> bool:
         algorithm, _, value = digest.partition(":")
-        return self.digests.get(algorithm, "").lower() == value
+        if not algorithm or not value:
+            return False  # never let "sha256:" or "" match a subject that lacks the algorithm
+        found = self.digests.get(algorithm)
+        return found is not None and found.lower() == value.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,7 @@ class Statement:
 def parse_statement(payload: bytes) -> Statement:
     doc = _load_object(payload, "in-toto statement")
     statement_type = doc.get("_type")
-    if statement_type not in STATEMENT_TYPES:
+    if not isinstance(statement_type, str) or statement_type not in STATEMENT_TYPES:
         raise FormatError(f"not an in-toto statement (_type {str(statement_type)[:80]!r})")
     raw_subjects = doc.get("subject")
     if not isinstance(raw_subjects, list) or not raw_subjects:
@@ -194,7 +199,10 @@ def parse_bundle(data: bytes) -> Bundle:
         and isinstance(chain.get("certificates"), list)
         and chain["certificates"]
     ):
-        certificate = b64decode(chain["certificates"][0].get("rawBytes"), "bundle certificate")
+        leaf = chain["certificates"][0]
+        if not isinstance(leaf, dict):
+            raise FormatError("Sigstore bundle certificate chain entry is not an object")
+        certificate = b64decode(leaf.get("rawBytes"), "bundle certificate")
     hint = None
     public_key = material.get("publicKey")
     if isinstance(public_key, dict):

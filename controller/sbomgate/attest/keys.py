@@ -54,7 +54,10 @@ class PublicKey:
                     key.verify(
                         signature,
                         data,
-                        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                        # Signers differ on the salt length (32, or the maximum): accept any.
+                        padding.PSS(
+                            mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO
+                        ),
                         hashes.SHA256(),
                     )
         except (InvalidSignature, ValueError):
