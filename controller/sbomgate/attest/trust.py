@@ -213,7 +213,9 @@ def parse_trust_policy(doc: Any, source: str, base_dir: Path | None = None) -> T
     r.unknown_keys(spec, ("images", "authorities", "attestations", "allowUnsigned"), "spec")
     images = r.strings(spec.get("images"), "spec.images", required=True)
     allow_unsigned = r.boolean(spec.get("allowUnsigned"), "spec.allowUnsigned", False)
-    raw_authorities = spec.get("authorities") or []
+    raw_authorities = spec.get("authorities")
+    if raw_authorities is None:
+        raw_authorities = []
     if not isinstance(raw_authorities, list):
         raise r.fail("spec.authorities", "must be a list")
     if not raw_authorities and not allow_unsigned:
@@ -245,6 +247,7 @@ def _authority(r: _Reader, value: Any, where: str, base_dir: Path | None) -> Aut
         raise r.fail(where, "needs exactly one of 'key' or 'keyless'")
     if "key" in doc:
         key = r.mapping(doc["key"], f"{where}.key")
+        r.unknown_keys(key, ("data", "file"), f"{where}.key")
         pem = _data_or_file(r, key, f"{where}.key", base_dir)
         keys = []
         for block in _pem_blocks(pem):
@@ -267,9 +270,11 @@ def _authority(r: _Reader, value: Any, where: str, base_dir: Path | None) -> Aut
     trusted_root = None
     if keyless.get("trustedRoot") is not None:
         root = r.mapping(keyless["trustedRoot"], f"{where}.keyless.trustedRoot")
+        r.unknown_keys(root, ("file",), f"{where}.keyless.trustedRoot")
         if "file" not in root:
             raise r.fail(f"{where}.keyless.trustedRoot", "needs 'file'")
-        path = Path(str(root["file"]))
+        file = r.string(root["file"], f"{where}.keyless.trustedRoot.file", required=True)
+        path = Path(str(file))
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         if not path.is_file():
@@ -327,7 +332,8 @@ def _data_or_file(r: _Reader, doc: Mapping[str, Any], where: str, base_dir: Path
         data = r.string(doc["data"], f"{where}.data", required=True)
         assert data is not None
         return data.encode()
-    path = Path(str(doc["file"]))
+    file = r.string(doc["file"], f"{where}.file", required=True)
+    path = Path(str(file))
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
@@ -375,8 +381,12 @@ def load_trust_policies(paths: Sequence[Path]) -> list[TrustPolicy]:
             f"no TrustPolicy found in {', '.join(map(str, paths))}: without one nothing "
             "can be admitted"
         )
-    names = [p.name for p in policies]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise TrustPolicyError(f"TrustPolicy {duplicates[0]!r} is defined more than once")
+    seen: dict[str, TrustPolicy] = {}
+    for policy in policies:
+        first = seen.setdefault(policy.name, policy)
+        if first is not policy:
+            raise TrustPolicyError(
+                f"{policy.source}: metadata.name: TrustPolicy {policy.name!r} is defined more "
+                f"than once (first in {first.source})"
+            )
     return policies
