@@ -188,6 +188,8 @@ _digest = st.none() | st.sampled_from([SHA, SHA512])
 def test_valid_references_round_trip(
     host: str, path: list[str], tag: str | None, digest: str | None
 ) -> None:
+    if not host and "." in path[0]:
+        path[0] = path[0].replace(".", "-")  # else the first component is taken for a host
     ref = host + "/".join(path)
     if tag is not None:
         ref += f":{tag}"
