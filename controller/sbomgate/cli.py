@@ -214,6 +214,66 @@ def verify_command(
     raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
 
 
+@app.command("serve")
+def serve_command(
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="configuration file (YAML); flags override")
+    ] = None,
+    policies: Annotated[Path | None, typer.Option("--policies", help="policy directory")] = None,
+    trust: Annotated[
+        list[Path] | None, typer.Option("--trust", help="TrustPolicy file or directory")
+    ] = None,
+    data: Annotated[list[Path] | None, typer.Option("--data", help="data for data.*")] = None,
+    facts: Annotated[Path | None, typer.Option("--facts", help="facts snapshot")] = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="serving certificate")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="its private key")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="listen address [0.0.0.0]")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="listen port [8443]")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="Enforce | Warn | Audit")] = None,
+    allow_registry: Annotated[
+        list[str] | None, typer.Option("--allow-registry", help="registry host or glob")
+    ] = None,
+    insecure_registry: Annotated[
+        list[str] | None, typer.Option("--insecure-registry", help="plain-HTTP registry")
+    ] = None,
+    registry_ca: Annotated[
+        list[Path] | None, typer.Option("--registry-ca", help="extra CA bundle")
+    ] = None,
+    docker_config: Annotated[
+        Path | None, typer.Option("--docker-config", help="registry credentials")
+    ] = None,
+    exempt_namespace: Annotated[
+        list[str] | None, typer.Option("--exempt-namespace", help="namespace not gated")
+    ] = None,
+    deadline: Annotated[
+        float | None, typer.Option("--deadline", help="admission deadline in seconds [8]")
+    ] = None,
+) -> None:
+    """Serve the validating admission webhook over HTTPS (POST /validate)."""
+    from sbomgate.config import ServeConfig, load_config, parse_mode
+    from sbomgate.webhook import serve
+
+    base = load_config(config_file) if config_file else ServeConfig()
+    config = base.with_overrides(
+        policies=policies,
+        trust_policies=tuple(trust or ()),
+        data=tuple(data or ()),
+        facts=facts,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        host=host,
+        port=port,
+        mode=parse_mode(mode, "--mode") if mode else None,
+        allowed_registries=tuple(allow_registry or ()),
+        insecure_registries=tuple(insecure_registry or ()),
+        registry_ca=tuple(registry_ca or ()),
+        docker_config=docker_config,
+        exempt_namespaces=tuple(exempt_namespace or ()),
+        admission_deadline=deadline,
+    )
+    serve(config)
+
+
 def _default_docker_config() -> Path | None:
     base = os.environ.get("DOCKER_CONFIG")
     path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"

@@ -7,6 +7,7 @@ policies, the data and the per-package facts are handed to it.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,19 +70,31 @@ def _evaluate(engine: RegoEngine, policy: Policy) -> tuple[Any, tuple[str, ...]]
     return matched, _reasons(computed[policy.reason_rule])
 
 
+_THREAD = threading.local()
+
+
 class PolicyEngine:
     """Policies + data, compiled lazily into regorus engines, one set per thread."""
 
     def __init__(self, policies: Sequence[Policy], data: Mapping[str, Any] | None = None) -> None:
         self.policies = tuple(sorted(policies, key=lambda p: (p.precedence, p.name)))
         self.data: Mapping[str, Any] = dict(data or {})
-        self._local = threading.local()
 
     def _engines(self) -> dict[str, RegoEngine]:
-        engines: dict[str, RegoEngine] | None = getattr(self._local, "engines", None)
-        if engines is None:
-            engines = {p.name: RegoEngine([p.module], self.data) for p in self.policies}
-            self._local.engines = engines
+        # regorus engines must be dropped on the thread that made them (PyO3 "unsendable"):
+        # they live in the thread's own store, and a thread drops the engines of policy sets
+        # that no longer exist the next time it evaluates (or when it exits).
+        store: dict[int, tuple[weakref.ref[PolicyEngine], dict[str, RegoEngine]]] | None
+        store = getattr(_THREAD, "engines", None)
+        if store is None:
+            store = _THREAD.engines = {}
+        entry = store.get(id(self))
+        if entry is not None and entry[0]() is self:
+            return entry[1]
+        for key in [k for k, (ref, _) in store.items() if ref() is None]:
+            del store[key]
+        engines = {p.name: RegoEngine([p.module], self.data) for p in self.policies}
+        store[id(self)] = (weakref.ref(self), engines)
         return engines
 
     def evaluate_input(self, document: str) -> list[PolicyOutcome]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -69,8 +70,11 @@ class RegistryClient:
         limits: RegistryLimits | None = None,
         *,
         timeout: float = 30.0,
+        on_response: Callable[[str, str], None] | None = None,
     ) -> None:
         self.access = access
+        # Called with (registry, status code or "error") for every request: metrics.
+        self.on_response = on_response
         self.limits = limits or RegistryLimits()
         self.credentials = credentials or CredentialStore()
         self.timeout = timeout
@@ -265,20 +269,29 @@ class RegistryClient:
             if authorization:
                 headers["Authorization"] = authorization
             self.requests += 1
-            response = self._transport.send(
-                "GET",
-                url,
-                registry=registry,
-                headers=headers,
-                max_body=max_body,
-                deadline=deadline,
-                send_credentials_to=image.api_host,
-            )
+            try:
+                response = self._transport.send(
+                    "GET",
+                    url,
+                    registry=registry,
+                    headers=headers,
+                    max_body=max_body,
+                    deadline=deadline,
+                    send_credentials_to=image.api_host,
+                )
+            except RegistryError:
+                self._observe(registry, "error")
+                raise
+            self._observe(registry, str(response.status))
             if response.status == 401 and attempt == 0:
                 self._answer_challenge(image, response, scope, deadline)
                 continue
             return self._check_status(image, response, missing_ok, what)
         raise AssertionError("unreachable")
+
+    def _observe(self, registry: str, code: str) -> None:
+        if self.on_response is not None:
+            self.on_response(registry, code)
 
     def _check_status(
         self, image: ImageReference, response: Response, missing_ok: bool, what: str

@@ -1,0 +1,413 @@
+"""Admission decisions: AdmissionReview in, AdmissionReview out. No HTTP here (webhook.py).
+
+For each request: skip what is not ours (other operations, subresources, exempt namespaces),
+read every image of the workload, check the images in parallel (the same reference once; the
+registry work is cached by digest, the verdict by digest and policy set), and answer within
+the admission deadline with what is known, saying which checks did not finish.
+
+The answer, one line per problem and the most important first:
+    image ghcr.io/acme/web@sha256:… (spec.template.spec.containers[0]): package
+    pkg:pypi/reqeusts@2.31.0: not found in any trusted repository [policy unverified]
+Infrastructure faults say so ("… unreachable …: cannot verify") and are never reported as a
+policy failure; they deny unless the configuration allows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from sbomgate._internal.cache import DigestCache, Loaded
+from sbomgate.config import Mode, ServeConfig
+from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images
+from sbomgate.policy import PolicyEngine
+from sbomgate.policy.engine import FactSource
+from sbomgate.registry import Deadline
+from sbomgate.verdict import Finding, ImageReport, Verdict
+from sbomgate.workload import ContainerImage, Workload, WorkloadError, is_gated_kind, read_workload
+
+log = logging.getLogger("sbomgate.admission")
+
+API_VERSION = "admission.k8s.io/v1"
+MAX_WARNING_LENGTH = 256  # the API server drops longer warnings
+MAX_WARNINGS = 20
+MAX_MESSAGE_CHARS = 8000
+
+
+class AdmissionFormatError(ValueError):
+    """The body is not an AdmissionReview we can answer (no uid to answer to)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    message: str
+    warnings: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # every problem, uncapped (logs)
+    skipped: str | None = None  # why nothing was checked
+    images: tuple[ImageReport, ...] = ()
+    unfinished: tuple[str, ...] = ()
+
+
+class Observer:
+    """Where decisions are reported (metrics); the default does nothing."""
+
+    def request(self, kind: str, operation: str, decision: str, seconds: float) -> None:
+        return None
+
+    def cache_hit(self, cache: str) -> None:
+        return None
+
+    def evaluation(self, seconds: float) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _ImageTask:
+    ref: str
+    containers: list[ContainerImage] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _ImageOutcome:
+    report: ImageReport
+    verdict: Verdict | None
+
+
+class AdmissionController:
+    def __init__(
+        self,
+        config: ServeConfig,
+        *,
+        engine: PolicyEngine,
+        checker: ImageChecker,
+        facts: FactSource | None = None,
+        observer: Observer | None = None,
+        workers: int = 16,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.checker = checker
+        self.facts = facts
+        self.observer = observer or Observer()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sbomgate-check")
+        self.verdicts: DigestCache[Verdict] = DigestCache(
+            max_bytes=64 << 20, ttl=config.cache.verdict_ttl, negative_ttl=config.cache.verdict_ttl
+        )
+        self._generation = uuid.uuid4().hex
+        # A verdict depends on the workload only if some policy looks at it.
+        self._uses_workload = any("workload" in p.module.source for p in engine.policies)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the AdmissionReview -----------------------------------------------------------
+
+    def review(self, body: Any) -> dict[str, Any]:
+        """The AdmissionReview response for a request body (parsed JSON)."""
+        started = time.monotonic()
+        request = _request_of(body)
+        uid = request["uid"]
+        kind = _kind_of(request)
+        operation = str(request.get("operation") or "")
+        decision = self.decide(request)
+        response: dict[str, Any] = {"uid": uid, "allowed": decision.allowed}
+        if not decision.allowed:
+            response["status"] = {
+                "code": 403,
+                "reason": "Forbidden",
+                "message": decision.message,
+            }
+        if decision.warnings:
+            response["warnings"] = list(decision.warnings)
+        digests = sorted({i.digest for i in decision.images if i.digest})
+        if digests:
+            response["auditAnnotations"] = {"images": ",".join(digests)[:2000]}
+        seconds = time.monotonic() - started
+        label = "skipped" if decision.skipped else ("allowed" if decision.allowed else "denied")
+        self.observer.request(kind, operation, label, seconds)
+        self._log(request, kind, decision, seconds)
+        return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+
+    def decide(self, request: Mapping[str, Any]) -> Decision:
+        operation = request.get("operation")
+        if operation not in ("CREATE", "UPDATE"):
+            return Decision(True, "", skipped=f"operation {operation}")
+        kind = _kind_of(request)
+        sub = request.get("subResource") or ""
+        if sub and not (kind == "Pod" and sub == "ephemeralcontainers"):
+            return Decision(True, "", skipped=f"subresource {sub}")
+        namespace = request.get("namespace") or ""
+        if namespace in self.config.exempt_namespaces:
+            return Decision(True, "", skipped=f"namespace {namespace} is exempt")
+        if not is_gated_kind(kind):
+            return Decision(True, "", skipped=f"kind {kind} runs no containers")
+        obj = request.get("object")
+        try:
+            workload = read_workload(obj, kind=kind)
+        except WorkloadError as exc:
+            return self._deny([f"{kind} cannot be read: {exc}"])
+        if not workload.namespace and namespace:
+            workload = _with_namespace(workload, namespace)
+        return self._judge(workload, request)
+
+    # -- judging the images ------------------------------------------------------------
+
+    def _judge(self, workload: Workload, request: Mapping[str, Any]) -> Decision:
+        if not workload.images:
+            return Decision(True, "", skipped="no containers")
+        tasks: dict[str, _ImageTask] = {}
+        for container in workload.images:
+            tasks.setdefault(container.image, _ImageTask(container.image)).containers.append(
+                container
+            )
+        deadline = Deadline.after(self.config.admission_deadline)
+        workload_input = workload.to_input(
+            operation=str(request.get("operation")), dry_run=bool(request.get("dryRun"))
+        )
+        futures: dict[str, Future[_ImageOutcome]] = {
+            ref: self._pool.submit(self._check_image, ref, deadline, workload_input)
+            for ref in tasks
+        }
+        # Leave a little time to answer: the API server's timeoutSeconds is above the deadline.
+        wait_for(list(futures.values()), timeout=max(deadline.remaining(), 0.0))
+        outcomes: dict[str, _ImageOutcome | None] = {}
+        for ref, future in futures.items():
+            if future.done() and future.exception() is None:
+                outcomes[ref] = future.result()
+            elif future.done():
+                error = future.exception()
+                log.error("image check failed: %s: %r", ref, error)
+                outcomes[ref] = _ImageOutcome(
+                    ImageReport(ref, None, errors=(f"image {ref}: internal error: {error}",)),
+                    None,
+                )
+            else:
+                outcomes[ref] = None  # still running: it finishes into the cache for next time
+        return self._decide(tasks, outcomes)
+
+    def _check_image(
+        self, ref: str, deadline: Deadline, workload_input: Mapping[str, Any]
+    ) -> _ImageOutcome:
+        result = self.checker.check(ref, deadline=deadline)
+        if result.cached:
+            self.observer.cache_hit("image")
+        if not result.report.ok:
+            return _ImageOutcome(result.report, None)
+        key = (
+            self._generation,
+            result.report.digest,
+            orjson.dumps(workload_input, option=orjson.OPT_SORT_KEYS)
+            if self._uses_workload
+            else None,
+        )
+        hit = self.verdicts.get(key)
+        if hit is not None:
+            self.observer.cache_hit("verdict")
+            return _ImageOutcome(result.report, hit)
+        verdict = self.verdicts.get_or_load(key, lambda: self._evaluate(result, workload_input))
+        return _ImageOutcome(result.report, verdict)
+
+    def _evaluate(self, result: ImageResult, workload_input: Mapping[str, Any]) -> Loaded[Verdict]:
+        started = time.perf_counter()
+
+        def evaluate(sbom: Any, image: Mapping[str, Any]) -> Verdict:
+            return self.engine.evaluate_sbom(
+                sbom, facts=self.facts, image=image, workload=workload_input
+            )
+
+        verdict, _ = judge_images([result], evaluate)
+        self.observer.evaluation(time.perf_counter() - started)
+        size = 512 * (len(verdict.violations) + len(verdict.warnings) + len(verdict.errors) + 1)
+        return Loaded(verdict, size)
+
+    # -- the answer ------------------------------------------------------------------------
+
+    def _mode_of(self, finding: Finding) -> Mode:
+        return self.config.policy_modes.get(finding.policy, self.config.mode)
+
+    def _decide(
+        self, tasks: Mapping[str, _ImageTask], outcomes: Mapping[str, _ImageOutcome | None]
+    ) -> Decision:
+        refusals: list[str] = []  # the image failed verification
+        violations: list[str] = []  # a package failed a policy
+        failures: list[str] = []  # a policy failed to evaluate
+        faults: list[str] = []  # we could not find out
+        warnings: list[str] = []
+        audits: list[str] = []
+        unfinished: list[str] = []
+        reports: list[ImageReport] = []
+        for ref, task in tasks.items():
+            paths = ", ".join(c.path for c in task.containers)
+            outcome = outcomes.get(ref)
+            if outcome is None:
+                unfinished.append(ref)
+                faults.append(
+                    f"image {ref} ({paths}): verification did not finish within "
+                    f"{self.config.admission_deadline:g} s: cannot verify (retry shortly: "
+                    "the result is being cached)"
+                )
+                continue
+            reports.append(outcome.report)
+            for error in outcome.report.errors:
+                line = _with_paths(error, ref, paths)
+                (faults if outcome.report.fault else refusals).append(line)
+            verdict = outcome.verdict
+            if verdict is None:
+                continue
+            for finding in verdict.violations:
+                mode = self._mode_of(finding)
+                if mode is Mode.ENFORCE:
+                    violations.append(_finding_line(finding, paths))
+                elif mode is Mode.WARN:
+                    warnings.append(_finding_warning(finding, paths))
+                else:
+                    audits.append(_finding_line(finding, paths))
+            for finding in verdict.warnings:
+                warnings.append(_finding_warning(finding, paths))
+            for finding in verdict.audits:
+                audits.append(_finding_line(finding, paths))
+            for failure in verdict.errors:
+                failures.append(
+                    f"image {failure.image} ({paths}): package {failure.purl or failure.name}: "
+                    f"policy {failure.policy} failed to evaluate: {failure.message}"
+                )
+        mode = self.config.mode
+        denying: list[str] = []
+        if mode is Mode.ENFORCE:
+            denying = refusals + violations + failures
+        else:
+            target = warnings if mode is Mode.WARN else audits
+            target[:0] = refusals + failures
+            denying = violations
+        if faults:
+            if self.config.faults_allowed or mode is not Mode.ENFORCE:
+                warnings[:0] = faults
+            else:
+                denying.extend(faults)
+        reasons = tuple(denying + warnings + audits)
+        allowed = not denying
+        return Decision(
+            allowed=allowed,
+            message="" if allowed else _cap(denying, self.config.max_message_lines),
+            warnings=tuple(_short(w) for w in warnings[:MAX_WARNINGS]),
+            reasons=reasons,
+            images=tuple(reports),
+            unfinished=tuple(unfinished),
+        )
+
+    def _deny(self, lines: Sequence[str]) -> Decision:
+        return Decision(False, _cap(lines, self.config.max_message_lines), reasons=tuple(lines))
+
+    def _log(
+        self, request: Mapping[str, Any], kind: str, decision: Decision, seconds: float
+    ) -> None:
+        record = {
+            "event": "admission",
+            "uid": request.get("uid"),
+            "kind": kind,
+            "namespace": request.get("namespace"),
+            "name": _name_of(request),
+            "operation": request.get("operation"),
+            "dryRun": bool(request.get("dryRun")),
+            "allowed": decision.allowed,
+            "skipped": decision.skipped,
+            "images": [{"ref": i.ref, "digest": i.digest} for i in decision.images],
+            "reasons": list(decision.reasons[:50]),
+            "unfinished": list(decision.unfinished),
+            "seconds": round(seconds, 4),
+        }
+        log.info(orjson.dumps(record).decode())
+
+
+def _request_of(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise AdmissionFormatError("the body is not a JSON object")
+    if body.get("kind") != "AdmissionReview" or body.get("apiVersion") != API_VERSION:
+        raise AdmissionFormatError(f"expected an {API_VERSION} AdmissionReview")
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise AdmissionFormatError("the AdmissionReview has no request")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise AdmissionFormatError("the AdmissionReview request has no uid")
+    return request
+
+
+def _name_of(request: Mapping[str, Any]) -> str | None:
+    obj = request.get("object")
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if isinstance(meta, dict):
+        name = meta.get("name") or meta.get("generateName")
+        if isinstance(name, str):
+            return name
+    name = request.get("name")
+    return name if isinstance(name, str) else None
+
+
+def _kind_of(request: Mapping[str, Any]) -> str:
+    kind = request.get("kind")
+    if isinstance(kind, dict) and isinstance(kind.get("kind"), str):
+        return str(kind["kind"])
+    return ""
+
+
+def _with_namespace(workload: Workload, namespace: str) -> Workload:
+    return Workload(
+        workload.kind,
+        namespace,
+        workload.name,
+        workload.labels,
+        workload.annotations,
+        workload.images,
+    )
+
+
+def _with_paths(error: str, ref: str, paths: str) -> str:
+    """`image X@sha256:…: problem` -> `image X@sha256:… (spec…containers[0]): problem`."""
+    if error.startswith("image "):
+        head, sep, rest = error.partition(": ")
+        if sep:
+            return f"{head} ({paths}): {rest}"
+    return f"image {ref} ({paths}): {error}"
+
+
+def _finding_line(finding: Finding, paths: str) -> str:
+    package = finding.purl or (
+        f"{finding.name}@{finding.version}" if finding.version else str(finding.name)
+    )
+    reasons = "; ".join(finding.reasons) or finding.title
+    what = "image" if finding.subject else f"package {package}"
+    return f"image {finding.image} ({paths}): {what}: {reasons} [policy {finding.policy}]"
+
+
+def _finding_warning(finding: Finding, paths: str) -> str:
+    """Warnings are cut at 256 characters: policy and package first, the image last."""
+    package = finding.purl or (
+        f"{finding.name}@{finding.version}" if finding.version else str(finding.name)
+    )
+    reasons = "; ".join(finding.reasons) or finding.title
+    return f"[policy {finding.policy}] {package}: {reasons} (image {finding.image}, {paths})"
+
+
+def _cap(lines: Sequence[str], max_lines: int) -> str:
+    shown = list(lines[:max_lines])
+    rest = len(lines) - len(shown)
+    while shown and sum(len(s) + 1 for s in shown) > MAX_MESSAGE_CHARS:
+        shown.pop()
+        rest += 1
+    if rest:
+        shown.append(f"and {rest} more")
+    return "\n".join(shown)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"

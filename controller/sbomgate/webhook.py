@@ -1,0 +1,298 @@
+"""The validating admission webhook: FastAPI over `AdmissionController`, served over TLS only.
+
+    POST /validate   admission.k8s.io/v1 AdmissionReview in, AdmissionReview out (same uid)
+    GET  /healthz    the process answers
+    GET  /readyz     ready once policies and trust policies are loaded
+    GET  /metrics    Prometheus
+
+The handler is a plain `def`: FastAPI runs it on a worker thread, so one slow review never
+blocks the event loop; each thread has its own regorus engines (they must not cross threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest as prometheus_text
+from starlette.concurrency import run_in_threadpool
+
+from sbomgate._internal.cache import DigestCache
+from sbomgate.admission import AdmissionController, AdmissionFormatError, Observer
+from sbomgate.config import ServeConfig
+from sbomgate.errors import InputError
+
+log = logging.getLogger("sbomgate.webhook")
+MAX_BODY_BYTES = 8 << 20  # the API server sends at most ~3 MiB objects
+
+
+class Metrics(Observer):
+    """The Prometheus metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sbomgate_admission_requests",
+            "Admission reviews answered",
+            ["kind", "operation", "decision"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "sbomgate_admission_duration_seconds",
+            "Time to answer an admission review",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 10),
+            registry=self.registry,
+        )
+        self.registry_requests = Counter(
+            "sbomgate_registry_requests",
+            "Requests to OCI registries",
+            ["host", "code"],
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "sbomgate_cache_hits", "Cache hits", ["cache"], registry=self.registry
+        )
+        self.evaluation_seconds = Histogram(
+            "sbomgate_policy_evaluation_seconds",
+            "Time to evaluate the policies over one image's SBOMs",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8),
+            registry=self.registry,
+        )
+
+    def request(self, kind: str, operation: str, decision: str, seconds: float) -> None:
+        self.requests.labels(kind or "unknown", operation or "unknown", decision).inc()
+        self.duration.observe(seconds)
+
+    def cache_hit(self, cache: str) -> None:
+        self.cache_hits.labels(cache).inc()
+
+    def evaluation(self, seconds: float) -> None:
+        self.evaluation_seconds.observe(seconds)
+
+    def registry_response(self, host: str, code: str) -> None:
+        self.registry_requests.labels(host, code).inc()
+
+
+def create_app(
+    controller: AdmissionController | None, metrics: Metrics, *, ready: threading.Event
+) -> FastAPI:
+    app = FastAPI(title="sbomgate", docs_url=None, redoc_url=None, openapi_url=None)
+    holder: dict[str, AdmissionController | None] = {"controller": controller}
+    app.state.holder = holder
+
+    @app.post("/validate")
+    async def validate(request: Request) -> Response:
+        raw = await request.body()
+        # A worker thread: reviews block on registries and CPU-bound evaluation.
+        return await run_in_threadpool(_review, holder["controller"], raw, ready)
+
+    @app.get("/healthz")
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    def readyz() -> PlainTextResponse:
+        if ready.is_set() and holder["controller"] is not None:
+            return PlainTextResponse("ready")
+        return PlainTextResponse("policies not loaded", status_code=503)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(prometheus_text(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _review(controller: AdmissionController | None, raw: bytes, ready: threading.Event) -> Response:
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"not JSON: {exc.msg} at line {exc.lineno}")
+    if controller is None or not ready.is_set():
+        return _error(503, "not ready: policies are not loaded yet")
+    try:
+        answer = controller.review(body)
+    except AdmissionFormatError as exc:
+        return _error(400, str(exc))
+    except Exception as exc:  # never a crashed webhook: a bug denies, with its name
+        log.exception("admission review failed")
+        uid = _uid(body)
+        if uid is None:
+            return _error(500, f"internal error: {type(exc).__name__}")
+        answer = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {
+                "uid": uid,
+                "allowed": False,
+                "status": {
+                    "code": 500,
+                    "message": f"sbomgate internal error ({type(exc).__name__}): denied",
+                },
+            },
+        }
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _uid(body: Any) -> str | None:
+    request = body.get("request") if isinstance(body, dict) else None
+    uid = request.get("uid") if isinstance(request, dict) else None
+    return uid if isinstance(uid, str) else None
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# -- building and serving ----------------------------------------------------------------
+
+
+def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionController:
+    """Load policies, data, facts and trust policies; raises a SbomgateError when one is bad."""
+    from sbomgate.attest import AttestationVerifier, load_trust_policies
+    from sbomgate.imagecheck import ImageChecker
+    from sbomgate.intel import load_facts_snapshot
+    from sbomgate.policy import PolicyEngine, load_policy_dir
+    from sbomgate.registry import CredentialStore, RegistryAccess, RegistryClient, RegistryLimits
+
+    data: dict[str, Any] = {}
+    for path in config.data:
+        from sbomgate.cli import _deep_merge, load_data_file
+
+        _deep_merge(data, load_data_file(path))
+    policies_dir = config.policies
+    if policies_dir is None:
+        from sbomgate.cli import bundled_policies_dir
+
+        policies_dir = bundled_policies_dir()
+    engine = PolicyEngine(load_policy_dir(policies_dir), data)
+    if not config.trust_policies:
+        raise InputError("no trust policies configured (trustPolicies / --trust)")
+    verifier = AttestationVerifier(load_trust_policies(list(config.trust_policies)))
+    credentials = CredentialStore()
+    if config.docker_config is not None:
+        credentials.add_docker_config_file(config.docker_config)
+    access = RegistryAccess(
+        allowed=config.allowed_registries,
+        insecure=frozenset(h.lower() for h in config.insecure_registries),
+        ca_files=tuple(str(p) for p in config.registry_ca),
+    )
+    limits = RegistryLimits(connect_timeout=config.registry_timeout)
+    client = RegistryClient(
+        access,
+        credentials,
+        limits,
+        timeout=config.admission_deadline,
+        on_response=metrics.registry_response,
+    )
+    cache = DigestCache[Any](
+        max_bytes=config.cache.max_bytes,
+        ttl=config.cache.ttl,
+        negative_ttl=config.cache.negative_ttl,
+    )
+    checker = ImageChecker(client, verifier, cache, timeout=config.admission_deadline)
+    facts = load_facts_snapshot(config.facts) if config.facts else None
+    return AdmissionController(
+        config, engine=engine, checker=checker, facts=facts, observer=metrics
+    )
+
+
+class _ReloadingCertificate:
+    """Reloads the serving certificate in place when its files change.
+
+    The API server connects by IP (no SNI), so the context itself is updated; connections
+    already open keep their certificate, new handshakes get the new one.
+    """
+
+    def __init__(self, context: ssl.SSLContext, cert: Path, key: Path, interval: float = 2.0):
+        self.context, self.cert, self.key, self.interval = context, cert, key, interval
+        self._stamp = self._mtimes()
+        self._stop = threading.Event()
+
+    def _mtimes(self) -> tuple[float, float]:
+        return (os.stat(self.cert).st_mtime, os.stat(self.key).st_mtime)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                stamp = self._mtimes()
+                if stamp != self._stamp:
+                    self.context.load_cert_chain(self.cert, self.key)
+                    self._stamp = stamp
+                    log.info('{"event": "certificate reloaded"}')
+            except (OSError, ssl.SSLError) as exc:
+                # A half-written pair: keep serving the old one and try again.
+                log.warning(
+                    '{"event": "certificate reload failed", "error": %s}',
+                    orjson.dumps(str(exc)).decode(),
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def serve(config: ServeConfig) -> None:
+    """Run the webhook until stopped. HTTPS only: there is no plaintext listener."""
+    import uvicorn
+
+    if config.tls_cert is None or config.tls_key is None:
+        raise InputError("a TLS certificate and key are required (tls.certFile / --tls-cert)")
+    _configure_logging()
+    metrics = Metrics()
+    ready = threading.Event()
+    controller = build_controller(config, metrics)
+    app = create_app(controller, metrics, ready=ready)
+    context = tls_context(config.tls_cert, config.tls_key)
+    uvicorn_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        ssl_certfile=str(config.tls_cert),
+        ssl_keyfile=str(config.tls_key),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn_config.load()
+    uvicorn_config.ssl = context  # ours: TLS 1.2+, reloaded in place
+    reloader = _ReloadingCertificate(context, config.tls_cert, config.tls_key)
+    threading.Thread(target=reloader.run, name="sbomgate-cert-reload", daemon=True).start()
+    server = uvicorn.Server(uvicorn_config)
+    ready.set()
+    log.info(
+        orjson.dumps(
+            {"event": "serving", "host": config.host, "port": config.port, "mode": config.mode}
+        ).decode()
+    )
+    try:
+        server.run()
+    finally:
+        reloader.stop()
+        controller.close()
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("sbomgate")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
