@@ -10,7 +10,7 @@ DOCKER_REGISTRY := .cache/docker-registry/usr/bin/docker-registry
 export GOBIN := $(abspath $(CACHE_BIN))
 export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 
-.PHONY: all venv tools test lint typecheck unit demo bench clean
+.PHONY: all venv tools kube-tools test lint typecheck unit demo bench clean
 
 all: test
 
@@ -46,7 +46,54 @@ $(DOCKER_REGISTRY):
 	dpkg -x "$$(ls -t .cache/debs/docker-registry_*.deb | head -n1)" .cache/docker-registry
 	test -x $@ && touch $@
 
-tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY)
+# A real Kubernetes control plane for end-to-end admission tests (tests/kube_cluster.py):
+# kube-apiserver and kubectl from a wrapper module that pins k8s.io/kubernetes and its staging
+# modules (tools/kube/go.mod), etcd from tools/kube/etcd/go.mod, and helm. The versions are read
+# from those go.mod files; each binary is keyed by its version through a stamp in
+# .cache/bin/.versions, so bumping a version rebuilds it and nothing else.
+GO_MOD_VERSION = $(shell awk '{for (i = 1; i < NF; i++) if ($$i == "$(2)") {print $$(i + 1); exit}}' $(1))
+KUBE_VERSION := $(call GO_MOD_VERSION,tools/kube/go.mod,k8s.io/kubernetes)
+ETCD_VERSION := $(call GO_MOD_VERSION,tools/kube/etcd/go.mod,go.etcd.io/etcd/server/v3)
+HELM_VERSION := v3.22.0
+# Helm's own release build stamps the Kubernetes version of its client-go (major + 1 for v0.x).
+HELM_K8S_MAJOR := 1
+HELM_K8S_MINOR := 37
+KUBE_SEMVER := $(subst ., ,$(patsubst v%,%,$(KUBE_VERSION)))
+KUBE_VERSION_VARS := gitVersion=$(KUBE_VERSION) gitMajor=$(word 1,$(KUBE_SEMVER)) \
+	gitMinor=$(word 2,$(KUBE_SEMVER)) gitTreeState=clean
+KUBE_LDFLAGS := -s -w $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	$(foreach var,$(KUBE_VERSION_VARS),-X $(pkg).$(var)))
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil,\
+	-X $(pkg).k8sVersionMajor=$(HELM_K8S_MAJOR) -X $(pkg).k8sVersionMinor=$(HELM_K8S_MINOR))
+VERSIONS := $(CACHE_BIN)/.versions
+KUBE_TOOLS := $(CACHE_BIN)/kube-apiserver $(CACHE_BIN)/kubectl $(CACHE_BIN)/etcd $(CACHE_BIN)/helm
+
+# A stamp per tool and version: created when first needed, so it is newer than a binary built
+# from another version; the stamps of other versions of that tool are removed.
+$(VERSIONS)/%:
+	mkdir -p $(VERSIONS)
+	rm -f $(VERSIONS)/$(firstword $(subst @, ,$*))@*
+	touch $@
+
+$(CACHE_BIN)/kube-apiserver: $(VERSIONS)/kube-apiserver@$(KUBE_VERSION)
+$(CACHE_BIN)/kubectl: $(VERSIONS)/kubectl@$(KUBE_VERSION)
+$(CACHE_BIN)/kube-apiserver $(CACHE_BIN)/kubectl:
+	cd tools/kube && CGO_ENABLED=0 go build -trimpath -ldflags '$(KUBE_LDFLAGS)' \
+		-o $(abspath $@) k8s.io/kubernetes/cmd/$(notdir $@)
+
+$(CACHE_BIN)/etcd: $(VERSIONS)/etcd@$(ETCD_VERSION)
+	cd tools/kube/etcd && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' \
+		-o $(abspath $@) go.etcd.io/etcd/server/v3
+
+$(CACHE_BIN)/helm: $(VERSIONS)/helm@$(HELM_VERSION)
+	CGO_ENABLED=0 go install -trimpath -ldflags '$(HELM_LDFLAGS)' \
+		helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+kube-tools: $(KUBE_TOOLS)
+
+tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY) \
+	$(KUBE_TOOLS)
 
 lint: venv
 	$(BIN)/ruff check controller tests bench examples

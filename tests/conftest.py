@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from kube_cluster import *  # noqa: F403  (kube_cluster: a real etcd + kube-apiserver)
 from registry_servers import *  # noqa: F403  (registry fixtures: plain_registry, ...)
 
 ROOT = Path(__file__).resolve().parents[1]
