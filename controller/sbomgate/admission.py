@@ -151,6 +151,10 @@ class AdmissionController:
         if not is_gated_kind(kind):
             return Decision(True, "", skipped=f"kind {kind} runs no containers")
         obj = request.get("object")
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if isinstance(meta, dict) and meta.get("deletionTimestamp"):
+            # Being deleted (e.g. a finalizer removed): refusing would only block deletion.
+            return Decision(True, "", skipped="object is being deleted")
         try:
             workload = read_workload(obj, kind=kind)
         except WorkloadError as exc:
