@@ -318,7 +318,7 @@ def _spawn(name: str, args: list[str], log_file: Path, env: dict[str, str]) -> _
 def _start_etcd(directory: Path, env: dict[str, str]) -> tuple[_Process, str]:
     """etcd on two free loopback ports; returns the process and its client URL."""
     last: RuntimeError | None = None
-    for _attempt in range(3):  # a free port can be taken between probe and bind
+    for attempt in range(3):  # a free port can be taken between probe and bind
         client_url = f"http://127.0.0.1:{_free_port()}"
         peer_url = f"http://127.0.0.1:{_free_port()}"
         data_dir = directory / "etcd-data"
@@ -345,12 +345,16 @@ def _start_etcd(directory: Path, env: dict[str, str]) -> tuple[_Process, str]:
             if _etcd_healthy(client_url):
                 return process, client_url
             time.sleep(0.05)
-        last = process.failure("did not become healthy")
+        last = process.failure(
+            f"not healthy after {START_TIMEOUT}s"
+            if process.alive()
+            else "exited before it was healthy"
+        )
         process.stop()
         if "address already in use" not in _tail(log_file):
             break
         with contextlib.suppress(OSError):
-            log_file.rename(log_file.with_suffix(f".{_attempt}.log"))
+            log_file.rename(log_file.with_suffix(f".{attempt}.log"))
         _rmtree(data_dir)
     assert last is not None
     raise last
@@ -775,7 +779,10 @@ def _start_apiserver(
         if not etcd.alive():
             process.stop()
             raise etcd.failure("exited while kube-apiserver was starting")
-        last = process.failure(f"not ready after {START_TIMEOUT}s; last /readyz {status}: {body}")
+        if process.alive():
+            last = process.failure(f"not ready after {START_TIMEOUT}s; /readyz {status}: {body}")
+        else:
+            last = process.failure("exited before it was ready")
         process.stop()
         if "address already in use" not in _tail(log_file):
             break
