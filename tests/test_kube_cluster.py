@@ -119,14 +119,22 @@ def test_server_side_dry_run_and_apply(kube_cluster: KubeCluster) -> None:
     assert "sbomgate-tests" in managers
 
 
-def test_helm_install(kube_cluster: KubeCluster, tmp_path: Path) -> None:
-    chart = tmp_path / "tiny"
+def _chart(directory: Path, name: str, **templates: str) -> Path:
+    chart = directory / name
     (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: 0.1.0\n")
+    (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n")
     (chart / "values.yaml").write_text("greeting: hello\n")
-    (chart / "templates" / "configmap.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n"
-        "data:\n  greeting: {{ .Values.greeting | quote }}\n"
+    for template, text in templates.items():
+        (chart / "templates" / f"{template}.yaml").write_text(text)
+    return chart
+
+
+def test_helm_install(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+    chart = _chart(
+        tmp_path,
+        "tiny",
+        configmap="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n"
+        "data:\n  greeting: {{ .Values.greeting | quote }}\n",
     )
     kube_cluster.create_namespace("helm-test")
     kube_cluster.helm(
@@ -208,7 +216,7 @@ def deny_all_webhook(
 
 
 def test_validating_webhook_refuses_pod(
-    kube_cluster: KubeCluster, deny_all_webhook: tuple[str, list[dict[str, Any]]]
+    kube_cluster: KubeCluster, deny_all_webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     url, seen = deny_all_webhook
     kube_cluster.create_namespace("webhook-test")
@@ -226,6 +234,19 @@ def test_validating_webhook_refuses_pod(
             "webhook-test",
         )
         assert request["object"]["spec"]["containers"][0]["image"] == "registry.example/app:1.0"
+        # A server-side dry run (what GitOps tools do first) reaches the webhook too.
+        dry = kube_cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=pod)
+        assert dry.returncode != 0 and DENIAL in dry.stderr
+        assert seen[-1]["request"]["dryRun"] is True
+        # helm install fails with the same message (for a Deployment: every pod-making kind).
+        chart = _chart(tmp_path, "refused", deployment=_yaml(_deployment("web", "webhook-test")))
+        helm = kube_cluster.helm("install", "refused", str(chart), "-n", "webhook-test")
+        assert helm.returncode != 0 and DENIAL in helm.stderr
+        assert seen[-1]["request"]["kind"] == {
+            "group": "apps",
+            "version": "v1",
+            "kind": "Deployment",
+        }
         # kube-system is exempt by the default namespace selector.
         exempt = kube_cluster.kubectl(
             "apply", "-f", "-", input=_yaml(_pod("exempt", "kube-system"))
