@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
 from oci_builder import CosignKey, PushedImage, cosign_attest, cosign_keypair, push_image
 from registry_servers import ROOT, RegistryServer, make_test_ca
-from test_verify_access import _FaultServer, _answer
-from test_verify_registry import trust_file
-
 from sbomgate.admission import AdmissionController
 from sbomgate.config import Mode, ServeConfig
 from sbomgate.webhook import Metrics, build_controller, create_app
+from test_verify_access import _FaultServer
+from test_verify_registry import trust_file
 
 GOOD = ROOT / "examples" / "good-app.cdx.json"
 BAD = ROOT / "examples" / "bad-app.spdx.json"
@@ -285,9 +285,8 @@ def test_warn_and_audit_modes_and_per_policy_modes(
     )
     out = answer(relaxed, review(deployment(images["bad"].ref)))
     assert out["allowed"] is False  # the license violation is still enforced
-    assert (
-        out["status"]["message"].count("\n") == 0 and "[policy license]" in out["status"]["message"]
-    )
+    header, only = out["status"]["message"].splitlines()
+    assert header.startswith("sbomgate refused") and "[policy license]" in only
     assert any("[policy malware]" in w for w in out["warnings"])
 
 
@@ -296,7 +295,8 @@ def test_message_is_capped_with_and_n_more(
 ) -> None:
     out = answer(controller_for(max_message_lines=2), review(deployment(images["bad"].ref)))
     lines = out["status"]["message"].splitlines()
-    assert len(lines) == 3 and lines[-1] == "and 2 more"
+    assert lines[0] == "sbomgate refused Deployment team/web:"
+    assert len(lines) == 4 and lines[-1] == "and 2 more"
 
 
 def test_malformed_objects_are_refused_with_the_field(controller_for: Any) -> None:
@@ -424,9 +424,11 @@ def _free_port() -> int:
 
 def _serial(port: int, ca_file: Path) -> int:
     context = ssl.create_default_context(cafile=str(ca_file))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            der = tls.getpeercert(binary_form=True)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
     from cryptography import x509
 
     assert der is not None

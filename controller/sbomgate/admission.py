@@ -196,7 +196,7 @@ class AdmissionController:
                 )
             else:
                 outcomes[ref] = None  # still running: it finishes into the cache for next time
-        return self._decide(tasks, outcomes)
+        return self._decide(tasks, outcomes, workload)
 
     def _check_image(
         self, ref: str, deadline: Deadline, workload_input: Mapping[str, Any]
@@ -239,7 +239,10 @@ class AdmissionController:
         return self.config.policy_modes.get(finding.policy, self.config.mode)
 
     def _decide(
-        self, tasks: Mapping[str, _ImageTask], outcomes: Mapping[str, _ImageOutcome | None]
+        self,
+        tasks: Mapping[str, _ImageTask],
+        outcomes: Mapping[str, _ImageOutcome | None],
+        workload: Workload,
     ) -> Decision:
         refusals: list[str] = []  # the image failed verification
         violations: list[str] = []  # a package failed a policy
@@ -301,7 +304,11 @@ class AdmissionController:
         allowed = not denying
         return Decision(
             allowed=allowed,
-            message="" if allowed else _cap(denying, self.config.max_message_lines),
+            # The object first: a GitOps sync applies many, and its error may not name them.
+            message=""
+            if allowed
+            else f"sbomgate refused {workload.display}:\n"
+            + _cap(denying, self.config.max_message_lines),
             warnings=tuple(_short(w) for w in warnings[:MAX_WARNINGS]),
             reasons=reasons,
             images=tuple(reports),
