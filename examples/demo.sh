@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: evaluate the example SBOMs with the bundled policies and show the verdicts.
-# Then verify signed SBOMs attached to images in a real local registry (examples/demo_verify.py).
-# (Later: bring up the local cluster and show a workload admitted and one refused.)
+# Then bring up the local stack (examples/demo_cluster.py): a registry, etcd + kube-apiserver and
+# `sbomgate serve` as the webhook; `kubectl apply` shows one workload admitted, one refused.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SBOMGATE=.venv/bin/sbomgate
@@ -27,5 +27,5 @@ echo
 echo "Rego unit tests of the bundled policies:"
 "$SBOMGATE" test policies --quiet
 echo
-echo "== sbomgate verify: find and verify the signed SBOM attached to an image =="
-.venv/bin/python examples/demo_verify.py
+echo "== the local stack: a registry, a real API server and sbomgate as its admission webhook =="
+.venv/bin/python examples/demo_cluster.py

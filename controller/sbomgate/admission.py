@@ -391,11 +391,24 @@ def _with_paths(error: str, ref: str, paths: str) -> str:
     return f"image {ref} ({paths}): {error}"
 
 
+def _reasons(finding: Finding, package: str) -> str:
+    """The policy's reasons, without the package name most of them start with (the line
+    already names it)."""
+    out = []
+    for reason in finding.reasons:
+        for prefix in (f"{package}: ", f"{package} "):
+            if reason.startswith(prefix) and len(reason) > len(prefix):
+                reason = reason[len(prefix) :]
+                break
+        out.append(reason)
+    return "; ".join(out) or finding.title
+
+
 def _finding_line(finding: Finding, paths: str) -> str:
     package = finding.purl or (
         f"{finding.name}@{finding.version}" if finding.version else str(finding.name)
     )
-    reasons = "; ".join(finding.reasons) or finding.title
+    reasons = _reasons(finding, package)
     what = "image" if finding.subject else f"package {package}"
     return f"image {finding.image} ({paths}): {what}: {reasons} [policy {finding.policy}]"
 
@@ -405,7 +418,7 @@ def _finding_warning(finding: Finding, paths: str) -> str:
     package = finding.purl or (
         f"{finding.name}@{finding.version}" if finding.version else str(finding.name)
     )
-    reasons = "; ".join(finding.reasons) or finding.title
+    reasons = _reasons(finding, package)
     return f"[policy {finding.policy}] {package}: {reasons} (image {finding.image}, {paths})"
 
 
