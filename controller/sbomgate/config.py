@@ -24,6 +24,7 @@ maxMessageLines: 12
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -105,27 +106,47 @@ def parse_mode(value: Any, where: str) -> Mode:
         raise InputError(f"{where}: {value!r} is not one of Enforce, Warn, Audit") from None
 
 
+_CACHE_KEYS = {"maxBytes", "ttl", "negativeTtl", "verdictTtl"}
+_TLS_KEYS = {"certFile", "keyFile"}
+_LISTEN_KEYS = {"host", "port"}
+
+
 def load_config(path: Path) -> ServeConfig:
     doc = load_json_or_yaml(path, what="configuration", max_bytes=1 << 20)
     if doc is None:
         return ServeConfig()
     if not isinstance(doc, dict):
         raise InputError(f"{path}: the configuration must be a mapping")
-    unknown = sorted(set(doc) - _KEYS)
-    if unknown:
-        raise InputError(
-            f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})"
-        )
     base = path.parent
 
     def where(key: str) -> str:
         return f"{path}: {key}"
+
+    def check_keys(mapping: Mapping[Any, Any], known: set[str], prefix: str = "") -> None:
+        # sorted by text: YAML keys need not be strings, and mixed types do not compare
+        unknown = sorted((k for k in mapping if k not in known), key=str)
+        if unknown:
+            raise InputError(
+                f"{path}: unknown setting {prefix + str(unknown[0])!r} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+
+    def mapping(key: str) -> dict[Any, Any]:
+        value = doc.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise InputError(f"{where(key)} must be a mapping")
+        return value
 
     def a_path(value: Any, key: str) -> Path:
         if not isinstance(value, str) or not value:
             raise InputError(f"{where(key)} must be a path")
         p = Path(value)
         return p if p.is_absolute() else base / p
+
+    def optional_path(value: Any, key: str) -> Path | None:
+        return None if value is None else a_path(value, key)
 
     def paths(key: str) -> tuple[Path, ...]:
         value = doc.get(key)
@@ -145,26 +166,41 @@ def load_config(path: Path) -> ServeConfig:
             raise InputError(f"{where(key)} must be a list of strings")
         return tuple(value)
 
-    def number(value: Any, key: str, *, minimum: float = 0.0) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
-            raise InputError(f"{where(key)} must be a number above {minimum:g}")
+    def number(value: Any, key: str) -> float:
+        # NaN compares false with everything, so it would pass a plain `<= 0` test
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise InputError(f"{where(key)} must be a number above 0")
         return float(value)
 
+    def whole(value: Any, key: str) -> int:
+        # a fraction would be cut down, 0.5 to 0
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InputError(f"{where(key)} must be a whole number above 0")
+        return value
+
+    check_keys(doc, _KEYS)
     config = ServeConfig()
-    policy_modes = doc.get("policyModes") or {}
+    policy_modes = doc.get("policyModes")
+    if policy_modes is None:
+        policy_modes = {}
     if not isinstance(policy_modes, dict):
         raise InputError(f"{where('policyModes')} must map policy names to modes")
     faults = doc.get("faults", "Deny")
     if faults not in ("Deny", "Allow"):
         raise InputError(f"{where('faults')}: {faults!r} is not Deny or Allow")
-    cache_doc = doc.get("cache") or {}
-    tls = doc.get("tls") or {}
-    listen = doc.get("listen") or {}
-    for key, value in (("cache", cache_doc), ("tls", tls), ("listen", listen)):
-        if not isinstance(value, dict):
-            raise InputError(f"{where(key)} must be a mapping")
+    cache_doc = mapping("cache")
+    tls = mapping("tls")
+    listen = mapping("listen")
+    check_keys(cache_doc, _CACHE_KEYS, "cache.")
+    check_keys(tls, _TLS_KEYS, "tls.")
+    check_keys(listen, _LISTEN_KEYS, "listen.")
     cache = CacheSettings(
-        max_bytes=int(number(cache_doc.get("maxBytes", config.cache.max_bytes), "cache.maxBytes")),
+        max_bytes=whole(cache_doc.get("maxBytes", config.cache.max_bytes), "cache.maxBytes"),
         ttl=number(cache_doc.get("ttl", config.cache.ttl), "cache.ttl"),
         negative_ttl=number(
             cache_doc.get("negativeTtl", config.cache.negative_ttl), "cache.negativeTtl"
@@ -176,17 +212,18 @@ def load_config(path: Path) -> ServeConfig:
     port = listen.get("port", config.port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise InputError(f"{where('listen.port')} must be a port number")
+    host = listen.get("host", config.host)
+    if not isinstance(host, str) or not host:
+        raise InputError(f"{where('listen.host')} must be a host name or address")
     return ServeConfig(
-        policies=a_path(doc["policies"], "policies") if doc.get("policies") else None,
+        policies=optional_path(doc.get("policies"), "policies"),
         data=paths("data"),
-        facts=a_path(doc["facts"], "facts") if doc.get("facts") else None,
+        facts=optional_path(doc.get("facts"), "facts"),
         trust_policies=paths("trustPolicies"),
         allowed_registries=strings("allowedRegistries"),
         insecure_registries=strings("insecureRegistries"),
         registry_ca=paths("registryCA"),
-        docker_config=a_path(doc["dockerConfig"], "dockerConfig")
-        if doc.get("dockerConfig")
-        else None,
+        docker_config=optional_path(doc.get("dockerConfig"), "dockerConfig"),
         exempt_namespaces=strings("exemptNamespaces", config.exempt_namespaces),
         mode=parse_mode(doc.get("mode", "Enforce"), where("mode")),
         policy_modes={
@@ -200,11 +237,11 @@ def load_config(path: Path) -> ServeConfig:
             doc.get("registryTimeout", config.registry_timeout), "registryTimeout"
         ),
         cache=cache,
-        tls_cert=a_path(tls["certFile"], "tls.certFile") if tls.get("certFile") else None,
-        tls_key=a_path(tls["keyFile"], "tls.keyFile") if tls.get("keyFile") else None,
-        host=str(listen.get("host", config.host)),
+        tls_cert=optional_path(tls.get("certFile"), "tls.certFile"),
+        tls_key=optional_path(tls.get("keyFile"), "tls.keyFile"),
+        host=host,
         port=port,
-        max_message_lines=int(
-            number(doc.get("maxMessageLines", config.max_message_lines), "maxMessageLines")
+        max_message_lines=whole(
+            doc.get("maxMessageLines", config.max_message_lines), "maxMessageLines"
         ),
     )

@@ -24,7 +24,8 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "PodTemplate": ("template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+# the order images (and so denial messages, which are cut short) are reported in
+CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 MAX_CONTAINERS = 1000
 
 
@@ -85,7 +86,9 @@ def read_workload(obj: Any, *, kind: str | None = None) -> Workload:
     kind = kind or obj.get("kind")
     if not isinstance(kind, str) or kind not in POD_SPEC_PATHS:
         raise WorkloadError(f"kind {kind!r} does not run containers")
-    meta = obj.get("metadata") or {}
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = {}
     if not isinstance(meta, dict):
         raise WorkloadError("metadata must be an object")
     spec: Any = obj
@@ -110,8 +113,10 @@ def read_workload(obj: Any, *, kind: str | None = None) -> Workload:
             if not isinstance(container, dict):
                 raise WorkloadError(f"{where} must be an object")
             image = container.get("image")
-            if not isinstance(image, str) or not image:
+            if image is None or image == "":
                 raise WorkloadError(f"{where}.image is missing")
+            if not isinstance(image, str):
+                raise WorkloadError(f"{where}.image must be a string")
             name = container.get("name")
             images.append(ContainerImage(image, where, name if isinstance(name, str) else ""))
             if len(images) > MAX_CONTAINERS:
@@ -121,11 +126,13 @@ def read_workload(obj: Any, *, kind: str | None = None) -> Workload:
 
 def _workload(kind: str, meta: Mapping[str, Any], images: tuple[ContainerImage, ...]) -> Workload:
     namespace = meta.get("namespace")
-    name = meta.get("name") or meta.get("generateName")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        name = meta.get("generateName")  # e.g. a Pod its ReplicaSet is about to create
     return Workload(
         kind=kind,
         namespace=namespace if isinstance(namespace, str) else None,
-        name=name if isinstance(name, str) else None,
+        name=name if isinstance(name, str) and name else None,
         labels=_string_map(meta.get("labels"), "metadata.labels"),
         annotations=_string_map(meta.get("annotations"), "metadata.annotations"),
         images=images,
