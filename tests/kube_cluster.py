@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import datetime as dt
 import http.client
 import ipaddress
@@ -31,9 +32,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +73,7 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 WEBHOOK_TIMEOUT = 15.0
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+PR_SET_PDEATHSIG = 1
 CANARY_LABEL = "sbomgate.test/webhook-canary"
 # Nothing listens on port 1, so a call to the canary webhook fails at once (connection refused).
 CANARY_URL = "https://127.0.0.1:1/canary"
@@ -302,6 +306,15 @@ class _Process:
         )
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the process that started it dies (Linux), so a
+    killed pytest leaves no server behind (SIGTERM is not enough: an API server whose etcd
+    went away at the same moment hangs in graceful termination)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _spawn(name: str, args: list[str], log_file: Path, env: dict[str, str]) -> _Process:
     with log_file.open("ab") as log:
         popen = subprocess.Popen(
@@ -311,6 +324,7 @@ def _spawn(name: str, args: list[str], log_file: Path, env: dict[str, str]) -> _
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     return _Process(name, popen, log_file)
 
