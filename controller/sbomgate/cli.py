@@ -12,14 +12,19 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
 
-from sbomgate._internal.documents import load_json_or_yaml
+from sbomgate._internal.documents import load_data_files
 from sbomgate.errors import InputError, SbomgateError
+
+if TYPE_CHECKING:
+    from sbomgate.intel import FactsSnapshot
+    from sbomgate.policy import PolicyEngine
+    from sbomgate.verdict import Verdict
 
 app = typer.Typer(
     add_completion=False,
@@ -29,13 +34,26 @@ app = typer.Typer(
 )
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
-MAX_DATA_BYTES = 16 << 20
 
 
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     sarif = "sarif"
+
+
+# Options shared by the commands that evaluate.
+PoliciesOption = Annotated[
+    Path | None, typer.Option("--policies", help="directory of .rego policies [bundled]")
+]
+DataOption = Annotated[
+    list[Path] | None, typer.Option("--data", help="JSON or YAML data for data.* (repeatable)")
+]
+FactsOption = Annotated[
+    Path | None,
+    typer.Option("--facts", help="offline facts snapshot (trusted repositories, advisories)"),
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="output format")]
 
 
 def bundled_policies_dir() -> Path:
@@ -53,56 +71,49 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
-def load_data_file(path: Path) -> dict[str, Any]:
-    """A JSON or YAML data document, merged at the root of `data` (as `opa eval -d` does)."""
-    value = load_json_or_yaml(path, what="data file", max_bytes=MAX_DATA_BYTES)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(f"{path}: data must be a mapping at the top level")
-    return value
+def _policy_inputs(
+    policies: Path | None, data: list[Path] | None, facts: Path | None
+) -> tuple[PolicyEngine, FactsSnapshot | None]:
+    from sbomgate.intel import load_facts_snapshot
+    from sbomgate.policy import PolicyEngine, load_policy_dir
+
+    engine = PolicyEngine(
+        load_policy_dir(policies or bundled_policies_dir()), load_data_files(data or [])
+    )
+    return engine, load_facts_snapshot(facts) if facts else None
+
+
+def _emit(verdict: Verdict, output: OutputFormat, source: str, engine: PolicyEngine) -> NoReturn:
+    """Print the verdict in the chosen format and exit with its code."""
+    from sbomgate.verdict import render_table, to_sarif
+
+    if output is OutputFormat.json:
+        sys.stdout.write(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    elif output is OutputFormat.sarif:
+        described = [(p.name, p.title, p.description) for p in engine.policies]
+        sarif = to_sarif(verdict, source, described)
+        sys.stdout.write(orjson.dumps(sarif, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        Console(highlight=False, soft_wrap=True).print(render_table(verdict, source))
+    raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
 
 
 @app.command("eval")
 def eval_command(
     sbom: Annotated[Path, typer.Option("--sbom", help="CycloneDX (JSON/XML) or SPDX JSON file")],
-    policies: Annotated[
-        Path | None, typer.Option("--policies", help="directory of .rego policies [bundled]")
-    ] = None,
-    data: Annotated[
-        list[Path] | None, typer.Option("--data", help="JSON or YAML data for data.* (repeatable)")
-    ] = None,
-    facts: Annotated[
-        Path | None,
-        typer.Option("--facts", help="offline facts snapshot (trusted repositories, advisories)"),
-    ] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="output format")] = (
-        OutputFormat.table
-    ),
+    policies: PoliciesOption = None,
+    data: DataOption = None,
+    facts: FactsOption = None,
+    output: FormatOption = OutputFormat.table,
 ) -> None:
     """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error."""
-    from sbomgate.intel import load_facts_snapshot
-    from sbomgate.policy import PolicyEngine, load_policy_dir
     from sbomgate.sbom import load_sbom_file
-    from sbomgate.verdict import render_table, to_sarif
 
-    merged: dict[str, Any] = {}
-    for path in data or []:
-        _deep_merge(merged, load_data_file(path))
-    loaded = load_policy_dir(policies or bundled_policies_dir())
-    snapshot = load_facts_snapshot(facts) if facts else None
+    engine, snapshot = _policy_inputs(policies, data, facts)
     document = load_sbom_file(sbom)
-    verdict = PolicyEngine(loaded, merged).evaluate_sbom(document, facts=snapshot)
-    if output is OutputFormat.json:
-        sys.stdout.write(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-    elif output is OutputFormat.sarif:
-        described = [(p.name, p.title, p.description) for p in loaded]
-        sarif = to_sarif(verdict, str(sbom), described)
-        sys.stdout.write(orjson.dumps(sarif, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        Console(highlight=False).print(render_table(verdict, str(sbom)))
-    raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+    verdict = engine.evaluate_sbom(document, facts=snapshot)
+    _emit(verdict, output, str(sbom), engine)
 
 
 @app.command("verify")
@@ -111,16 +122,9 @@ def verify_command(
     trust: Annotated[
         list[Path], typer.Option("--trust", help="TrustPolicy YAML file or directory (repeatable)")
     ],
-    policies: Annotated[
-        Path | None, typer.Option("--policies", help="directory of .rego policies [bundled]")
-    ] = None,
-    data: Annotated[
-        list[Path] | None, typer.Option("--data", help="JSON or YAML data for data.* (repeatable)")
-    ] = None,
-    facts: Annotated[
-        Path | None,
-        typer.Option("--facts", help="offline facts snapshot (trusted repositories, advisories)"),
-    ] = None,
+    policies: PoliciesOption = None,
+    data: DataOption = None,
+    facts: FactsOption = None,
     insecure_registry: Annotated[
         list[str] | None,
         typer.Option("--insecure-registry", help="host[:port] spoken to over plain HTTP"),
@@ -140,9 +144,7 @@ def verify_command(
         typer.Option("--docker-config", help="docker config.json with registry credentials"),
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per image")] = 30.0,
-    output: Annotated[OutputFormat, typer.Option("--format", help="output format")] = (
-        OutputFormat.table
-    ),
+    output: FormatOption = OutputFormat.table,
     timings: Annotated[
         bool, typer.Option("--timings", help="print the time of each phase on stderr")
     ] = False,
@@ -151,21 +153,14 @@ def verify_command(
     refused or unverifiable image, or a policy violation), 2 input or policy error."""
     from sbomgate.attest import AttestationVerifier, load_trust_policies
     from sbomgate.imagecheck import ImageChecker, judge_images
-    from sbomgate.intel import load_facts_snapshot
-    from sbomgate.policy import PolicyEngine, load_policy_dir
     from sbomgate.registry import (
         CredentialStore,
         RegistryAccess,
         RegistryClient,
         parse_reference,
     )
-    from sbomgate.verdict import render_table, to_sarif
 
-    merged: dict[str, Any] = {}
-    for path in data or []:
-        _deep_merge(merged, load_data_file(path))
-    loaded = load_policy_dir(policies or bundled_policies_dir())
-    snapshot = load_facts_snapshot(facts) if facts else None
+    engine, snapshot = _policy_inputs(policies, data, facts)
     verifier = AttestationVerifier(load_trust_policies(trust))
     credentials = CredentialStore()
     config = docker_config or _default_docker_config()
@@ -185,7 +180,6 @@ def verify_command(
     )
     client = RegistryClient(access, credentials, timeout=timeout)
     checker = ImageChecker(client, verifier, timeout=timeout)
-    engine = PolicyEngine(loaded, merged)
     try:
         results = checker.check_many(images)
     finally:
@@ -201,17 +195,7 @@ def verify_command(
             parts = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in phases.items())
             err.print(f"{result.report.ref}: {parts}{' (cached)' if result.cached else ''}")
         err.print(f"evaluate: {evaluate_seconds['evaluate'] * 1000:.1f} ms")
-    source = ", ".join(images)
-    if output is OutputFormat.json:
-        sys.stdout.write(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-    elif output is OutputFormat.sarif:
-        described = [(p.name, p.title, p.description) for p in loaded]
-        sarif = to_sarif(verdict, source, described)
-        sys.stdout.write(orjson.dumps(sarif, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        Console(highlight=False, soft_wrap=True).print(render_table(verdict, source))
-    raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+    _emit(verdict, output, ", ".join(images), engine)
 
 
 @app.command("serve")
@@ -293,9 +277,7 @@ def test_command(
     """Run the test_* rules of Rego test files, like `opa test`."""
     from sbomgate.policy.testing import Outcome, run_tests
 
-    merged: dict[str, Any] = {}
-    for path in data or []:
-        _deep_merge(merged, load_data_file(path))
+    merged = load_data_files(data or [])
     console = Console(highlight=False, soft_wrap=True)
     counts = dict.fromkeys(Outcome, 0)
     styles = {
@@ -320,14 +302,6 @@ def test_command(
         + (f", {counts[Outcome.SKIP]} skipped" if counts[Outcome.SKIP] else "")
     )
     raise typer.Exit(EXIT_DENIED if failed else EXIT_ALLOWED)
-
-
-def _deep_merge(into: dict[str, Any], other: dict[str, Any]) -> None:
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        else:
-            into[key] = value
 
 
 def main() -> None:

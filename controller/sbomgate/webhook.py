@@ -27,6 +27,7 @@ from prometheus_client import generate_latest as prometheus_text
 from starlette.concurrency import run_in_threadpool
 
 from sbomgate._internal.cache import DigestCache
+from sbomgate._internal.documents import load_data_files
 from sbomgate.admission import AdmissionController, AdmissionFormatError, Observer
 from sbomgate.config import ServeConfig
 from sbomgate.errors import InputError
@@ -166,11 +167,7 @@ def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionControll
     from sbomgate.policy import PolicyEngine, load_policy_dir
     from sbomgate.registry import CredentialStore, RegistryAccess, RegistryClient, RegistryLimits
 
-    data: dict[str, Any] = {}
-    for path in config.data:
-        from sbomgate.cli import _deep_merge, load_data_file
-
-        _deep_merge(data, load_data_file(path))
+    data = load_data_files(config.data)
     policies_dir = config.policies
     if policies_dir is None:
         from sbomgate.cli import bundled_policies_dir

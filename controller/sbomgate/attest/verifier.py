@@ -51,19 +51,6 @@ class AttestationCheck:
     statement: Statement | None = field(default=None, compare=False, repr=False)
     raw_sbom: bytes | None = field(default=None, compare=False, repr=False)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "predicateType": self.predicate_type,
-            "verified": self.verified,
-            "signer": self.signer,
-            "error": self.error,
-            "layout": self.layout,
-            "attachedTo": self.attached_to,
-            "location": self.location,
-            "issuer": self.issuer,
-            "trustPolicy": self.policy,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class VerifiedDocument:
