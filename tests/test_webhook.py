@@ -259,6 +259,18 @@ def test_exempt_namespaces_and_other_operations_make_no_registry_call(
     assert controller.checker.client.requests == before
 
 
+def test_the_controllers_own_namespace_is_exempt(
+    controller_for: Any, images: dict[str, PushedImage], monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", "sbomgate-system")
+    controller = controller_for()
+    assert "sbomgate-system" in controller.config.exempt_namespaces
+    out = answer(
+        controller, review(deployment(images["unsigned"].ref, namespace="sbomgate-system"))
+    )
+    assert out["allowed"] is True
+
+
 def test_dry_run_is_answered_like_the_real_request(
     controller_for: Any, images: dict[str, PushedImage]
 ) -> None:

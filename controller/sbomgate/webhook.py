@@ -16,6 +16,7 @@ import os
 import ssl
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -199,10 +200,28 @@ def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionControll
         negative_ttl=config.cache.negative_ttl,
     )
     checker = ImageChecker(client, verifier, cache, timeout=config.admission_deadline)
+    own = own_namespace()
+    if own and own not in config.exempt_namespaces:
+        # Our own Pods must never wait on ourselves (a deadlock at the first rollout).
+        config = replace(config, exempt_namespaces=(*config.exempt_namespaces, own))
     facts = load_facts_snapshot(config.facts) if config.facts else None
     return AdmissionController(
         config, engine=engine, checker=checker, facts=facts, observer=metrics
     )
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def own_namespace() -> str | None:
+    """The namespace this process runs in: $POD_NAMESPACE, else the service account's."""
+    value = os.environ.get("POD_NAMESPACE")
+    if value:
+        return value
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 class _ReloadingCertificate:
