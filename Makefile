@@ -113,6 +113,7 @@ demo: venv tools
 bench: venv tools
 	$(BIN)/python bench/bench_eval.py
 	$(BIN)/python bench/bench_verify.py
+	$(BIN)/python bench/bench_webhook.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
