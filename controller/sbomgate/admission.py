@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
@@ -40,6 +40,10 @@ API_VERSION = "admission.k8s.io/v1"
 MAX_WARNING_LENGTH = 256  # the API server drops longer warnings
 MAX_WARNINGS = 20
 MAX_MESSAGE_CHARS = 8000
+MAX_LOGGED = 50  # reasons in a decision's log line
+
+# A message line, or a finding to format into one when (and only if) it is shown.
+Line = str | tuple[Callable[[Finding, str], str], Finding, str]
 
 
 class AdmissionFormatError(ValueError):
@@ -51,7 +55,7 @@ class Decision:
     allowed: bool
     message: str
     warnings: tuple[str, ...] = ()
-    reasons: tuple[str, ...] = ()  # every problem, uncapped (logs)
+    reasons: tuple[str, ...] = ()  # the first MAX_LOGGED problems (logs)
     skipped: str | None = None  # why nothing was checked
     images: tuple[ImageReport, ...] = ()
     unfinished: tuple[str, ...] = ()
@@ -92,6 +96,7 @@ class AdmissionController:
         facts: FactSource | None = None,
         observer: Observer | None = None,
         workers: int = 16,
+        evaluators: int = 2,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -99,6 +104,12 @@ class AdmissionController:
         self.facts = facts
         self.observer = observer or Observer()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sbomgate-check")
+        # Evaluation runs on a few threads of its own: each thread holds its own regorus
+        # engines (tens of MB after a large SBOM), and evaluation is CPU-bound under the GIL,
+        # so more threads would only cost memory.
+        self._evaluators = ThreadPoolExecutor(
+            max_workers=evaluators, thread_name_prefix="sbomgate-evaluate"
+        )
         self.verdicts: DigestCache[Verdict] = DigestCache(
             max_bytes=64 << 20, ttl=config.cache.verdict_ttl, negative_ttl=config.cache.verdict_ttl
         )
@@ -108,6 +119,7 @@ class AdmissionController:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._evaluators.shutdown(wait=False, cancel_futures=True)
 
     # -- the AdmissionReview -----------------------------------------------------------
 
@@ -217,7 +229,10 @@ class AdmissionController:
         if hit is not None:
             self.observer.cache_hit("verdict")
             return _ImageOutcome(result.report, hit)
-        verdict = self.verdicts.get_or_load(key, lambda: self._evaluate(result, workload_input))
+        verdict = self.verdicts.get_or_load(
+            key,
+            lambda: self._evaluators.submit(self._evaluate, result, workload_input).result(),
+        )
         return _ImageOutcome(result.report, verdict)
 
     def _evaluate(self, result: ImageResult, workload_input: Mapping[str, Any]) -> Loaded[Verdict]:
@@ -244,12 +259,12 @@ class AdmissionController:
         outcomes: Mapping[str, _ImageOutcome | None],
         workload: Workload,
     ) -> Decision:
-        refusals: list[str] = []  # the image failed verification
-        violations: list[str] = []  # a package failed a policy
-        failures: list[str] = []  # a policy failed to evaluate
-        faults: list[str] = []  # we could not find out
-        warnings: list[str] = []
-        audits: list[str] = []
+        refusals: list[Line] = []  # the image failed verification
+        violations: list[Line] = []  # a package failed a policy
+        failures: list[Line] = []  # a policy failed to evaluate
+        faults: list[Line] = []  # we could not find out
+        warnings: list[Line] = []
+        audits: list[Line] = []
         unfinished: list[str] = []
         reports: list[ImageReport] = []
         for ref, task in tasks.items():
@@ -270,25 +285,26 @@ class AdmissionController:
             verdict = outcome.verdict
             if verdict is None:
                 continue
+            # Lines are formatted only if shown: a big SBOM can give thousands of findings.
             for finding in verdict.violations:
                 mode = self._mode_of(finding)
                 if mode is Mode.ENFORCE:
-                    violations.append(_finding_line(finding, paths))
+                    violations.append((_finding_line, finding, paths))
                 elif mode is Mode.WARN:
-                    warnings.append(_finding_warning(finding, paths))
+                    warnings.append((_finding_warning, finding, paths))
                 else:
-                    audits.append(_finding_line(finding, paths))
+                    audits.append((_finding_line, finding, paths))
             for finding in verdict.warnings:
-                warnings.append(_finding_warning(finding, paths))
+                warnings.append((_finding_warning, finding, paths))
             for finding in verdict.audits:
-                audits.append(_finding_line(finding, paths))
+                audits.append((_finding_line, finding, paths))
             for failure in verdict.errors:
                 failures.append(
                     f"image {failure.image} ({paths}): package {failure.purl or failure.name}: "
                     f"policy {failure.policy} failed to evaluate: {failure.message}"
                 )
         mode = self.config.mode
-        denying: list[str] = []
+        denying: list[Line] = []
         if mode is Mode.ENFORCE:
             denying = refusals + violations + failures
         else:
@@ -300,7 +316,7 @@ class AdmissionController:
                 warnings[:0] = faults
             else:
                 denying.extend(faults)
-        reasons = tuple(denying + warnings + audits)
+        reasons = tuple(_render(line) for line in (denying + warnings + audits)[:MAX_LOGGED])
         allowed = not denying
         return Decision(
             allowed=allowed,
@@ -309,7 +325,7 @@ class AdmissionController:
             if allowed
             else f"sbomgate refused {workload.display}:\n"
             + _cap(denying, self.config.max_message_lines),
-            warnings=tuple(_short(w) for w in warnings[:MAX_WARNINGS]),
+            warnings=tuple(_short(_render(w)) for w in warnings[:MAX_WARNINGS]),
             reasons=reasons,
             images=tuple(reports),
             unfinished=tuple(unfinished),
@@ -332,7 +348,7 @@ class AdmissionController:
             "allowed": decision.allowed,
             "skipped": decision.skipped,
             "images": [{"ref": i.ref, "digest": i.digest} for i in decision.images],
-            "reasons": list(decision.reasons[:50]),
+            "reasons": list(decision.reasons),
             "unfinished": list(decision.unfinished),
             "seconds": round(seconds, 4),
         }
@@ -422,8 +438,15 @@ def _finding_warning(finding: Finding, paths: str) -> str:
     return f"[policy {finding.policy}] {package}: {reasons} (image {finding.image}, {paths})"
 
 
-def _cap(lines: Sequence[str], max_lines: int) -> str:
-    shown = list(lines[:max_lines])
+def _render(line: Line) -> str:
+    if isinstance(line, str):
+        return line
+    format_line, finding, paths = line
+    return format_line(finding, paths)
+
+
+def _cap(lines: Sequence[Line], max_lines: int) -> str:
+    shown = [_render(line) for line in lines[:max_lines]]
     rest = len(lines) - len(shown)
     while shown and sum(len(s) + 1 for s in shown) > MAX_MESSAGE_CHARS:
         shown.pop()
