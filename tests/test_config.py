@@ -31,6 +31,7 @@ cache: {maxBytes: 1048576, ttl: 60, negativeTtl: 5.5, verdictTtl: 120}
 tls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key}
 listen: {host: 127.0.0.1, port: 9443}
 maxMessageLines: 4
+kubernetes: {watch: true, auditInterval: 60, kubeconfig: kube/config}
 """
 
 
@@ -63,6 +64,9 @@ def test_a_full_file_is_read(tmp_path: Path) -> None:
         host="127.0.0.1",
         port=9443,
         max_message_lines=4,
+        watch_resources=True,
+        audit_interval=60.0,
+        kubeconfig=tmp_path / "kube" / "config",
     )
     assert isinstance(config.cache.max_bytes, int)
     assert isinstance(config.max_message_lines, int)

@@ -21,16 +21,19 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
+from sbomgate.attest.trust import glob_to_regex
 from sbomgate.config import Mode, ServeConfig
+from sbomgate.errors import InputError
 from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images
 from sbomgate.policy import PolicyEngine
 from sbomgate.policy.engine import FactSource
-from sbomgate.registry import Deadline
+from sbomgate.registry import Deadline, parse_reference
 from sbomgate.verdict import Finding, ImageReport, Verdict
 from sbomgate.workload import ContainerImage, Workload, WorkloadError, is_gated_kind, read_workload
 
@@ -59,6 +62,16 @@ class Decision:
     skipped: str | None = None  # why nothing was checked
     images: tuple[ImageReport, ...] = ()
     unfinished: tuple[str, ...] = ()
+    # Findings of Quarantine-action policies: (purl, policy, image) to record.
+    quarantined: tuple[tuple[str, str, str], ...] = ()
+
+
+class SideEffects:
+    """What happens after a decision, outside the answer (never on dry runs): quarantine
+    records, Events. Runs off the request path; the default does nothing."""
+
+    def after(self, request: Mapping[str, Any], decision: Decision) -> None:
+        return None
 
 
 class Observer:
@@ -95,10 +108,15 @@ class AdmissionController:
         checker: ImageChecker,
         facts: FactSource | None = None,
         observer: Observer | None = None,
+        side_effects: SideEffects | None = None,
+        namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
         workers: int = 16,
         evaluators: int = 2,
     ) -> None:
         self.config = config
+        self.side_effects = side_effects
+        self.namespace_labels = namespace_labels
+        self._scoped = any(p.scope for p in engine.policies)
         self.engine = engine
         self.checker = checker
         self.facts = facts
@@ -143,11 +161,20 @@ class AdmissionController:
         digests = sorted({i.digest for i in decision.images if i.digest})
         if digests:
             response["auditAnnotations"] = {"images": ",".join(digests)[:2000]}
+        if self.side_effects is not None and not request.get("dryRun") and not decision.skipped:
+            self._pool.submit(self._after, request, decision)
         seconds = time.monotonic() - started
         label = "skipped" if decision.skipped else ("allowed" if decision.allowed else "denied")
         self.observer.request(kind, operation, label, seconds)
         self._log(request, kind, decision, seconds)
         return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+
+    def _after(self, request: Mapping[str, Any], decision: Decision) -> None:
+        assert self.side_effects is not None
+        try:
+            self.side_effects.after(request, decision)
+        except Exception:  # a side effect must never take the webhook down
+            log.exception("side effects of an admission failed")
 
     def decide(self, request: Mapping[str, Any]) -> Decision:
         operation = request.get("operation")
@@ -218,12 +245,14 @@ class AdmissionController:
             self.observer.cache_hit("image")
         if not result.report.ok:
             return _ImageOutcome(result.report, None)
+        only = self._applicable(workload_input, ref) if self._scoped else None
         key = (
             self._generation,
             result.report.digest,
             orjson.dumps(workload_input, option=orjson.OPT_SORT_KEYS)
             if self._uses_workload
             else None,
+            only,
         )
         hit = self.verdicts.get(key)
         if hit is not None:
@@ -231,16 +260,31 @@ class AdmissionController:
             return _ImageOutcome(result.report, hit)
         verdict = self.verdicts.get_or_load(
             key,
-            lambda: self._evaluators.submit(self._evaluate, result, workload_input).result(),
+            lambda: self._evaluators.submit(self._evaluate, result, workload_input, only).result(),
         )
         return _ImageOutcome(result.report, verdict)
 
-    def _evaluate(self, result: ImageResult, workload_input: Mapping[str, Any]) -> Loaded[Verdict]:
+    def _applicable(self, workload_input: Mapping[str, Any], ref: str) -> frozenset[str]:
+        """The policies whose scope covers this workload's namespace and this image."""
+        namespace = str(workload_input.get("namespace") or "")
+        labels = self.namespace_labels(namespace) if self.namespace_labels else None
+        return frozenset(
+            p.name
+            for p in self.engine.policies
+            if not p.scope or in_scope(p.scope, namespace, labels, ref)
+        )
+
+    def _evaluate(
+        self,
+        result: ImageResult,
+        workload_input: Mapping[str, Any],
+        only: frozenset[str] | None = None,
+    ) -> Loaded[Verdict]:
         started = time.perf_counter()
 
         def evaluate(sbom: Any, image: Mapping[str, Any]) -> Verdict:
             return self.engine.evaluate_sbom(
-                sbom, facts=self.facts, image=image, workload=workload_input
+                sbom, facts=self.facts, image=image, workload=workload_input, only=only
             )
 
         verdict, _ = judge_images([result], evaluate)
@@ -267,6 +311,7 @@ class AdmissionController:
         audits: list[Line] = []
         unfinished: list[str] = []
         reports: list[ImageReport] = []
+        quarantined: list[tuple[str, str, str]] = []
         for ref, task in tasks.items():
             paths = ", ".join(c.path for c in task.containers)
             outcome = outcomes.get(ref)
@@ -287,6 +332,8 @@ class AdmissionController:
                 continue
             # Lines are formatted only if shown: a big SBOM can give thousands of findings.
             for finding in verdict.violations:
+                if finding.action == "Quarantine" and finding.purl:
+                    quarantined.append((finding.purl, finding.policy, finding.image or ref))
                 mode = self._mode_of(finding)
                 if mode is Mode.ENFORCE:
                     violations.append((_finding_line, finding, paths))
@@ -329,6 +376,7 @@ class AdmissionController:
             reasons=reasons,
             images=tuple(reports),
             unfinished=tuple(unfinished),
+            quarantined=tuple(dict.fromkeys(quarantined)),
         )
 
     def _deny(self, lines: Sequence[str]) -> Decision:
@@ -458,3 +506,44 @@ def _cap(lines: Sequence[Line], max_lines: int) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"
+
+
+def in_scope(
+    scope: Mapping[str, Any], namespace: str, labels: Mapping[str, str] | None, ref: str
+) -> bool:
+    """A PackagePolicy scope: every part given must match (namespaces, selector, images)."""
+    namespaces = scope.get("namespaces")
+    if namespaces and not any(fnmatchcase(namespace, n) for n in namespaces):
+        return False
+    selector = scope.get("namespaceSelector")
+    if selector and not selector_matches(selector, labels or {}):
+        return False
+    images = scope.get("images")
+    if images:
+        try:
+            name = parse_reference(ref).name
+        except InputError:
+            return True  # an unreadable reference is refused anyway; do not hide policies
+        return any(glob_to_regex(g).fullmatch(name) for g in images)
+    return True
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A Kubernetes LabelSelector (matchLabels and matchExpressions)."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key = expression.get("key")
+        operator = expression.get("operator")
+        values = expression.get("values") or []
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True

@@ -19,6 +19,7 @@ cache: {maxBytes: 268435456, ttl: 3600, negativeTtl: 30, verdictTtl: 300}
 tls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key}
 listen: {host: 0.0.0.0, port: 8443}
 maxMessageLines: 12
+kubernetes: {watch: true, auditInterval: 300}  # PackagePolicy, TrustPolicy, PackageQuarantine
 ```
 """
 
@@ -71,6 +72,10 @@ class ServeConfig:
     host: str = "0.0.0.0"
     port: int = 8443
     max_message_lines: int = 12
+    # The operator side: policies, trust and quarantine from custom resources.
+    watch_resources: bool = False
+    audit_interval: float = 300.0
+    kubeconfig: Path | None = None
 
     def with_overrides(self, **overrides: Any) -> ServeConfig:
         """Flags given on the command line (None and empty mean "not given")."""
@@ -96,6 +101,7 @@ _KEYS = {
     "tls",
     "listen",
     "maxMessageLines",
+    "kubernetes",
 }
 
 
@@ -109,6 +115,7 @@ def parse_mode(value: Any, where: str) -> Mode:
 _CACHE_KEYS = {"maxBytes", "ttl", "negativeTtl", "verdictTtl"}
 _TLS_KEYS = {"certFile", "keyFile"}
 _LISTEN_KEYS = {"host", "port"}
+_KUBERNETES_KEYS = {"watch", "auditInterval", "kubeconfig"}
 
 
 def load_config(path: Path) -> ServeConfig:
@@ -199,6 +206,11 @@ def load_config(path: Path) -> ServeConfig:
     check_keys(cache_doc, _CACHE_KEYS, "cache.")
     check_keys(tls, _TLS_KEYS, "tls.")
     check_keys(listen, _LISTEN_KEYS, "listen.")
+    kube = mapping("kubernetes")
+    check_keys(kube, _KUBERNETES_KEYS, "kubernetes.")
+    watch = kube.get("watch", False)
+    if not isinstance(watch, bool):
+        raise InputError(f"{where('kubernetes.watch')} must be true or false")
     cache = CacheSettings(
         max_bytes=whole(cache_doc.get("maxBytes", config.cache.max_bytes), "cache.maxBytes"),
         ttl=number(cache_doc.get("ttl", config.cache.ttl), "cache.ttl"),
@@ -244,4 +256,9 @@ def load_config(path: Path) -> ServeConfig:
         max_message_lines=whole(
             doc.get("maxMessageLines", config.max_message_lines), "maxMessageLines"
         ),
+        watch_resources=watch,
+        audit_interval=number(
+            kube.get("auditInterval", config.audit_interval), "kubernetes.auditInterval"
+        ),
+        kubeconfig=optional_path(kube.get("kubeconfig"), "kubernetes.kubeconfig"),
     )

@@ -16,9 +16,10 @@ import os
 import ssl
 import sys
 import threading
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -29,9 +30,16 @@ from starlette.concurrency import run_in_threadpool
 
 from sbomgate._internal.cache import DigestCache
 from sbomgate._internal.documents import load_data_files
-from sbomgate.admission import AdmissionController, AdmissionFormatError, Observer
+from sbomgate.admission import AdmissionController, AdmissionFormatError, Observer, SideEffects
+from sbomgate.attest.trust import TrustPolicy
 from sbomgate.config import ServeConfig
-from sbomgate.errors import InputError
+from sbomgate.errors import InputError, SbomgateError
+from sbomgate.policy.engine import FactSource
+from sbomgate.policy.loader import Policy
+from sbomgate.registry import RegistryClient
+
+if TYPE_CHECKING:
+    from sbomgate.operator.live import LivePolicySet
 
 log = logging.getLogger("sbomgate.webhook")
 MAX_BODY_BYTES = 8 << 20  # the API server sends at most ~3 MiB objects
@@ -97,6 +105,11 @@ def create_app(
         # A worker thread: reviews block on registries and CPU-bound evaluation.
         return await run_in_threadpool(_review, holder["controller"], raw, ready)
 
+    @app.post("/validate-policy")
+    async def validate_policy(request: Request) -> Response:
+        raw = await request.body()
+        return await run_in_threadpool(_review_policy, raw)
+
     @app.get("/healthz")
     def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
@@ -147,6 +160,40 @@ def _review(controller: AdmissionController | None, raw: bytes, ready: threading
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
+def _review_policy(raw: bytes) -> Response:
+    """Refuse a PackagePolicy whose Rego does not load, or a TrustPolicy that does not parse,
+    at `kubectl apply` time, with the load error (line and column)."""
+    from sbomgate.operator import resources
+
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"not JSON: {exc.msg} at line {exc.lineno}")
+    uid = _uid(body)
+    if uid is None:
+        return _error(400, "the AdmissionReview request has no uid")
+    request = body["request"]
+    obj = request.get("object")
+    kind = (request.get("kind") or {}).get("kind")
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    if request.get("operation") in ("CREATE", "UPDATE") and isinstance(obj, dict):
+        try:
+            if kind == "PackagePolicy" and (obj.get("spec") or {}).get("rego") is not None:
+                resources.package_policy(obj)
+            elif kind == "TrustPolicy":
+                resources.trust_policy(obj)
+        except SbomgateError as exc:
+            response = {
+                "uid": uid,
+                "allowed": False,
+                "status": {"code": 422, "reason": "Invalid", "message": str(exc)},
+            }
+    answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
 def _uid(body: Any) -> str | None:
     request = body.get("request") if isinstance(body, dict) else None
     uid = request.get("uid") if isinstance(request, dict) else None
@@ -160,24 +207,23 @@ def _error(status: int, message: str) -> Response:
 # -- building and serving ----------------------------------------------------------------
 
 
-def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionController:
-    """Load policies, data, facts and trust policies; raises a SbomgateError when one is bad."""
-    from sbomgate.attest import AttestationVerifier, load_trust_policies
-    from sbomgate.imagecheck import ImageChecker
+@dataclass(frozen=True)
+class SharedParts:
+    """What every policy set of the process shares: the registry client, the digest cache
+    (its keys carry the trust policies' generation), the facts, the data files."""
+
+    config: ServeConfig
+    client: RegistryClient
+    cache: DigestCache[Any]
+    facts: FactSource | None
+    data: Mapping[str, Any]
+    metrics: Metrics
+
+
+def shared_parts(config: ServeConfig, metrics: Metrics) -> SharedParts:
     from sbomgate.intel import load_facts_snapshot
-    from sbomgate.policy import PolicyEngine, load_policy_dir
-    from sbomgate.registry import CredentialStore, RegistryAccess, RegistryClient, RegistryLimits
+    from sbomgate.registry import CredentialStore, RegistryAccess, RegistryLimits
 
-    data = load_data_files(config.data)
-    policies_dir = config.policies
-    if policies_dir is None:
-        from sbomgate.cli import bundled_policies_dir
-
-        policies_dir = bundled_policies_dir()
-    engine = PolicyEngine(load_policy_dir(policies_dir), data)
-    if not config.trust_policies:
-        raise InputError("no trust policies configured (trustPolicies / --trust)")
-    verifier = AttestationVerifier(load_trust_policies(list(config.trust_policies)))
     credentials = CredentialStore()
     if config.docker_config is not None:
         credentials.add_docker_config_file(config.docker_config)
@@ -186,11 +232,10 @@ def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionControll
         insecure=frozenset(h.lower() for h in config.insecure_registries),
         ca_files=tuple(str(p) for p in config.registry_ca),
     )
-    limits = RegistryLimits(connect_timeout=config.registry_timeout)
     client = RegistryClient(
         access,
         credentials,
-        limits,
+        RegistryLimits(connect_timeout=config.registry_timeout),
         timeout=config.admission_deadline,
         on_response=metrics.registry_response,
     )
@@ -199,15 +244,73 @@ def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionControll
         ttl=config.cache.ttl,
         negative_ttl=config.cache.negative_ttl,
     )
-    checker = ImageChecker(client, verifier, cache, timeout=config.admission_deadline)
     own = own_namespace()
     if own and own not in config.exempt_namespaces:
         # Our own Pods must never wait on ourselves (a deadlock at the first rollout).
         config = replace(config, exempt_namespaces=(*config.exempt_namespaces, own))
     facts = load_facts_snapshot(config.facts) if config.facts else None
+    return SharedParts(config, client, cache, facts, load_data_files(config.data), metrics)
+
+
+def make_controller(
+    shared: SharedParts,
+    policies: Sequence[Policy],
+    trust_policies: Sequence[TrustPolicy],
+    *,
+    quarantine: Sequence[Mapping[str, Any]] = (),
+    side_effects: SideEffects | None = None,
+    namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+) -> AdmissionController:
+    from sbomgate.attest import AttestationVerifier
+    from sbomgate.imagecheck import ImageChecker
+    from sbomgate.policy import PolicyEngine
+
+    data: dict[str, Any] = dict(shared.data)
+    if quarantine:
+        sbomgate_data = dict(data.get("sbomgate") or {})
+        sbomgate_data["quarantine"] = [*(sbomgate_data.get("quarantine") or []), *quarantine]
+        data["sbomgate"] = sbomgate_data
+    engine = PolicyEngine(policies, data)
+    verifier = AttestationVerifier(trust_policies)
+    config = shared.config
+    checker = ImageChecker(shared.client, verifier, shared.cache, timeout=config.admission_deadline)
     return AdmissionController(
-        config, engine=engine, checker=checker, facts=facts, observer=metrics
+        config,
+        engine=engine,
+        checker=checker,
+        facts=shared.facts,
+        observer=shared.metrics,
+        side_effects=side_effects,
+        namespace_labels=namespace_labels,
     )
+
+
+def file_policies(config: ServeConfig) -> list[Policy]:
+    from sbomgate.policy import load_policy_dir
+
+    if config.policies is not None:
+        return load_policy_dir(config.policies)
+    if config.watch_resources:
+        return []  # PackagePolicy resources are the policies
+    from sbomgate.cli import bundled_policies_dir
+
+    return load_policy_dir(bundled_policies_dir())
+
+
+def file_trust_policies(config: ServeConfig) -> list[TrustPolicy]:
+    from sbomgate.attest import load_trust_policies
+
+    if config.trust_policies:
+        return load_trust_policies(list(config.trust_policies))
+    if config.watch_resources:
+        return []  # TrustPolicy resources
+    raise InputError("no trust policies configured (trustPolicies / --trust)")
+
+
+def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionController:
+    """Policies, data, facts and trust policies from files; a SbomgateError when one is bad."""
+    shared = shared_parts(config, metrics)
+    return make_controller(shared, file_policies(config), file_trust_policies(config))
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -277,8 +380,13 @@ def serve(config: ServeConfig) -> None:
     sys.setswitchinterval(0.001)
     metrics = Metrics()
     ready = threading.Event()
-    controller = build_controller(config, metrics)
-    app = create_app(controller, metrics, ready=ready)
+    stop = threading.Event()
+    if config.watch_resources:
+        app = create_app(None, metrics, ready=ready)
+        live = start_live_policy_set(config, metrics, app, ready, stop)
+    else:
+        app = create_app(build_controller(config, metrics), metrics, ready=ready)
+        ready.set()
     context = tls_context(config.tls_cert, config.tls_key)
     uvicorn_config = uvicorn.Config(
         app,
@@ -298,7 +406,6 @@ def serve(config: ServeConfig) -> None:
     reloader = _ReloadingCertificate(context, config.tls_cert, config.tls_key)
     threading.Thread(target=reloader.run, name="sbomgate-cert-reload", daemon=True).start()
     server = uvicorn.Server(uvicorn_config)
-    ready.set()
     log.info(
         orjson.dumps(
             {"event": "serving", "host": config.host, "port": config.port, "mode": config.mode}
@@ -307,8 +414,65 @@ def serve(config: ServeConfig) -> None:
     try:
         server.run()
     finally:
+        stop.set()
         reloader.stop()
-        controller.close()
+        if config.watch_resources:
+            live.stop()
+        controller = app.state.holder["controller"]
+        if controller is not None:
+            controller.close()
+
+
+def start_live_policy_set(
+    config: ServeConfig,
+    metrics: Metrics,
+    app: FastAPI,
+    ready: threading.Event,
+    stop: threading.Event,
+) -> LivePolicySet:
+    """Policies, trust and quarantine from custom resources, reloaded live (operator mode)."""
+    import socket
+
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    from sbomgate.operator.live import ClusterSideEffects, Compiled, run_kopf
+
+    if config.kubeconfig is not None:
+        k8s_config.load_kube_config(config_file=str(config.kubeconfig))
+    else:
+        try:
+            k8s_config.load_incluster_config()
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config()
+    api = k8s.ApiClient()
+    shared = shared_parts(config, metrics)
+    base_policies = file_policies(config)
+    base_trust = file_trust_policies(config)
+    effects = ClusterSideEffects(api, f"{socket.gethostname()}-{os.getpid()}")
+
+    def factory(compiled: Compiled) -> AdmissionController:
+        return make_controller(
+            shared,
+            [*base_policies, *compiled.policies],
+            [*base_trust, *compiled.trust_policies],
+            quarantine=compiled.quarantine,
+            side_effects=effects,
+            namespace_labels=compiled.namespace_labels,
+        )
+
+    def install(controller: AdmissionController) -> None:
+        app.state.holder["controller"] = controller  # one assignment: never half a set
+
+    live = LivePolicySet(factory, install, api)
+    live.load_initial()  # raises (and the process exits) when the API cannot be read
+    ready.set()
+    kopf_ready = threading.Event()
+    threading.Thread(
+        target=run_kopf, args=(live, stop, kopf_ready), name="sbomgate-kopf", daemon=True
+    ).start()
+    threading.Thread(target=live.run_rebuilds, name="sbomgate-rebuild", daemon=True).start()
+    return live
 
 
 def _configure_logging() -> None:

@@ -97,12 +97,15 @@ class PolicyEngine:
         store[id(self)] = (weakref.ref(self), engines)
         return engines
 
-    def evaluate_input(self, document: str) -> list[PolicyOutcome]:
-        """Run every enabled policy, in order, on one serialised `input` until a terminal match."""
+    def evaluate_input(
+        self, document: str, only: frozenset[str] | None = None
+    ) -> list[PolicyOutcome]:
+        """Run every enabled policy (of `only`, if given), in order, on one serialised `input`
+        until a terminal match."""
         outcomes: list[PolicyOutcome] = []
         engines = self._engines()
         for policy in self.policies:
-            if not policy.enabled:
+            if not policy.enabled or (only is not None and policy.name not in only):
                 continue
             engine = engines[policy.name]
             try:
@@ -129,8 +132,11 @@ class PolicyEngine:
         facts: FactSource | None = None,
         image: Mapping[str, Any] | None = None,
         workload: Mapping[str, Any] | None = None,
+        only: frozenset[str] | None = None,
     ) -> Verdict:
-        """The verdict on an SBOM: its subject once (with `input.v0.sbom`), then each component."""
+        """The verdict on an SBOM: its subject once (with `input.v0.sbom`), then each component.
+
+        `only` names the policies that apply (a PackagePolicy's scope); None means all."""
         collector = _Collector()
         subject_input = build_input(
             sbom.subject,
@@ -139,7 +145,7 @@ class PolicyEngine:
             image=image,
             workload=workload,
         )
-        collector.add(sbom.subject, self.evaluate_input(_dump(subject_input)), subject=True)
+        collector.add(sbom.subject, self.evaluate_input(_dump(subject_input), only), subject=True)
         # Identical components (same input) are evaluated once.
         seen: dict[str, list[PolicyOutcome]] = {}
         for component in sbom.components:
@@ -153,7 +159,7 @@ class PolicyEngine:
             )
             outcomes = seen.get(document)
             if outcomes is None:
-                outcomes = self.evaluate_input(document)
+                outcomes = self.evaluate_input(document, only)
                 seen[document] = outcomes
             collector.add(component, outcomes)
         return collector.verdict(len(sbom.components), sbom)

@@ -43,6 +43,8 @@ class Policy:
     precedence: int = 100
     terminal: bool = False
     enabled: bool = True
+    # Where it applies (PackagePolicy spec.scope): namespaces, namespaceSelector, images.
+    scope: Mapping[str, Any] | None = None
 
     @property
     def match_rule(self) -> str:

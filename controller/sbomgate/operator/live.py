@@ -1,0 +1,379 @@
+"""The live policy set: custom resources in, a ready AdmissionController out, kept current.
+
+Startup lists every PackagePolicy, TrustPolicy and PackageQuarantine (so the webhook is ready
+only with the complete set), then kopf watches them. Each change marks the set dirty; a
+rebuild thread coalesces changes (100 ms) and swaps in a new controller in one assignment, so
+no request ever sees a half-loaded set. A resource that does not load never replaces its last
+good version: enforcement continues with what it had, and its `status` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sbomgate.admission import AdmissionController, Decision, SideEffects
+from sbomgate.attest.trust import TrustPolicy
+from sbomgate.errors import SbomgateError
+from sbomgate.operator import resources
+from sbomgate.operator.resources import (
+    GROUP,
+    PACKAGE_POLICIES,
+    PACKAGE_QUARANTINES,
+    TRUST_POLICIES,
+    VERSION,
+)
+from sbomgate.policy.loader import Policy
+
+log = logging.getLogger("sbomgate.operator")
+KINDS = (PACKAGE_POLICIES, TRUST_POLICIES, PACKAGE_QUARANTINES)
+DEBOUNCE_SECONDS = 0.1
+RETIRE_AFTER_SECONDS = 30.0  # an old controller finishes its in-flight reviews meanwhile
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """What a rebuild hands to the controller factory."""
+
+    policies: tuple[Policy, ...]
+    trust_policies: tuple[TrustPolicy, ...]
+    quarantine: tuple[Mapping[str, Any], ...]
+    namespace_labels: Callable[[str], Mapping[str, str] | None]
+
+
+Factory = Callable[[Compiled], AdmissionController]
+
+
+class LivePolicySet:
+    def __init__(
+        self,
+        factory: Factory,
+        install: Callable[[AdmissionController], None],
+        api: Any,  # kubernetes.client.ApiClient
+    ) -> None:
+        from kubernetes import client as k8s
+
+        self.factory = factory
+        self.install = install
+        # Any: the client's generated types are not worth mirroring for a handful of calls.
+        self.custom: Any = k8s.CustomObjectsApi(api)
+        self.core: Any = k8s.CoreV1Api(api)
+        self.objects: dict[str, dict[str, Mapping[str, Any]]] = {k: {} for k in KINDS}
+        self.namespaces: dict[str, Mapping[str, str]] = {}
+        self._good_policies: dict[str, tuple[str, Policy]] = {}  # name -> (hash, policy)
+        self._good_trust: dict[str, tuple[str, TrustPolicy]] = {}
+        self._reported: dict[tuple[str, str], str] = {}  # (plural, name) -> status written
+        self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self.generation = 0
+        self.current: AdmissionController | None = None
+        self.on_rebuilt: list[Callable[[], None]] = []
+
+    # -- feeding -------------------------------------------------------------------
+
+    def load_initial(self) -> None:
+        """List everything once; raises when the API cannot be read (we are not ready)."""
+        for plural in KINDS:
+            listing = self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            with self._lock:
+                self.objects[plural] = {o["metadata"]["name"]: o for o in listing["items"]}
+        for namespace in self.core.list_namespace().items:
+            self.namespaces[namespace.metadata.name] = dict(namespace.metadata.labels or {})
+        self.rebuild()
+
+    def observe(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        name = body.get("metadata", {}).get("name")
+        if not name:
+            return
+        with self._lock:
+            if event_type == "DELETED":
+                self.objects[plural].pop(name, None)
+            else:
+                self.objects[plural][name] = body
+        self._dirty.set()
+
+    def observe_namespace(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        if event_type == "DELETED":
+            self.namespaces.pop(meta.get("name"), None)
+        else:
+            self.namespaces[meta.get("name")] = dict(meta.get("labels") or {})
+        if any(
+            p.scope and p.scope.get("namespaceSelector") for _, p in self._good_policies.values()
+        ):
+            self._dirty.set()  # selectors may now match differently: drop cached verdicts
+
+    def run_rebuilds(self) -> None:
+        while not self._stop.is_set():
+            if not self._dirty.wait(0.5):
+                continue
+            self._stop.wait(DEBOUNCE_SECONDS)  # let a burst of changes arrive
+            self._dirty.clear()
+            try:
+                self.rebuild()
+            except Exception:
+                log.exception("rebuilding the policy set failed; keeping the current one")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- compiling -------------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        with self._lock:
+            snapshot = {k: dict(v) for k, v in self.objects.items()}
+        policies = self._compile(snapshot[PACKAGE_POLICIES], self._good_policies, self._policy)
+        trust = self._compile(snapshot[TRUST_POLICIES], self._good_trust, resources.trust_policy)
+        quarantine: list[Mapping[str, Any]] = []
+        stamp = now_rfc3339()
+        for name, obj in snapshot[PACKAGE_QUARANTINES].items():
+            try:
+                quarantine.extend(resources.quarantine_entries(obj, stamp))
+                self._status(PACKAGE_QUARANTINES, obj, None)
+            except SbomgateError as exc:
+                self._status(PACKAGE_QUARANTINES, obj, str(exc))
+                log.warning(orjson.dumps({"event": "quarantine unusable", "name": name}).decode())
+        labels = dict(self.namespaces)
+        compiled = Compiled(
+            tuple(policies), tuple(trust), tuple(quarantine), lambda ns: labels.get(ns)
+        )
+        controller = self.factory(compiled)
+        previous, self.current = self.current, controller
+        self.generation += 1
+        self.install(controller)
+        if previous is not None:
+            timer = threading.Timer(RETIRE_AFTER_SECONDS, previous.close)
+            timer.daemon = True
+            timer.start()
+        log.info(
+            orjson.dumps(
+                {
+                    "event": "policy set loaded",
+                    "generation": self.generation,
+                    "policies": [p.name for p in policies],
+                    "trustPolicies": [t.name for t in trust],
+                    "quarantined": len(quarantine),
+                }
+            ).decode()
+        )
+        for callback in self.on_rebuilt:
+            callback()
+
+    def _compile(
+        self,
+        objects: Mapping[str, Mapping[str, Any]],
+        good: dict[str, tuple[str, Any]],
+        load: Callable[[Mapping[str, Any]], Any],
+    ) -> list[Any]:
+        plural = PACKAGE_POLICIES if good is self._good_policies else TRUST_POLICIES
+        for name in list(good):
+            if name not in objects:
+                del good[name]
+        for name, obj in objects.items():
+            digest = _spec_hash(obj)
+            if name in good and good[name][0] == digest:
+                self._status(plural, obj, None, digest)
+                continue
+            try:
+                loaded = load(obj)
+            except SbomgateError as exc:
+                kept = " (still enforcing its last good version)" if name in good else ""
+                self._status(plural, obj, f"{exc}{kept}", digest)
+                continue
+            good[name] = (digest, loaded)
+            self._status(plural, obj, None, digest)
+        return [loaded for _, loaded in good.values()]
+
+    def _policy(self, obj: Mapping[str, Any]) -> Policy:
+        ref = (obj.get("spec") or {}).get("configMapRef")
+        if not isinstance(ref, Mapping):
+            return resources.package_policy(obj)
+        from kubernetes.client.exceptions import ApiException
+
+        where = f"ConfigMap {ref.get('namespace')}/{ref.get('name')}"
+        try:
+            configmap = self.core.read_namespaced_config_map(ref.get("name"), ref.get("namespace"))
+        except ApiException as exc:
+            raise SbomgateError(f"{where}: cannot be read ({exc.status} {exc.reason})") from None
+        text = (configmap.data or {}).get(ref.get("key") or "policy.rego")
+        if not isinstance(text, str):
+            raise SbomgateError(f"{where}: has no key {ref.get('key')!r}")
+        return resources.package_policy(obj, text)
+
+    def _status(
+        self, plural: str, obj: Mapping[str, Any], error: str | None, digest: str = ""
+    ) -> None:
+        name = obj["metadata"]["name"]
+        generation = obj["metadata"].get("generation")
+        state = f"{generation}:{error}:{digest}"
+        if self._reported.get((plural, name)) == state:
+            return
+        condition = {
+            "type": "Ready",
+            "status": "False" if error else "True",
+            "reason": "LoadFailed" if error else "Loaded",
+            "message": (error or "in force")[:2000],
+            "lastTransitionTime": now_rfc3339(),
+            "observedGeneration": generation,
+        }
+        status: dict[str, Any] = {"conditions": [condition], "observedGeneration": generation}
+        if digest and plural != PACKAGE_QUARANTINES:
+            status["engineHash"] = digest
+        try:
+            self.custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural, name, {"status": status}
+            )
+            self._reported[(plural, name)] = state
+        except Exception as exc:  # status is best effort; enforcement does not depend on it
+            log.warning(
+                orjson.dumps(
+                    {"event": "status not written", "name": name, "error": str(exc)[:200]}
+                ).decode()
+            )
+
+
+def _spec_hash(obj: Mapping[str, Any]) -> str:
+    spec = orjson.dumps(obj.get("spec"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(spec).hexdigest()[:16]
+
+
+class ClusterSideEffects(SideEffects):
+    """Quarantine records and Events, written with the kubernetes client."""
+
+    def __init__(self, api: Any, reporter: str) -> None:
+        from kubernetes import client as k8s
+
+        # Any: the client's generated types are not worth mirroring for a handful of calls.
+        self.custom: Any = k8s.CustomObjectsApi(api)
+        self.core: Any = k8s.CoreV1Api(api)
+        self.reporter = reporter
+        self._recorded: set[str] = set()
+
+    def after(self, request: Mapping[str, Any], decision: Decision) -> None:
+        for purl, policy, image in decision.quarantined:
+            self.quarantine(purl, policy, image)
+        if not decision.allowed:
+            self.event(request, decision)
+
+    def quarantine(self, purl: str, policy: str, image: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        name = resources.quarantine_name(purl)
+        if name in self._recorded:
+            return
+        body = {
+            "apiVersion": resources.API_VERSION,
+            "kind": "PackageQuarantine",
+            "metadata": {"name": name, "labels": {"sbomgate.dev/source": "policy"}},
+            "spec": {
+                "entries": [
+                    {
+                        "purl": purl,
+                        "reason": f"matched Quarantine policy {policy} in image {image}",
+                        "source": {
+                            "kind": "Policy",
+                            "policy": policy,
+                            "image": image.split("@")[0],
+                            "digest": image.split("@")[1] if "@" in image else "",
+                        },
+                        "addedAt": now_rfc3339(),
+                    }
+                ]
+            },
+        }
+        try:
+            self.custom.create_cluster_custom_object(GROUP, VERSION, PACKAGE_QUARANTINES, body)
+        except ApiException as exc:
+            if exc.status != 409:  # 409: already recorded (by us or another replica)
+                raise
+        self._recorded.add(name)
+        log.info(orjson.dumps({"event": "quarantined", "purl": purl, "policy": policy}).decode())
+
+    def event(self, request: Mapping[str, Any], decision: Decision) -> None:
+        namespace = request.get("namespace") or "default"
+        kind = request.get("kind") or {}
+        obj = request.get("object") or {}
+        meta = obj.get("metadata") or {} if isinstance(obj, dict) else {}
+        name = request.get("name") or meta.get("name") or meta.get("generateName") or "unknown"
+        stamp = now_rfc3339()
+        group = kind.get("group") or ""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": "sbomgate-", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": f"{group}/{kind.get('version')}" if group else kind.get("version"),
+                "kind": kind.get("kind"),
+                "name": name,
+                "namespace": namespace,
+            },
+            "reason": "AdmissionRefused",
+            "message": decision.message[:1000],
+            "type": "Warning",
+            "source": {"component": "sbomgate"},
+            "reportingComponent": "sbomgate.dev/webhook",
+            "reportingInstance": self.reporter,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        self.core.create_namespaced_event(namespace, body)
+
+
+def run_kopf(live: LivePolicySet, stop: threading.Event, ready: threading.Event) -> None:
+    """kopf in a thread of its own (its own event loop), feeding the live set."""
+    import kopf
+
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # kopf's own Events about handlers: noise here
+        settings.watching.server_timeout = 300
+
+    for plural in KINDS:
+
+        def handler(
+            event: Mapping[str, Any], body: Mapping[str, Any], _p: str = plural, **_: Any
+        ) -> None:
+            live.observe(_p, event.get("type"), dict(body))
+
+        kopf.on.event(GROUP, VERSION, plural, registry=registry)(handler)
+
+    def namespace_handler(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        live.observe_namespace(event.get("type"), dict(body))
+
+    kopf.on.event("", "v1", "namespaces", registry=registry)(namespace_handler)
+
+    async def main() -> None:
+        stop_flag: asyncio.Event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=lambda: (stop.wait(), loop.call_soon_threadsafe(stop_flag.set)), daemon=True
+        ).start()
+        await kopf.operator(
+            registry=registry,
+            clusterwide=True,
+            standalone=True,  # every replica watches; the audit elects its own leader
+            stop_flag=stop_flag,
+            ready_flag=ready,
+        )
+
+    asyncio.run(main())
