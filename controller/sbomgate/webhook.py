@@ -436,9 +436,10 @@ def start_live_policy_set(
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
-    from sbomgate.operator.live import ClusterSideEffects, Compiled, run_kopf
+    from sbomgate.operator.live import ClusterSideEffects, Compiled, LivePolicySet, run_kopf
 
     if config.kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(config.kubeconfig)  # kopf's login reads it too
         k8s_config.load_kube_config(config_file=str(config.kubeconfig))
     else:
         try:

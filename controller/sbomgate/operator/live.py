@@ -340,8 +340,24 @@ def run_kopf(live: LivePolicySet, stop: threading.Event, ready: threading.Event)
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> Any:
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> Any:
+        # The credentials the kubernetes client was configured with (kubeconfig file or
+        # in-cluster service account), so kopf and the client always act as the same user.
+        from kubernetes.client import Configuration
+
+        cfg = Configuration.get_default_copy()
+        keys = cfg.api_key or {}
+        token = keys.get("authorization") or keys.get("BearerToken")
+        if token and token.lower().startswith("bearer "):
+            token = token[7:]
+        return kopf.ConnectionInfo(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+            token=token or None,
+        )
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
