@@ -88,13 +88,13 @@ class Observer:
 
 
 @dataclass(slots=True)
-class _ImageTask:
+class ImageTask:
     ref: str
     containers: list[ContainerImage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
-class _ImageOutcome:
+class ImageOutcome:
     report: ImageReport
     verdict: Verdict | None
 
@@ -207,44 +207,54 @@ class AdmissionController:
     def _judge(self, workload: Workload, request: Mapping[str, Any]) -> Decision:
         if not workload.images:
             return Decision(True, "", skipped="no containers")
-        tasks: dict[str, _ImageTask] = {}
-        for container in workload.images:
-            tasks.setdefault(container.image, _ImageTask(container.image)).containers.append(
-                container
-            )
-        deadline = Deadline.after(self.config.admission_deadline)
         workload_input = workload.to_input(
             operation=str(request.get("operation")), dry_run=bool(request.get("dryRun"))
         )
-        futures: dict[str, Future[_ImageOutcome]] = {
+        tasks, outcomes = self.check_workload(
+            workload, workload_input, self.config.admission_deadline
+        )
+        return self._decide(tasks, outcomes, workload)
+
+    def check_workload(
+        self, workload: Workload, workload_input: Mapping[str, Any], seconds: float
+    ) -> tuple[dict[str, ImageTask], dict[str, ImageOutcome | None]]:
+        """Check and evaluate every image of a workload within `seconds` (admission, audit).
+        An outcome of None means the check did not finish in time."""
+        tasks: dict[str, ImageTask] = {}
+        for container in workload.images:
+            tasks.setdefault(container.image, ImageTask(container.image)).containers.append(
+                container
+            )
+        deadline = Deadline.after(seconds)
+        futures: dict[str, Future[ImageOutcome]] = {
             ref: self._pool.submit(self._check_image, ref, deadline, workload_input)
             for ref in tasks
         }
         # Leave a little time to answer: the API server's timeoutSeconds is above the deadline.
         wait_for(list(futures.values()), timeout=max(deadline.remaining(), 0.0))
-        outcomes: dict[str, _ImageOutcome | None] = {}
+        outcomes: dict[str, ImageOutcome | None] = {}
         for ref, future in futures.items():
             if future.done() and future.exception() is None:
                 outcomes[ref] = future.result()
             elif future.done():
                 error = future.exception()
                 log.error("image check failed: %s: %r", ref, error)
-                outcomes[ref] = _ImageOutcome(
+                outcomes[ref] = ImageOutcome(
                     ImageReport(ref, None, errors=(f"image {ref}: internal error: {error}",)),
                     None,
                 )
             else:
                 outcomes[ref] = None  # still running: it finishes into the cache for next time
-        return self._decide(tasks, outcomes, workload)
+        return tasks, outcomes
 
     def _check_image(
         self, ref: str, deadline: Deadline, workload_input: Mapping[str, Any]
-    ) -> _ImageOutcome:
+    ) -> ImageOutcome:
         result = self.checker.check(ref, deadline=deadline)
         if result.cached:
             self.observer.cache_hit("image")
         if not result.report.ok:
-            return _ImageOutcome(result.report, None)
+            return ImageOutcome(result.report, None)
         only = self._applicable(workload_input, ref) if self._scoped else None
         key = (
             self._generation,
@@ -257,12 +267,12 @@ class AdmissionController:
         hit = self.verdicts.get(key)
         if hit is not None:
             self.observer.cache_hit("verdict")
-            return _ImageOutcome(result.report, hit)
+            return ImageOutcome(result.report, hit)
         verdict = self.verdicts.get_or_load(
             key,
             lambda: self._evaluators.submit(self._evaluate, result, workload_input, only).result(),
         )
-        return _ImageOutcome(result.report, verdict)
+        return ImageOutcome(result.report, verdict)
 
     def _applicable(self, workload_input: Mapping[str, Any], ref: str) -> frozenset[str]:
         """The policies whose scope covers this workload's namespace and this image."""
@@ -294,13 +304,13 @@ class AdmissionController:
 
     # -- the answer ------------------------------------------------------------------------
 
-    def _mode_of(self, finding: Finding) -> Mode:
+    def mode_of(self, finding: Finding) -> Mode:
         return self.config.policy_modes.get(finding.policy, self.config.mode)
 
     def _decide(
         self,
-        tasks: Mapping[str, _ImageTask],
-        outcomes: Mapping[str, _ImageOutcome | None],
+        tasks: Mapping[str, ImageTask],
+        outcomes: Mapping[str, ImageOutcome | None],
         workload: Workload,
     ) -> Decision:
         refusals: list[Line] = []  # the image failed verification
@@ -334,7 +344,7 @@ class AdmissionController:
             for finding in verdict.violations:
                 if finding.action == "Quarantine" and finding.purl:
                     quarantined.append((finding.purl, finding.policy, finding.image or ref))
-                mode = self._mode_of(finding)
+                mode = self.mode_of(finding)
                 if mode is Mode.ENFORCE:
                     violations.append((_finding_line, finding, paths))
                 elif mode is Mode.WARN:

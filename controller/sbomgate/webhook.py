@@ -436,6 +436,7 @@ def start_live_policy_set(
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
+    from sbomgate.operator.audit import Auditor, LeaseElection
     from sbomgate.operator.live import ClusterSideEffects, Compiled, LivePolicySet, run_kopf
 
     if config.kubeconfig is not None:
@@ -450,7 +451,8 @@ def start_live_policy_set(
     shared = shared_parts(config, metrics)
     base_policies = file_policies(config)
     base_trust = file_trust_policies(config)
-    effects = ClusterSideEffects(api, f"{socket.gethostname()}-{os.getpid()}")
+    identity = f"{socket.gethostname()}-{os.getpid()}"
+    effects = ClusterSideEffects(api, identity)
 
     def factory(compiled: Compiled) -> AdmissionController:
         return make_controller(
@@ -473,6 +475,15 @@ def start_live_policy_set(
         target=run_kopf, args=(live, stop, kopf_ready), name="sbomgate-kopf", daemon=True
     ).start()
     threading.Thread(target=live.run_rebuilds, name="sbomgate-rebuild", daemon=True).start()
+    election = LeaseElection(api, own_namespace() or "default", identity)
+    auditor = Auditor(
+        api,
+        lambda: app.state.holder["controller"],
+        interval=config.audit_interval,
+        election=election,
+    )
+    live.on_rebuilt.append(auditor.trigger)
+    threading.Thread(target=auditor.run, args=(stop,), name="sbomgate-audit", daemon=True).start()
     return live
 
 

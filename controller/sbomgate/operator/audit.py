@@ -1,0 +1,351 @@
+"""Background audit: re-check what already runs, and write PolicyReports.
+
+One replica audits (a coordination.k8s.io Lease elects it; kopf's peering would freeze
+equal-priority replicas). It runs on a schedule and soon after the policy set changes:
+every Pod and pod controller (objects owned by another controller are skipped: the owner is
+checked, so a Deployment's ReplicaSets and Pods do not multiply the results) goes through the
+same check as admission, and the results are written as one `wgpolicyk8s.io/v1alpha2`
+PolicyReport per namespace, named `sbomgate`, with at most MAX_RESULTS results (problems
+first; the summary counts them all).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sbomgate.admission import AdmissionController, ImageOutcome
+from sbomgate.config import Mode
+from sbomgate.workload import WorkloadError, read_workload
+
+log = logging.getLogger("sbomgate.audit")
+REPORT_GROUP, REPORT_VERSION = "wgpolicyk8s.io", "v1alpha2"
+REPORT_NAME = "sbomgate"
+MAX_RESULTS = 1000
+LEASE_NAME = "sbomgate-audit"
+LEASE_SECONDS = 30
+AUDIT_DEADLINE = 60.0
+_ORDER = {"error": 0, "fail": 1, "warn": 2, "pass": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRun:
+    workloads: int
+    results: int
+    namespaces: int
+    seconds: float
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class LeaseElection:
+    """Leader election on a Lease, with optimistic concurrency (resourceVersion)."""
+
+    def __init__(self, api: Any, namespace: str, identity: str) -> None:
+        from kubernetes import client as k8s
+
+        self.coordination: Any = k8s.CoordinationV1Api(api)
+        self.namespace = namespace
+        self.identity = identity
+
+    def acquire(self) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        now = _now()
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        try:
+            lease = self.coordination.read_namespaced_lease(LEASE_NAME, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = {
+                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": LEASE_SECONDS,
+                    "acquireTime": stamp,
+                    "renewTime": stamp,
+                },
+            }
+            try:
+                self.coordination.create_namespaced_lease(self.namespace, body)
+                return True
+            except ApiException as again:
+                if again.status == 409:
+                    return False  # another replica was faster
+                raise
+        spec = lease.spec
+        holder = spec.holder_identity
+        renewed = spec.renew_time
+        expired = renewed is None or (
+            renewed + dt.timedelta(seconds=spec.lease_duration_seconds or LEASE_SECONDS) < now
+        )
+        if holder != self.identity and not expired:
+            return False
+        body = {
+            "metadata": {"name": LEASE_NAME, "resourceVersion": lease.metadata.resource_version},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": stamp,
+                **({"acquireTime": stamp} if holder != self.identity else {}),
+            },
+        }
+        try:
+            self.coordination.replace_namespaced_lease(LEASE_NAME, self.namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+
+class Auditor:
+    def __init__(
+        self,
+        api: Any,
+        controller: Callable[[], AdmissionController | None],
+        *,
+        interval: float,
+        election: LeaseElection,
+    ) -> None:
+        from kubernetes import client as k8s
+
+        self.api = api
+        self.controller = controller
+        self.interval = interval
+        self.election = election
+        self.core: Any = k8s.CoreV1Api(api)
+        self.apps: Any = k8s.AppsV1Api(api)
+        self.batch: Any = k8s.BatchV1Api(api)
+        self.custom: Any = k8s.CustomObjectsApi(api)
+        self._trigger = threading.Event()
+        self.last: AuditRun | None = None
+
+    def trigger(self) -> None:
+        """The policy set changed: audit soon (if this replica leads)."""
+        self._trigger.set()
+
+    def run(self, stop: threading.Event) -> None:
+        next_run = time.monotonic() + 5.0
+        while not stop.is_set():
+            triggered = self._trigger.wait(
+                min(LEASE_SECONDS / 3, max(next_run - time.monotonic(), 0.1))
+            )
+            try:
+                leader = self.election.acquire()
+            except Exception:
+                log.exception("audit lease")
+                leader = False
+            if not leader:
+                continue
+            if triggered:
+                stop.wait(1.0)  # let a burst of policy changes settle
+                self._trigger.clear()
+            elif time.monotonic() < next_run:
+                continue
+            try:
+                self.last = self.audit_once()
+            except Exception:
+                log.exception("audit failed")
+            next_run = time.monotonic() + self.interval
+
+    # -- one audit ----------------------------------------------------------------------
+
+    def workloads(self) -> Iterator[dict[str, Any]]:
+        serialize = self.api.sanitize_for_serialization
+        listings = (
+            ("Pod", "v1", self.core.list_pod_for_all_namespaces),
+            (
+                "ReplicationController",
+                "v1",
+                self.core.list_replication_controller_for_all_namespaces,
+            ),
+            ("Deployment", "apps/v1", self.apps.list_deployment_for_all_namespaces),
+            ("ReplicaSet", "apps/v1", self.apps.list_replica_set_for_all_namespaces),
+            ("StatefulSet", "apps/v1", self.apps.list_stateful_set_for_all_namespaces),
+            ("DaemonSet", "apps/v1", self.apps.list_daemon_set_for_all_namespaces),
+            ("Job", "batch/v1", self.batch.list_job_for_all_namespaces),
+            ("CronJob", "batch/v1", self.batch.list_cron_job_for_all_namespaces),
+        )
+        for kind, api_version, list_all in listings:
+            for item in list_all().items:
+                obj = serialize(item)
+                owners = obj.get("metadata", {}).get("ownerReferences") or []
+                if any(o.get("controller") for o in owners):
+                    continue  # its owner is audited instead
+                obj["kind"], obj["apiVersion"] = kind, api_version
+                yield obj
+
+    def audit_once(self) -> AuditRun:
+        controller = self.controller()
+        if controller is None:
+            raise RuntimeError("no policy set loaded yet")
+        started = time.monotonic()
+        by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        count = 0
+        exempt = set(controller.config.exempt_namespaces)
+        for obj in self.workloads():
+            namespace = obj["metadata"].get("namespace") or ""
+            if namespace in exempt:
+                continue
+            try:
+                workload = read_workload(obj)
+            except WorkloadError:
+                continue
+            if not workload.images:
+                continue
+            count += 1
+            workload_input = workload.to_input(operation="AUDIT", dry_run=True)
+            tasks, outcomes = controller.check_workload(workload, workload_input, AUDIT_DEADLINE)
+            resource = {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "name": workload.name,
+                "namespace": namespace,
+                "uid": obj["metadata"].get("uid"),
+            }
+            for ref in tasks:
+                by_namespace[namespace].extend(
+                    _results(controller, outcomes.get(ref), ref, resource)
+                )
+        stamp = {"seconds": int(time.time()), "nanos": 0}
+        for namespace, results in by_namespace.items():
+            self._write(namespace, results, stamp)
+        seconds = time.monotonic() - started
+        run = AuditRun(count, sum(map(len, by_namespace.values())), len(by_namespace), seconds)
+        log.info(
+            orjson.dumps(
+                {
+                    "event": "audit finished",
+                    "workloads": run.workloads,
+                    "results": run.results,
+                    "namespaces": run.namespaces,
+                    "seconds": round(seconds, 3),
+                }
+            ).decode()
+        )
+        return run
+
+    def _write(
+        self, namespace: str, results: list[dict[str, Any]], stamp: Mapping[str, int]
+    ) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        summary = Counter(r["result"] for r in results)
+        kept = sorted(results, key=lambda r: _ORDER[r["result"]])[:MAX_RESULTS]
+        for result in kept:
+            result["timestamp"] = dict(stamp)
+        body: dict[str, Any] = {
+            "apiVersion": f"{REPORT_GROUP}/{REPORT_VERSION}",
+            "kind": "PolicyReport",
+            "metadata": {
+                "name": REPORT_NAME,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "sbomgate"},
+            },
+            "summary": {k: summary.get(k, 0) for k in ("pass", "fail", "warn", "error", "skip")},
+            "results": kept,
+        }
+        args = (REPORT_GROUP, REPORT_VERSION, namespace, "policyreports")
+        try:
+            existing = self.custom.get_namespaced_custom_object(*args, REPORT_NAME)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.custom.create_namespaced_custom_object(*args, body)
+            return
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        self.custom.replace_namespaced_custom_object(*args, REPORT_NAME, body)
+
+
+def _results(
+    controller: AdmissionController,
+    outcome: ImageOutcome | None,
+    ref: str,
+    resource: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    def result(
+        policy: str, rule: str, verdict: str, message: str, **properties: str | None
+    ) -> dict[str, Any]:
+        return {
+            "source": "sbomgate",
+            "policy": policy,
+            "rule": rule,
+            "result": verdict,
+            "scored": True,
+            "resources": [dict(resource)],
+            "message": message[:1000],
+            "properties": {k: v for k, v in {"image": ref, **properties}.items() if v},
+        }
+
+    if outcome is None:
+        return [result("sbomgate", "verification", "error", f"checking {ref} did not finish")]
+    report = outcome.report
+    out = [
+        result(
+            "sbomgate",
+            "verification",
+            "error" if report.fault else "fail",
+            error,
+            digest=report.digest,
+        )
+        for error in report.errors
+    ]
+    verdict = outcome.verdict
+    if verdict is not None:
+        for finding in verdict.violations:
+            mode = controller.mode_of(finding)
+            out.append(
+                result(
+                    finding.policy,
+                    "match",
+                    "fail" if mode is Mode.ENFORCE else "warn",
+                    "; ".join(finding.reasons) or finding.title,
+                    purl=finding.purl,
+                    digest=report.digest,
+                )
+            )
+        for finding in verdict.warnings:
+            out.append(
+                result(
+                    finding.policy,
+                    "match",
+                    "warn",
+                    "; ".join(finding.reasons) or finding.title,
+                    purl=finding.purl,
+                    digest=report.digest,
+                )
+            )
+        for failure in verdict.errors:
+            out.append(
+                result(
+                    failure.policy,
+                    "evaluate",
+                    "error",
+                    failure.message,
+                    purl=failure.purl,
+                    digest=report.digest,
+                )
+            )
+    if not out:
+        out.append(
+            result(
+                "sbomgate",
+                "images",
+                "pass",
+                f"{ref}: verified, no policy matched",
+                digest=report.digest,
+            )
+        )
+    return out
