@@ -92,8 +92,20 @@ $(CACHE_BIN)/helm: $(VERSIONS)/helm@$(HELM_VERSION)
 
 kube-tools: $(KUBE_TOOLS)
 
+# kubeconform validates rendered manifests offline against schemas from tools/kube_schemas.py
+# (tests/test_kubeconform.py); the version is stamped as its release builds do (`kubeconform -v`).
+KUBECONFORM_VERSION := v0.8.0
+
+.PHONY: kubeconform
+kubeconform: $(CACHE_BIN)/kubeconform
+
+$(CACHE_BIN)/kubeconform:
+	mkdir -p $(CACHE_BIN)
+	CGO_ENABLED=0 go install -trimpath -ldflags '-s -w -X main.version=$(KUBECONFORM_VERSION)' \
+		github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
 tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY) \
-	$(KUBE_TOOLS)
+	$(KUBE_TOOLS) kubeconform
 
 lint: venv
 	$(BIN)/ruff check controller tests bench examples
