@@ -374,3 +374,57 @@ def test_policy_scope_by_namespace_selector(operator: Operator) -> None:
     wait_for(strict_refused, 5.0)
     assert dry_run(operator, "b", beta).returncode == 0  # namespace "op" is not selected
     operator.cluster.kubectl("delete", "packagepolicy", "strict-no-idna", check=True)
+
+
+def _review_on(gate: Sbomgate, obj: dict[str, Any]) -> dict[str, Any]:
+    import ssl
+    import urllib.request
+    import uuid
+
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "operation": "CREATE",
+            "namespace": obj["metadata"]["namespace"],
+            "name": obj["metadata"]["name"],
+            "object": obj,
+            "dryRun": True,
+        },
+    }
+    context = ssl.create_default_context(cafile=str(gate.ca_file))
+    request = urllib.request.Request(
+        gate.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, context=context, timeout=30) as response:
+        return dict(json.loads(response.read())["response"])
+
+
+def test_a_second_replica_follows_changes_but_does_not_audit(
+    operator: Operator, plain_registry: RegistryServer
+) -> None:
+    trust = next((operator.work / "gate").parent.glob("trust-*.yaml"))
+    second = start_sbomgate(
+        operator.work / "gate-2",
+        operator.cluster,
+        [plain_registry],
+        trust,
+        kubernetes={"watch": True, "kubeconfig": str(operator.cluster.kubeconfig)},
+    )
+    try:
+        target = deployment("replica", operator.images["alpha"].ref, "op")
+        assert _review_on(second, target)["allowed"] is True
+        operator.cluster.apply(package_policy("no-urllib3", deny_package("urllib3")))
+        wait_for(lambda: not _review_on(second, target)["allowed"], 5.0)
+        wait_for(lambda: not _review_on(operator.gate, target)["allowed"], 5.0)
+        wait_for(lambda: len(_audits(operator)) > 0, 10.0)
+        time.sleep(2.0)  # time for a wrongly elected second auditor to show itself
+        second_audits = [
+            line for line in second.log.read_text().splitlines() if '"audit finished"' in line
+        ]
+        assert second_audits == []  # one replica (the Lease holder) audits
+    finally:
+        operator.cluster.kubectl("delete", "packagepolicy", "no-urllib3", check=True)
+        second.stop()
