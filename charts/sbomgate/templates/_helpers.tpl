@@ -60,7 +60,7 @@ true
 
 {{/* Namespaces never gated: kube-system, the release namespace, config.exemptNamespaces. */}}
 {{- define "sbomgate.exemptNamespaces" -}}
-{{- list "kube-system" .Release.Namespace | concat .Values.config.exemptNamespaces | uniq | toJson -}}
+{{- concat (list "kube-system" .Release.Namespace) .Values.config.exemptNamespaces | uniq | toJson -}}
 {{- end -}}
 
 {{/*
