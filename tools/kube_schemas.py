@@ -471,7 +471,15 @@ def fetch_openapi(kubectl: Kubectl) -> tuple[dict[tuple[str, str], Any], str]:
     with concurrent.futures.ThreadPoolExecutor(FETCH_WORKERS) as pool:
         futures = {gv: pool.submit(kubectl.raw, url) for gv, url in wanted.items()}
         version = kubectl.raw("/version").get("gitVersion", "")
-        documents = {gv: future.result() for gv, future in futures.items()}
+        documents = {}
+        for gv, future in futures.items():
+            try:
+                documents[gv] = future.result()
+            except SchemaError as exc:
+                # A group-version removed between the index and the fetch (a CRD just
+                # deleted) is no longer served: nothing to validate against, so skip it.
+                if "NotFound" not in str(exc) and "could not find" not in str(exc):
+                    raise
     return documents, version
 
 
