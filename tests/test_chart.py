@@ -239,7 +239,10 @@ def test_default_render(helm_env: dict[str, str]) -> None:
 
     # The configuration file is what `sbomgate serve` reads; `kubernetes` is the operator's.
     config = served_config(rendered)
-    assert config.pop("kubernetes") == {"watch": True}
+    kube = config.pop("kubernetes")
+    assert kube["watch"] is True
+    # Without cert-manager, the operator renews the chart's self-signed certificate.
+    assert kube["certificateSecret"] and kube["webhookConfiguration"]
     assert config["tls"] == {"certFile": "/tls/tls.crt", "keyFile": "/tls/tls.key"}
     assert config["listen"] == {"port": 8443}
     assert config["exemptNamespaces"] == ["kube-system", NAMESPACE]

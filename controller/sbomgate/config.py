@@ -76,6 +76,10 @@ class ServeConfig:
     watch_resources: bool = False
     audit_interval: float = 300.0
     kubeconfig: Path | None = None
+    # The self-signed serving certificate the elected replica renews (no cert-manager).
+    certificate_secret: str | None = None
+    webhook_configuration: str | None = None
+    renew_before_days: float = 30.0
 
     def with_overrides(self, **overrides: Any) -> ServeConfig:
         """Flags given on the command line (None and empty mean "not given")."""
@@ -115,7 +119,14 @@ def parse_mode(value: Any, where: str) -> Mode:
 _CACHE_KEYS = {"maxBytes", "ttl", "negativeTtl", "verdictTtl"}
 _TLS_KEYS = {"certFile", "keyFile"}
 _LISTEN_KEYS = {"host", "port"}
-_KUBERNETES_KEYS = {"watch", "auditInterval", "kubeconfig"}
+_KUBERNETES_KEYS = {
+    "watch",
+    "auditInterval",
+    "kubeconfig",
+    "certificateSecret",
+    "webhookConfiguration",
+    "renewBeforeDays",
+}
 
 
 def load_config(path: Path) -> ServeConfig:
@@ -190,6 +201,13 @@ def load_config(path: Path) -> ServeConfig:
             raise InputError(f"{where(key)} must be a whole number above 0")
         return value
 
+    def name(value: Any, key: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise InputError(f"{where(key)} must be a resource name")
+        return value
+
     check_keys(doc, _KEYS)
     config = ServeConfig()
     policy_modes = doc.get("policyModes")
@@ -261,4 +279,11 @@ def load_config(path: Path) -> ServeConfig:
             kube.get("auditInterval", config.audit_interval), "kubernetes.auditInterval"
         ),
         kubeconfig=optional_path(kube.get("kubeconfig"), "kubernetes.kubeconfig"),
+        certificate_secret=name(kube.get("certificateSecret"), "kubernetes.certificateSecret"),
+        webhook_configuration=name(
+            kube.get("webhookConfiguration"), "kubernetes.webhookConfiguration"
+        ),
+        renew_before_days=number(
+            kube.get("renewBeforeDays", config.renew_before_days), "kubernetes.renewBeforeDays"
+        ),
     )

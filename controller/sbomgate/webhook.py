@@ -11,6 +11,7 @@ blocks the event loop; each thread has its own regorus engines (they must not cr
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import ssl
@@ -437,6 +438,7 @@ def start_live_policy_set(
     from kubernetes import config as k8s_config
 
     from sbomgate.operator.audit import Auditor, LeaseElection
+    from sbomgate.operator.certs import CertificateRotator, RotationSettings
     from sbomgate.operator.live import ClusterSideEffects, Compiled, LivePolicySet, run_kopf
 
     if config.kubeconfig is not None:
@@ -483,6 +485,17 @@ def start_live_policy_set(
         election=election,
     )
     live.on_rebuilt.append(auditor.trigger)
+    if config.certificate_secret and config.webhook_configuration:
+        rotator = CertificateRotator(
+            api,
+            RotationSettings(
+                namespace=own_namespace() or "default",
+                secret=config.certificate_secret,
+                webhook_configuration=config.webhook_configuration,
+                renew_before=dt.timedelta(days=config.renew_before_days),
+            ),
+        )
+        auditor.leader_chores.append(rotator.rotate_if_due)
     threading.Thread(target=auditor.run, args=(stop,), name="sbomgate-audit", daemon=True).start()
     return live
 

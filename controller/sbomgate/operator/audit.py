@@ -131,6 +131,8 @@ class Auditor:
         self.custom: Any = k8s.CustomObjectsApi(api)
         self._trigger = threading.Event()
         self.last: AuditRun | None = None
+        # Chores for the elected replica, run at each lease renewal (certificate rotation).
+        self.leader_chores: list[Callable[[], object]] = []
 
     def trigger(self) -> None:
         """The policy set changed: audit soon (if this replica leads)."""
@@ -149,6 +151,11 @@ class Auditor:
                 leader = False
             if not leader:
                 continue
+            for chore in self.leader_chores:
+                try:
+                    chore()
+                except Exception:
+                    log.exception("leader chore failed")
             if triggered:
                 stop.wait(1.0)  # let a burst of policy changes settle
                 self._trigger.clear()
