@@ -108,8 +108,8 @@ tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry 
 	$(KUBE_TOOLS) kubeconform
 
 lint: venv
-	$(BIN)/ruff check controller tests bench examples
-	$(BIN)/ruff format --check controller tests bench examples
+	$(BIN)/ruff check controller tests bench examples tools
+	$(BIN)/ruff format --check controller tests bench examples tools
 
 typecheck: venv
 	$(BIN)/mypy
