@@ -79,6 +79,7 @@ class LivePolicySet:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self.generation = 0
+        self._next_expiry: str | None = None  # the soonest quarantine expiry (RFC 3339)
         self.current: AdmissionController | None = None
         self.on_rebuilt: list[Callable[[], None]] = []
 
@@ -118,6 +119,9 @@ class LivePolicySet:
 
     def run_rebuilds(self) -> None:
         while not self._stop.is_set():
+            expiry = self._next_expiry
+            if expiry is not None and now_rfc3339() >= expiry:
+                self._dirty.set()  # a quarantine entry ran out: rebuild without it
             if not self._dirty.wait(0.5):
                 continue
             self._stop.wait(DEBOUNCE_SECONDS)  # let a burst of changes arrive
@@ -139,6 +143,15 @@ class LivePolicySet:
         trust = self._compile(snapshot[TRUST_POLICIES], self._good_trust, resources.trust_policy)
         quarantine: list[Mapping[str, Any]] = []
         stamp = now_rfc3339()
+        expiries = [
+            entry["expiresAt"]
+            for obj in snapshot[PACKAGE_QUARANTINES].values()
+            for entry in (obj.get("spec") or {}).get("entries") or []
+            if isinstance(entry, Mapping)
+            and isinstance(entry.get("expiresAt"), str)
+            and entry["expiresAt"] > stamp
+        ]
+        self._next_expiry = min(expiries) if expiries else None
         for name, obj in snapshot[PACKAGE_QUARANTINES].items():
             try:
                 quarantine.extend(resources.quarantine_entries(obj, stamp))
