@@ -128,13 +128,20 @@ def create_app(
     return app
 
 
-def _review(controller: AdmissionController | None, raw: bytes, ready: threading.Event) -> Response:
+def _read_body(raw: bytes) -> Any:
+    """The parsed body, or the error Response for one that is too big or not JSON."""
     if len(raw) > MAX_BODY_BYTES:
         return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
     try:
-        body = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return _error(400, f"not JSON: {exc.msg} at line {exc.lineno}")
+
+
+def _review(controller: AdmissionController | None, raw: bytes, ready: threading.Event) -> Response:
+    body = _read_body(raw)
+    if isinstance(body, Response):
+        return body
     if controller is None or not ready.is_set():
         return _error(503, "not ready: policies are not loaded yet")
     try:
@@ -166,12 +173,9 @@ def _review_policy(raw: bytes) -> Response:
     at `kubectl apply` time, with the load error (line and column)."""
     from sbomgate.operator import resources
 
-    if len(raw) > MAX_BODY_BYTES:
-        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return _error(400, f"not JSON: {exc.msg} at line {exc.lineno}")
+    body = _read_body(raw)
+    if isinstance(body, Response):
+        return body
     uid = _uid(body)
     if uid is None:
         return _error(400, "the AdmissionReview request has no uid")

@@ -311,24 +311,16 @@ def _results(
     ]
     verdict = outcome.verdict
     if verdict is not None:
-        for finding in verdict.violations:
-            mode = controller.mode_of(finding)
+        graded = [
+            (f, "fail" if controller.mode_of(f) is Mode.ENFORCE else "warn")
+            for f in verdict.violations
+        ] + [(f, "warn") for f in verdict.warnings]
+        for finding, grade in graded:
             out.append(
                 result(
                     finding.policy,
                     "match",
-                    "fail" if mode is Mode.ENFORCE else "warn",
-                    "; ".join(finding.reasons) or finding.title,
-                    purl=finding.purl,
-                    digest=report.digest,
-                )
-            )
-        for finding in verdict.warnings:
-            out.append(
-                result(
-                    finding.policy,
-                    "match",
-                    "warn",
+                    grade,
                     "; ".join(finding.reasons) or finding.title,
                     purl=finding.purl,
                     digest=report.digest,
