@@ -23,6 +23,7 @@ EXPECTED = {
     "quarantine": ("Quarantine", 20, True),
     "malware": ("Deny", 30, True),
     "blocklist": ("Deny", 40, False),
+    "integrity": ("Deny", 45, False),
     "unverified": ("Deny", 50, True),
     "vulnerability": ("Deny", 60, False),
     "license": ("Deny", 70, False),

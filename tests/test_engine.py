@@ -292,7 +292,12 @@ def test_input_has_every_key_with_nulls() -> None:
     }
     assert v0["osv"] is None and v0["repository"] is None and v0["sbom"] is None
     assert v0["package"]["license"] is None
-    assert v0["package"]["upstream_metadata"] == {"published_at": None}
+    assert v0["package"]["upstream_metadata"] == {
+        "published_at": None,
+        "checksum_mismatch": None,
+        "yanked": None,
+    }
+    assert v0["package"]["typosquat_of"] is None
     facts = PackageFacts(repository={"name": "pypi"}, published_at="2026-01-01T00:00:00Z", osv=())
     v0 = build_input(component("x", license="MIT", raw_license="MIT"), facts=facts)["v0"]
     assert v0["package"]["license"] == {

@@ -22,6 +22,11 @@ class PackageFacts:
     osv: tuple[Mapping[str, Any], ...] | None = None
     vulnerabilities: tuple[Mapping[str, Any], ...] | None = None
     tags: tuple[str, ...] = ()
+    # The closest well-known name when this one looks like a typo of it (typosquat signal).
+    typosquat_of: str | None = None
+    # The trusted repository lists other hashes for this version than the SBOM: which.
+    checksum_mismatch: str | None = None
+    yanked: bool | None = None
 
 
 NO_FACTS = PackageFacts()
@@ -46,7 +51,12 @@ def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> di
         "purl": component.purl,
         "license": _license(component),
         "checksum_sha256": component.hashes.get("sha256"),
-        "upstream_metadata": {"published_at": facts.published_at},
+        "upstream_metadata": {
+            "published_at": facts.published_at,
+            "checksum_mismatch": facts.checksum_mismatch,
+            "yanked": facts.yanked,
+        },
+        "typosquat_of": facts.typosquat_of,
         "tags": [{"name": t} for t in facts.tags],
         "files": [],
     }
