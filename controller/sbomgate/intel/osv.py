@@ -1,0 +1,584 @@
+"""An in-memory index of OSV exports, matched against package versions.
+
+Sources are OSV's per-ecosystem `all.zip` files (a zip of OSV JSON records) or directories
+(searched recursively) of `.json` records and `.zip` exports. Only what matching needs is kept
+per `affected[]` entry: the `versions` list and the `ECOSYSTEM`/`SEMVER` ranges with their
+events (`GIT` ranges cannot be evaluated against a package version and are dropped). The record
+itself is kept as compact JSON bytes and parsed only when it matches.
+
+Results are OSV records (dicts) with, added by us:
+- `severity[].numerical_score`: the CVSS base score computed from the vector (V2, V3.x, V4);
+  entries whose vector does not parse are left without it;
+- `malware: true` when the advisory is a malicious-package report (an `MAL-` id or alias);
+- merged `aliases` when several records of the index are one advisory (a GHSA and its CVE, or
+  the same id loaded twice): one record is kept, and the others' ids and aliases become its
+  aliases.
+Withdrawn records (`withdrawn` set) never match.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cvss  # type: ignore[import-untyped]
+import orjson
+
+from sbomgate.intel.ecosystems import (
+    UncomparableVersion,
+    base_ecosystem,
+    component_ecosystem,
+    normalize_name,
+    osv_component_version,
+    osv_package_name,
+    semver_key,
+    version_key,
+)
+from sbomgate.sbom.model import Component
+
+__all__ = [
+    "OsvIndex",
+    "OsvLoadError",
+    "ReloadingOsvIndex",
+    "load_osv",
+    "numerical_score",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 16 << 20
+
+# Event kinds, stored as small ints.
+_INTRODUCED, _FIXED, _LAST_AFFECTED, _LIMIT = 0, 1, 2, 3
+_EVENT_KINDS = {"introduced": _INTRODUCED, "fixed": _FIXED, "last_affected": _LAST_AFFECTED}
+_SEMVER_RANGE, _ECOSYSTEM_RANGE = 0, 1
+
+# (range kind, ((event kind, version), ...))
+_Range = tuple[int, tuple[tuple[int, str], ...]]
+# (record number, versions, ranges)
+_Entry = tuple[int, frozenset[str] | None, tuple[_Range, ...] | None]
+
+
+class OsvLoadError(Exception):
+    """An export that cannot be read at all (missing, not a zip, ...)."""
+
+
+@lru_cache(maxsize=4096)
+def _score(kind: str, vector: str) -> float | None:
+    try:
+        if kind == "CVSS_V3":
+            return float(cvss.CVSS3(vector).base_score)
+        if kind == "CVSS_V4":
+            return float(cvss.CVSS4(vector).base_score)
+        if kind == "CVSS_V2":
+            return float(cvss.CVSS2(vector).base_score)
+    except Exception:  # the cvss library raises several unrelated types on bad vectors
+        return None
+    return None
+
+
+def numerical_score(severity: dict[str, Any]) -> float | None:
+    """The CVSS base score of one OSV `severity[]` entry, or None if it does not parse."""
+    kind, vector = severity.get("type"), severity.get("score")
+    if not isinstance(kind, str) or not isinstance(vector, str):
+        return None
+    return _score(kind, vector)
+
+
+def _is_malware(record: dict[str, Any]) -> bool:
+    ids = [record.get("id"), *(record.get("aliases") or ())]
+    return any(isinstance(i, str) and i.startswith("MAL-") for i in ids)
+
+
+class _Counter:
+    __slots__ = ("loaded", "skipped")
+
+    def __init__(self) -> None:
+        self.loaded = 0
+        self.skipped = 0
+
+
+@dataclass(slots=True)
+class OsvIndex:
+    """OSV records indexed by (ecosystem, normalised package name)."""
+
+    _records: list[bytes] = field(default_factory=list)
+    _ids: list[str] = field(default_factory=list)
+    _by_package: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
+    skipped: int = 0
+    sources: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def package_count(self) -> int:
+        return len(self._by_package)
+
+    # --- building ----------------------------------------------------------------------------
+
+    def add_record(self, record: Any, origin: str = "<record>") -> bool:
+        """Index one OSV record (a parsed dict). False (and a warning) if it is malformed."""
+        try:
+            self._add(record)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            log.warning("skipping malformed OSV record %s: %s", origin, exc)
+            self.skipped += 1
+            return False
+        return True
+
+    def _add(self, record: Any) -> None:
+        if not isinstance(record, dict):
+            raise TypeError("not a JSON object")
+        rid = record.get("id")
+        if not isinstance(rid, str) or not rid:
+            raise ValueError("no id")
+        affected = record.get("affected")
+        if affected is None:
+            affected = []
+        if not isinstance(affected, list):
+            raise TypeError("affected is not a list")
+        entries: list[tuple[tuple[str, str], _Entry]] = []
+        number = len(self._records)
+        for aff in affected:
+            if not isinstance(aff, dict):
+                raise TypeError("affected[] entry is not an object")
+            pkg = aff.get("package")
+            if not isinstance(pkg, dict):
+                continue  # OSV allows affected entries without a package (e.g. GIT-only)
+            eco, name = pkg.get("ecosystem"), pkg.get("name")
+            if not isinstance(eco, str) or not isinstance(name, str) or not eco or not name:
+                raise ValueError("affected[].package lacks ecosystem or name")
+            versions = aff.get("versions")
+            vset: frozenset[str] | None = None
+            if versions:
+                if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+                    raise TypeError("affected[].versions is not a list of strings")
+                vset = frozenset(sys.intern(v) for v in versions)
+            ranges: list[_Range] = []
+            for rng in aff.get("ranges") or ():
+                if not isinstance(rng, dict):
+                    raise TypeError("range is not an object")
+                rtype = rng.get("type")
+                if rtype == "GIT":
+                    continue
+                if rtype not in ("SEMVER", "ECOSYSTEM"):
+                    continue
+                events = rng.get("events")
+                if not isinstance(events, list) or not events:
+                    raise ValueError("range without events")
+                evs: list[tuple[int, str]] = []
+                for ev in events:
+                    if not isinstance(ev, dict) or len(ev) != 1:
+                        raise ValueError(f"bad event {ev!r}")
+                    ((k, v),) = ev.items()
+                    if not isinstance(v, str):
+                        raise TypeError("event version is not a string")
+                    kind = _LIMIT if k == "limit" else _EVENT_KINDS.get(k)
+                    if kind is None:
+                        raise ValueError(f"unknown event {k!r}")
+                    evs.append((kind, sys.intern(v)))
+                ranges.append(
+                    (_SEMVER_RANGE if rtype == "SEMVER" else _ECOSYSTEM_RANGE, tuple(evs))
+                )
+            if vset is None and not ranges:
+                continue
+            key = (sys.intern(eco), sys.intern(normalize_name(eco, name)))
+            entries.append((key, (number, vset, tuple(ranges) if ranges else None)))
+        # Commit only once the whole record validated.
+        self._records.append(orjson.dumps(record))
+        self._ids.append(rid)
+        for key, entry in entries:
+            self._by_package.setdefault(key, []).append(entry)
+
+    # --- matching ----------------------------------------------------------------------------
+
+    def match(self, ecosystem: str, name: str, version: str) -> tuple[dict[str, Any], ...]:
+        """OSV records affecting `name` at `version` in `ecosystem` (exact ecosystem string:
+        `Debian:12` records are found under `Debian:12`, not `Debian`)."""
+        entries = self._by_package.get((ecosystem, normalize_name(ecosystem, name)))
+        if not entries:
+            return ()
+        hits: list[int] = []
+        seen: set[int] = set()
+        for number, versions, ranges in entries:
+            if number in seen:
+                continue
+            if _entry_affects(ecosystem, version, versions, ranges):
+                seen.add(number)
+                hits.append(number)
+        if not hits:
+            return ()
+        records = []
+        for n in hits:
+            rec = orjson.loads(self._records[n])
+            if rec.get("withdrawn"):
+                continue
+            records.append(rec)
+        return tuple(_finish(r) for r in _dedupe(records))
+
+    def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
+        ecosystem = component_ecosystem(component)
+        name = osv_package_name(component)
+        version = osv_component_version(component)
+        if ecosystem is None or name is None or not version:
+            return ()
+        return self.match(ecosystem, name, version)
+
+
+def _pep440_equal(ecosystem: str, version: str, versions: frozenset[str]) -> bool:
+    # `versions` lists are exact strings; PyPI spellings differ (1.0 vs 1.0.0, 1.0RC1 vs 1.0rc1).
+    if base_ecosystem(ecosystem) != "PyPI" or len(versions) > 2000:
+        return False
+    try:
+        key = version_key(ecosystem, version)
+    except UncomparableVersion:
+        return False
+    for v in versions:
+        try:
+            if version_key(ecosystem, v) == key:
+                return True
+        except UncomparableVersion:
+            continue
+    return False
+
+
+def _entry_affects(
+    ecosystem: str,
+    version: str,
+    versions: frozenset[str] | None,
+    ranges: tuple[_Range, ...] | None,
+) -> bool:
+    if versions is not None and (
+        version in versions or _pep440_equal(ecosystem, version, versions)
+    ):
+        return True
+    if ranges is None:
+        return False
+    return any(_range_affects(ecosystem, version, r) for r in ranges)
+
+
+_ZERO: Any = object()  # `introduced: "0"`: before every version
+
+
+def _range_affects(ecosystem: str, version: str, rng: _Range) -> bool:
+    """OSV's evaluation: walk the events in version order; `introduced` turns affected on,
+    `fixed` (at or above) and `last_affected` (above) turn it off; `limit` caps the range."""
+    kind, events = rng
+
+    def key(v: str) -> Any:
+        return semver_key(v) if kind == _SEMVER_RANGE else version_key(ecosystem, v)
+
+    try:
+        target = key(version)
+        keyed: list[tuple[Any, int]] = []
+        limits: list[Any] = []
+        for ev_kind, v in events:
+            if ev_kind == _INTRODUCED and v == "0":
+                keyed.append((_ZERO, ev_kind))
+            elif ev_kind == _LIMIT:
+                if v != "*":
+                    limits.append(key(v))
+            else:
+                keyed.append((key(v), ev_kind))
+    except UncomparableVersion:
+        return False
+    if limits and not any(target < lim for lim in limits):
+        return False
+    zeros = [e for e in keyed if e[0] is _ZERO]
+    rest = [e for e in keyed if e[0] is not _ZERO]
+    # Stable sort keeps the document order for equal versions.
+    rest.sort(key=lambda e: e[0])
+    affected = False
+    for ev_key, ev_kind in (*zeros, *rest):
+        if ev_kind == _INTRODUCED:
+            if ev_key is _ZERO or target >= ev_key:
+                affected = True
+        elif ev_kind == _FIXED:
+            if target >= ev_key:
+                affected = False
+        elif ev_kind == _LAST_AFFECTED and target > ev_key:
+            affected = False
+    return affected
+
+
+def _id_rank(rid: str) -> tuple[int, str]:
+    # Prefer the advisory that carries package ranges over a bare CVE mirror.
+    return (1 if rid.startswith("CVE-") else 0, rid)
+
+
+def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(records) < 2:
+        return records
+    groups: list[tuple[set[str], list[dict[str, Any]]]] = []
+    for rec in records:
+        names = {rec["id"], *(a for a in rec.get("aliases") or () if isinstance(a, str))}
+        joined = [g for g in groups if g[0] & names]
+        if not joined:
+            groups.append((names, [rec]))
+            continue
+        first = joined[0]
+        first[0].update(names)
+        first[1].append(rec)
+        for g in joined[1:]:
+            first[0].update(g[0])
+            first[1].extend(g[1])
+        if len(joined) > 1:
+            groups = [g for g in groups if not any(g is j for j in joined[1:])]
+    out = []
+    for names, members in groups:
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        members.sort(key=lambda r: (-len(r.get("severity") or ()), _id_rank(r["id"])))
+        keep = members[0]
+        keep["aliases"] = sorted(names - {keep["id"]})
+        if not keep.get("severity"):
+            for m in members[1:]:
+                if m.get("severity"):
+                    keep["severity"] = m["severity"]
+                    break
+        if any(_is_malware(m) for m in members):
+            keep["malware"] = True
+        out.append(keep)
+    return out
+
+
+def _finish(record: dict[str, Any]) -> dict[str, Any]:
+    for sev in record.get("severity") or ():
+        if isinstance(sev, dict):
+            score = numerical_score(sev)
+            if score is not None:
+                sev["numerical_score"] = score
+    if _is_malware(record):
+        record["malware"] = True
+    return record
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _zip_records(path: Path, counter: _Counter) -> Iterator[tuple[Any, str]]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise OsvLoadError(f"{path}: not a readable zip: {exc}") from exc
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir() or not info.filename.endswith(".json"):
+                continue
+            origin = f"{path}!{info.filename}"
+            if info.file_size > MAX_RECORD_BYTES:
+                log.warning("skipping OSV record %s: %d bytes", origin, info.file_size)
+                counter.skipped += 1
+                continue
+            try:
+                data = zf.read(info)
+            except (OSError, zipfile.BadZipFile, ValueError) as exc:
+                raise OsvLoadError(f"{origin}: {exc}") from exc
+            try:
+                yield orjson.loads(data), origin
+            except orjson.JSONDecodeError as exc:
+                log.warning("skipping OSV record %s: invalid JSON: %s", origin, exc)
+                counter.skipped += 1
+
+
+def _dir_records(path: Path, counter: _Counter) -> Iterator[tuple[Any, str]]:
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for fname in sorted(files):
+            fpath = Path(root) / fname
+            if fname.endswith(".zip"):
+                yield from _zip_records(fpath, counter)
+                continue
+            if not fname.endswith(".json"):
+                continue
+            try:
+                if fpath.stat().st_size > MAX_RECORD_BYTES:
+                    log.warning("skipping OSV record %s: too large", fpath)
+                    counter.skipped += 1
+                    continue
+                data = fpath.read_bytes()
+            except OSError as exc:
+                log.warning("skipping OSV record %s: %s", fpath, exc)
+                counter.skipped += 1
+                continue
+            try:
+                yield orjson.loads(data), str(fpath)
+            except orjson.JSONDecodeError as exc:
+                log.warning("skipping OSV record %s: invalid JSON: %s", fpath, exc)
+                counter.skipped += 1
+
+
+def _records(path: Path, counter: _Counter) -> Iterator[tuple[Any, str]]:
+    if path.is_dir():
+        yield from _dir_records(path, counter)
+    elif path.is_file():
+        if path.suffix == ".json":
+            try:
+                yield orjson.loads(path.read_bytes()), str(path)
+            except orjson.JSONDecodeError as exc:
+                raise OsvLoadError(f"{path}: invalid JSON: {exc}") from exc
+        else:
+            yield from _zip_records(path, counter)
+    else:
+        raise OsvLoadError(f"{path}: no such file or directory")
+
+
+def load_osv(paths: Iterable[str | os.PathLike[str]]) -> OsvIndex:
+    """Build an index from OSV exports. Malformed records are skipped with a warning; an
+    export that cannot be read at all raises OsvLoadError."""
+    index = OsvIndex()
+    counter = _Counter()
+    sources = []
+    for p in paths:
+        path = Path(p)
+        sources.append(str(path))
+        for record, origin in _records(path, counter):
+            index.add_record(record, origin)
+    index.skipped += counter.skipped
+    index.sources = tuple(sources)
+    return index
+
+
+# --- live reloading --------------------------------------------------------------------------
+
+_Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+def _fingerprint(paths: Sequence[Path]) -> _Fingerprint:
+    out: list[tuple[str, int, int]] = []
+    for path in paths:
+        try:
+            if path.is_dir():
+                for root, dirs, files in os.walk(path):
+                    dirs.sort()
+                    for fname in sorted(files):
+                        st = (Path(root) / fname).stat()
+                        out.append((os.path.join(root, fname), st.st_mtime_ns, st.st_size))
+            else:
+                st = path.stat()
+                out.append((str(path), st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((str(path), -1, -1))
+    return tuple(out)
+
+
+class ReloadingOsvIndex:
+    """An OsvIndex that follows its exports on disk.
+
+    At most every `check_interval` seconds (checked on access, or by `start()`'s thread) the
+    files' mtimes and sizes are compared with those of the last load; on a change the index is
+    rebuilt on a background thread while the old one keeps serving, then swapped in with one
+    assignment. A rebuild that fails keeps the old index and logs why.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        check_interval: float = 60.0,
+        loader: Callable[[Sequence[Path]], OsvIndex] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.paths: tuple[Path, ...] = tuple(Path(p) for p in paths)
+        self.check_interval = check_interval
+        self._loader: Callable[[Sequence[Path]], OsvIndex] = loader or load_osv
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rebuilding: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.generation = 0
+        self._fp = _fingerprint(self.paths)
+        self._last_check = self._clock()
+        self._index = OsvIndex()
+        try:
+            self._index = self._loader(self.paths)
+            self.generation = 1
+        except Exception as exc:
+            self.last_error = str(exc)
+            log.error("OSV export could not be loaded, serving no advisories: %s", exc)
+            self._fp = ()  # retry on the next check
+
+    @property
+    def index(self) -> OsvIndex:
+        self.maybe_reload()
+        return self._index
+
+    def match(self, ecosystem: str, name: str, version: str) -> tuple[dict[str, Any], ...]:
+        return self.index.match(ecosystem, name, version)
+
+    def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
+        return self.index.match_component(component)
+
+    def maybe_reload(self, force: bool = False) -> bool:
+        """Start a background rebuild if the interval passed and the files changed. True if
+        a rebuild was started."""
+        now = self._clock()
+        if not force and now - self._last_check < self.check_interval:
+            return False
+        with self._lock:
+            if self._rebuilding is not None and self._rebuilding.is_alive():
+                return False
+            self._last_check = now
+            fp = _fingerprint(self.paths)
+            if fp == self._fp:
+                return False
+            thread = threading.Thread(
+                target=self._rebuild, args=(fp,), name="osv-reload", daemon=True
+            )
+            self._rebuilding = thread
+            thread.start()
+            return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a running rebuild; True if none is running afterwards."""
+        thread = self._rebuilding
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _rebuild(self, fp: _Fingerprint) -> None:
+        try:
+            new = self._loader(self.paths)
+        except Exception as exc:
+            self.last_error = str(exc)
+            log.error("OSV export reload failed, keeping the previous index: %s", exc)
+            self._fp = fp  # do not retry the same broken files until they change again
+            return
+        self._index = new  # the swap: one assignment
+        self._fp = fp
+        self.last_error = None
+        self.generation += 1
+        log.info("OSV index reloaded: %d records, %d skipped", len(new), new.skipped)
+
+    def start(self) -> None:
+        """Poll on a daemon thread instead of (as well as) on access."""
+        if self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(self.check_interval):
+                self.maybe_reload(force=True)
+
+        self._watcher = threading.Thread(target=loop, name="osv-watch", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
