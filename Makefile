@@ -130,3 +130,23 @@ bench: venv tools
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+
+# Verdaccio (an npm registry) for the trusted-source tests (tests/index_servers.py), installed
+# into .cache/verdaccio. verdaccio-audit asks for node-fetch@cjs, a dist-tag the registry no
+# longer has, so it gets node-fetch 2.7.0 (the CommonJS line). Its 6.x CLI wants Node 22; the
+# tests start it through its library entry point, which runs on Node 20.
+VERDACCIO_VERSION := 6.10.4
+VERDACCIO_STAMP := .cache/verdaccio/.installed-$(VERDACCIO_VERSION)
+
+.PHONY: verdaccio
+verdaccio: $(VERDACCIO_STAMP)
+
+$(VERDACCIO_STAMP):
+	mkdir -p .cache/verdaccio
+	printf '%s\n' '{"name": "sbomgate-verdaccio", "private": true,' \
+		'"overrides": {"verdaccio-audit": {"node-fetch": "2.7.0"}}}' > .cache/verdaccio/package.json
+	npm install --prefix .cache/verdaccio --no-audit --no-fund --save-exact verdaccio@$(VERDACCIO_VERSION)
+	rm -f .cache/verdaccio/.installed-*
+	touch $@
+
+tools: verdaccio
