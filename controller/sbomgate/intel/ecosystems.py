@@ -123,7 +123,9 @@ def osv_ecosystem(
                 return f"Ubuntu:{distro[1]}{lts}"
             return "Ubuntu"
         if distro:
-            release = _DEBIAN_CODENAMES.get(distro[1].lower(), distro[1])
+            release = _DEBIAN_CODENAMES.get(distro[0]) or _DEBIAN_CODENAMES.get(
+                distro[1].lower(), distro[1]
+            )
             major = release.split(".", 1)[0]
             if major.isdigit():
                 return f"Debian:{major}"

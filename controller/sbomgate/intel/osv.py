@@ -272,7 +272,9 @@ _ZERO: Any = object()  # `introduced: "0"`: before every version
 
 def _range_affects(ecosystem: str, version: str, rng: _Range) -> bool:
     """OSV's evaluation: walk the events in version order; `introduced` turns affected on,
-    `fixed` (at or above) and `last_affected` (above) turn it off; `limit` caps the range."""
+    `fixed` (at or above) and `last_affected` (above) turn it off; `limit` caps the range.
+    Only `<` is used on keys: univers's Alpine/Gentoo versions define `<`, `>` and `==` by
+    their own rules but inherit `<=`/`>=` that compare the raw strings."""
     kind, events = rng
 
     def key(v: str) -> Any:
@@ -301,12 +303,12 @@ def _range_affects(ecosystem: str, version: str, rng: _Range) -> bool:
     affected = False
     for ev_key, ev_kind in (*zeros, *rest):
         if ev_kind == _INTRODUCED:
-            if ev_key is _ZERO or target >= ev_key:
+            if ev_key is _ZERO or not target < ev_key:
                 affected = True
         elif ev_kind == _FIXED:
-            if target >= ev_key:
+            if not target < ev_key:
                 affected = False
-        elif ev_kind == _LAST_AFFECTED and target > ev_key:
+        elif ev_kind == _LAST_AFFECTED and ev_key < target:
             affected = False
     return affected
 
