@@ -1,0 +1,138 @@
+"""TyposquatDetector: near misses of popular PyPI / npm names, and what is not one."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+import pytest
+
+from sbomgate.intel.typosquat import TyposquatDetector, fuzzy_threshold
+
+
+@pytest.fixture(scope="module")
+def det() -> TyposquatDetector:
+    return TyposquatDetector.default()
+
+
+@pytest.mark.parametrize(
+    ("purl_type", "name", "namespace", "expected"),
+    [
+        ("pypi", "reqeusts", None, "requests"),  # transposition
+        ("pypi", "python-requests", None, "requests"),
+        ("pypi", "python_requests", None, "requests"),
+        ("pypi", "requests-py", None, "requests"),
+        ("pypi", "pyrequests", None, "requests"),
+        ("pypi", "requests_", None, "requests"),
+        ("pypi", "numpyy", None, "numpy"),
+        ("pypi", "dateutil", None, "python-dateutil"),
+        ("python", "reqeusts", None, "requests"),  # format alias
+        ("npm", "lodsah", None, "lodash"),
+        ("npm", "lodahs", "@types", "@types/lodash"),
+        ("npm", "lodahs", "%40types", "@types/lodash"),  # percent-encoded purl namespace
+        ("npm", "crossenv", None, "cross-env"),
+        ("npm", "cross_env", None, "cross-env"),
+        ("npm", "Lodash", None, "lodash"),  # npm names are case-sensitive packages
+        ("npm", "types-lodash", None, "@types/lodash"),  # scope confusion
+        ("npm", "babel-core-js", None, None),
+    ],
+)
+def test_near_misses(
+    det: TyposquatDetector, purl_type: str, name: str, namespace: str | None, expected: str | None
+) -> None:
+    assert det.closest(purl_type, name, namespace) == expected
+
+
+@pytest.mark.parametrize(
+    ("purl_type", "name", "namespace"),
+    [
+        ("pypi", "requests", None),
+        ("pypi", "Requests", None),  # PEP 503: the same project
+        ("pypi", "python_dateutil", None),
+        ("pypi", "numpy", None),
+        ("pypi", "pytest", None),
+        ("pypi", "pytest-cov", None),
+        ("pypi", "pytest-xdist", None),
+        ("pypi", "boto3", None),
+        ("pypi", "botocore", None),
+        ("npm", "lodash", None),
+        ("npm", "lodash", "@types"),
+        ("npm", "cross-env", None),
+        ("npm", "core", "@babel"),
+    ],
+)
+def test_well_known_names_are_not_flagged(
+    det: TyposquatDetector, purl_type: str, name: str, namespace: str | None
+) -> None:
+    assert det.closest(purl_type, name, namespace) is None
+
+
+@pytest.mark.parametrize(
+    ("purl_type", "name"),
+    [
+        ("pypi", "zzqxv-frobnicator"),
+        ("pypi", "sbomgate"),
+        ("npm", "my-internal-widget-kit"),
+        ("pypi", "req"),  # too short to judge
+        ("golang", "reqeusts"),  # no list for the ecosystem
+        ("pypi", ""),
+        ("", "requests"),
+    ],
+)
+def test_unrelated_names(det: TyposquatDetector, purl_type: str, name: str) -> None:
+    assert det.closest(purl_type, name) is None
+
+
+def test_popular_names_do_not_flag_each_other() -> None:
+    # Close pairs of real packages: with only one of them known, the other is not reported.
+    pairs = [
+        ("pypi", "pytest", "pytest-cov"),
+        ("pypi", "django-cte", "django-csp"),
+        ("pypi", "gitdb", "gitdb2"),
+        ("npm", "listr", "listr2"),
+        ("npm", "@aws-sdk/client-sts", "@aws-sdk/client-kms"),
+        ("npm", "@img/sharp-linux-arm64", "@img/sharp-linux-arm"),
+        ("npm", "eslint-plugin-import", "eslint-plugin-import-x"),
+        ("npm", "yaml", "yazl"),
+        ("npm", "clone", "fclone"),
+    ]
+    for purl_type, known, other in pairs:
+        d = TyposquatDetector({purl_type: [known]})
+        assert d.closest(purl_type, other) is None, (known, other)
+        assert d.closest(purl_type, known) is None
+
+
+def test_ties_go_to_the_more_popular_name() -> None:
+    d = TyposquatDetector({"pypi": ["abcdef", "abcdeg"]})
+    assert d.closest("pypi", "abcdex") == "abcdef"
+    d = TyposquatDetector({"pypi": ["abcdeg", "abcdef"]})
+    assert d.closest("pypi", "abcdex") == "abcdeg"
+
+
+def test_thresholds() -> None:
+    assert [fuzzy_threshold(n) for n in (1, 4, 5, 8, 9, 30)] == [0, 0, 1, 1, 2, 2]
+    d = TyposquatDetector({"pypi": ["tensorflow"]})
+    assert d.closest("pypi", "tensorfolw") == "tensorflow"  # one transposition
+    assert d.closest("pypi", "tensrflowx") == "tensorflow"  # two edits
+    assert d.closest("pypi", "tnsrflowx") is None  # three
+    assert d.closest("pypi", "tensrflw") is None  # two edits, but only 8 characters
+
+
+def test_bundled_lists() -> None:
+    data = resources.files("sbomgate.intel").joinpath("data")
+    for purl_type in ("pypi", "npm"):
+        lines = data.joinpath(f"popular-{purl_type}.txt").read_text(encoding="utf-8").splitlines()
+        assert lines[0].startswith("#")
+        names = [ln for ln in lines if ln and not ln.startswith("#")]
+        assert len(names) >= 3000
+        assert len(set(names)) == len(names)
+        assert all(n == n.strip() and " " not in n for n in names)
+
+
+def test_speed(det: TyposquatDetector) -> None:
+    names = [f"{w}{i}x" for i in range(1000) for w in ("reqests", "lodsh", "numpi", "djanga", "q")]
+    start = time.perf_counter()
+    for i, n in enumerate(names):
+        det.closest("pypi" if i % 2 else "npm", n)
+    elapsed = time.perf_counter() - start
+    print(f"{len(names)} typosquat lookups in {elapsed:.3f} s")
