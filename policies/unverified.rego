@@ -6,6 +6,8 @@
 #   dependency names, and packages pulled from outside the trusted indexes.
 #   Components without a package URL cannot be looked up and are denied too
 #   (fail closed) unless data.sbomgate.unverified.allow_no_purl is true.
+#   When input.v0.package.typosquat_of names a popular package the name is a
+#   near miss of, the reason asks "did you mean ...?".
 # custom:
 #   action: Deny
 #   precedence: 50
@@ -103,11 +105,23 @@ _name := sprintf("%s@%s", [n, v]) if {
 	n != ""
 } else := "unnamed component"
 
+# input.v0.package.typosquat_of: the popular package this name is a near miss of
+# (typo, squat, hallucinated/slopsquatted name), or null/absent when none.
+_typosquat_of := t if {
+	t := input.v0.package.typosquat_of
+	is_string(t)
+	trim_space(t) != ""
+}
+
+default _did_you_mean := ""
+
+_did_you_mean := sprintf(" (did you mean %s? it may be a typosquat or a hallucinated/slopsquatted name)", [_typosquat_of])
+
 reason contains msg if {
 	_unverified
 	_purl
 	not _exempted
-	msg := sprintf("%s was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name (it may be a typo or a hallucinated/slopsquatted package)", [_purl])
+	msg := sprintf("%s was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name%s", [_purl, _did_you_mean])
 }
 
 reason contains msg if {

@@ -18,9 +18,45 @@ test_not_found_matches if {
 	cloudsmith.match with input as _typo
 }
 
+_pkg_t(purl, repo, t) := {"v0": {
+	"package": {"name": "reqeusts", "version": "2.31.0", "format": "python", "purl": purl, "license": null, "typosquat_of": t},
+	"identity": {"namespace": null, "name": "reqeusts", "version": "2.31.0", "format": "python"},
+	"osv": null,
+	"repository": repo,
+	"sbom": null,
+}}
+
+_with_typosquat(t) := _pkg_t("pkg:pypi/reqeusts@2.31.0", null, t)
+
 test_reason_says_what_to_do if {
 	r := cloudsmith.reason with input as _typo
-	r == {"pkg:pypi/reqeusts@2.31.0 was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name (it may be a typo or a hallucinated/slopsquatted package)"}
+	r == {"pkg:pypi/reqeusts@2.31.0 was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name"}
+}
+
+test_reason_typosquat_of_null_or_absent if {
+	r := cloudsmith.reason with input as _with_typosquat(null)
+	r == {"pkg:pypi/reqeusts@2.31.0 was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name"}
+	r2 := cloudsmith.reason with input as _with_typosquat("")
+	r2 == r
+	r3 := cloudsmith.reason with input as _with_typosquat(7)
+	r3 == r
+}
+
+test_reason_did_you_mean if {
+	r := cloudsmith.reason with input as _with_typosquat("requests")
+	r == {"pkg:pypi/reqeusts@2.31.0 was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name (did you mean requests? it may be a typosquat or a hallucinated/slopsquatted name)"}
+	cloudsmith.match with input as _with_typosquat("requests")
+}
+
+test_typosquat_of_ignored_when_found if {
+	inp := _pkg_t("pkg:pypi/requests@2.31.0", {"name": "pypi-trusted"}, "requests2")
+	not cloudsmith.match with input as inp
+}
+
+test_typosquat_of_ignored_without_purl if {
+	inp := _pkg_t(null, null, "requests")
+	r := cloudsmith.reason with input as inp
+	r == {"component reqeusts@2.31.0 has no package URL: it cannot be verified against a trusted repository (add a purl to the SBOM, or set sbomgate.unverified.allow_no_purl)"}
 }
 
 test_found_not_matched if {
