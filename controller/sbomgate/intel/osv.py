@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -64,8 +65,8 @@ _SEMVER_RANGE, _ECOSYSTEM_RANGE = 0, 1
 
 # (range kind, ((event kind, version), ...))
 _Range = tuple[int, tuple[tuple[int, str], ...]]
-# (record number, versions, ranges)
-_Entry = tuple[int, frozenset[str] | None, tuple[_Range, ...] | None]
+# (record number, versions as "\0v1\0v2\0" (compact; `"\0" + v + "\0" in s`), ranges)
+_Entry = tuple[int, str | None, tuple[_Range, ...] | None]
 
 
 class OsvLoadError(Exception):
@@ -111,8 +112,7 @@ class _Counter:
 class OsvIndex:
     """OSV records indexed by (ecosystem, normalised package name)."""
 
-    _records: list[bytes] = field(default_factory=list)
-    _ids: list[str] = field(default_factory=list)
+    _records: list[bytes] = field(default_factory=list)  # zlib-compressed compact JSON
     _by_package: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
     skipped: int = 0
     sources: tuple[str, ...] = ()
@@ -159,11 +159,13 @@ class OsvIndex:
             if not isinstance(eco, str) or not isinstance(name, str) or not eco or not name:
                 raise ValueError("affected[].package lacks ecosystem or name")
             versions = aff.get("versions")
-            vset: frozenset[str] | None = None
+            vset: str | None = None
             if versions:
                 if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
                     raise TypeError("affected[].versions is not a list of strings")
-                vset = frozenset(sys.intern(v) for v in versions)
+                if any("\0" in v for v in versions):
+                    raise ValueError("NUL in a version")
+                vset = "\0" + "\0".join(versions) + "\0"
             ranges: list[_Range] = []
             for rng in aff.get("ranges") or ():
                 if not isinstance(rng, dict):
@@ -195,8 +197,9 @@ class OsvIndex:
             key = (sys.intern(eco), sys.intern(normalize_name(eco, name)))
             entries.append((key, (number, vset, tuple(ranges) if ranges else None)))
         # Commit only once the whole record validated.
-        self._records.append(orjson.dumps(record))
-        self._ids.append(rid)
+        # zlib also gives an exact-size bytes object: orjson's own output keeps its (several
+        # KiB) growth buffer allocated.
+        self._records.append(zlib.compress(orjson.dumps(record), 1))
         for key, entry in entries:
             self._by_package.setdefault(key, []).append(entry)
 
@@ -220,7 +223,7 @@ class OsvIndex:
             return ()
         records = []
         for n in hits:
-            rec = orjson.loads(self._records[n])
+            rec = orjson.loads(zlib.decompress(self._records[n]))
             if rec.get("withdrawn"):
                 continue
             records.append(rec)
@@ -235,15 +238,17 @@ class OsvIndex:
         return self.match(ecosystem, name, version)
 
 
-def _pep440_equal(ecosystem: str, version: str, versions: frozenset[str]) -> bool:
+def _pep440_equal(ecosystem: str, version: str, versions: str) -> bool:
     # `versions` lists are exact strings; PyPI spellings differ (1.0 vs 1.0.0, 1.0RC1 vs 1.0rc1).
-    if base_ecosystem(ecosystem) != "PyPI" or len(versions) > 2000:
+    if base_ecosystem(ecosystem) != "PyPI":
         return False
     try:
         key = version_key(ecosystem, version)
     except UncomparableVersion:
         return False
-    for v in versions:
+    for v in versions.split("\0"):
+        if not v:
+            continue
         try:
             if version_key(ecosystem, v) == key:
                 return True
@@ -255,11 +260,11 @@ def _pep440_equal(ecosystem: str, version: str, versions: frozenset[str]) -> boo
 def _entry_affects(
     ecosystem: str,
     version: str,
-    versions: frozenset[str] | None,
+    versions: str | None,
     ranges: tuple[_Range, ...] | None,
 ) -> bool:
     if versions is not None and (
-        version in versions or _pep440_equal(ecosystem, version, versions)
+        f"\0{version}\0" in versions or _pep440_equal(ecosystem, version, versions)
     ):
         return True
     if ranges is None:
