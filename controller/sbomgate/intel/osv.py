@@ -58,6 +58,44 @@ log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 16 << 20
 
+# Records are small (~1-3 KiB) and alike: a preset dictionary of OSV's field names and common
+# values makes raw deflate shrink them by about a third more than plain zlib.
+_ZDICT = (
+    b'"credits":[{"name":"","type":"FINDER"}],"database_specific":{"nvd_published_at":'
+    b'"github_reviewed_at":"","github_reviewed":true,"severity":"MODERATE","severity":"HIGH",'
+    b'"cwe_ids":["CWE-'
+    b'{"type":"PACKAGE","url":"https://github.com/"},{"type":"FIX","url":"https://github.com/'
+    b'{"type":"REPORT","url":"https://github.com/{"type":"WEB","url":"https://'
+    b'"references":[{"type":"ADVISORY","url":"https://nvd.nist.gov/vuln/detail/CVE-'
+    b'"ecosystem_specific":{"affected_functions":["'
+    b'{"type":"GIT","repo":"https://github.com/'
+    b'"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"'
+    b'"affected":[{"package":{"ecosystem":"PyPI","name":"","purl":"pkg:pypi/'
+    b'"affected":[{"package":{"ecosystem":"Maven","name":"","purl":"pkg:maven/'
+    b'"affected":[{"package":{"ecosystem":"Go","name":"","purl":"pkg:golang/'
+    b'"affected":[{"package":{"ecosystem":"npm","name":"","purl":"pkg:npm/'
+    b'"severity":[{"type":"CVSS_V4","score":"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H'
+    b'/SC:N/SI:N/SA:N"}],"severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/'
+    b'S:U/C:H/I:H/A:H"}],'
+    b'"versions":["'
+    b'"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"'
+    b'{"schema_version":"1.6.0","id":"GHSA-","modified":"","published":"",'
+    b'"aliases":["CVE-'
+    b'"summary":"","details":"'
+)
+_ZWBITS, _ZLEVEL, _ZMEM = -12, 1, 5
+
+
+def _compress(data: bytes) -> bytes:
+    c = zlib.compressobj(_ZLEVEL, zlib.DEFLATED, _ZWBITS, _ZMEM, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+    return c.compress(data) + c.flush()
+
+
+def _decompress(data: bytes) -> bytes:
+    d = zlib.decompressobj(_ZWBITS, _ZDICT)
+    return d.decompress(data) + d.flush()
+
+
 # Event kinds, stored as small ints.
 _INTRODUCED, _FIXED, _LAST_AFFECTED, _LIMIT = 0, 1, 2, 3
 _EVENT_KINDS = {"introduced": _INTRODUCED, "fixed": _FIXED, "last_affected": _LAST_AFFECTED}
@@ -112,7 +150,7 @@ class _Counter:
 class OsvIndex:
     """OSV records indexed by (ecosystem, normalised package name)."""
 
-    _records: list[bytes] = field(default_factory=list)  # zlib-compressed compact JSON
+    _records: list[bytes] = field(default_factory=list)  # compact JSON, raw deflate
     _by_package: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
     skipped: int = 0
     sources: tuple[str, ...] = ()
@@ -197,9 +235,9 @@ class OsvIndex:
             key = (sys.intern(eco), sys.intern(normalize_name(eco, name)))
             entries.append((key, (number, vset, tuple(ranges) if ranges else None)))
         # Commit only once the whole record validated.
-        # zlib also gives an exact-size bytes object: orjson's own output keeps its (several
-        # KiB) growth buffer allocated.
-        self._records.append(zlib.compress(orjson.dumps(record), 1))
+        # Compressing also gives an exact-size bytes object: orjson's own output keeps its
+        # (several KiB) growth buffer allocated.
+        self._records.append(_compress(orjson.dumps(record)))
         for key, entry in entries:
             self._by_package.setdefault(key, []).append(entry)
 
@@ -223,7 +261,7 @@ class OsvIndex:
             return ()
         records = []
         for n in hits:
-            rec = orjson.loads(zlib.decompress(self._records[n]))
+            rec = orjson.loads(_decompress(self._records[n]))
             if rec.get("withdrawn"):
                 continue
             records.append(rec)
