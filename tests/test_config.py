@@ -32,6 +32,9 @@ tls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key}
 listen: {host: 127.0.0.1, port: 9443}
 maxMessageLines: 4
 kubernetes: {watch: true, auditInterval: 60, kubeconfig: kube/config}
+osv: [osv/]
+trustedSources: [{name: internal, kind: pypi, url: "https://pypi.internal/simple/"}]
+typosquat: false
 """
 
 
@@ -67,6 +70,11 @@ def test_a_full_file_is_read(tmp_path: Path) -> None:
         watch_resources=True,
         audit_interval=60.0,
         kubeconfig=tmp_path / "kube" / "config",
+        osv=(tmp_path / "osv",),
+        trusted_sources=(
+            {"name": "internal", "kind": "pypi", "url": "https://pypi.internal/simple/"},
+        ),
+        typosquat=False,
     )
     assert isinstance(config.cache.max_bytes, int)
     assert isinstance(config.max_message_lines, int)

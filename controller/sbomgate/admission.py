@@ -31,6 +31,7 @@ from sbomgate.attest.trust import glob_to_regex
 from sbomgate.config import Mode, ServeConfig
 from sbomgate.errors import InputError
 from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images
+from sbomgate.intel.facts import prefetch
 from sbomgate.policy import PolicyEngine
 from sbomgate.policy.engine import FactSource
 from sbomgate.registry import Deadline, parse_reference
@@ -293,6 +294,7 @@ class AdmissionController:
         started = time.perf_counter()
 
         def evaluate(sbom: Any, image: Mapping[str, Any]) -> Verdict:
+            prefetch(self.facts, sbom.components)
             return self.engine.evaluate_sbom(
                 sbom, facts=self.facts, image=image, workload=workload_input, only=only
             )

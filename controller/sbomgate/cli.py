@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -22,8 +23,9 @@ from sbomgate._internal.documents import load_data_files
 from sbomgate.errors import InputError, SbomgateError
 
 if TYPE_CHECKING:
-    from sbomgate.intel import FactsSnapshot
     from sbomgate.policy import PolicyEngine
+    from sbomgate.policy.engine import FactSource
+    from sbomgate.sbom import Sbom
     from sbomgate.verdict import Verdict
 
 app = typer.Typer(
@@ -54,6 +56,21 @@ FactsOption = Annotated[
     typer.Option("--facts", help="offline facts snapshot (trusted repositories, advisories)"),
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="output format")]
+OsvOption = Annotated[
+    list[Path] | None,
+    typer.Option("--osv", help="OSV export: an all.zip or a directory of OSV JSON (repeatable)"),
+]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        help="trusted repository KIND=URL, kind pypi|npm|maven|go, checked in order (repeatable)",
+    ),
+]
+TyposquatOption = Annotated[
+    bool,
+    typer.Option("--typosquat/--no-typosquat", help="look for near-misses of popular names"),
+]
 
 
 def bundled_policies_dir() -> Path:
@@ -72,15 +89,27 @@ def fail(message: str) -> NoReturn:
 
 
 def _policy_inputs(
-    policies: Path | None, data: list[Path] | None, facts: Path | None
-) -> tuple[PolicyEngine, FactsSnapshot | None]:
-    from sbomgate.intel import load_facts_snapshot
+    policies: Path | None,
+    data: list[Path] | None,
+    facts: Path | None,
+    osv: list[Path] | None = None,
+    sources: list[str] | None = None,
+    typosquat: bool = True,
+) -> tuple[PolicyEngine, FactSource | None]:
+    from sbomgate.intel.facts import build_facts
     from sbomgate.policy import PolicyEngine, load_policy_dir
 
     engine = PolicyEngine(
         load_policy_dir(policies or bundled_policies_dir()), load_data_files(data or [])
     )
-    return engine, load_facts_snapshot(facts) if facts else None
+    configs = []
+    for position, text in enumerate(sources or []):
+        kind, sep, url = text.partition("=")
+        if not sep:
+            raise InputError(f"--source {text!r}: expected KIND=URL (e.g. pypi=https://…/simple/)")
+        configs.append({"name": f"source-{position + 1}", "kind": kind, "url": url})
+    fact_source = build_facts(snapshot=facts, osv=osv or [], sources=configs, typosquat=typosquat)
+    return engine, fact_source
 
 
 def _emit(verdict: Verdict, output: OutputFormat, source: str, engine: PolicyEngine) -> NoReturn:
@@ -105,14 +134,19 @@ def eval_command(
     policies: PoliciesOption = None,
     data: DataOption = None,
     facts: FactsOption = None,
+    osv: OsvOption = None,
+    source: SourceOption = None,
+    typosquat: TyposquatOption = True,
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error."""
+    from sbomgate.intel.facts import prefetch
     from sbomgate.sbom import load_sbom_file
 
-    engine, snapshot = _policy_inputs(policies, data, facts)
+    engine, fact_source = _policy_inputs(policies, data, facts, osv, source, typosquat)
     document = load_sbom_file(sbom)
-    verdict = engine.evaluate_sbom(document, facts=snapshot)
+    prefetch(fact_source, document.components)
+    verdict = engine.evaluate_sbom(document, facts=fact_source)
     _emit(verdict, output, str(sbom), engine)
 
 
@@ -125,6 +159,9 @@ def verify_command(
     policies: PoliciesOption = None,
     data: DataOption = None,
     facts: FactsOption = None,
+    osv: OsvOption = None,
+    source: SourceOption = None,
+    typosquat: TyposquatOption = True,
     insecure_registry: Annotated[
         list[str] | None,
         typer.Option("--insecure-registry", help="host[:port] spoken to over plain HTTP"),
@@ -153,6 +190,7 @@ def verify_command(
     refused or unverifiable image, or a policy violation), 2 input or policy error."""
     from sbomgate.attest import AttestationVerifier, load_trust_policies
     from sbomgate.imagecheck import ImageChecker, judge_images
+    from sbomgate.intel.facts import prefetch
     from sbomgate.registry import (
         CredentialStore,
         RegistryAccess,
@@ -160,7 +198,7 @@ def verify_command(
         parse_reference,
     )
 
-    engine, snapshot = _policy_inputs(policies, data, facts)
+    engine, fact_source = _policy_inputs(policies, data, facts, osv, source, typosquat)
     verifier = AttestationVerifier(load_trust_policies(trust))
     credentials = CredentialStore()
     config = docker_config or _default_docker_config()
@@ -184,9 +222,14 @@ def verify_command(
         results = checker.check_many(images)
     finally:
         client.close()
+
+    def evaluate(sbom: Sbom, image: Mapping[str, Any]) -> Verdict:
+        prefetch(fact_source, sbom.components)
+        return engine.evaluate_sbom(sbom, facts=fact_source, image=image)
+
     verdict, evaluate_seconds = judge_images(
         results,
-        lambda sbom, image: engine.evaluate_sbom(sbom, facts=snapshot, image=image),
+        evaluate,
     )
     if timings:
         err = Console(stderr=True, highlight=False)

@@ -20,6 +20,10 @@ tls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key}
 listen: {host: 0.0.0.0, port: 8443}
 maxMessageLines: 12
 kubernetes: {watch: true, auditInterval: 300}  # PackagePolicy, TrustPolicy, PackageQuarantine
+osv: [/var/lib/osv/]                      # OSV exports: all.zip files or directories of JSON
+trustedSources:                           # checked in order, per ecosystem
+  - {name: pypi-internal, kind: pypi, url: "https://pypi.acme.example/simple/"}
+typosquat: true                           # input.v0.package.typosquat_of
 ```
 """
 
@@ -80,6 +84,10 @@ class ServeConfig:
     certificate_secret: str | None = None
     webhook_configuration: str | None = None
     renew_before_days: float = 30.0
+    # Package intelligence beyond the facts snapshot.
+    osv: tuple[Path, ...] = ()
+    trusted_sources: tuple[Mapping[str, Any], ...] = ()
+    typosquat: bool = True
 
     def with_overrides(self, **overrides: Any) -> ServeConfig:
         """Flags given on the command line (None and empty mean "not given")."""
@@ -106,6 +114,9 @@ _KEYS = {
     "listen",
     "maxMessageLines",
     "kubernetes",
+    "osv",
+    "trustedSources",
+    "typosquat",
 }
 
 
@@ -245,7 +256,18 @@ def load_config(path: Path) -> ServeConfig:
     host = listen.get("host", config.host)
     if not isinstance(host, str) or not host:
         raise InputError(f"{where('listen.host')} must be a host name or address")
+    sources = doc.get("trustedSources")
+    if sources is None:
+        sources = []
+    if not isinstance(sources, list) or not all(isinstance(x, dict) for x in sources):
+        raise InputError(f"{where('trustedSources')} must be a list of mappings")
+    typosquat = doc.get("typosquat", True)
+    if not isinstance(typosquat, bool):
+        raise InputError(f"{where('typosquat')} must be true or false")
     return ServeConfig(
+        osv=paths("osv"),
+        trusted_sources=tuple(sources),
+        typosquat=typosquat,
         policies=optional_path(doc.get("policies"), "policies"),
         data=paths("data"),
         facts=optional_path(doc.get("facts"), "facts"),

@@ -226,7 +226,7 @@ class SharedParts:
 
 
 def shared_parts(config: ServeConfig, metrics: Metrics) -> SharedParts:
-    from sbomgate.intel import load_facts_snapshot
+    from sbomgate.intel.facts import build_facts
     from sbomgate.registry import CredentialStore, RegistryAccess, RegistryLimits
 
     credentials = CredentialStore()
@@ -253,7 +253,13 @@ def shared_parts(config: ServeConfig, metrics: Metrics) -> SharedParts:
     if own and own not in config.exempt_namespaces:
         # Our own Pods must never wait on ourselves (a deadlock at the first rollout).
         config = replace(config, exempt_namespaces=(*config.exempt_namespaces, own))
-    facts = load_facts_snapshot(config.facts) if config.facts else None
+    facts = build_facts(
+        snapshot=config.facts,
+        osv=config.osv,
+        sources=config.trusted_sources,
+        typosquat=config.typosquat,
+        reload_osv=True,  # a long-running server follows the OSV export as it changes
+    )
     return SharedParts(config, client, cache, facts, load_data_files(config.data), metrics)
 
 

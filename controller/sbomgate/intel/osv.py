@@ -521,10 +521,12 @@ def _fingerprint(paths: Sequence[Path]) -> _Fingerprint:
 class ReloadingOsvIndex:
     """An OsvIndex that follows its exports on disk.
 
-    At most every `check_interval` seconds (checked on access, or by `start()`'s thread) the
-    files' mtimes and sizes are compared with those of the last load; on a change the index is
-    rebuilt on a background thread while the old one keeps serving, then swapped in with one
-    assignment. A rebuild that fails keeps the old index and logs why.
+    At most every `check_interval` seconds (triggered on access, or by `start()`'s thread) a
+    background thread compares the files' mtimes and sizes with those of the last load; on a
+    change it rebuilds the index while the old one keeps serving, then swaps the new one in
+    with one assignment. A rebuild that fails keeps the old index and logs why (and is retried
+    only once the files change again). The first load happens in the constructor; if it fails,
+    no advisories are served until a later check loads the exports.
     """
 
     def __init__(
@@ -568,8 +570,8 @@ class ReloadingOsvIndex:
         return self.index.match_component(component)
 
     def maybe_reload(self, force: bool = False) -> bool:
-        """Start a background rebuild if the interval passed and the files changed. True if
-        a rebuild was started."""
+        """If the interval passed (or `force`), start a background check: stat the exports and,
+        if they changed, rebuild. Never blocks the caller on the disk. True if a check started."""
         now = self._clock()
         if not force and now - self._last_check < self.check_interval:
             return False
@@ -577,12 +579,7 @@ class ReloadingOsvIndex:
             if self._rebuilding is not None and self._rebuilding.is_alive():
                 return False
             self._last_check = now
-            fp = _fingerprint(self.paths)
-            if fp == self._fp:
-                return False
-            thread = threading.Thread(
-                target=self._rebuild, args=(fp,), name="osv-reload", daemon=True
-            )
+            thread = threading.Thread(target=self._check, name="osv-reload", daemon=True)
             self._rebuilding = thread
             thread.start()
             return True
@@ -594,6 +591,11 @@ class ReloadingOsvIndex:
             thread.join(timeout)
             return not thread.is_alive()
         return True
+
+    def _check(self) -> None:
+        fp = _fingerprint(self.paths)
+        if fp != self._fp:
+            self._rebuild(fp)
 
     def _rebuild(self, fp: _Fingerprint) -> None:
         try:

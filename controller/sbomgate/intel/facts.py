@@ -1,0 +1,164 @@
+"""Every source of package intelligence as one FactSource: what a policy sees of a package.
+
+    snapshot (exported answers)  -> repository, published_at, osv (first: an air-gapped
+                                    cluster runs on these alone)
+    trusted sources (live)       -> repository, published_at, yanked, checksum mismatch
+    OSV index                    -> osv records (added to the snapshot's, one per id)
+    typosquat detector           -> typosquat_of
+
+`prefetch(components)` asks the trusted sources for a whole SBOM at once (concurrently, per
+host limits) before the engine asks package by package, which then hits the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from sbomgate.errors import InputError
+from sbomgate.intel.sources import SourceAnswer, SourceConfig, SourceKind, TrustedSources
+from sbomgate.intel.typosquat import TyposquatDetector
+from sbomgate.policy.input import NO_FACTS, PackageFacts
+from sbomgate.sbom.model import Component
+
+FactSource = Callable[[Component], PackageFacts]
+
+
+class OsvMatcher(Protocol):
+    def match_component(self, component: Component) -> tuple[dict[str, Any], ...]: ...
+
+
+class IntelFacts:
+    def __init__(
+        self,
+        *,
+        snapshot: FactSource | None = None,
+        sources: TrustedSources | None = None,
+        osv: OsvMatcher | None = None,
+        typosquat: TyposquatDetector | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.sources = sources
+        self.osv = osv
+        self.typosquat = typosquat
+
+    def prefetch(self, components: Iterable[Component]) -> None:
+        if self.sources is None:
+            return
+        wanted = [c for c in components if c.purl and self._snapshot(c).repository is None]
+        if wanted:
+            self.sources.lookup_many(wanted)
+
+    def _snapshot(self, component: Component) -> PackageFacts:
+        return self.snapshot(component) if self.snapshot is not None else NO_FACTS
+
+    def __call__(self, component: Component) -> PackageFacts:
+        base = self._snapshot(component)
+        repository, published_at = base.repository, base.published_at
+        tags = list(base.tags)
+        mismatch = base.checksum_mismatch
+        yanked = base.yanked
+        if repository is None and self.sources is not None and component.purl:
+            answer: SourceAnswer = self.sources.lookup(component)
+            repository = answer.repository
+            published_at = answer.published_at or published_at
+            mismatch = answer.hash_mismatch
+            yanked = answer.yanked
+            tags.extend(t for t in answer.facts().tags if t not in tags)
+            if answer.error and repository is None:
+                # Not "not found": the trusted repository could not be asked.
+                tags.append("trusted-source-unavailable")
+        osv = base.osv
+        if self.osv is not None and component.purl:
+            osv = _merge(osv, self.osv.match_component(component))
+        typosquat_of = None
+        if self.typosquat is not None and component.purl_type and component.name:
+            typosquat_of = self.typosquat.closest(
+                component.purl_type, component.name, component.namespace
+            )
+        return PackageFacts(
+            repository=repository,
+            published_at=published_at,
+            osv=osv,
+            vulnerabilities=base.vulnerabilities,
+            tags=tuple(tags),
+            typosquat_of=typosquat_of,
+            checksum_mismatch=mismatch,
+            yanked=yanked,
+        )
+
+
+def _merge(
+    known: Sequence[Mapping[str, Any]] | None, matched: Sequence[Mapping[str, Any]]
+) -> tuple[Mapping[str, Any], ...] | None:
+    if known is None and not matched:
+        return None
+    out: dict[str, Mapping[str, Any]] = {}
+    for record in [*(known or ()), *matched]:
+        out.setdefault(str(record.get("id")), record)
+    return tuple(out.values())
+
+
+def prefetch(facts: object, components: Iterable[Component]) -> None:
+    """Ask the sources for a whole SBOM at once, when the fact source can."""
+    method = getattr(facts, "prefetch", None)
+    if callable(method):
+        method(components)
+
+
+def build_facts(
+    *,
+    snapshot: str | Path | None = None,
+    osv: Sequence[str | Path] = (),
+    sources: Sequence[Mapping[str, Any]] = (),
+    typosquat: bool = True,
+    reload_osv: bool = False,
+) -> FactSource | None:
+    """The fact source the configuration asks for (None when it asks for nothing)."""
+    from sbomgate.intel.snapshot import load_facts_snapshot
+
+    if snapshot is None and not osv and not sources and not typosquat:
+        return None
+    osv_index: OsvMatcher | None = None
+    if osv:
+        from sbomgate.intel.osv import ReloadingOsvIndex, load_osv
+
+        if reload_osv:
+            reloading = ReloadingOsvIndex([Path(p) for p in osv])
+            reloading.start()
+            osv_index = reloading
+        else:
+            osv_index = load_osv(osv)
+    trusted = None
+    if sources:
+        trusted = TrustedSources(source_configs(sources))
+    return IntelFacts(
+        snapshot=load_facts_snapshot(snapshot) if snapshot is not None else None,
+        sources=trusted,
+        osv=osv_index,
+        typosquat=TyposquatDetector.default() if typosquat else None,
+    )
+
+
+def source_configs(items: Sequence[Mapping[str, Any]]) -> list[SourceConfig]:
+    """`{name, kind, url, username?, password?, token?}` mappings, checked."""
+    out = []
+    for position, item in enumerate(items):
+        unknown = set(item) - {"name", "kind", "url", "username", "password", "token"}
+        if unknown:
+            raise InputError(f"trustedSources[{position}]: unknown field {sorted(unknown)[0]!r}")
+        try:
+            out.append(
+                SourceConfig(
+                    name=str(item.get("name") or item.get("url")),
+                    kind=cast(SourceKind, item.get("kind")),  # SourceConfig checks it
+                    url=str(item.get("url")),
+                    username=item.get("username"),
+                    password=item.get("password"),
+                    token=item.get("token"),
+                )
+            )
+        except InputError as exc:
+            raise InputError(f"trustedSources[{position}]: {exc}") from None
+    return out
