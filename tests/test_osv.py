@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packaging.version import Version as PepVersion
 
 from sbomgate.intel.ecosystems import (
     UncomparableVersion,
@@ -528,3 +531,47 @@ def test_background_watcher_picks_up_changes(tmp_path: Path) -> None:
         assert ids(live.index.match("PyPI", "p", "1.0")) == ["A", "B"]
     finally:
         live.stop()
+
+
+def test_failed_first_load_serves_nothing_then_recovers(tmp_path: Path) -> None:
+    z = tmp_path / "all.zip"
+    z.write_bytes(b"garbage")
+    now = [0.0]
+    live = ReloadingOsvIndex([z], check_interval=1.0, clock=lambda: now[0])
+    assert live.last_error and live.match("npm", "p", "1.0.0") == ()
+    write_zip(z, [rec("NEW-1", "npm", "p", versions=["1.0.0"])])
+    _bump(z)
+    now[0] = 2.0
+    assert live.maybe_reload()
+    assert live.wait(10)
+    assert ids(live.match("npm", "p", "1.0.0")) == ["NEW-1"]
+
+
+# --- property: introduced/fixed is the half-open interval [introduced, fixed) -------------------
+
+_release = st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3))
+_pre = st.sampled_from(["", "a1", "b2", "rc1", ".post1", ".dev0"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lo=st.tuples(_release, _pre),
+    hi=st.tuples(_release, _pre),
+    v=st.tuples(_release, _pre),
+    epoch=st.sampled_from(["", "1!"]),
+)
+def test_pypi_range_is_half_open_interval(
+    lo: tuple[tuple[int, int, int], str],
+    hi: tuple[tuple[int, int, int], str],
+    v: tuple[tuple[int, int, int], str],
+    epoch: str,
+) -> None:
+    def s(x: tuple[tuple[int, int, int], str], ep: str = "") -> str:
+        return ep + ".".join(map(str, x[0])) + x[1]
+
+    a, b, ver = s(lo), s(hi), s(v, epoch)
+    idx = index_of(rec("P-1", "PyPI", "p", events=[{"introduced": a}, {"fixed": b}]))
+    pa, pb, pv = PepVersion(a), PepVersion(b), PepVersion(ver)
+    # Events are evaluated in version order: a `fixed` below `introduced` ends nothing.
+    expected = pa <= pv < pb if pa <= pb else pa <= pv
+    assert bool(idx.match("PyPI", "p", ver)) == expected
