@@ -1,0 +1,141 @@
+"""Package intelligence end to end: `sbomgate eval` asking a real pypiserver, an OSV export
+and the typosquat detector, and the bundled policies acting on what they say."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from index_servers import IndexServer, pypi_server  # noqa: F401  (fixture)
+from sbomgate.intel.facts import IntelFacts, build_facts
+from sbomgate.sbom.model import Component
+
+CVSS_CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+
+
+def _component(name: str, version: str, sha256: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "library",
+        "name": name,
+        "version": version,
+        "purl": f"pkg:pypi/{name}@{version}",
+    }
+    if sha256:
+        out["hashes"] = [{"alg": "SHA-256", "content": sha256}]
+    return out
+
+
+def _osv_export(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    records = [
+        {
+            "id": "GHSA-tiny-0001",
+            "aliases": ["CVE-2026-0001"],
+            "summary": "tiny-pkg runs code it should not",
+            "modified": "2026-11-01T00:00:00Z",
+            "severity": [{"type": "CVSS_V3", "score": CVSS_CRITICAL}],
+            "affected": [
+                {
+                    "package": {"ecosystem": "PyPI", "name": "tiny-pkg"},
+                    "ranges": [
+                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "0.2"}]}
+                    ],
+                }
+            ],
+        },
+        {
+            "id": "MAL-2026-0002",
+            "summary": "Malicious code in foo-bar 2.0",
+            "modified": "2026-11-01T00:00:00Z",
+            "affected": [
+                {"package": {"ecosystem": "PyPI", "name": "foo-bar"}, "versions": ["2.0"]}
+            ],
+        },
+    ]
+    for record in records:
+        (directory / f"{record['id']}.json").write_text(json.dumps(record))
+    return directory
+
+
+def test_eval_with_live_sources_osv_and_typosquat(pypi_server: IndexServer, tmp_path: Path) -> None:  # noqa: F811
+    sha = pypi_server.packages
+    sbom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "components": [
+            _component("foo-bar", "1.0", sha["foo-bar@1.0+wheel"]),  # found, hash matches
+            _component("tiny-pkg", "0.1"),  # found; an advisory with a fix
+            _component("Foo_Bar", "2.0", "0" * 64),  # found, but not this artifact
+            _component("reqeusts", "2.31.0"),  # nowhere: a typo of requests
+            _component("foo-bar", "1.0", "1" * 64),  # found, but not this artifact
+        ],
+    }
+    path = tmp_path / "app.cdx.json"
+    path.write_text(json.dumps(sbom))
+    osv = _osv_export(tmp_path / "osv")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sbomgate.cli",
+            "eval",
+            "--sbom",
+            str(path),
+            "--source",
+            f"pypi={pypi_server.url}",
+            "--osv",
+            str(osv),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    verdict = json.loads(result.stdout)
+    by_policy: dict[str, list[str]] = {}
+    for finding in verdict["violations"]:
+        by_policy.setdefault(finding["policy"], []).append(finding["purl"])
+    assert sorted(by_policy["unverified"]) == ["pkg:pypi/foo-bar@1.0", "pkg:pypi/reqeusts@2.31.0"]
+    assert by_policy["vulnerability"] == ["pkg:pypi/tiny-pkg@0.1"]
+    assert by_policy["malware"] == ["pkg:pypi/foo-bar@2.0"]  # purls are normalised
+    # The artifact whose hash differs is its own finding; the matching one passes.
+    assert by_policy["integrity"] == ["pkg:pypi/foo-bar@1.0"]
+    assert verdict["summary"]["violations"] == 5
+    unverified = next(f for f in verdict["violations"] if f["policy"] == "unverified")
+    assert "did you mean requests?" in unverified["reasons"][0]
+    vulnerability = next(f for f in verdict["violations"] if f["policy"] == "vulnerability")
+    assert "9.8" in vulnerability["reasons"][0]
+
+
+def test_hash_mismatch_is_its_own_finding(pypi_server: IndexServer, tmp_path: Path) -> None:  # noqa: F811
+    facts = build_facts(sources=[{"name": "internal", "kind": "pypi", "url": pypi_server.url}])
+    assert isinstance(facts, IntelFacts)
+    wrong = Component(
+        name="foo-bar",
+        version="2.0",
+        purl="pkg:pypi/foo-bar@2.0",
+        purl_type="pypi",
+        format="python",
+        hashes={"sha256": "0" * 64},
+    )
+    right = Component(
+        name="foo-bar",
+        version="2.0",
+        purl="pkg:pypi/foo-bar@2.0",
+        purl_type="pypi",
+        format="python",
+        hashes={"sha256": pypi_server.packages["foo-bar@2.0"]},
+    )
+    facts.prefetch([wrong, right])
+    mismatch = facts(wrong)
+    assert mismatch.checksum_mismatch and mismatch.repository is None
+    matching = facts(right)
+    assert matching.checksum_mismatch is None
+    assert matching.repository is not None and matching.repository["kind"] == "pypi"
+    assert matching.typosquat_of is None
