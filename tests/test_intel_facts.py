@@ -139,3 +139,44 @@ def test_hash_mismatch_is_its_own_finding(pypi_server: IndexServer, tmp_path: Pa
     assert matching.checksum_mismatch is None
     assert matching.repository is not None and matching.repository["kind"] == "pypi"
     assert matching.typosquat_of is None
+
+
+def test_snapshot_command_exports_answers_the_offline_eval_uses(
+    pypi_server: IndexServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    sbom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "components": [_component("tiny-pkg", "0.1"), _component("left-padd", "1.0")],
+    }
+    path = tmp_path / "app.cdx.json"
+    path.write_text(json.dumps(sbom))
+    snapshot = tmp_path / "facts.yaml"
+    run = [sys.executable, "-m", "sbomgate.cli"]
+    exported = subprocess.run(
+        [
+            *run,
+            "snapshot",
+            str(path),
+            "--source",
+            f"pypi={pypi_server.url}",
+            "--out",
+            str(snapshot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "2 packages (1 found in a trusted repository)" in exported.stderr
+    # Offline: no --source, only the exported answers.
+    offline = subprocess.run(
+        [*run, "eval", "--sbom", str(path), "--facts", str(snapshot), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    verdict = json.loads(offline.stdout)
+    assert [f["purl"] for f in verdict["violations"]] == ["pkg:pypi/left-padd@1.0"]

@@ -241,6 +241,40 @@ def verify_command(
     _emit(verdict, output, ", ".join(images), engine)
 
 
+@app.command("snapshot")
+def snapshot_command(
+    sboms: Annotated[list[Path], typer.Argument(help="SBOM files whose packages to look up")],
+    source: Annotated[
+        list[str], typer.Option("--source", help="trusted repository KIND=URL (repeatable)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="snapshot file to write (.yaml or .json)")],
+) -> None:
+    """Ask the trusted repositories about every package of the SBOMs and write the answers as
+    an offline facts snapshot (`--facts`), for clusters that cannot reach the repositories."""
+    from sbomgate.intel.facts import source_configs
+    from sbomgate.intel.sources import TrustedSources, export_snapshot
+    from sbomgate.sbom import load_sbom_file
+
+    configs = []
+    for position, text in enumerate(source):
+        kind, sep, url = text.partition("=")
+        if not sep:
+            raise InputError(f"--source {text!r}: expected KIND=URL (e.g. pypi=https://…/simple/)")
+        configs.append({"name": f"source-{position + 1}", "kind": kind, "url": url})
+    components = [c for path in sboms for c in load_sbom_file(path).components if c.purl]
+    with TrustedSources(source_configs(configs)) as sources:
+        answers = sources.lookup_many(components)
+    written = export_snapshot(answers, out)
+    faults = sum(1 for a in answers if a.error)
+    found = sum(1 for a in answers if a.repository is not None)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"{out}: {written} packages ({found} found in a trusted repository"
+        + (f"; {faults} could not be asked and were left out" if faults else "")
+        + ")"
+    )
+    raise typer.Exit(EXIT_ERROR if faults else EXIT_ALLOWED)
+
+
 @app.command("serve")
 def serve_command(
     config_file: Annotated[
