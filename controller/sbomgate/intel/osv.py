@@ -97,14 +97,22 @@ def _decompress(data: bytes) -> bytes:
 
 
 # Event kinds, stored as small ints.
-_INTRODUCED, _FIXED, _LAST_AFFECTED, _LIMIT = 0, 1, 2, 3
-_EVENT_KINDS = {"introduced": _INTRODUCED, "fixed": _FIXED, "last_affected": _LAST_AFFECTED}
-_SEMVER_RANGE, _ECOSYSTEM_RANGE = 0, 1
+# Ranges are kept as one string per affected[] entry (a few tuples per event would cost
+# several hundred bytes a record): ranges separated by RS, each one a type letter followed by
+# events, each US + event letter + version.
+_INTRODUCED, _FIXED, _LAST_AFFECTED, _LIMIT = "i", "f", "l", "m"
+_EVENT_KINDS = {
+    "introduced": _INTRODUCED,
+    "fixed": _FIXED,
+    "last_affected": _LAST_AFFECTED,
+    "limit": _LIMIT,
+}
+_SEMVER_RANGE, _ECOSYSTEM_RANGE = "S", "E"
+_RS, _US = "\x1e", "\x1f"
+_SEPARATORS = ("\0", _RS, _US)
 
-# (range kind, ((event kind, version), ...))
-_Range = tuple[int, tuple[tuple[int, str], ...]]
-# (record number, versions as "\0v1\0v2\0" (compact; `"\0" + v + "\0" in s`), ranges)
-_Entry = tuple[int, str | None, tuple[_Range, ...] | None]
+# (record number, versions as "\0v1\0v2\0" (`"\0" + v + "\0" in s`), encoded ranges)
+_Entry = tuple[int, str | None, str | None]
 
 
 class OsvLoadError(Exception):
@@ -201,10 +209,10 @@ class OsvIndex:
             if versions:
                 if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
                     raise TypeError("affected[].versions is not a list of strings")
-                if any("\0" in v for v in versions):
-                    raise ValueError("NUL in a version")
+                if any(c in v for v in versions for c in _SEPARATORS):
+                    raise ValueError("control character in a version")
                 vset = "\0" + "\0".join(versions) + "\0"
-            ranges: list[_Range] = []
+            ranges: list[str] = []
             for rng in aff.get("ranges") or ():
                 if not isinstance(rng, dict):
                     raise TypeError("range is not an object")
@@ -216,24 +224,24 @@ class OsvIndex:
                 events = rng.get("events")
                 if not isinstance(events, list) or not events:
                     raise ValueError("range without events")
-                evs: list[tuple[int, str]] = []
+                evs = [_SEMVER_RANGE if rtype == "SEMVER" else _ECOSYSTEM_RANGE]
                 for ev in events:
                     if not isinstance(ev, dict) or len(ev) != 1:
                         raise ValueError(f"bad event {ev!r}")
                     ((k, v),) = ev.items()
-                    if not isinstance(v, str):
-                        raise TypeError("event version is not a string")
-                    kind = _LIMIT if k == "limit" else _EVENT_KINDS.get(k)
+                    if not isinstance(v, str) or not v:
+                        raise TypeError("event version is not a non-empty string")
+                    if any(c in v for c in _SEPARATORS):
+                        raise ValueError("control character in an event version")
+                    kind = _EVENT_KINDS.get(k)
                     if kind is None:
                         raise ValueError(f"unknown event {k!r}")
-                    evs.append((kind, sys.intern(v)))
-                ranges.append(
-                    (_SEMVER_RANGE if rtype == "SEMVER" else _ECOSYSTEM_RANGE, tuple(evs))
-                )
+                    evs.append(kind + v)
+                ranges.append(_US.join(evs))
             if vset is None and not ranges:
                 continue
             key = (sys.intern(eco), sys.intern(normalize_name(eco, name)))
-            entries.append((key, (number, vset, tuple(ranges) if ranges else None)))
+            entries.append((key, (number, vset, _RS.join(ranges) if ranges else None)))
         # Commit only once the whole record validated.
         # Compressing also gives an exact-size bytes object: orjson's own output keeps its
         # (several KiB) growth buffer allocated.
@@ -299,7 +307,7 @@ def _entry_affects(
     ecosystem: str,
     version: str,
     versions: str | None,
-    ranges: tuple[_Range, ...] | None,
+    ranges: str | None,
 ) -> bool:
     if versions is not None and (
         f"\0{version}\0" in versions or _pep440_equal(ecosystem, version, versions)
@@ -307,27 +315,28 @@ def _entry_affects(
         return True
     if ranges is None:
         return False
-    return any(_range_affects(ecosystem, version, r) for r in ranges)
+    return any(_range_affects(ecosystem, version, r) for r in ranges.split(_RS))
 
 
 _ZERO: Any = object()  # `introduced: "0"`: before every version
 
 
-def _range_affects(ecosystem: str, version: str, rng: _Range) -> bool:
+def _range_affects(ecosystem: str, version: str, rng: str) -> bool:
     """OSV's evaluation: walk the events in version order; `introduced` turns affected on,
     `fixed` (at or above) and `last_affected` (above) turn it off; `limit` caps the range.
     Only `<` is used on keys: univers's Alpine/Gentoo versions define `<`, `>` and `==` by
     their own rules but inherit `<=`/`>=` that compare the raw strings."""
-    kind, events = rng
+    kind, *events = rng.split(_US)
 
     def key(v: str) -> Any:
         return semver_key(v) if kind == _SEMVER_RANGE else version_key(ecosystem, v)
 
     try:
         target = key(version)
-        keyed: list[tuple[Any, int]] = []
+        keyed: list[tuple[Any, str]] = []
         limits: list[Any] = []
-        for ev_kind, v in events:
+        for event in events:
+            ev_kind, v = event[0], event[1:]
             if ev_kind == _INTRODUCED and v == "0":
                 keyed.append((_ZERO, ev_kind))
             elif ev_kind == _LIMIT:
