@@ -360,9 +360,10 @@ def test_zip_and_directory_loading(tmp_path: Path, caplog: pytest.LogCaptureFixt
     (d / "GHSA-1.json").write_text(json.dumps(rec("GHSA-1", "npm", "lodash", versions=["4.17.20"])))
     (d.parent / "broken.json").write_text(json.dumps({"id": "X", "affected": "nope"}))
     (d.parent / "noid.json").write_text(json.dumps({"affected": []}))
+    (d.parent / "badalias.json").write_text(json.dumps({"id": "Y", "aliases": "CVE-1"}))
     with caplog.at_level(logging.WARNING, logger="sbomgate.intel.osv"):
         idx = load_osv([z, tmp_path / "osv"])
-    assert len(idx) == 2 and idx.skipped == 3
+    assert len(idx) == 2 and idx.skipped == 4
     assert "bad.json" in caplog.text and "broken.json" in caplog.text
     assert ids(idx.match("PyPI", "Requests", "2.30.0")) == ["PYSEC-1"]
     assert ids(idx.match("npm", "lodash", "4.17.20")) == ["GHSA-1"]

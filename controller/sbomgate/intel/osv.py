@@ -147,10 +147,9 @@ def _is_malware(record: dict[str, Any]) -> bool:
 
 
 class _Counter:
-    __slots__ = ("loaded", "skipped")
+    __slots__ = ("skipped",)
 
     def __init__(self) -> None:
-        self.loaded = 0
         self.skipped = 0
 
 
@@ -188,6 +187,11 @@ class OsvIndex:
         rid = record.get("id")
         if not isinstance(rid, str) or not rid:
             raise ValueError("no id")
+        aliases = record.get("aliases")
+        if aliases is not None and (
+            not isinstance(aliases, list) or not all(isinstance(x, str) for x in aliases)
+        ):
+            raise TypeError("aliases is not a list of strings")
         affected = record.get("affected")
         if affected is None:
             affected = []
