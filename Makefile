@@ -127,6 +127,8 @@ bench: venv tools
 	$(BIN)/python bench/bench_eval.py
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_webhook.py
+	$(BIN)/python bench/bench_osv.py
+	$(BIN)/python bench/bench_sources.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
