@@ -3,8 +3,9 @@
 Writes a CycloneDX 1.6 SBOM of the Python environment sbomgate runs in (every installed
 distribution, with its license as the distribution declares it), made with
 cyclonedx-python-lib, and a facts snapshot in which the trusted repository is the project's
-hash-pinned lock files (`requirements-pip.lock`, `requirements.lock`): a package is vouched for only if the lock pins exactly that
-version (so anything installed that the lock does not pin is unverified, as it should be).
+hash-pinned lock files (`requirements-pip.lock`, `requirements.lock`): a package is vouched
+for only if a lock pins exactly that version (anything else installed is unverified, as it
+should be).
 
     python tools/own_sbom.py --out DIR        -> DIR/sbomgate.cdx.json, DIR/facts.yaml
 """
