@@ -389,7 +389,6 @@ CRASHES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _review_policy crashes (500) on malformed requests")
 @pytest.mark.parametrize("body", CRASHES)
 def test_validate_policy_known_crashes(client: TestClient, body: Any) -> None:
     assert_review(client.post("/validate-policy", json=body), "p-1")
@@ -416,7 +415,6 @@ POLICY_SPECS = st.fixed_dictionaries(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _review_policy crashes (500) on malformed requests")
 @SETTINGS
 @given(
     kind=JSONISH | st.sampled_from([{"kind": "PackagePolicy"}, {"kind": "TrustPolicy"}]),

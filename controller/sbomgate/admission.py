@@ -185,7 +185,9 @@ class AdmissionController:
         sub = request.get("subResource") or ""
         if sub and not (kind == "Pod" and sub == "ephemeralcontainers"):
             return Decision(True, "", skipped=f"subresource {sub}")
-        namespace = request.get("namespace") or ""
+        namespace = request.get("namespace")
+        if not isinstance(namespace, str):
+            namespace = ""  # cluster-scoped, or a malformed request: never an exemption
         if namespace in self.config.exempt_namespaces:
             return Decision(True, "", skipped=f"namespace {namespace} is exempt")
         if not is_gated_kind(kind):

@@ -177,26 +177,37 @@ def _review_policy(raw: bytes) -> Response:
     if isinstance(body, Response):
         return body
     uid = _uid(body)
-    if uid is None:
+    if not uid:
         return _error(400, "the AdmissionReview request has no uid")
     request = body["request"]
     obj = request.get("object")
-    kind = (request.get("kind") or {}).get("kind")
+    kind_doc = request.get("kind")
+    kind = kind_doc.get("kind") if isinstance(kind_doc, dict) else None
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if request.get("operation") in ("CREATE", "UPDATE") and isinstance(obj, dict):
+        spec = obj.get("spec")
         try:
-            if kind == "PackagePolicy" and (obj.get("spec") or {}).get("rego") is not None:
-                resources.package_policy(obj)
+            if kind == "PackagePolicy" and not (
+                isinstance(spec, dict) and spec.get("rego") is None
+            ):
+                resources.package_policy(obj)  # a configMapRef is read when loaded
             elif kind == "TrustPolicy":
                 resources.trust_policy(obj)
         except SbomgateError as exc:
-            response = {
-                "uid": uid,
-                "allowed": False,
-                "status": {"code": 422, "reason": "Invalid", "message": str(exc)},
-            }
+            response = _refusal(uid, 422, "Invalid", str(exc))
+        except Exception as exc:  # malformed beyond what the CRD schema lets through
+            log.exception("policy review failed")
+            response = _refusal(uid, 422, "Invalid", f"{kind} is malformed ({type(exc).__name__})")
     answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _refusal(uid: str, code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "allowed": False,
+        "status": {"code": code, "reason": reason, "message": message},
+    }
 
 
 def _uid(body: Any) -> str | None:

@@ -76,7 +76,9 @@ def _string_map(value: Any, where: str) -> Mapping[str, str]:
         return {}
     if not isinstance(value, dict):
         raise WorkloadError(f"{where} must be an object")
-    return {str(k): str(v) for k, v in value.items()}
+    if not all(isinstance(v, str) for v in value.values()):
+        raise WorkloadError(f"{where} values must be strings")
+    return {str(k): v for k, v in value.items()}
 
 
 def read_workload(obj: Any, *, kind: str | None = None) -> Workload:

@@ -120,7 +120,10 @@ def trust_policy(obj: Mapping[str, Any]) -> TrustPolicy:
     name = _name(obj)
     spec = dict(_spec(obj, "TrustPolicy"))
     authorities = []
-    for position, authority in enumerate(spec.get("authorities") or []):
+    raw_authorities = spec.get("authorities")
+    if not isinstance(raw_authorities, list):
+        raw_authorities = []  # parse_trust_policy reports the real problem
+    for position, authority in enumerate(raw_authorities):
         keyless = authority.get("keyless") if isinstance(authority, Mapping) else None
         root = keyless.get("trustedRoot") if isinstance(keyless, Mapping) else None
         if isinstance(root, Mapping) and "data" in root:
