@@ -88,6 +88,17 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
+def _sources(texts: list[str]) -> list[dict[str, str]]:
+    """`--source KIND=URL` flags as trusted-source settings, named in the order given."""
+    configs = []
+    for position, text in enumerate(texts):
+        kind, sep, url = text.partition("=")
+        if not sep:
+            raise InputError(f"--source {text!r}: expected KIND=URL (e.g. pypi=https://…/simple/)")
+        configs.append({"name": f"source-{position + 1}", "kind": kind, "url": url})
+    return configs
+
+
 def _policy_inputs(
     policies: Path | None,
     data: list[Path] | None,
@@ -102,13 +113,9 @@ def _policy_inputs(
     engine = PolicyEngine(
         load_policy_dir(policies or bundled_policies_dir()), load_data_files(data or [])
     )
-    configs = []
-    for position, text in enumerate(sources or []):
-        kind, sep, url = text.partition("=")
-        if not sep:
-            raise InputError(f"--source {text!r}: expected KIND=URL (e.g. pypi=https://…/simple/)")
-        configs.append({"name": f"source-{position + 1}", "kind": kind, "url": url})
-    fact_source = build_facts(snapshot=facts, osv=osv or [], sources=configs, typosquat=typosquat)
+    fact_source = build_facts(
+        snapshot=facts, osv=osv or [], sources=_sources(sources or []), typosquat=typosquat
+    )
     return engine, fact_source
 
 
@@ -255,12 +262,7 @@ def snapshot_command(
     from sbomgate.intel.sources import TrustedSources, export_snapshot
     from sbomgate.sbom import load_sbom_file
 
-    configs = []
-    for position, text in enumerate(source):
-        kind, sep, url = text.partition("=")
-        if not sep:
-            raise InputError(f"--source {text!r}: expected KIND=URL (e.g. pypi=https://…/simple/)")
-        configs.append({"name": f"source-{position + 1}", "kind": kind, "url": url})
+    configs = _sources(source)
     components = [c for path in sboms for c in load_sbom_file(path).components if c.purl]
     with TrustedSources(source_configs(configs)) as sources:
         answers = sources.lookup_many(components)
