@@ -416,13 +416,12 @@ def test_exempt_namespace_makes_no_registry_call(stack: Stack) -> None:
 
 def test_stopped_registry_is_refused_quickly_as_unreachable(stack: Stack) -> None:
     stack.doomed.stop()
-    started = time.monotonic()
     result = apply(stack, deployment("doomed", stack.images["doomed"].ref))
-    elapsed = time.monotonic() - started
     assert result.returncode != 0
+    # Our answer, not the API server giving up on us ("context deadline exceeded").
     assert "unreachable" in result.stderr and "cannot verify" in result.stderr
+    assert "deadline exceeded" not in result.stderr
     assert "[policy" not in result.stderr
-    assert elapsed < 8  # the API server's timeout is 10 s: we answer well before it
 
 
 def test_warn_mode_admits_and_kubectl_prints_the_warning(stack: Stack) -> None:

@@ -325,11 +325,13 @@ def test_warm_reviews_use_the_caches(controller_for: Any, images: dict[str, Push
     ref = f"{images['good'].server.host}/hook/good@{images['good'].digest}"
     assert answer(controller, review(deployment(ref)))["allowed"]
     requests = controller.checker.client.requests
-    started = time.monotonic()
-    for _ in range(20):
-        assert answer(controller, review(deployment(ref, name=f"w{_}")))["allowed"]
+    evaluations = []
+    evaluate = controller._evaluate
+    controller._evaluate = lambda *a: evaluations.append(a) or evaluate(*a)  # type: ignore[method-assign]
+    for n in range(20):
+        assert answer(controller, review(deployment(ref, name=f"w{n}")))["allowed"]
     assert controller.checker.client.requests == requests  # digest refs: no registry call
-    assert time.monotonic() - started < 5  # (a behaviour bound, not a benchmark: no re-evaluation)
+    assert evaluations == []  # the verdict cache answered: no re-evaluation
 
 
 # -- faults and deadlines ---------------------------------------------------------------------
@@ -368,7 +370,7 @@ def test_the_deadline_is_kept_when_a_registry_hangs(controller_for: Any) -> None
         elapsed = time.monotonic() - started
         assert out["allowed"] is False
         assert "cannot verify" in out["status"]["message"]
-        assert elapsed < 2.5
+        assert elapsed < 6  # answered at the deadline, not when the registry finally replied
     finally:
         server.close()
 

@@ -29,6 +29,7 @@ from sbomgate.errors import (
 )
 from sbomgate.registry import (
     Deadline,
+    FetchedManifest,
     ImageReference,
     RegistryClient,
     discover,
@@ -160,7 +161,7 @@ class ImageChecker:
         return ImageResult(report, value.sboms, seconds, cached)
 
     def _load(
-        self, pinned: ImageReference, deadline: Deadline, resolved: Any
+        self, pinned: ImageReference, deadline: Deadline, resolved: FetchedManifest | None
     ) -> Loaded[VerifiedImage]:
         seconds: dict[Phase, float] = {}
         clock = time.perf_counter()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ def is_provenance_predicate(predicate_type: str) -> bool:
     return predicate_type.startswith(PROVENANCE_PREDICATES)
 
 
+@lru_cache(maxsize=1024)  # scopes are matched on every admission review
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
     """`**` crosses `/`, `*` and `?` do not: `registry.example/**`, `ghcr.io/acme/*`."""
     out = []

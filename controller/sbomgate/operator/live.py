@@ -139,8 +139,12 @@ class LivePolicySet:
     def rebuild(self) -> None:
         with self._lock:
             snapshot = {k: dict(v) for k, v in self.objects.items()}
-        policies = self._compile(snapshot[PACKAGE_POLICIES], self._good_policies, self._policy)
-        trust = self._compile(snapshot[TRUST_POLICIES], self._good_trust, resources.trust_policy)
+        policies = self._compile(
+            PACKAGE_POLICIES, snapshot[PACKAGE_POLICIES], self._good_policies, self._policy
+        )
+        trust = self._compile(
+            TRUST_POLICIES, snapshot[TRUST_POLICIES], self._good_trust, resources.trust_policy
+        )
         quarantine: list[Mapping[str, Any]] = []
         stamp = now_rfc3339()
         expiries = [
@@ -187,11 +191,11 @@ class LivePolicySet:
 
     def _compile(
         self,
+        plural: str,
         objects: Mapping[str, Mapping[str, Any]],
         good: dict[str, tuple[str, Any]],
         load: Callable[[Mapping[str, Any]], Any],
     ) -> list[Any]:
-        plural = PACKAGE_POLICIES if good is self._good_policies else TRUST_POLICIES
         for name in list(good):
             if name not in objects:
                 del good[name]
