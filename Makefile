@@ -10,7 +10,7 @@ DOCKER_REGISTRY := .cache/docker-registry/usr/bin/docker-registry
 export GOBIN := $(abspath $(CACHE_BIN))
 export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 
-.PHONY: all venv tools kube-tools test lint typecheck unit demo bench clean
+.PHONY: all venv tools kube-tools test lint typecheck unit demo bench soak fuzz clean
 
 all: test
 
@@ -105,8 +105,38 @@ $(CACHE_BIN)/kubeconform:
 	CGO_ENABLED=0 go install -trimpath -ldflags '-s -w -X main.version=$(KUBECONFORM_VERSION)' \
 		github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
 
+# Toxiproxy, the fault-injecting TCP proxy for tests/test_faults.py (latency, bandwidth, resets,
+# half-open connections). `go install` names the binary after its package (`server`).
+TOXIPROXY_VERSION := v2.5.0
+
+$(CACHE_BIN)/toxiproxy-server:
+	mkdir -p $(CACHE_BIN) .cache/toxiproxy
+	GOBIN=$(abspath .cache/toxiproxy) CGO_ENABLED=0 go install -trimpath -ldflags '-s -w' \
+		github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv .cache/toxiproxy/server $@
+
+# HAProxy from Debian, unpacked with the libraries it links that this machine lacks, as the
+# load balancer in front of two webhook replicas (tests/test_replicas.py); .cache/bin/haproxy
+# runs it with those libraries.
+HAPROXY_DEBS := haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1
+HAPROXY := .cache/haproxy/usr/sbin/haproxy
+
+$(HAPROXY):
+	mkdir -p .cache/debs/haproxy
+	cd .cache/debs/haproxy && { apt-get download $(HAPROXY_DEBS) || \
+		{ apt-get update && apt-get download $(HAPROXY_DEBS); }; }
+	rm -rf .cache/haproxy
+	for deb in .cache/debs/haproxy/*.deb; do dpkg -x "$$deb" .cache/haproxy; done
+	test -x $@ && touch $@
+
+$(CACHE_BIN)/haproxy: $(HAPROXY)
+	mkdir -p $(CACHE_BIN)
+	printf '%s\n' '#!/bin/sh' 'here=$$(dirname "$$(readlink -f "$$0")")/../haproxy' \
+		'LD_LIBRARY_PATH="$$here/usr/lib/x86_64-linux-gnu$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec "$$here/usr/sbin/haproxy" "$$@"' > $@
+	chmod +x $@
+
 tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY) \
-	$(KUBE_TOOLS) kubeconform
+	$(KUBE_TOOLS) kubeconform $(CACHE_BIN)/toxiproxy-server $(CACHE_BIN)/haproxy
 
 lint: venv
 	$(BIN)/ruff check controller tests bench examples tools
@@ -129,6 +159,15 @@ bench: venv tools
 	$(BIN)/python bench/bench_webhook.py
 	$(BIN)/python bench/bench_osv.py
 	$(BIN)/python bench/bench_sources.py
+
+# The 10-minute soak at half the measured maximum rate (bench/bench_soak.py).
+soak: venv tools
+	$(BIN)/python bench/bench_soak.py
+
+# Long fuzzing runs of the parsers with atheris (fuzz/); `make test` runs each target briefly.
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
