@@ -130,7 +130,11 @@ class AdmissionController:
             max_workers=evaluators, thread_name_prefix="sbomgate-evaluate"
         )
         self.verdicts: DigestCache[Verdict] = DigestCache(
-            max_bytes=64 << 20, ttl=config.cache.verdict_ttl, negative_ttl=config.cache.verdict_ttl
+            max_bytes=64 << 20,
+            ttl=config.cache.verdict_ttl,
+            # A verdict with evaluation failures (a policy error, an overrun budget) is kept
+            # briefly: it may be the machine's load, not the policy.
+            negative_ttl=config.cache.negative_ttl,
         )
         self._generation = uuid.uuid4().hex
         # A verdict depends on the workload only if some policy looks at it.
@@ -304,7 +308,7 @@ class AdmissionController:
         verdict, _ = judge_images([result], evaluate)
         self.observer.evaluation(time.perf_counter() - started)
         size = 512 * (len(verdict.violations) + len(verdict.warnings) + len(verdict.errors) + 1)
-        return Loaded(verdict, size)
+        return Loaded(verdict, size, negative=bool(verdict.errors))
 
     # -- the answer ------------------------------------------------------------------------
 

@@ -70,6 +70,10 @@ class ServeConfig:
     faults_allowed: bool = False
     admission_deadline: float = 8.0
     registry_timeout: float = 3.0
+    # Policy evaluation runs in worker processes; one image's evaluation that overruns the
+    # budget is stopped and denies (a policy that runs away cannot hold the webhook).
+    evaluation_budget: float = 10.0
+    evaluation_processes: int = 2
     cache: CacheSettings = field(default_factory=CacheSettings)
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -109,6 +113,8 @@ _KEYS = {
     "faults",
     "admissionDeadline",
     "registryTimeout",
+    "evaluationBudget",
+    "evaluationProcesses",
     "cache",
     "tls",
     "listen",
@@ -287,6 +293,12 @@ def load_config(path: Path) -> ServeConfig:
         ),
         registry_timeout=number(
             doc.get("registryTimeout", config.registry_timeout), "registryTimeout"
+        ),
+        evaluation_budget=number(
+            doc.get("evaluationBudget", config.evaluation_budget), "evaluationBudget"
+        ),
+        evaluation_processes=whole(
+            doc.get("evaluationProcesses", config.evaluation_processes), "evaluationProcesses"
         ),
         cache=cache,
         tls_cert=optional_path(tls.get("certFile"), "tls.certFile"),

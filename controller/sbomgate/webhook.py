@@ -36,6 +36,7 @@ from sbomgate.attest.trust import TrustPolicy
 from sbomgate.config import ServeConfig
 from sbomgate.errors import InputError, SbomgateError
 from sbomgate.policy.engine import FactSource
+from sbomgate.policy.isolated import EvaluatorPool, IsolatedPolicyEngine
 from sbomgate.policy.loader import Policy
 from sbomgate.registry import RegistryClient
 
@@ -234,9 +235,13 @@ class SharedParts:
     facts: FactSource | None
     data: Mapping[str, Any]
     metrics: Metrics
+    # The evaluation worker processes (`serve`); None evaluates on the calling thread.
+    evaluators: EvaluatorPool | None = None
 
 
-def shared_parts(config: ServeConfig, metrics: Metrics) -> SharedParts:
+def shared_parts(
+    config: ServeConfig, metrics: Metrics, evaluators: EvaluatorPool | None = None
+) -> SharedParts:
     from sbomgate.intel.facts import build_facts
     from sbomgate.registry import CredentialStore, RegistryAccess, RegistryLimits
 
@@ -271,7 +276,9 @@ def shared_parts(config: ServeConfig, metrics: Metrics) -> SharedParts:
         typosquat=config.typosquat,
         reload_osv=True,  # a long-running server follows the OSV export as it changes
     )
-    return SharedParts(config, client, cache, facts, load_data_files(config.data), metrics)
+    return SharedParts(
+        config, client, cache, facts, load_data_files(config.data), metrics, evaluators
+    )
 
 
 def make_controller(
@@ -292,7 +299,11 @@ def make_controller(
         sbomgate_data = dict(data.get("sbomgate") or {})
         sbomgate_data["quarantine"] = [*(sbomgate_data.get("quarantine") or []), *quarantine]
         data["sbomgate"] = sbomgate_data
-    engine = PolicyEngine(policies, data)
+    engine = (
+        PolicyEngine(policies, data)
+        if shared.evaluators is None
+        else IsolatedPolicyEngine(policies, data, pool=shared.evaluators)
+    )
     verifier = AttestationVerifier(trust_policies)
     config = shared.config
     checker = ImageChecker(shared.client, verifier, shared.cache, timeout=config.admission_deadline)
@@ -329,9 +340,11 @@ def file_trust_policies(config: ServeConfig) -> list[TrustPolicy]:
     raise InputError("no trust policies configured (trustPolicies / --trust)")
 
 
-def build_controller(config: ServeConfig, metrics: Metrics) -> AdmissionController:
+def build_controller(
+    config: ServeConfig, metrics: Metrics, evaluators: EvaluatorPool | None = None
+) -> AdmissionController:
     """Policies, data, facts and trust policies from files; a SbomgateError when one is bad."""
-    shared = shared_parts(config, metrics)
+    shared = shared_parts(config, metrics, evaluators)
     return make_controller(shared, file_policies(config), file_trust_policies(config))
 
 
@@ -403,11 +416,13 @@ def serve(config: ServeConfig) -> None:
     metrics = Metrics()
     ready = threading.Event()
     stop = threading.Event()
+    evaluators = EvaluatorPool(config.evaluation_processes, config.evaluation_budget)
+    evaluators.start()
     if config.watch_resources:
         app = create_app(None, metrics, ready=ready)
-        live = start_live_policy_set(config, metrics, app, ready, stop)
+        live = start_live_policy_set(config, metrics, app, ready, stop, evaluators)
     else:
-        app = create_app(build_controller(config, metrics), metrics, ready=ready)
+        app = create_app(build_controller(config, metrics, evaluators), metrics, ready=ready)
         ready.set()
     context = tls_context(config.tls_cert, config.tls_key)
     uvicorn_config = uvicorn.Config(
@@ -443,6 +458,7 @@ def serve(config: ServeConfig) -> None:
         controller = app.state.holder["controller"]
         if controller is not None:
             controller.close()
+        evaluators.close()
 
 
 def start_live_policy_set(
@@ -451,6 +467,7 @@ def start_live_policy_set(
     app: FastAPI,
     ready: threading.Event,
     stop: threading.Event,
+    evaluators: EvaluatorPool | None = None,
 ) -> LivePolicySet:
     """Policies, trust and quarantine from custom resources, reloaded live (operator mode)."""
     import socket
@@ -471,7 +488,7 @@ def start_live_policy_set(
         except k8s_config.ConfigException:
             k8s_config.load_kube_config()
     api = k8s.ApiClient()
-    shared = shared_parts(config, metrics)
+    shared = shared_parts(config, metrics, evaluators)
     base_policies = file_policies(config)
     base_trust = file_trust_policies(config)
     identity = f"{socket.gethostname()}-{os.getpid()}"

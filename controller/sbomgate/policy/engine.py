@@ -98,15 +98,21 @@ class PolicyEngine:
         return engines
 
     def evaluate_input(
-        self, document: str, only: frozenset[str] | None = None
+        self,
+        document: str,
+        only: frozenset[str] | None = None,
+        *,
+        before: Callable[[Policy], None] | None = None,
     ) -> list[PolicyOutcome]:
         """Run every enabled policy (of `only`, if given), in order, on one serialised `input`
-        until a terminal match."""
+        until a terminal match. `before` is told each policy as it starts."""
         outcomes: list[PolicyOutcome] = []
         engines = self._engines()
         for policy in self.policies:
             if not policy.enabled or (only is not None and policy.name not in only):
                 continue
+            if before is not None:
+                before(policy)
             engine = engines[policy.name]
             try:
                 engine.set_input_json(document)
@@ -125,6 +131,12 @@ class PolicyEngine:
                 break
         return outcomes
 
+    def evaluate_documents(
+        self, documents: Sequence[str], only: frozenset[str] | None = None
+    ) -> list[list[PolicyOutcome]]:
+        """`evaluate_input` over many documents (an isolated engine sends them in one go)."""
+        return [self.evaluate_input(document, only) for document in documents]
+
     def evaluate_sbom(
         self,
         sbom: Sbom,
@@ -137,7 +149,6 @@ class PolicyEngine:
         """The verdict on an SBOM: its subject once (with `input.v0.sbom`), then each component.
 
         `only` names the policies that apply (a PackagePolicy's scope); None means all."""
-        collector = _Collector()
         subject_input = build_input(
             sbom.subject,
             sbom=sbom,
@@ -145,9 +156,9 @@ class PolicyEngine:
             image=image,
             workload=workload,
         )
-        collector.add(sbom.subject, self.evaluate_input(_dump(subject_input), only), subject=True)
-        # Identical components (same input) are evaluated once.
-        seen: dict[str, list[PolicyOutcome]] = {}
+        # Identical components (same input) are evaluated once: documents[0] is the subject.
+        documents: dict[str, int] = {_dump(subject_input): 0}
+        rows: list[int] = []
         for component in sbom.components:
             document = _dump(
                 build_input(
@@ -157,11 +168,26 @@ class PolicyEngine:
                     workload=workload,
                 )
             )
-            outcomes = seen.get(document)
-            if outcomes is None:
-                outcomes = self.evaluate_input(document, only)
-                seen[document] = outcomes
-            collector.add(component, outcomes)
+            rows.append(documents.setdefault(document, len(documents)))
+        collector = _Collector()
+        try:
+            answers = self.evaluate_documents(list(documents), only)
+        except EvaluationError as exc:
+            # Nothing is known of this SBOM beyond the failure, which denies (fail closed).
+            number = getattr(exc, "document", 0)
+            who = sbom.subject if number <= 0 else sbom.components[rows.index(number)]
+            collector.errors.append(
+                EvaluationFailure(
+                    who.purl if who else None,
+                    who.name if who else None,
+                    getattr(exc, "policy", "(evaluation)"),
+                    str(exc),
+                )
+            )
+            return collector.verdict(len(sbom.components), sbom)
+        collector.add(sbom.subject, answers[0], subject=True)
+        for component, row in zip(sbom.components, rows, strict=True):
+            collector.add(component, answers[row])
         return collector.verdict(len(sbom.components), sbom)
 
 

@@ -1,0 +1,84 @@
+"""A policy evaluation worker process: `python -m sbomgate.policy._worker SOCKET PROGRESS KEEP`.
+
+It compiles each policy set once (the policies come with a set's first request), evaluates the
+serialised `input` documents it is sent, and answers what each policy said of each. Before each
+policy runs it writes (document index << 16) | policy index into the shared PROGRESS memory,
+so a parent that stops it for overrunning its budget can name the policy.
+"""
+
+from __future__ import annotations
+
+import mmap
+import signal
+import struct
+import sys
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sbomgate.policy.engine import PolicyEngine
+from sbomgate.policy.loader import Policy
+
+PROGRESS_BYTES = 8
+
+# What a worker answers per document: (policy name, matched, reasons, error) per policy run.
+RawOutcome = tuple[str, bool, tuple[str, ...], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    set_id: str
+    policies: tuple[Policy, ...] | None  # sent once per worker and policy set
+    data: Mapping[str, Any] | None
+    documents: Sequence[str]
+    only: frozenset[str] | None
+
+
+def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[list[RawOutcome]]:
+    index = {p.name: i for i, p in enumerate(engine.policies)}
+    current = 0
+
+    def mark(policy: Policy) -> None:
+        struct.pack_into("<q", progress, 0, (current << 16) | index[policy.name])
+
+    answers: list[list[RawOutcome]] = []
+    for current, document in enumerate(request.documents):  # noqa: B007 (read by mark)
+        outcomes = engine.evaluate_input(document, request.only, before=mark)
+        answers.append([(o.policy.name, o.matched, o.reasons, o.error) for o in outcomes])
+    return answers
+
+
+def serve(connection: Connection, progress: mmap.mmap, keep: int) -> None:
+    engines: OrderedDict[str, PolicyEngine] = OrderedDict()
+    while True:
+        try:
+            request: Request = connection.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        try:
+            engine = engines.get(request.set_id)
+            if engine is None:
+                if request.policies is None:
+                    connection.send(("unknown-set", request.set_id))
+                    continue
+                engine = PolicyEngine(request.policies, request.data)
+                engines[request.set_id] = engine
+                while len(engines) > keep:
+                    engines.popitem(last=False)
+            engines.move_to_end(request.set_id)
+            connection.send(("ok", answer(engine, request, progress)))
+        except Exception as exc:  # answered, so the parent reports it and denies
+            connection.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def main(argv: Sequence[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    socket_fd, progress_fd, keep = (int(a) for a in argv)
+    progress = mmap.mmap(progress_fd, PROGRESS_BYTES)
+    serve(Connection(socket_fd), progress, keep)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

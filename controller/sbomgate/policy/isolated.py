@@ -1,0 +1,239 @@
+"""Policy evaluation in worker processes, each evaluation within a time budget.
+
+regorus holds the GIL for a whole rule evaluation and cannot be interrupted, so a policy that
+runs long would freeze every thread of the webhook (health checks included) and could not be
+stopped. A worker process can: the caller waits on a pipe (without the GIL) for at most the
+budget, and on overrun the worker is killed and replaced, and the policy that was running is
+named. Workers also take evaluation off the webhook's own core.
+
+The parent builds the serialised `input` documents; a worker compiles each policy set once
+(sent with its first request) and answers, per document, what each policy said.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import queue
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sbomgate.errors import EvaluationError
+from sbomgate.policy._worker import PROGRESS_BYTES, RawOutcome, Request
+from sbomgate.policy.engine import PolicyEngine, PolicyOutcome
+from sbomgate.policy.loader import Policy
+
+# Policy sets a worker keeps compiled: the current one and the one being replaced.
+_KEPT_SETS = 2
+# How long a caller waits for a free worker before giving up (every worker busy).
+_QUEUE_WAIT = 30.0
+
+
+class EvaluationBudgetExceeded(EvaluationError):
+    """A policy did not finish within the evaluation budget and was stopped."""
+
+    def __init__(self, policy: str, document: int, budget: float) -> None:
+        self.policy = policy
+        self.document = document
+        self.budget = budget
+        super().__init__(
+            f"did not finish within the {budget:g} s evaluation budget and was stopped; "
+            "simplify the policy or raise evaluationBudget"
+        )
+
+
+class _Worker:
+    """One worker process (`python -m sbomgate.policy._worker`), not a multiprocessing child:
+    spawn and forkserver re-run the parent's main module, which a server must not depend on."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        progress = os.memfd_create("sbomgate-evaluation-progress")
+        try:
+            os.ftruncate(progress, PROGRESS_BYTES)
+            self.progress = mmap.mmap(progress, PROGRESS_BYTES)
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sbomgate.policy._worker",
+                    str(theirs.fileno()),
+                    str(progress),
+                    str(_KEPT_SETS),
+                ],
+                pass_fds=(theirs.fileno(), progress),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+            os.close(progress)
+        self.connection = Connection(ours.detach())
+        self.known_sets: set[str] = set()
+
+    def read_progress(self) -> int:
+        value: int = struct.unpack_from("<q", self.progress, 0)[0]
+        return value
+
+    def reset_progress(self) -> None:
+        struct.pack_into("<q", self.progress, 0, -1)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        self.connection.close()
+        self.process.kill()
+        self.process.wait(timeout=5)
+        self.progress.close()
+
+
+class EvaluatorPool:
+    """A fixed number of evaluation worker processes; a call takes one, or waits for one."""
+
+    def __init__(self, processes: int = 2, budget: float = 10.0) -> None:
+        if processes < 1:
+            raise ValueError("at least one evaluation process is needed")
+        self.budget = budget
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.stopped = 0  # evaluations stopped for overrunning the budget
+        for _ in range(processes):
+            self._idle.put(None)  # started on first use, on the caller's thread
+
+    def start(self) -> None:
+        """Start every worker now (a server does this before it is ready)."""
+        started: list[_Worker | None] = []
+        while True:
+            try:
+                slot = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            started.append(slot if slot is not None else self._spawn())
+        for worker in started:
+            self._idle.put(worker)
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker()
+        with self._lock:
+            self._workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+        worker.stop()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop()
+
+    def evaluate(
+        self,
+        engine: IsolatedPolicyEngine,
+        documents: Sequence[str],
+        only: frozenset[str] | None,
+    ) -> list[list[RawOutcome]]:
+        try:
+            slot = self._idle.get(timeout=_QUEUE_WAIT)
+        except queue.Empty:
+            raise EvaluationError(
+                f"no policy evaluator was free for {_QUEUE_WAIT:g} s (all busy)"
+            ) from None
+        worker = slot
+        try:
+            if worker is None or not worker.alive():
+                if worker is not None:
+                    self._retire(worker)
+                worker = self._spawn()
+            answers = self._ask(worker, engine, documents, only)
+        except BaseException:
+            # A worker that overran, died or was interrupted mid-answer is not reused; its
+            # replacement starts now, so it is warm by the next call.
+            if worker is not None:
+                self._retire(worker)
+            worker = None if self._closed else self._spawn()
+            raise
+        finally:
+            self._idle.put(None if self._closed else worker)
+        return answers
+
+    def _ask(
+        self,
+        worker: _Worker,
+        engine: IsolatedPolicyEngine,
+        documents: Sequence[str],
+        only: frozenset[str] | None,
+    ) -> list[list[RawOutcome]]:
+        first = engine.set_id not in worker.known_sets
+        request = Request(
+            engine.set_id,
+            engine.policies if first else None,
+            engine.data if first else None,
+            documents,
+            only,
+        )
+        worker.reset_progress()
+        worker.connection.send(request)
+        worker.known_sets.add(engine.set_id)
+        if not worker.connection.poll(self.budget):
+            self.stopped += 1
+            raise self._overrun(worker, engine)
+        try:
+            kind, payload = worker.connection.recv()
+        except (EOFError, OSError):
+            raise EvaluationError(
+                "the policy evaluation process died (see the server log)"
+            ) from None
+        if kind == "unknown-set":  # it was replaced since: send the policies again
+            worker.known_sets.discard(engine.set_id)
+            return self._ask(worker, engine, documents, only)
+        if kind == "error":
+            raise EvaluationError(f"policy evaluation failed: {payload}")
+        answers: list[list[RawOutcome]] = payload
+        return answers
+
+    def _overrun(self, worker: _Worker, engine: IsolatedPolicyEngine) -> EvaluationBudgetExceeded:
+        progress = worker.read_progress()
+        worker.process.kill()  # read progress first: it is the worker's last word
+        if progress < 0:
+            return EvaluationBudgetExceeded("(compiling the policies)", -1, self.budget)
+        document, index = progress >> 16, progress & 0xFFFF
+        policy = engine.policies[index].name if index < len(engine.policies) else "?"
+        return EvaluationBudgetExceeded(policy, document, self.budget)
+
+
+class IsolatedPolicyEngine(PolicyEngine):
+    """A PolicyEngine whose evaluation runs in the pool's worker processes."""
+
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        data: Mapping[str, Any] | None = None,
+        *,
+        pool: EvaluatorPool,
+    ) -> None:
+        super().__init__(policies, data)
+        self.pool = pool
+        self.set_id = uuid.uuid4().hex  # policies and data never change after this
+
+    def evaluate_documents(
+        self, documents: Sequence[str], only: frozenset[str] | None = None
+    ) -> list[list[PolicyOutcome]]:
+        by_name = {p.name: p for p in self.policies}
+        return [
+            [PolicyOutcome(by_name[name], hit, why, error) for name, hit, why, error in row]
+            for row in self.pool.evaluate(self, documents, only)
+        ]
