@@ -123,9 +123,9 @@ class AdmissionController:
         self.facts = facts
         self.observer = observer or Observer()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sbomgate-check")
-        # Evaluation runs on a few threads of its own: each thread holds its own regorus
-        # engines (tens of MB after a large SBOM), and evaluation is CPU-bound under the GIL,
-        # so more threads would only cost memory.
+        # Evaluation runs on a few threads of its own: each holds its own regorus engines (tens
+        # of MB after a large SBOM) when evaluating in-process, or waits on one worker process
+        # (`serve`: as many threads as workers are useful).
         self._evaluators = ThreadPoolExecutor(
             max_workers=evaluators, thread_name_prefix="sbomgate-evaluate"
         )

@@ -6,7 +6,8 @@
     GET  /metrics    Prometheus
 
 The handler is a plain `def`: FastAPI runs it on a worker thread, so one slow review never
-blocks the event loop; each thread has its own regorus engines (they must not cross threads).
+blocks the event loop. Policies are evaluated in worker processes (policy/isolated.py), each
+image's evaluation within `evaluationBudget`.
 """
 
 from __future__ import annotations
@@ -315,6 +316,7 @@ def make_controller(
         observer=shared.metrics,
         side_effects=side_effects,
         namespace_labels=namespace_labels,
+        evaluators=config.evaluation_processes if shared.evaluators is not None else 2,
     )
 
 
@@ -410,8 +412,9 @@ def serve(config: ServeConfig) -> None:
     if config.tls_cert is None or config.tls_key is None:
         raise InputError("a TLS certificate and key are required (tls.certFile / --tls-cert)")
     _configure_logging()
-    # A thread evaluating a large SBOM holds the GIL between regorus calls; a 1 ms switch
-    # interval (5 ms by default) lets cached reviews on other threads through meanwhile.
+    # Threads parsing and verifying large SBOMs hold the GIL in long stretches (evaluation
+    # runs in worker processes); a 1 ms switch interval (5 ms by default) lets cached reviews
+    # on other threads through meanwhile.
     sys.setswitchinterval(0.001)
     metrics = Metrics()
     ready = threading.Event()
