@@ -59,6 +59,7 @@ __all__ = [
     "KubeCluster",
     "kube_cluster",
     "kube_version",
+    "private_kube_cluster",
     "start_kube_cluster",
 ]
 
@@ -414,6 +415,7 @@ class KubeCluster:
     apiserver_args: list[str] = field(default_factory=list)
     _processes: list[_Process] = field(default_factory=list, repr=False)
     _env: dict[str, str] = field(default_factory=dict, repr=False)
+    _server_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def ca_file(self) -> Path:
@@ -597,6 +599,67 @@ class KubeCluster:
                 )
             time.sleep(0.05)
 
+    # ---------------------------------------------------------------- faults
+
+    # For a private cluster (`private_kube_cluster`) only: the session cluster is shared.
+
+    def _process(self, name: str) -> _Process:
+        [process] = [p for p in self._processes if p.name == name]
+        return process
+
+    def _respawn(self, name: str) -> _Process:
+        old = self._process(name)
+        if old.alive():
+            raise AssertionError(f"{name} is still running")
+        args = old.popen.args
+        assert isinstance(args, list)
+        # The same command line: same ports, data directory and certificates.
+        new = _spawn(name, [str(a) for a in args], old.log_file, self._server_env)
+        self._processes[self._processes.index(old)] = new
+        return new
+
+    def _halt(self, name: str, kill: bool) -> None:
+        process = self._process(name)
+        if kill and process.alive():
+            process.popen.kill()
+            process.popen.wait(timeout=STOP_TIMEOUT)
+        process.stop()
+
+    def stop_apiserver(self, *, kill: bool = False) -> None:
+        """Stop kube-apiserver (SIGTERM, its graceful shutdown; or SIGKILL with ``kill``);
+        etcd keeps running, so everything stored survives."""
+        self._halt("kube-apiserver", kill)
+
+    def start_apiserver(self) -> float:
+        """Start the stopped kube-apiserver again on the same port, with the same flags, and
+        wait for /readyz; returns the seconds it took."""
+        started = time.monotonic()
+        process = self._respawn("kube-apiserver")
+        pki = self.directory / "pki"
+        deadline = started + START_TIMEOUT
+        status, body = 0, ""
+        while time.monotonic() < deadline and process.alive():
+            status, body = _readyz(self.server, self.ca_file, pki / "admin.crt", pki / "admin.key")
+            if status == 200:
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise process.failure(f"not ready again after restart; /readyz {status}: {body}")
+
+    def stop_etcd(self, *, kill: bool = False) -> None:
+        """Stop etcd (the API server keeps running, unable to read or write)."""
+        self._halt("etcd", kill)
+
+    def start_etcd(self) -> float:
+        """Start the stopped etcd again (same ports, same data); returns the seconds until it
+        is healthy."""
+        started = time.monotonic()
+        process = self._respawn("etcd")
+        while time.monotonic() < started + START_TIMEOUT and process.alive():
+            if _etcd_healthy(self.etcd_url):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise process.failure("not healthy again after restart")
+
     # ---------------------------------------------------------------- lifecycle
 
     def stop(self) -> None:
@@ -740,6 +803,7 @@ def start_kube_cluster(directory: Path) -> KubeCluster:
         apiserver_args=args,
         _processes=processes,
         _env=client_env,
+        _server_env=env,
     )
 
 
@@ -806,10 +870,8 @@ def _start_apiserver(
     raise last
 
 
-@pytest.fixture(scope="session")
-def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """A real etcd + kube-apiserver for the whole session (see the module docstring)."""
-    directory = tmp_path_factory.mktemp("kube-cluster")
+@contextlib.contextmanager
+def _running_cluster(directory: Path) -> Iterator[KubeCluster]:
     try:
         cluster = start_kube_cluster(directory)
     except RuntimeError as exc:
@@ -818,3 +880,18 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A real etcd + kube-apiserver for the whole session (see the module docstring)."""
+    with _running_cluster(tmp_path_factory.mktemp("kube-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def private_kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A control plane of the test module's own, separate from the session's, for tests that
+    stop, kill or restart kube-apiserver or etcd (`stop_apiserver`, `start_apiserver`, ...)."""
+    with _running_cluster(tmp_path_factory.mktemp("private-kube-cluster")) as cluster:
+        yield cluster

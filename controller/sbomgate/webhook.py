@@ -18,6 +18,7 @@ import os
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -101,17 +102,30 @@ def create_app(
     app = FastAPI(title="sbomgate", docs_url=None, redoc_url=None, openapi_url=None)
     holder: dict[str, AdmissionController | None] = {"controller": controller}
     app.state.holder = holder
+    # Set on SIGTERM (see `_draining_server`): /readyz answers 503 and every answer closes
+    # its connection, so balancers and keep-alive clients move to the other replicas.
+    draining = threading.Event()
+    app.state.draining = draining
+    app.state.last_review = 0.0
+
+    def answered(response: Response) -> Response:
+        app.state.last_review = time.monotonic()
+        if draining.is_set():
+            response.headers["Connection"] = "close"
+        return response
 
     @app.post("/validate")
     async def validate(request: Request) -> Response:
+        app.state.last_review = time.monotonic()
         raw = await request.body()
         # A worker thread: reviews block on registries and CPU-bound evaluation.
-        return await run_in_threadpool(_review, holder["controller"], raw, ready)
+        return answered(await run_in_threadpool(_review, holder["controller"], raw, ready))
 
     @app.post("/validate-policy")
     async def validate_policy(request: Request) -> Response:
+        app.state.last_review = time.monotonic()
         raw = await request.body()
-        return await run_in_threadpool(_review_policy, raw)
+        return answered(await run_in_threadpool(_review_policy, raw))
 
     @app.get("/healthz")
     def healthz() -> PlainTextResponse:
@@ -119,6 +133,8 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> PlainTextResponse:
+        if draining.is_set():
+            return PlainTextResponse("shutting down", status_code=503)
         if ready.is_set() and holder["controller"] is not None:
             return PlainTextResponse("ready")
         return PlainTextResponse("policies not loaded", status_code=503)
@@ -405,6 +421,42 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
+DRAIN_QUIET_SECONDS = 1.0  # no review for this long: the balancers have stopped sending
+DRAIN_MAX_SECONDS = 10.0
+
+
+def _draining_server(uvicorn_config: Any, app: FastAPI) -> Any:
+    """A uvicorn server that drains on SIGTERM (or SIGINT) before its own graceful shutdown.
+
+    uvicorn alone closes its listener at once: a balancer or Service that has not noticed yet
+    sends new connections to a closed port, and an idle keep-alive connection closed under a
+    client that is just sending on it loses that review (failurePolicy Fail: a refusal). So
+    first /readyz turns 503 while the listener stays open and every answer closes its
+    connection; once no review came for DRAIN_QUIET_SECONDS (at most DRAIN_MAX_SECONDS),
+    uvicorn stops listening and finishes the reviews in flight. A second signal stops at once.
+    """
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if app.state.draining.is_set():
+                super().handle_exit(sig, frame)
+                return
+            app.state.draining.set()
+            log.info(orjson.dumps({"event": "draining", "signal": sig}).decode())
+            threading.Thread(target=self._drain, args=(sig,), daemon=True).start()
+
+        def _drain(self, sig: int) -> None:
+            started = time.monotonic()
+            while time.monotonic() - started < DRAIN_MAX_SECONDS:
+                if time.monotonic() - max(started, app.state.last_review) >= DRAIN_QUIET_SECONDS:
+                    break
+                time.sleep(0.05)
+            super().handle_exit(sig, None)
+
+    return DrainingServer(uvicorn_config)
+
+
 def serve(config: ServeConfig) -> None:
     """Run the webhook until stopped. HTTPS only: there is no plaintext listener."""
     import uvicorn
@@ -445,7 +497,7 @@ def serve(config: ServeConfig) -> None:
     uvicorn_config.ssl = context  # ours: TLS 1.2+, reloaded in place
     reloader = _ReloadingCertificate(context, config.tls_cert, config.tls_key)
     threading.Thread(target=reloader.run, name="sbomgate-cert-reload", daemon=True).start()
-    server = uvicorn.Server(uvicorn_config)
+    server = _draining_server(uvicorn_config, app)
     log.info(
         orjson.dumps(
             {"event": "serving", "host": config.host, "port": config.port, "mode": config.mode}
