@@ -42,7 +42,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -523,7 +523,16 @@ def errors_text(run: Run) -> str:
 class Webhook:
     """`sbomgate serve --config FILE` in a child process, over TLS with a test CA."""
 
-    def __init__(self, work: Path, registry: RegistryServer, trust: Path) -> None:
+    def __init__(
+        self,
+        work: Path,
+        registry: RegistryServer,
+        trust: Path,
+        *,
+        facts: Path = FACTS,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`extra`: more top-level settings of the configuration file (bench_soak.py)."""
         ca = make_test_ca(work / "tls")
         self.ca_file = ca.ca_file
         self.log_file = work / "serve.log"
@@ -535,12 +544,13 @@ class Webhook:
             json.dumps(
                 {
                     "trustPolicies": [str(trust)],
-                    "facts": str(FACTS),
+                    "facts": str(facts),
                     "allowedRegistries": [registry.host],
                     "insecureRegistries": [registry.host],
                     "exemptNamespaces": ["kube-system", "sbomgate"],
                     "tls": {"certFile": str(ca.cert_file), "keyFile": str(ca.key_file)},
                     "listen": {"host": "127.0.0.1", "port": self.port},
+                    **(extra or {}),
                 },
                 indent=2,
             )
