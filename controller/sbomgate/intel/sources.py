@@ -51,6 +51,8 @@ from sbomgate.registry.transport import (
     RegistryLimits,
     Response,
     Transport,
+    retry_refusal,
+    retry_wait,
 )
 from sbomgate.sbom.model import Component
 
@@ -493,7 +495,10 @@ class TrustedSources:
             try:
                 verdict = self._ask(source, component)
             except (SourceFault, RegistryError) as exc:
-                errors.append(f"{source.name}: {exc}")
+                # The source and its host, then what happened (the transport's messages name
+                # the source as a "registry": that prefix is dropped here).
+                fault = exc.message if isinstance(exc, RegistryError) else str(exc)
+                errors.append(f"{source.name} ({source.host}): {fault}")
                 continue
             found_package = found_package or verdict.found_package
             if verdict.version is None:
@@ -568,18 +573,28 @@ class TrustedSources:
         authorization = source.authorization()
         if authorization:
             headers["Authorization"] = authorization
-        with self._slot(source.host):
-            with self._lock:
-                self.requests_sent += 1
-            response = self.transport.send(
-                "GET",
-                url,
-                registry=source.name,
-                headers=headers,
-                max_body=self.max_document_bytes,
-                deadline=Deadline.after(self.timeout),
-                send_credentials_to=source.host,
-            )
+        deadline = Deadline.after(self.timeout)
+        waited: float | None = None
+        while True:
+            with self._slot(source.host):
+                with self._lock:
+                    self.requests_sent += 1
+                response = self.transport.send(
+                    "GET",
+                    url,
+                    registry=source.name,
+                    headers=headers,
+                    max_body=self.max_document_bytes,
+                    deadline=deadline,
+                    send_credentials_to=source.host,
+                )
+            if waited is not None:
+                break
+            wait = retry_wait(response, deadline)
+            if wait is None:
+                break
+            waited = wait  # Retry-After that fits: honoured once (outside the host slot)
+            time.sleep(wait)
         if _url_host(response.url) != source.host:
             raise SourceFault(
                 f"redirected to {_url_host(response.url)}; answers from another host are not "
@@ -591,6 +606,9 @@ class TrustedSources:
             return None
         if response.status in (401, 403):
             raise SourceFault(f"HTTP {response.status} for {url}: credentials refused or missing")
+        if response.status == 429 or response.status >= 500:
+            head, tail = retry_refusal(response, deadline, waited)
+            raise SourceFault(f"{head} for {url}{tail}")
         raise SourceFault(f"HTTP {response.status} for {url}")
 
     # PyPI ------------------------------------------------------------------

@@ -35,6 +35,8 @@ from sbomgate.registry.transport import (
     RegistryLimits,
     Response,
     Transport,
+    retry_refusal,
+    retry_wait,
 )
 
 __all__ = ["FetchedManifest", "RegistryClient", "digest_of"]
@@ -263,7 +265,9 @@ class RegistryClient:
         self.access.check_host(registry)
         scope = f"repository:{image.repository}:pull"
         url = self._url(image, path)
-        for attempt in range(2):
+        challenged = False
+        waited: float | None = None
+        while True:
             headers = {"Accept": accept, "User-Agent": "sbomgate"}
             authorization = self._authorization(image.api_host, scope)
             if authorization:
@@ -283,18 +287,31 @@ class RegistryClient:
                 self._observe(registry, "error")
                 raise
             self._observe(registry, str(response.status))
-            if response.status == 401 and attempt == 0:
+            if response.status == 401 and not challenged:
+                challenged = True
                 self._answer_challenge(image, response, scope, deadline)
                 continue
-            return self._check_status(image, response, missing_ok, what)
-        raise AssertionError("unreachable")
+            if waited is None:
+                wait = retry_wait(response, deadline)
+                if wait is not None:
+                    # Retry-After that fits: honoured once; a second refusal is final.
+                    waited = wait
+                    time.sleep(wait)
+                    continue
+            return self._check_status(image, response, missing_ok, what, deadline, waited)
 
     def _observe(self, registry: str, code: str) -> None:
         if self.on_response is not None:
             self.on_response(registry, code)
 
     def _check_status(
-        self, image: ImageReference, response: Response, missing_ok: bool, what: str
+        self,
+        image: ImageReference,
+        response: Response,
+        missing_ok: bool,
+        what: str,
+        deadline: Deadline,
+        waited: float | None = None,
     ) -> Response | None:
         status = response.status
         if 200 <= status < 300:
@@ -314,11 +331,8 @@ class RegistryClient:
         if status == 403:
             raise RegistryError(image.registry, f"access to {name} denied (403)")
         if status == 429 or status >= 500:
-            retry = response.header("retry-after")
-            extra = f", Retry-After {retry}" if retry else ""
-            raise RegistryUnavailableError(
-                image.registry, f"answered {status} for {what} of {name}{extra}"
-            )
+            head, tail = retry_refusal(response, deadline, waited)
+            raise RegistryUnavailableError(image.registry, f"{head} for {what} of {name}{tail}")
         if missing_ok and status in (400, 405):
             return None  # e.g. a referrers endpoint some registries answer with 400/405
         raise RegistryError(image.registry, f"answered {status} for {what} of {name}")

@@ -9,7 +9,10 @@
 - TLS 1.2+ always, verified against certifi's roots plus configured CA files; plain HTTP only
   to hosts listed as insecure.
 - Redirects are followed by hand (bounded, each hop checked, credentials never follow a hop to
-  another host); bodies are size-capped while streaming; every call has a deadline.
+  another host); bodies are size-capped while streaming; every call has a deadline, and every
+  socket read and write (headers and TLS handshakes included) is cut off when it passes, so a
+  server trickling one byte at a time cannot hold a request past it.
+- 429 and 503 answers may carry Retry-After: `retry_wait` says whether waiting once fits.
 
 httpcore is used directly (not httpx or oras-py/requests) because it lets us own the network
 backend, which is where the address check has to live.
@@ -17,9 +20,14 @@ backend, which is where the address check has to live.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import errno
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,12 +71,15 @@ class RegistryAccess:
 
     def is_allowed(self, host: str) -> bool:
         host = host.lower()
-        return any(fnmatchcase(host, pattern.lower()) for pattern in self.allowed)
+        return any(
+            pattern.lower() == host if is_literal(pattern) else fnmatchcase(host, pattern.lower())
+            for pattern in self.allowed
+        )
 
     def is_named(self, host: str) -> bool:
         """Named exactly (no glob) in the allow-list: trusted to be a private address."""
         host = host.lower()
-        return any(pattern.lower() == host for pattern in self.allowed)
+        return any(pattern.lower() == host for pattern in self.allowed if is_literal(pattern))
 
     def check_host(self, host: str) -> None:
         if not self.is_allowed(host):
@@ -82,11 +93,123 @@ class RegistryAccess:
         return "http" if host.lower() in self.insecure else "https"
 
 
+# IANA's special-purpose ranges that are not globally reachable, spelled out rather than left
+# to `is_global` alone: Python's own table has changed between patch releases (CVE-2024-4032),
+# and this one must not depend on which Python runs us.
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/128",
+        "::1/128",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the last 32 bits are an IPv4 address
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local-use translation
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d
+
+
+_IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+
+
+def is_literal(pattern: str) -> bool:
+    """An allow-list entry naming one host, not a glob. `[::1]:5000` is an IPv6 literal: to
+    fnmatch its brackets would be a character class, which never matches the host itself."""
+    return not any(c in pattern for c in "*?[") or _IPV6_LITERAL.fullmatch(pattern) is not None
+
+
 def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+        address.split("%", 1)[0]
+    )
+    if isinstance(ip, ipaddress.IPv6Address):
+        # Addresses that carry an IPv4 address are judged by it: a NAT64 gateway (IPv6-only
+        # clusters) or a 6to4 relay would otherwise carry us to 10.0.0.1 or 127.0.0.1.
+        if ip in _NAT64_LOCAL or ip in _IPV4_COMPATIBLE:
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip.sixtofour is not None and not _is_public(str(ip.sixtofour)):
+            return False
+    if any(ip in network for network in _NOT_PUBLIC if network.version == ip.version):
+        return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+class _Budget(threading.local):
+    """The deadline of the request this thread is sending, and how much of the answer came."""
+
+    deadline: Deadline | None = None
+    received: int = 0
+
+
+_budget = _Budget()
+
+
+def _bounded(timeout: float | None, write: bool = False) -> float | None:
+    """`timeout`, shortened to what is left of the current request's deadline."""
+    deadline = _budget.deadline
+    if deadline is None:
+        return timeout
+    remaining = deadline.remaining()
+    if remaining <= 0:
+        error = httpcore.WriteTimeout if write else httpcore.ReadTimeout
+        raise error("the time limit was reached")
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """Every read, write and TLS handshake ends by the current request's deadline: httpcore
+    applies its timeouts per socket operation, which a slow trickle never trips."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._inner.read(max_bytes, _bounded(timeout))
+        _budget.received += len(data)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, write=True))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self._inner.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
 
 
 class _GuardedBackend(httpcore.NetworkBackend):
@@ -105,11 +228,19 @@ class _GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         bare = host.strip("[]")
+        private_ok = _host_port(host, port) in self._private_ok
+        try:
+            literal = ipaddress.ip_address(bare.split("%", 1)[0])
+        except ValueError:
+            literal = None
+        if literal is not None and not private_ok and not _is_public(str(literal)):
+            # An address literal is judged as written, before the resolver sees it (a zone
+            # index such as fe80::1%eth9 might not even resolve, and must not be a mere fault).
+            raise _BlockedAddress(_host_port(host, port), [bare])
         try:
             infos = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {bare}: {exc}") from None
-        private_ok = _host_port(host, port) in self._private_ok
         addresses = [str(info[4][0]) for info in infos]
         usable = [a for a in addresses if private_ok or _is_public(a)]
         if not usable:
@@ -117,9 +248,10 @@ class _GuardedBackend(httpcore.NetworkBackend):
         last: Exception | None = None
         for address in usable:
             try:
-                return self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options or []
+                stream = self._inner.connect_tcp(
+                    address, port, _bounded(timeout), local_address, socket_options or []
                 )
+                return _DeadlineStream(stream)
             except httpcore.ConnectError as exc:
                 last = exc
         assert last is not None
@@ -186,6 +318,10 @@ class Deadline:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def limit(self) -> float:
+        """The whole time allowed, in seconds (for messages)."""
+        return self.expires - self.started
+
 
 class Transport:
     """One connection pool, guarded; thread-safe (httpcore's pool is)."""
@@ -197,7 +333,7 @@ class Transport:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         for ca_file in access.ca_files:
             context.load_verify_locations(cafile=ca_file)
-        named = [p for p in access.allowed if not any(c in p for c in "*?[")]
+        named = [p for p in access.allowed if is_literal(p)]
         self._pool = httpcore.ConnectionPool(
             ssl_context=context,
             max_connections=32,
@@ -261,15 +397,19 @@ class Transport:
         max_body: int,
         deadline: Deadline,
     ) -> Response:
+        host = _url_host(url)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise RegistryUnavailableError(
-                registry, f"no answer within the {deadline.expires - deadline.started:.1f} s limit"
+                registry,
+                f"timed out: the {deadline.limit():.1f} s time limit was reached before "
+                f"{host} could be asked",
             )
         connect = min(self.limits.connect_timeout, remaining)
         read = min(self.limits.read_timeout, remaining)
         timeouts = {"connect": connect, "read": read, "write": read, "pool": connect}
         wire_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        _budget.deadline, _budget.received = deadline, 0
         try:
             with self._pool.stream(
                 method, url, headers=wire_headers, extensions={"timeout": timeouts}
@@ -285,22 +425,24 @@ class Transport:
             raise RegistryNotAllowedError(registry, str(exc)) from None
         except httpcore.ConnectTimeout:
             raise RegistryUnavailableError(
-                registry, f"unreachable: no connection to {_url_host(url)} after {connect:.1f} s"
+                registry, f"unreachable: no connection to {host} after {connect:.1f} s"
             ) from None
         except httpcore.ConnectError as exc:
             raise RegistryUnavailableError(
-                registry, f"unreachable: {_describe_connect_error(exc)}"
+                registry, f"unreachable: {_describe_connect_error(exc, host)}"
             ) from None
-        except httpcore.ReadTimeout:
+        except (httpcore.ReadTimeout, httpcore.WriteTimeout, httpcore.PoolTimeout):
             raise RegistryUnavailableError(
-                registry, f"no answer from {_url_host(url)} within {read:.1f} s"
+                registry, _describe_timeout(host, deadline, read, _budget.received)
             ) from None
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
             raise RegistryUnavailableError(
-                registry, f"connection to {_url_host(url)} failed: {exc or type(exc).__name__}"
+                registry, _describe_network_error(exc, host, _budget.received)
             ) from None
         except httpcore.UnsupportedProtocol as exc:
             raise RegistryNotAllowedError(registry, f"unsupported URL: {exc}") from None
+        finally:
+            _budget.deadline = None
 
     def _read_capped(
         self,
@@ -321,18 +463,137 @@ class Transport:
             total += len(chunk)
             if total > max_body:
                 raise RegistryError(registry, f"response is over the {max_body} byte limit")
-            if deadline.remaining() <= 0:
-                raise RegistryUnavailableError(
-                    registry, "response still arriving when the time limit was reached"
-                )
             chunks.append(chunk)
         return b"".join(chunks)
 
 
-def _describe_connect_error(exc: Exception) -> str:
+def _describe_timeout(host: str, deadline: Deadline, read: float, received: int) -> str:
+    if deadline.remaining() <= 0.05:  # the deadline, not one slow read, ended it
+        if received:
+            return (
+                f"timed out: the answer from {host} was incomplete when the "
+                f"{deadline.limit():.1f} s time limit was reached ({received} bytes received)"
+            )
+        return f"timed out: no answer from {host} within the {deadline.limit():.1f} s time limit"
+    if received:
+        return (
+            f"timed out: {host} sent nothing for {read:.1f} s in the middle of its answer "
+            f"({received} bytes received)"
+        )
+    return f"timed out: no answer from {host} within {read:.1f} s"
+
+
+def _describe_network_error(exc: Exception, host: str, received: int) -> str:
+    text = str(exc) or type(exc).__name__
+    cause = exc.__context__
+    reset = isinstance(cause, ConnectionResetError) or (
+        isinstance(cause, OSError) and cause.errno == errno.ECONNRESET
+    )
+    if reset or "reset by peer" in text:
+        if received:
+            return (
+                f"connection to {host} was reset in the middle of its answer ({received} bytes in)"
+            )
+        return f"connection to {host} was reset before any answer"
+    if isinstance(exc, httpcore.RemoteProtocolError) and (
+        "disconnected" in text or "closed" in text
+    ):
+        if received:
+            return f"connection to {host} was closed in the middle of its answer ({text})"
+        return f"connection to {host} was closed before any answer ({text})"
+    return f"connection to {host} failed: {text}"
+
+
+def _describe_connect_error(exc: Exception, host: str) -> str:
     text = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return f"TLS certificate not trusted ({text}); add its CA with --registry-ca"
+        return f"TLS certificate of {host} not trusted ({text}); add its CA with --registry-ca"
     if "WRONG_VERSION_NUMBER" in text:
-        return f"TLS handshake failed ({text}); is it a plain-HTTP registry?"
-    return text
+        return f"TLS handshake with {host} failed ({text}); is it a plain-HTTP registry?"
+    if "refused" in text.lower():
+        return f"{host} refused the connection ({text})"
+    if "reset" in text.lower():
+        return f"connection to {host} was reset ({text})"
+    if text.startswith("cannot resolve"):
+        return text
+    return f"cannot connect to {host} ({text})"
+
+
+# -- Retry-After -------------------------------------------------------------------------
+
+RETRYABLE = frozenset({429, 503})
+# The longest Retry-After honoured: an admission review cannot wait longer than this anyway.
+MAX_RETRY_WAIT = 5.0
+
+
+def status_text(status: int) -> str:
+    """`answered 429 (rate limited)` and the like: what a refusal names."""
+    if status == 429:
+        return "answered 429 (rate limited)"
+    if status == 503:
+        return "answered 503 (unavailable)"
+    if status >= 500:
+        return f"answered {status} (server error)"
+    return f"answered {status}"
+
+
+def retry_after(response: Response, now: float | None = None) -> float | None:
+    """The wait Retry-After asks for (delta-seconds or an HTTP date), in seconds; None when
+    absent or unreadable."""
+    value = (response.header("retry-after") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(int(value[:10]))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _longest_wait(deadline: Deadline) -> float:
+    """At most MAX_RETRY_WAIT, and at most half of what is left: the retry and everything after
+    it need the other half."""
+    return max(0.0, min(MAX_RETRY_WAIT, deadline.remaining() / 2))
+
+
+def retry_wait(response: Response, deadline: Deadline) -> float | None:
+    """How long to wait before asking once more, or None to refuse now.
+
+    Only a 429 or 503 with a readable Retry-After is retried, once, and only when the wait is
+    short (`_longest_wait`): a registry asking for more is refused at once, saying so, instead
+    of holding an admission review until its deadline.
+    """
+    if response.status not in RETRYABLE:
+        return None
+    wait = retry_after(response)
+    if wait is None or wait > _longest_wait(deadline):
+        return None
+    return wait
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def retry_refusal(response: Response, deadline: Deadline, waited: float | None) -> tuple[str, str]:
+    """Why a 429/503 (or other 5xx) is final, as (head, tail): the message is
+    `{head} for <what was asked>{tail}`."""
+    head = status_text(response.status)
+    if waited is not None:
+        again = " again" if response.status in RETRYABLE else ""
+        return head, f"{again} after waiting {_seconds(waited)} s (Retry-After)"
+    raw = (response.header("retry-after") or "").strip()
+    if response.status not in RETRYABLE or not raw:
+        return head, ""
+    wait = retry_after(response)
+    if wait is None:
+        return head, f"; Retry-After {raw[:60]!r} is not a delay sbomgate can read"
+    longest = _seconds(_longest_wait(deadline))
+    return head, (
+        f"; Retry-After {_seconds(wait)} s is longer than the {longest} s sbomgate waits "
+        "within its time limit"
+    )
