@@ -21,6 +21,7 @@ import email.utils
 import http.client
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -323,6 +324,33 @@ def test_registry_recovers_after_the_fault(
         again, _ = in_time(lambda: checker.check(ref_via(host, images["small"])))
         assert again.report.ok, errors(again)
     finally:
+        checker.client.close()
+
+
+def test_registry_name_that_never_resolves_is_a_bounded_fault(
+    monkeypatch: pytest.MonkeyPatch, images: dict[str, PushedImage], trust: Path
+) -> None:
+    """A resolver that hangs (an overloaded cluster DNS): the lookup is given up on at the
+    deadline. DNS cannot be made to hang for real here, so getaddrinfo is patched."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "stuck.corp.example":
+            release.wait(HANG)
+            raise socket.gaierror("released")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    host = "stuck.corp.example:5000"
+    checker = make_checker(host, trust)
+    try:
+        result, seconds = in_time(lambda: checker.check(ref_via(host, images["small"])))
+        message = assert_registry_fault(result, seconds, host)
+        assert "unreachable: stuck.corp.example could not be resolved within" in message
+        _table("DNS lookup hangs", "registry", message, seconds)
+    finally:
+        release.set()
         checker.client.close()
 
 

@@ -169,16 +169,45 @@ class _Budget(threading.local):
 _budget = _Budget()
 
 
-def _bounded(timeout: float | None, write: bool = False) -> float | None:
+def _bounded(
+    timeout: float | None, error: type[httpcore.TimeoutException] = httpcore.ReadTimeout
+) -> float | None:
     """`timeout`, shortened to what is left of the current request's deadline."""
     deadline = _budget.deadline
     if deadline is None:
         return timeout
     remaining = deadline.remaining()
     if remaining <= 0:
-        error = httpcore.WriteTimeout if write else httpcore.ReadTimeout
         raise error("the time limit was reached")
     return remaining if timeout is None else min(timeout, remaining)
+
+
+class _ResolveTimeout(httpcore.ConnectTimeout):
+    pass
+
+
+def _resolve(name: str, port: int, timeout: float | None) -> list[Any]:
+    """getaddrinfo, given up on after `timeout`: the resolver's own timeouts (5 s a try, a
+    Kubernetes search list of five domains) are far longer than an admission deadline. The
+    lookup finishes on a daemon thread of its own, which nothing waits for."""
+    if timeout is None:
+        return list(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM))
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=run, name="sbomgate-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not box:
+        raise _ResolveTimeout(f"{name} could not be resolved within {timeout:.1f} s (DNS)")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return list(box[0])
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -194,7 +223,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _bounded(timeout, write=True))
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
@@ -238,7 +267,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
             # index such as fe80::1%eth9 might not even resolve, and must not be a mere fault).
             raise _BlockedAddress(_host_port(host, port), [bare])
         try:
-            infos = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM)
+            bound = None if literal is not None else _bounded(timeout, httpcore.ConnectTimeout)
+            infos = _resolve(bare, port, bound)
         except (socket.gaierror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {bare}: {exc}") from None
         addresses = [str(info[4][0]) for info in infos]
@@ -249,7 +279,11 @@ class _GuardedBackend(httpcore.NetworkBackend):
         for address in usable:
             try:
                 stream = self._inner.connect_tcp(
-                    address, port, _bounded(timeout), local_address, socket_options or []
+                    address,
+                    port,
+                    _bounded(timeout, httpcore.ConnectTimeout),
+                    local_address,
+                    socket_options or [],
                 )
                 return _DeadlineStream(stream)
             except httpcore.ConnectError as exc:
@@ -423,6 +457,8 @@ class Transport:
                 return Response(raw.status, response_headers, body, url)
         except _BlockedAddress as exc:
             raise RegistryNotAllowedError(registry, str(exc)) from None
+        except _ResolveTimeout as exc:
+            raise RegistryUnavailableError(registry, f"unreachable: {exc}") from None
         except httpcore.ConnectTimeout:
             raise RegistryUnavailableError(
                 registry, f"unreachable: no connection to {host} after {connect:.1f} s"
