@@ -227,7 +227,11 @@ def _parse(document: VerifiedDocument, source: str) -> Sbom:
 def _provenance_summary(documents: Iterable[VerifiedDocument]) -> Mapping[str, Any] | None:
     for document in documents:
         predicate = document.predicate if isinstance(document.predicate, dict) else {}
-        builder = (predicate.get("runDetails") or {}).get("builder") or predicate.get("builder")
+        # Signed is not well-formed: any field may be any JSON (SLSA v1 or v0.2 layout).
+        run_details = predicate.get("runDetails")
+        builder = (
+            run_details.get("builder") if isinstance(run_details, dict) else None
+        ) or predicate.get("builder")
         return {
             "predicate_type": document.predicate_type,
             "builder_id": builder.get("id") if isinstance(builder, dict) else None,

@@ -17,6 +17,7 @@ __all__ = [
     "hash_alg_cyclonedx",
     "purl_or_error",
     "read_hashes",
+    "shown",
 ]
 
 
@@ -59,6 +60,15 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """A document's text for an error message: as given when short and printable, else its
+    repr, cut (a message is one line, whatever the document holds)."""
+    if len(text) <= limit and text.isprintable():
+        return text
+    cut = text[:limit]
+    return repr(cut) + ("…" if len(text) > limit else "")
 
 
 _HASH_SPECIAL = {"sha3", "blake2b", "blake2s"}

@@ -12,6 +12,7 @@ from sbomgate.sbom._common import (
     describe,
     purl_or_error,
     read_hashes,
+    shown,
 )
 from sbomgate.sbom.licenses import (
     UNKNOWN_LICENSES,
@@ -34,7 +35,7 @@ def check_spec_version(spec: Any) -> str:
     if not isinstance(spec, str):
         raise Invalid(f"specVersion: expected a string, got {describe(spec)}")
     if spec not in SUPPORTED_VERSIONS:
-        raise Invalid(f"CycloneDX specVersion {spec} is not supported (1.2–1.6 are)")  # noqa: RUF001
+        raise Invalid(f"CycloneDX specVersion {shown(spec)} is not supported (1.2–1.6 are)")  # noqa: RUF001
     return spec
 
 

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from sbomgate.sbom._common import Invalid
+from sbomgate.sbom._common import Invalid, shown
 from sbomgate.sbom.cyclonedx import check_spec_version
 
 __all__ = ["CYCLONEDX_XML_NS", "xml_to_cyclonedx"]
@@ -49,6 +49,8 @@ def parse_xml(data: bytes | memoryview) -> Element:
         raise Invalid(f"invalid XML: {exc}") from None
     except UnicodeError as exc:  # a declared (non-UTF-8) encoding that does not decode
         raise Invalid(f"invalid XML: {exc.__class__.__name__}: {exc}") from None
+    except ValueError as exc:  # expat refuses a declared multi-byte encoding (UTF-7, ...)
+        raise Invalid(f"invalid XML: unsupported encoding declaration ({exc})") from None
     return root
 
 
@@ -62,7 +64,7 @@ def xml_to_cyclonedx(data: bytes | memoryview, max_depth: int) -> dict[str, Any]
     if local == "RDF" or "spdx.org" in ns:
         raise Invalid("SPDX RDF/XML is not supported; convert it to SPDX JSON")
     if local != "bom" or not ns.startswith(CYCLONEDX_XML_NS):
-        what = f"XML root element <{local}>" + (f" in namespace {ns}" if ns else "")
+        what = f"XML root element <{local}>" + (f" in namespace {shown(ns)}" if ns else "")
         raise Invalid(f"not a CycloneDX or SPDX document ({what})")
     spec = check_spec_version(ns[len(CYCLONEDX_XML_NS) :])
     q = "{" + ns + "}"
@@ -72,7 +74,10 @@ def xml_to_cyclonedx(data: bytes | memoryview, max_depth: int) -> dict[str, Any]
         doc["serialNumber"] = serial
     version = root.get("version")
     if version is not None:
-        doc["version"] = int(version) if version.isdigit() else version
+        # An integer as in JSON when it is one: ASCII digits ("²".isdigit() too) and within
+        # 64 bits (policies get the document as JSON); else kept as the text.
+        small = version.isascii() and version.isdigit() and len(version) <= 18
+        doc["version"] = int(version) if small else version
     metadata = root.find(q + "metadata")
     if metadata is not None:
         meta: dict[str, Any] = {}

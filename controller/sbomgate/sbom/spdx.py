@@ -12,6 +12,7 @@ from sbomgate.sbom._common import (
     hash_alg_cyclonedx,
     purl_or_error,
     read_hashes,
+    shown,
 )
 from sbomgate.sbom.licenses import UNKNOWN_LICENSES, LicenseSyntaxError, normalise_expression
 from sbomgate.sbom.model import Component
@@ -39,7 +40,7 @@ def check_spec_version(spec: Any) -> str:
     if not isinstance(spec, str):
         raise Invalid(f"spdxVersion: expected a string, got {describe(spec)}")
     if spec not in SUPPORTED_VERSIONS:
-        raise Invalid(f"SPDX version {spec} is not supported (SPDX-2.2 and SPDX-2.3 are)")
+        raise Invalid(f"SPDX version {shown(spec)} is not supported (SPDX-2.2 and SPDX-2.3 are)")
     return spec
 
 
@@ -146,8 +147,9 @@ def _package(pkg: Any, i: int) -> tuple[Component, str | None]:
                 raise Invalid(f"{path}.externalRefs[{j}]: expected an object, got {describe(ref)}")
             if ref.get("referenceType") != "purl":
                 continue
-            if ref.get("referenceCategory") not in _PURL_CATEGORIES:
-                continue
+            category = ref.get("referenceCategory")
+            if not isinstance(category, str) or category not in _PURL_CATEGORIES:
+                continue  # not a package manager reference (a list or object is no category)
             locator = ref.get("referenceLocator")
             where = f"{path}.externalRefs[{j}].referenceLocator"
             if type(locator) is not str:
