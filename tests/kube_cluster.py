@@ -618,17 +618,25 @@ class KubeCluster:
         self._processes[self._processes.index(old)] = new
         return new
 
-    def _halt(self, name: str, kill: bool) -> None:
-        process = self._process(name)
-        if kill and process.alive():
-            process.popen.kill()
-            process.popen.wait(timeout=STOP_TIMEOUT)
-        process.stop()
+    def _halt(self, name: str, kill: bool, grace: float) -> None:
+        popen = self._process(name).popen
+        if popen.poll() is None:
+            if kill:
+                popen.kill()
+            else:
+                popen.terminate()
+            try:
+                popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait(timeout=STOP_TIMEOUT)
 
-    def stop_apiserver(self, *, kill: bool = False) -> None:
-        """Stop kube-apiserver (SIGTERM, its graceful shutdown; or SIGKILL with ``kill``);
-        etcd keeps running, so everything stored survives."""
-        self._halt("kube-apiserver", kill)
+    def stop_apiserver(self, *, kill: bool = False, grace: float = STOP_TIMEOUT) -> None:
+        """Stop kube-apiserver: SIGTERM (it stops listening and closes its watches at once),
+        then SIGKILL after ``grace`` seconds if it has not exited (with watch clients connected
+        it often lingers in its shutdown); or SIGKILL at once with ``kill``. etcd keeps running,
+        so everything stored survives."""
+        self._halt("kube-apiserver", kill, grace)
 
     def start_apiserver(self) -> float:
         """Start the stopped kube-apiserver again on the same port, with the same flags, and
@@ -645,9 +653,9 @@ class KubeCluster:
             time.sleep(0.1)
         raise process.failure(f"not ready again after restart; /readyz {status}: {body}")
 
-    def stop_etcd(self, *, kill: bool = False) -> None:
+    def stop_etcd(self, *, kill: bool = False, grace: float = STOP_TIMEOUT) -> None:
         """Stop etcd (the API server keeps running, unable to read or write)."""
-        self._halt("etcd", kill)
+        self._halt("etcd", kill, grace)
 
     def start_etcd(self) -> float:
         """Start the stopped etcd again (same ports, same data); returns the seconds until it

@@ -564,11 +564,11 @@ def test_sigkill_under_api_server_load_costs_only_the_reviews_in_flight(stack: S
     stack.both_up()
     load = Load()
     threads = load.run(kube_worker(stack), threads=4)
-    time.sleep(6)
+    time.sleep(5)
     victim = stack.replicas["r1"]
     load.mark(_kill(victim, signal.SIGKILL))
     down_after, row = stack.lb.wait_for("r1", "DOWN", 10)
-    time.sleep(6)
+    time.sleep(5)
     outcomes = load.finish(threads)
     assert victim.gate.process.wait(5) == -signal.SIGKILL
     stats = figures(outcomes, load, down_after)
@@ -583,11 +583,11 @@ def test_sigkill_at_100_reviews_per_second(stack: Stack) -> None:
     stack.both_up()
     load = Load()
     threads = load.run(direct_worker(stack, rate=100, t0=time.monotonic()), threads=12)
-    time.sleep(4)
+    time.sleep(3)
     victim = stack.replicas["r2"]
     load.mark(_kill(victim, signal.SIGKILL))
     down_after, row = stack.lb.wait_for("r2", "DOWN", 10)
-    time.sleep(4)
+    time.sleep(3)
     outcomes = load.finish(threads)
     stats = figures(outcomes, load, down_after)
     lost = assert_only_in_flight_failed(outcomes, load)
@@ -602,7 +602,7 @@ def test_sigterm_drains_without_a_failure(stack: Stack) -> None:
     kube, direct = Load(), Load()
     threads = kube.run(kube_worker(stack), threads=3)
     direct_threads = direct.run(direct_worker(stack, rate=50, t0=time.monotonic()), threads=6)
-    time.sleep(4)
+    time.sleep(3)
     victim = stack.replicas["r1"]
     kube.mark(_kill(victim, signal.SIGTERM))
     direct.marked_at, direct.in_flight_at_mark = kube.marked_at, len(direct.in_flight)
@@ -612,7 +612,7 @@ def test_sigterm_drains_without_a_failure(stack: Stack) -> None:
     assert row["check_status"] == "L7STS", row
     exit_code = victim.gate.process.wait(20)
     exited_after = time.monotonic() - kube.marked_at
-    time.sleep(2)
+    time.sleep(1)
     outcomes = kube.finish(threads)
     direct_outcomes = direct.finish(direct_threads)
     print(

@@ -92,13 +92,18 @@ class LeaseElection:
         )
         if holder != self.identity and not expired:
             return False
+        # A replace: a field left out is erased, so a renewal carries acquireTime over.
+        taken = holder != self.identity or spec.acquire_time is None
+        acquired = stamp if taken else spec.acquire_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        transitions = (spec.lease_transitions or 0) + (holder != self.identity and bool(holder))
         body = {
             "metadata": {"name": LEASE_NAME, "resourceVersion": lease.metadata.resource_version},
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": LEASE_SECONDS,
+                "acquireTime": acquired,
                 "renewTime": stamp,
-                **({"acquireTime": stamp} if holder != self.identity else {}),
+                "leaseTransitions": transitions,
             },
         }
         try:

@@ -1,10 +1,14 @@
 """The live policy set: custom resources in, a ready AdmissionController out, kept current.
 
 Startup lists every PackagePolicy, TrustPolicy and PackageQuarantine (so the webhook is ready
-only with the complete set), then kopf watches them. Each change marks the set dirty; a
-rebuild thread coalesces changes (100 ms) and swaps in a new controller in one assignment, so
-no request ever sees a half-loaded set. A resource that does not load never replaces its last
-good version: enforcement continues with what it had, and its `status` says why.
+only with the complete set), then kopf watches them. When a watch cannot resume where it broke
+off (410 Gone: e.g. the API server restarted meanwhile), kopf lists again, and a listing names
+what exists, never what was deleted: so each listing (and, as a backstop, every RESYNC_SECONDS)
+is followed by a listing of our own, and what it no longer has is dropped. Each change marks
+the set dirty; a rebuild thread coalesces changes (100 ms) and swaps in a new controller in one
+assignment, so no request ever sees a half-loaded set. A resource that does not load never
+replaces its last good version: enforcement continues with what it had, and its `status` says
+why.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +42,8 @@ log = logging.getLogger("sbomgate.operator")
 KINDS = (PACKAGE_POLICIES, TRUST_POLICIES, PACKAGE_QUARANTINES)
 DEBOUNCE_SECONDS = 0.1
 RETIRE_AFTER_SECONDS = 30.0  # an old controller finishes its in-flight reviews meanwhile
+RESYNC_SECONDS = 60.0  # at most this long for a deletion no watch event announced
+RESYNC_RETRY_SECONDS = 5.0  # after a resync the API server did not answer
 
 
 def now_rfc3339() -> str:
@@ -77,6 +84,8 @@ class LivePolicySet:
         self._reported: dict[tuple[str, str], str] = {}  # (plural, name) -> status written
         self._lock = threading.Lock()
         self._dirty = threading.Event()
+        self._resync = threading.Event()
+        self._next_resync = time.monotonic() + RESYNC_SECONDS
         self._stop = threading.Event()
         self.generation = 0
         self._next_expiry: str | None = None  # the soonest quarantine expiry (RFC 3339)
@@ -104,6 +113,8 @@ class LivePolicySet:
                 self.objects[plural].pop(name, None)
             else:
                 self.objects[plural][name] = body
+        if event_type is None:  # from a listing (kopf's first, or after a watch was lost)
+            self._resync.set()
         self._dirty.set()
 
     def observe_namespace(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -119,6 +130,16 @@ class LivePolicySet:
 
     def run_rebuilds(self) -> None:
         while not self._stop.is_set():
+            if self._resync.is_set() or time.monotonic() >= self._next_resync:
+                self._resync.clear()
+                self._next_resync = time.monotonic() + RESYNC_SECONDS
+                try:
+                    self.resync()
+                except Exception as exc:  # the API server is away: enforce what we have
+                    self._next_resync = time.monotonic() + RESYNC_RETRY_SECONDS
+                    log.warning(
+                        orjson.dumps({"event": "resync failed", "error": str(exc)[:200]}).decode()
+                    )
             expiry = self._next_expiry
             if expiry is not None and now_rfc3339() >= expiry:
                 self._dirty.set()  # a quarantine entry ran out: rebuild without it
@@ -130,6 +151,32 @@ class LivePolicySet:
                 self.rebuild()
             except Exception:
                 log.exception("rebuilding the policy set failed; keeping the current one")
+
+    def resync(self) -> None:
+        """Drop what the API server no longer has: deletions no watch event announced."""
+        changed = False
+        for plural in KINDS:
+            with self._lock:
+                known = {name: _version(obj) for name, obj in self.objects[plural].items()}
+            # Bounded: this thread also applies every change, it must not hang on a listing.
+            listing = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, plural, _request_timeout=RESYNC_RETRY_SECONDS
+            )
+            present = {o["metadata"]["name"] for o in listing["items"]}
+            with self._lock:
+                for name, version in known.items():
+                    current = self.objects[plural].get(name)
+                    # Not listed, and no event about it since we asked: it was deleted.
+                    if name not in present and current is not None and _version(current) == version:
+                        del self.objects[plural][name]
+                        changed = True
+                        log.info(
+                            orjson.dumps(
+                                {"event": "missed deletion", "kind": plural, "name": name}
+                            ).decode()
+                        )
+        if changed:
+            self._dirty.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -260,6 +307,11 @@ class LivePolicySet:
                     {"event": "status not written", "name": name, "error": str(exc)[:200]}
                 ).decode()
             )
+
+
+def _version(obj: Mapping[str, Any]) -> str | None:
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return version if isinstance(version, str) else None
 
 
 def _spec_hash(obj: Mapping[str, Any]) -> str:
