@@ -179,6 +179,7 @@ VOCABULARY = [
     "data", "file", "identities", "issuer", "issuerRegExp", "subject", "subjectRegExp",
     "trustedRoot", "attestations", "predicateTypes", "required", "builderIds",
     "sourceRepositories", "allowUnsigned", "cyclonedx", "**", "*", "[", "(", PEM,
+    "/dev/zero", "/dev/stdin", "/etc/hostname", "/proc/self/status", "/", "../x",
     "package cloudsmith\nmatch if {", "import rego.v1", "match if true", "http.send({})",
 ]  # fmt: skip
 MODES = 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import threading
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -22,6 +23,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +49,7 @@ from sbomgate.registry.discovery import (
 )
 from sbomgate.registry.reference import parse_reference
 from sbomgate.sbom import Sbom, parse_sbom, parse_sbom_document
+from sbomgate.webhook import Metrics, create_app
 
 SETTINGS = settings(
     max_examples=150,
@@ -416,6 +419,33 @@ def test_signed_provenance_with_a_malformed_builder_is_summarised() -> None:
         summary = _provenance_summary([VerifiedDocument(DIGEST, SLSA1, predicate, "t")])
         assert summary is not None
         assert summary["builder_id"] == (None if "builder" not in predicate else "b")
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/stdin", "/"])
+def test_a_trust_policy_key_file_that_is_no_regular_file_is_refused(path: str) -> None:
+    """/validate-policy read a TrustPolicy's key.file whole: /dev/zero until the webhook ran
+    out of memory, /dev/stdin forever (found adding file paths to the admission target)."""
+    app = create_app(None, Metrics(), ready=threading.Event())
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"kind": "TrustPolicy"},
+            "operation": "CREATE",
+            "object": {
+                "metadata": {"name": "t"},
+                "spec": {"images": ["**"], "authorities": [{"name": "k", "key": {"file": path}}]},
+            },
+        },
+    }
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/validate-policy", json=review).json()["response"]
+    assert answer["allowed"] is False
+    assert answer["status"]["message"] == (
+        f"TrustPolicy t (TrustPolicy t): spec.authorities[0].key.file: cannot read {path}: "
+        "not a regular file"
+    )
 
 
 @pytest.mark.parametrize(("version", "kept"), [("²", "²"), ("9" * 19, "9" * 19), ("42", 42)])

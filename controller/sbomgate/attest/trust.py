@@ -338,7 +338,12 @@ def _data_or_file(r: _Reader, doc: Mapping[str, Any], where: str, base_dir: Path
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        return path.read_bytes()[:MAX_POLICY_BYTES]
+        # A device or a FIFO (/dev/zero, /dev/stdin) would be read forever or block: a key is
+        # a regular file, and only its first MiB is read.
+        if path.exists() and not path.is_file():
+            raise r.fail(f"{where}.file", f"cannot read {path}: not a regular file")
+        with path.open("rb") as f:
+            return f.read(MAX_POLICY_BYTES)
     except OSError as exc:
         raise r.fail(f"{where}.file", f"cannot read {path}: {exc.strerror or exc}") from None
 
