@@ -36,7 +36,14 @@ from sbomgate.policy import PolicyEngine
 from sbomgate.policy.engine import FactSource
 from sbomgate.registry import Deadline, parse_reference
 from sbomgate.verdict import Finding, ImageReport, Verdict
-from sbomgate.workload import ContainerImage, Workload, WorkloadError, is_gated_kind, read_workload
+from sbomgate.workload import (
+    MAX_DISTINCT_IMAGES,
+    ContainerImage,
+    Workload,
+    WorkloadError,
+    is_gated_kind,
+    read_workload,
+)
 
 log = logging.getLogger("sbomgate.admission")
 
@@ -45,6 +52,7 @@ MAX_WARNING_LENGTH = 256  # the API server drops longer warnings
 MAX_WARNINGS = 20
 MAX_MESSAGE_CHARS = 8000
 MAX_LOGGED = 50  # reasons in a decision's log line
+MAX_PATHS_SHOWN = 3  # container paths named per image in a line (then "and N more")
 
 # A message line, or a finding to format into one when (and only if) it is shown.
 Line = str | tuple[Callable[[Finding, str], str], Finding, str]
@@ -214,6 +222,10 @@ class AdmissionController:
     def _judge(self, workload: Workload, request: Mapping[str, Any]) -> Decision:
         if not workload.images:
             return Decision(True, "", skipped="no containers")
+        distinct = len({c.image for c in workload.images})
+        if distinct > MAX_DISTINCT_IMAGES:
+            # Each distinct image costs registry round trips: one object must not buy thousands.
+            return self._deny([f"{workload.display}: {_too_many_images(distinct)}"])
         workload_input = workload.to_input(
             operation=str(request.get("operation")), dry_run=bool(request.get("dryRun"))
         )
@@ -233,9 +245,19 @@ class AdmissionController:
                 container
             )
         deadline = Deadline.after(seconds)
+        refs = list(tasks)
         futures: dict[str, Future[ImageOutcome]] = {
             ref: self._pool.submit(self._check_image, ref, deadline, workload_input)
-            for ref in tasks
+            for ref in refs[:MAX_DISTINCT_IMAGES]
+        }
+        # Admission refuses such objects before this (see _judge); the audit reads them all.
+        over = (
+            f"not checked: the object names {len(refs)} distinct images, more than the "
+            f"{MAX_DISTINCT_IMAGES} sbomgate checks in one"
+        )
+        unchecked: dict[str, ImageOutcome | None] = {
+            ref: ImageOutcome(ImageReport(ref, None, errors=(f"image {ref}: {over}",)), None)
+            for ref in refs[MAX_DISTINCT_IMAGES:]
         }
         # Leave a little time to answer: the API server's timeoutSeconds is above the deadline.
         wait_for(list(futures.values()), timeout=max(deadline.remaining(), 0.0))
@@ -252,6 +274,7 @@ class AdmissionController:
                 )
             else:
                 outcomes[ref] = None  # still running: it finishes into the cache for next time
+        outcomes.update(unchecked)
         return tasks, outcomes
 
     def _check_image(
@@ -331,7 +354,7 @@ class AdmissionController:
         reports: list[ImageReport] = []
         quarantined: list[tuple[str, str, str]] = []
         for ref, task in tasks.items():
-            paths = ", ".join(c.path for c in task.containers)
+            paths = _paths(task.containers)
             outcome = outcomes.get(ref)
             if outcome is None:
                 unfinished.append(ref)
@@ -462,6 +485,20 @@ def _with_namespace(workload: Workload, namespace: str) -> Workload:
         workload.annotations,
         workload.images,
     )
+
+
+def _too_many_images(count: int) -> str:
+    return (
+        f"names {count} distinct images, more than the {MAX_DISTINCT_IMAGES} sbomgate checks "
+        "in one object: nothing was checked (split it, or use fewer distinct images)"
+    )
+
+
+def _paths(containers: Sequence[ContainerImage]) -> str:
+    """Where an image is used; a long list (the same image in thousands of containers) cut."""
+    shown = ", ".join(c.path for c in containers[:MAX_PATHS_SHOWN])
+    rest = len(containers) - MAX_PATHS_SHOWN
+    return f"{shown} and {rest} more" if rest > 0 else shown
 
 
 def _with_paths(error: str, ref: str, paths: str) -> str:

@@ -8,13 +8,24 @@
 The handler is a plain `def`: FastAPI runs it on a worker thread, so one slow review never
 blocks the event loop. Policies are evaluated in worker processes (policy/isolated.py), each
 image's evaluation within `evaluationBudget`.
+
+Request bodies are read as a stream with a cap (MAX_BODY_BYTES) and a deadline (BODY_SECONDS),
+never whole into memory first. The API server never sends more than the cap (an UPDATE carries
+two objects of at most 3 MiB), so an oversized body comes from something else that reached the
+port. It is answered, without reading the rest, with an AdmissionReview denial when the review's
+uid is in the first few KiB (the API server writes `"request":{"uid":...` first: the user then
+reads why), else with a 413; the API server treats any non-200 as a webhook failure, which
+`failurePolicy: Fail` turns into a refusal too. A compressed body (Content-Encoding) is refused
+unread (415): the API server never compresses, and nothing is ever decompressed here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
+import re
 import ssl
 import sys
 import threading
@@ -30,6 +41,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from sbomgate._internal.cache import DigestCache
 from sbomgate._internal.documents import load_data_files
@@ -46,7 +58,15 @@ if TYPE_CHECKING:
     from sbomgate.operator.live import LivePolicySet
 
 log = logging.getLogger("sbomgate.webhook")
-MAX_BODY_BYTES = 8 << 20  # the API server sends at most ~3 MiB objects
+MAX_BODY_BYTES = 8 << 20  # the API server sends at most 3 MiB objects (two on an UPDATE)
+BODY_SECONDS = 10.0  # to receive a whole body: the API server waits at most timeoutSeconds
+_HEAD_BYTES = 4096  # where an oversized review's uid is looked for
+# Objects and arrays a body may hold, counted before parsing: 8 MiB of `[[],[],...]` would
+# parse to 2.8 million lists (250 MB). Dense real objects (a Pod of 3 MiB of env entries, twice
+# on an UPDATE) hold about 300,000.
+MAX_BODY_VALUES = 1_000_000
+# The API server serialises AdmissionRequest's fields in order: uid comes first.
+_REVIEW_UID = re.compile(rb'"request"\s*:\s*\{\s*"uid"\s*:\s*"([0-9A-Za-z._:-]{1,128})"')
 
 
 class Metrics(Observer):
@@ -117,14 +137,18 @@ def create_app(
     @app.post("/validate")
     async def validate(request: Request) -> Response:
         app.state.last_review = time.monotonic()
-        raw = await request.body()
+        raw = await receive_body(request)
+        if isinstance(raw, Response):
+            return answered(raw)
         # A worker thread: reviews block on registries and CPU-bound evaluation.
         return answered(await run_in_threadpool(_review, holder["controller"], raw, ready))
 
     @app.post("/validate-policy")
     async def validate_policy(request: Request) -> Response:
         app.state.last_review = time.monotonic()
-        raw = await request.body()
+        raw = await receive_body(request)
+        if isinstance(raw, Response):
+            return answered(raw)
         return answered(await run_in_threadpool(_review_policy, raw))
 
     @app.get("/healthz")
@@ -146,13 +170,76 @@ def create_app(
     return app
 
 
+async def receive_body(request: Request) -> bytes | Response:
+    """The request body, streamed with a cap and a deadline; or the Response refusing it.
+
+    At most MAX_BODY_BYTES (plus one chunk) are ever held: a body declared larger is refused
+    after its first chunk, one that turns out larger (no or a lying Content-Length, chunked)
+    as soon as it passes the cap. What is left unread is discarded by the server, not kept.
+    """
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        return _error(415, f"Content-Encoding {encoding[:40]!r} is not accepted: send plain JSON")
+    declared = request.headers.get("content-length", "").strip()
+    too_big = declared.isdigit() and int(declared) > MAX_BODY_BYTES
+    seconds = BODY_SECONDS
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                if not chunk:
+                    continue
+                total += len(chunk)
+                if too_big or total > MAX_BODY_BYTES:
+                    head = (chunks[0] if chunks else chunk)[:_HEAD_BYTES]
+                    return _too_large(head, int(declared) if too_big else None)
+                chunks.append(chunk)
+    except TimeoutError:
+        return _error(408, f"the request body did not arrive within {seconds:g} s")
+    except ClientDisconnect:
+        return _error(400, "the client went away before sending the whole body")
+    if too_big:  # declared, but nothing came
+        return _too_large(b"", int(declared))
+    return b"".join(chunks)
+
+
+def _too_large(head: bytes, declared: int | None) -> Response:
+    size = f"{declared} bytes, over" if declared is not None else "over"
+    return _refused_unread(
+        head,
+        f"sbomgate refused the request: its body is {size} the {MAX_BODY_BYTES >> 20} MiB "
+        "limit (the API server never sends a review this large)",
+    )
+
+
+def _refused_unread(head: bytes, message: str) -> Response:
+    """A body refused without parsing it: a denial to the review's uid if the head names it
+    (see the module docstring), else a 413."""
+    found = _REVIEW_UID.search(head[:_HEAD_BYTES])
+    if found is None:
+        return _error(413, message)
+    answer = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": _refusal(found.group(1).decode(), 413, "RequestEntityTooLarge", message),
+    }
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
 def _read_body(raw: bytes) -> Any:
-    """The parsed body, or the error Response for one that is too big or not JSON."""
-    if len(raw) > MAX_BODY_BYTES:
-        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+    """The parsed body, or the error Response for one that is not JSON."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_BODY_VALUES:
+        return _refused_unread(
+            raw,
+            f"sbomgate refused the request: its body holds over {MAX_BODY_VALUES} objects and "
+            "arrays (real objects hold far fewer)",
+        )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in exc.msg:
+            return _error(400, "not JSON sbomgate reads: nested deeper than 1024 levels")
         return _error(400, f"not JSON: {exc.msg} at line {exc.lineno}")
 
 

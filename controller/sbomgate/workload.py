@@ -26,7 +26,11 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 # the order images (and so denial messages, which are cut short) are reported in
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
-MAX_CONTAINERS = 1000
+# A bound on the work one object can cause. Containers are cheap to read (10,000 in about
+# 30 ms) and the same image in many of them is checked once; each distinct image costs registry
+# round trips, so distinct images are capped far lower (see admission.py).
+MAX_CONTAINERS = 10_000
+MAX_DISTINCT_IMAGES = 64
 
 
 class WorkloadError(InputError):

@@ -19,6 +19,15 @@ STATEMENT_TYPES = frozenset(
     }
 )
 MAX_SIGNATURES = 16
+# Base64 only shrinks (4 characters -> 3 bytes), and what is decoded here is already capped
+# (blobs at 64 MiB, manifests at 4 MiB); this bound keeps that true for any other caller.
+MAX_BASE64_CHARS = 96 << 20
+# Objects and arrays a document may hold, checked on the bytes before parsing: an envelope or a
+# bundle is parsed before its signature is checked, and 64 MiB of `[[],[],...]` (anyone can
+# push that next to an image) parse to 21 million lists, 2 GB. Envelopes and bundles hold a
+# few dozen (base64 has no brackets); a statement carries an SBOM (see sbom.parse).
+MAX_ENVELOPE_VALUES = 10_000
+MAX_STATEMENT_VALUES = 2_000_000
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
 
@@ -30,6 +39,8 @@ def b64decode(value: Any, what: str) -> bytes:
     """Standard or URL-safe base64, padded or not (both appear in the wild)."""
     if not isinstance(value, str):
         raise FormatError(f"{what} must be a base64 string")
+    if len(value) > MAX_BASE64_CHARS:
+        raise FormatError(f"{what} is {len(value)} characters, over the {MAX_BASE64_CHARS} limit")
     text = value.strip()
     padded = text + "=" * (-len(text) % 4)
     if "-" in text or "_" in text:
@@ -64,12 +75,19 @@ class Envelope:
         return pae(self.payload_type, self.payload)
 
 
-def _load_object(data: bytes | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+def _load_object(
+    data: bytes | Mapping[str, Any], what: str, max_values: int = MAX_ENVELOPE_VALUES
+) -> Mapping[str, Any]:
     if isinstance(data, Mapping):
         return data
+    values = data.count(b"{") + data.count(b"[")  # strings too: an upper bound
+    if values > max_values:
+        raise FormatError(f"{what} holds over {max_values} objects and arrays: refused unread")
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in exc.msg:
+            raise FormatError(f"{what} is nested deeper than 1024 levels") from None
         raise FormatError(f"{what} is not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(doc, dict):
         raise FormatError(f"{what} is not a JSON object")
@@ -130,7 +148,7 @@ class Statement:
 
 
 def parse_statement(payload: bytes) -> Statement:
-    doc = _load_object(payload, "in-toto statement")
+    doc = _load_object(payload, "in-toto statement", MAX_STATEMENT_VALUES)
     statement_type = doc.get("_type")
     if not isinstance(statement_type, str) or statement_type not in STATEMENT_TYPES:
         raise FormatError(f"not an in-toto statement (_type {str(statement_type)[:80]!r})")

@@ -27,6 +27,7 @@ from sbomgate.registry.oci import (
     Manifest,
     ManifestFormatError,
     parse_manifest,
+    too_many_values,
 )
 from sbomgate.registry.reference import ImageReference
 from sbomgate.registry.transport import (
@@ -420,6 +421,8 @@ def _is_index_response(response: Response) -> bool:
     if content_type == OCI_INDEX:
         return True
     # Some registries answer the referrers call with JSON of another content type.
+    if too_many_values(response.body, 1000):
+        return True  # not parsed here: parse_manifest refuses it, saying why
     try:
         doc = orjson.loads(response.body)
     except orjson.JSONDecodeError:

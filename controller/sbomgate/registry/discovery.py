@@ -30,6 +30,7 @@ from sbomgate.registry.oci import (
     DSSE_ENVELOPE,
     IN_TOTO,
     IN_TOTO_PREDICATE_ANNOTATION,
+    INDEX_TYPES,
     MANIFEST_TYPES,
     SIGSTORE_BUNDLE_PREFIX,
     Descriptor,
@@ -52,6 +53,11 @@ RAW_SBOM_TYPES = frozenset(
     }
 )
 
+
+# Each platform manifest of an index costs a cosign-tag and a referrers lookup, each BuildKit
+# attestation manifest a fetch: an index may list 1,000 entries, real ones list a few dozen.
+MAX_PLATFORMS = 64
+MAX_BUILDKIT_ATTESTATIONS = 64
 
 # The in-toto predicate types an unenveloped SBOM stands for.
 CYCLONEDX_BOM = "https://cyclonedx.org/bom"
@@ -125,13 +131,33 @@ def discover(
     collector = _Collector(client, image, deadline)
     platforms: list[PlatformImage] = []
     if isinstance(top.manifest, ImageIndex):
+        buildkit: list[tuple[int, Descriptor]] = []
         for position, entry in enumerate(top.manifest.manifests):
             if entry.annotations.get(BUILDKIT_REFERENCE_TYPE) == BUILDKIT_ATTESTATION:
-                collector.buildkit(entry, position)
+                buildkit.append((position, entry))
+            elif entry.media_type in INDEX_TYPES:
+                # A runtime may pick its image from a nested index, whose manifests would be
+                # neither listed nor verified here; so no recursion, and no loop, either.
+                raise RegistryError(
+                    image.registry,
+                    f"index {image} lists another index at manifests[{position}] "
+                    f"({entry.digest}): nested indexes are not supported (flatten it)",
+                )
             elif entry.media_type in MANIFEST_TYPES and (
                 entry.platform is None or entry.platform.os != "unknown"
             ):
                 platforms.append(PlatformImage(entry.digest, entry.platform))
+        for count, limit, what in (
+            (len(platforms), MAX_PLATFORMS, "platform manifests"),
+            (len(buildkit), MAX_BUILDKIT_ATTESTATIONS, "attestation manifests"),
+        ):
+            if count > limit:
+                raise RegistryError(
+                    image.registry,
+                    f"index {image} lists {count} {what}, more than the {limit} sbomgate reads",
+                )
+        for position, entry in buildkit:
+            collector.buildkit(entry, position)
     subjects = [top.digest] + [p.digest for p in platforms]
     for digest in dict.fromkeys(subjects):
         collector.cosign_tag(digest)

@@ -35,6 +35,23 @@ BUILDKIT_ATTESTATION = "attestation-manifest"
 IN_TOTO_PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
 
 
+# Objects and arrays a manifest may hold, counted on the bytes before parsing: 4 MiB of
+# `[[],[],...]` would parse to 1.4 million lists (100 MB) from anyone's registry. A descriptor
+# holds at most 3 (itself, annotations, platform).
+VALUES_PER_ENTRY = 8
+VALUES_BESIDES = 1000
+
+
+def max_values(max_entries: int) -> int:
+    return VALUES_PER_ENTRY * max_entries + VALUES_BESIDES
+
+
+def too_many_values(data: bytes, max_entries: int) -> bool:
+    """Whether the document holds more objects and arrays than a manifest of `max_entries`
+    entries can (brackets in strings count too: an upper bound)."""
+    return data.count(b"{") + data.count(b"[") > max_values(max_entries)
+
+
 class ManifestFormatError(ValueError):
     """The document is not a usable manifest or index; the message says which field."""
 
@@ -147,6 +164,11 @@ def _descriptors(value: Any, where: str, limit: int) -> tuple[Descriptor, ...]:
 def parse_manifest(data: bytes, content_type: str | None, *, max_entries: int = 1000) -> Manifest:
     """An image manifest or index from its bytes; the media type comes from the document,
     else from the Content-Type header."""
+    if too_many_values(data, max_entries):
+        raise ManifestFormatError(
+            f"holds over {max_values(max_entries)} objects and arrays, over the limit for "
+            f"{max_entries} entries: refused unread"
+        )
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
