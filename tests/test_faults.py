@@ -223,7 +223,7 @@ class Fault:
     image: str  # which image: "small" or "big"
     toxics: tuple[tuple[str, dict[str, Any]], ...]
     expect: tuple[str, ...]  # any of these in the message
-    later: tuple[str, dict[str, Any]] | None = None  # a toxic added once the check is running
+    later: tuple[str, dict[str, Any]] | None = None  # a toxic added mid-blob
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -266,6 +266,29 @@ REGISTRY_FAULTS = [
 ]
 
 
+def add_once_the_blob_streams(
+    checker: ImageChecker, proxy: Proxy, kind: str, attributes: dict[str, Any]
+) -> None:
+    """Add a toxic 0.3 s after the attestation blob's download began (the bandwidth toxic
+    makes it last many seconds): the fault lands in the middle of a body, not between requests."""
+    client = checker.client
+    started = threading.Event()
+    get_blob = client.get_blob
+
+    def watched(*args: Any, **kwargs: Any) -> bytes:
+        started.set()
+        return get_blob(*args, **kwargs)
+
+    client.get_blob = watched  # type: ignore[method-assign]
+
+    def later() -> None:
+        if started.wait(HANG):
+            time.sleep(0.3)
+            proxy.add_toxic(kind, name="later", **attributes)
+
+    threading.Thread(target=later, daemon=True).start()
+
+
 @pytest.mark.parametrize("fault", REGISTRY_FAULTS, ids=[f.name for f in REGISTRY_FAULTS])
 def test_registry_fault_is_a_bounded_specific_refusal(
     fault: Fault, registry_proxy: Proxy, images: dict[str, PushedImage], trust: Path
@@ -276,12 +299,7 @@ def test_registry_fault_is_a_bounded_specific_refusal(
     checker = make_checker(host, trust)
     try:
         if fault.later is not None:
-            kind, attributes = fault.later
-            timer = threading.Timer(
-                0.5,
-                lambda: registry_proxy.add_toxic(kind, name="later", **attributes),
-            )
-            timer.start()
+            add_once_the_blob_streams(checker, registry_proxy, *fault.later)
         result, seconds = in_time(lambda: checker.check(ref_via(host, images[fault.image])))
         message = assert_registry_fault(result, seconds, host)
         assert any(
@@ -466,7 +484,7 @@ def http_date(seconds_from_now: float) -> str:
 
 @pytest.mark.parametrize(
     ("status", "retry_after"),
-    [(429, "1"), (503, "1"), (429, "date+2")],
+    [(429, "1"), (503, "1"), (429, "date+3")],
     ids=["429-seconds", "503-seconds", "429-http-date"],
 )
 def test_short_retry_after_is_honoured_once(
@@ -477,14 +495,14 @@ def test_short_retry_after_is_honoured_once(
     images: dict[str, PushedImage],
     trust: Path,
 ) -> None:
-    header = http_date(2) if retry_after == "date+2" else retry_after
+    header = http_date(3) if retry_after == "date+3" else retry_after
     server = front(plain_registry.host, [(status, {"Retry-After": header})])
-    checker = make_checker(server.host, trust, deadline=5.0)
+    checker = make_checker(server.host, trust, deadline=8.0)  # waits up to 4 s: a date fits
     try:
         result, seconds = in_time(lambda: checker.check(ref_via(server.host, images["small"])))
         assert result.report.ok, errors(result)
         assert server.statuses[:2] == [status, 200]
-        assert 0.9 <= seconds < 5.0 + MARGIN  # it did wait for the server's Retry-After
+        assert 0.9 <= seconds < 8.0 + MARGIN  # it did wait for the server's Retry-After
         _table(f"{status} Retry-After {header} (once)", "registry", "allowed", seconds)
     finally:
         checker.client.close()
