@@ -143,9 +143,10 @@ def resume(
 # --------------------------------------------------------------------------- helpers
 
 
-def review(gate: Sbomgate, image: str) -> dict[str, Any]:
-    """POST an AdmissionReview (a dry-run Deployment) straight to one replica."""
-    obj = deployment("probe", image, NAMESPACE)
+def review(
+    gate: Sbomgate, image: str, *, dry_run: bool = True, name: str = "probe"
+) -> dict[str, Any]:
+    """POST an AdmissionReview (a Deployment, by default a dry run) straight to one replica."""
     body = {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -154,9 +155,9 @@ def review(gate: Sbomgate, image: str) -> dict[str, Any]:
             "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
             "operation": "CREATE",
             "namespace": NAMESPACE,
-            "name": "probe",
-            "object": obj,
-            "dryRun": True,
+            "name": name,
+            "object": deployment(name, image, NAMESPACE),
+            "dryRun": dry_run,
         },
     }
     context = ssl.create_default_context(cafile=str(gate.ca_file))
@@ -330,3 +331,33 @@ def test_a_deletion_missed_across_a_restart_stops_applying(resume: Resume) -> No
         lambda: enforced(a, image) == {"no-certifi-2"}, RESUME_BOUND, "A: the deletion"
     )
     print(f"deletion missed by a re-list: out of force {seconds:.2f} s after reconnecting")
+
+
+def test_an_api_server_that_stops_answering_delays_only_the_writes(resume: Resume) -> None:
+    """A's requests get no answer (a timeout toxic upstream: its watch streams still deliver).
+    A new policy is enforced all the same, and refusals whose Events cannot be written do not
+    take the threads that check images."""
+    cluster, image, a = resume.cluster, resume.image.ref, resume.a
+    assert enforced(a, image) == {"no-certifi-2"}
+    toxic = resume.proxy.add_toxic("timeout", stream="upstream", timeout=0)
+    try:
+        cluster.apply(package_policy("no-idna-3", deny_package("idna")))
+        seconds = wait_for(
+            lambda: enforced(a, image) == {"no-certifi-2", "no-idna-3"},
+            RESUME_BOUND,
+            "A: a policy whose status cannot be written",
+        )
+        # Not dry runs: each refusal has an Event to write, which the API server never takes.
+        for i in range(24):
+            answer = review(a, image, dry_run=False, name=f"real-{i}")
+            assert answer["allowed"] is False
+        started = time.monotonic()
+        assert enforced(a, image) == {"no-certifi-2", "no-idna-3"}
+        answered = time.monotonic() - started
+    finally:
+        resume.proxy.remove_toxic(toxic)
+    assert '"event":"status not written"' in a.log.read_text()
+    print(
+        f"API server not answering A: new policy in force after {seconds:.2f} s; a review "
+        f"after 24 unwritable Events answered in {answered:.2f} s"
+    )

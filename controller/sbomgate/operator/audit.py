@@ -33,6 +33,9 @@ MAX_RESULTS = 1000
 LEASE_NAME = "sbomgate-audit"
 LEASE_SECONDS = 30
 AUDIT_DEADLINE = 60.0
+# Connect and read (between bytes) timeouts of each call to the API server (the client's default
+# is to wait forever): a call that never returns would hold the audit thread.
+API_TIMEOUT = (5.0, 30.0)
 _ORDER = {"error": 0, "fail": 1, "warn": 2, "pass": 3}
 
 
@@ -64,7 +67,9 @@ class LeaseElection:
         now = _now()
         stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
-            lease = self.coordination.read_namespaced_lease(LEASE_NAME, self.namespace)
+            lease = self.coordination.read_namespaced_lease(
+                LEASE_NAME, self.namespace, _request_timeout=API_TIMEOUT
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -78,7 +83,9 @@ class LeaseElection:
                 },
             }
             try:
-                self.coordination.create_namespaced_lease(self.namespace, body)
+                self.coordination.create_namespaced_lease(
+                    self.namespace, body, _request_timeout=API_TIMEOUT
+                )
                 return True
             except ApiException as again:
                 if again.status == 409:
@@ -107,7 +114,9 @@ class LeaseElection:
             },
         }
         try:
-            self.coordination.replace_namespaced_lease(LEASE_NAME, self.namespace, body)
+            self.coordination.replace_namespaced_lease(
+                LEASE_NAME, self.namespace, body, _request_timeout=API_TIMEOUT
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -191,7 +200,7 @@ class Auditor:
             ("CronJob", "batch/v1", self.batch.list_cron_job_for_all_namespaces),
         )
         for kind, api_version, list_all in listings:
-            for item in list_all().items:
+            for item in list_all(_request_timeout=API_TIMEOUT).items:
                 obj = serialize(item)
                 owners = obj.get("metadata", {}).get("ownerReferences") or []
                 if any(o.get("controller") for o in owners):
@@ -271,14 +280,18 @@ class Auditor:
         }
         args = (REPORT_GROUP, REPORT_VERSION, namespace, "policyreports")
         try:
-            existing = self.custom.get_namespaced_custom_object(*args, REPORT_NAME)
+            existing = self.custom.get_namespaced_custom_object(
+                *args, REPORT_NAME, _request_timeout=API_TIMEOUT
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            self.custom.create_namespaced_custom_object(*args, body)
+            self.custom.create_namespaced_custom_object(*args, body, _request_timeout=API_TIMEOUT)
             return
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        self.custom.replace_namespaced_custom_object(*args, REPORT_NAME, body)
+        self.custom.replace_namespaced_custom_object(
+            *args, REPORT_NAME, body, _request_timeout=API_TIMEOUT
+        )
 
 
 def _results(

@@ -9,6 +9,11 @@ the set dirty; a rebuild thread coalesces changes (100 ms) and swaps in a new co
 assignment, so no request ever sees a half-loaded set. A resource that does not load never
 replaces its last good version: enforcement continues with what it had, and its `status` says
 why.
+
+Writes to the API server (status, quarantine records, Events) never stand between a change and
+its enforcement, nor take the threads that check images: statuses are written after the new
+set is installed, side effects by a thread of their own, each call with a timeout, so an API
+server that stops answering (a partition, an overload) delays only the writes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +50,10 @@ DEBOUNCE_SECONDS = 0.1
 RETIRE_AFTER_SECONDS = 30.0  # an old controller finishes its in-flight reviews meanwhile
 RESYNC_SECONDS = 60.0  # at most this long for a deletion no watch event announced
 RESYNC_RETRY_SECONDS = 5.0  # after a resync the API server did not answer
+# Connect and read (between bytes) timeouts of each call to the API server (the client's
+# default is to wait forever).
+API_TIMEOUT = (5.0, 10.0)
+SIDE_EFFECT_BACKLOG = 1000  # quarantine records and Events waiting; more are dropped, logged
 
 
 def now_rfc3339() -> str:
@@ -82,6 +92,9 @@ class LivePolicySet:
         self._good_policies: dict[str, tuple[str, Policy]] = {}  # name -> (hash, policy)
         self._good_trust: dict[str, tuple[str, TrustPolicy]] = {}
         self._reported: dict[tuple[str, str], str] = {}  # (plural, name) -> status written
+        # (plural, name) -> (state, status) still to write; retried when the API server failed
+        self._unwritten: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._write_again_at = 0.0
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._resync = threading.Event()
@@ -140,6 +153,8 @@ class LivePolicySet:
                     log.warning(
                         orjson.dumps({"event": "resync failed", "error": str(exc)[:200]}).decode()
                     )
+            if self._unwritten and time.monotonic() >= self._write_again_at:
+                self._write_statuses()
             expiry = self._next_expiry
             if expiry is not None and now_rfc3339() >= expiry:
                 self._dirty.set()  # a quarantine entry ran out: rebuild without it
@@ -160,7 +175,7 @@ class LivePolicySet:
                 known = {name: _version(obj) for name, obj in self.objects[plural].items()}
             # Bounded: this thread also applies every change, it must not hang on a listing.
             listing = self.custom.list_cluster_custom_object(
-                GROUP, VERSION, plural, _request_timeout=RESYNC_RETRY_SECONDS
+                GROUP, VERSION, plural, _request_timeout=API_TIMEOUT
             )
             present = {o["metadata"]["name"] for o in listing["items"]}
             with self._lock:
@@ -235,6 +250,7 @@ class LivePolicySet:
         )
         for callback in self.on_rebuilt:
             callback()
+        self._write_statuses()  # after the install: enforcement never waits on the API server
 
     def _compile(
         self,
@@ -269,9 +285,13 @@ class LivePolicySet:
 
         where = f"ConfigMap {ref.get('namespace')}/{ref.get('name')}"
         try:
-            configmap = self.core.read_namespaced_config_map(ref.get("name"), ref.get("namespace"))
+            configmap = self.core.read_namespaced_config_map(
+                ref.get("name"), ref.get("namespace"), _request_timeout=API_TIMEOUT
+            )
         except ApiException as exc:
             raise SbomgateError(f"{where}: cannot be read ({exc.status} {exc.reason})") from None
+        except Exception as exc:  # no answer (timed out, refused): keep the last good version
+            raise SbomgateError(f"{where}: cannot be read ({type(exc).__name__})") from None
         text = (configmap.data or {}).get(ref.get("key") or "policy.rego")
         if not isinstance(text, str):
             raise SbomgateError(f"{where}: has no key {ref.get('key')!r}")
@@ -296,17 +316,33 @@ class LivePolicySet:
         status: dict[str, Any] = {"conditions": [condition], "observedGeneration": generation}
         if digest and plural != PACKAGE_QUARANTINES:
             status["engineHash"] = digest
-        try:
-            self.custom.patch_cluster_custom_object_status(
-                GROUP, VERSION, plural, name, {"status": status}
-            )
-            self._reported[(plural, name)] = state
-        except Exception as exc:  # status is best effort; enforcement does not depend on it
-            log.warning(
-                orjson.dumps(
-                    {"event": "status not written", "name": name, "error": str(exc)[:200]}
-                ).decode()
-            )
+        self._unwritten[(plural, name)] = (state, status)
+
+    def _write_statuses(self) -> None:
+        """Write the statuses not written yet; at the first the API server does not take, stop
+        and try again RESYNC_RETRY_SECONDS later (status is best effort; enforcement does not
+        depend on it)."""
+        from kubernetes.client.exceptions import ApiException
+
+        for key, (state, status) in list(self._unwritten.items()):
+            plural, name = key
+            try:
+                self.custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, plural, name, {"status": status}, _request_timeout=API_TIMEOUT
+                )
+            except Exception as exc:
+                log.warning(
+                    orjson.dumps(
+                        {"event": "status not written", "name": name, "error": str(exc)[:200]}
+                    ).decode()
+                )
+                if isinstance(exc, ApiException) and exc.status in (404, 409, 422):
+                    del self._unwritten[key]  # gone, or refused as written: no use retrying
+                    continue
+                self._write_again_at = time.monotonic() + RESYNC_RETRY_SECONDS
+                return
+            self._reported[key] = state
+            del self._unwritten[key]
 
 
 def _version(obj: Mapping[str, Any]) -> str | None:
@@ -320,7 +356,9 @@ def _spec_hash(obj: Mapping[str, Any]) -> str:
 
 
 class ClusterSideEffects(SideEffects):
-    """Quarantine records and Events, written with the kubernetes client."""
+    """Quarantine records and Events, written with the kubernetes client by a thread of its
+    own: `after` only queues them (the caller's thread checks images, and must never wait on
+    the API server)."""
 
     def __init__(self, api: Any, reporter: str) -> None:
         from kubernetes import client as k8s
@@ -330,8 +368,28 @@ class ClusterSideEffects(SideEffects):
         self.core: Any = k8s.CoreV1Api(api)
         self.reporter = reporter
         self._recorded: set[str] = set()
+        self._queue: queue.Queue[tuple[Mapping[str, Any], Decision]] = queue.Queue(
+            SIDE_EFFECT_BACKLOG
+        )
+        threading.Thread(target=self._run, name="sbomgate-side-effects", daemon=True).start()
 
     def after(self, request: Mapping[str, Any], decision: Decision) -> None:
+        try:
+            self._queue.put_nowait((request, decision))
+        except queue.Full:  # the API server has not taken the last SIDE_EFFECT_BACKLOG
+            log.warning(
+                orjson.dumps({"event": "side effects dropped", "uid": request.get("uid")}).decode()
+            )
+
+    def _run(self) -> None:
+        while True:
+            request, decision = self._queue.get()
+            try:
+                self.write(request, decision)
+            except Exception:  # a side effect must never take the webhook down
+                log.exception("side effects of an admission failed")
+
+    def write(self, request: Mapping[str, Any], decision: Decision) -> None:
         for purl, policy, image in decision.quarantined:
             self.quarantine(purl, policy, image)
         if not decision.allowed:
@@ -364,7 +422,9 @@ class ClusterSideEffects(SideEffects):
             },
         }
         try:
-            self.custom.create_cluster_custom_object(GROUP, VERSION, PACKAGE_QUARANTINES, body)
+            self.custom.create_cluster_custom_object(
+                GROUP, VERSION, PACKAGE_QUARANTINES, body, _request_timeout=API_TIMEOUT
+            )
         except ApiException as exc:
             if exc.status != 409:  # 409: already recorded (by us or another replica)
                 raise
@@ -399,7 +459,7 @@ class ClusterSideEffects(SideEffects):
             "lastTimestamp": stamp,
             "count": 1,
         }
-        self.core.create_namespaced_event(namespace, body)
+        self.core.create_namespaced_event(namespace, body, _request_timeout=API_TIMEOUT)
 
 
 def run_kopf(live: LivePolicySet, stop: threading.Event, ready: threading.Event) -> None:
