@@ -35,23 +35,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from oci_builder import (
     CosignKey,
     OciClient,
+    PushedImage,
     canonical_json,
+    cosign_attest,
     cosign_keypair,
     push_image,
     sha256_digest,
 )
-from registry_servers import ROOT, RegistryServer
+from registry_servers import ROOT, RegistryServer, start_referrers_registry
 from sbomgate import webhook
 from sbomgate.admission import AdmissionController
 from sbomgate.attest import AttestationVerifier, load_trust_policies
 from sbomgate.attest.envelope import FormatError, parse_envelope, parse_statement
 from sbomgate.config import ServeConfig
-from sbomgate.errors import SbomError
+from sbomgate.errors import PolicyLoadError, SbomError
 from sbomgate.imagecheck import ImageChecker, ImageResult
 from sbomgate.policy import PolicyEngine, load_policy
 from sbomgate.registry import RegistryAccess, RegistryClient
-from sbomgate.registry.oci import DSSE_ENVELOPE, OCI_MANIFEST
-from sbomgate.sbom import parse_sbom
+from sbomgate.registry.oci import DSSE_ENVELOPE, OCI_INDEX, OCI_MANIFEST
+from sbomgate.sbom import Component, Sbom, parse_sbom
 from sbomgate.webhook import MAX_BODY_BYTES, Metrics, build_controller, create_app
 from sbomgate.workload import MAX_CONTAINERS, MAX_DISTINCT_IMAGES
 from test_verify_registry import trust_file
@@ -914,3 +916,486 @@ def test_a_base64_payload_is_decoded_once_and_never_expanded() -> None:
     assert payload == bomb
     assert str(info.value).startswith("in-toto statement is not JSON")
     assert m["peak"] < 32 * MiB  # orjson's buffers for a 1.4 MB document; nothing expanded
+
+
+# -- 5. referrers, index loops, lying tags --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_referrers(work: Path) -> Iterator[RegistryServer]:
+    """tools/ociregistry over plain HTTP: pushing 10,000 manifests is twice as fast as TLS."""
+    server = start_referrers_registry(work / "referrers", ca=None)
+    yield server
+    server.stop()
+
+
+def _push_referrers(server: RegistryServer, image: PushedImage, count: int) -> None:
+    """`count` tiny referrers of `image`, over one keep-alive connection."""
+    client = OciClient(server)
+    empty = client.push_blob(image.repo, b"{}", "application/vnd.oci.empty.v1+json")
+    note = client.push_blob(image.repo, b"note", "text/plain")
+    subject = {"mediaType": image.media_type, "digest": image.digest, "size": len(image.manifest)}
+    host, _, port = server.host.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        for n in range(count):
+            manifest = canonical_json(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "artifactType": "application/vnd.example.note",
+                    "config": empty,
+                    "layers": [note],
+                    "subject": subject,
+                    "annotations": {"n": str(n)},
+                }
+            )
+            conn.request(
+                "PUT",
+                f"/v2/{image.repo}/manifests/{sha256_digest(manifest)}",
+                body=manifest,
+                headers={"Content-Type": OCI_MANIFEST},
+            )
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 201, response.status
+    finally:
+        conn.close()
+
+
+def test_10000_referrers_in_a_real_registry_are_refused_above_the_cap(
+    plain_referrers: RegistryServer, key: CosignKey, work: Path
+) -> None:
+    image = push_image(plain_referrers, "limits/referred", "v1", seed="limits-referred")
+    with measured("pushing 10,000 referrer manifests (one connection)") as m:
+        _push_referrers(plain_referrers, image, 10_000)
+        m["outcome"] = "pushed"
+    checker = _checker(plain_referrers.host, work, key)
+    with measured("registry (ociregistry) image with 10,000 referrers") as m:
+        result = _check(checker, image.ref)
+        m["outcome"] = _errors(result)
+    assert not result.report.ok and not result.report.fault
+    assert (
+        f"{plain_referrers.host}/limits/referred: referrers of {image.digest}: has more than 1000 referrers"
+        in _errors(result)
+    )
+    assert m["seconds"] < 30
+
+
+def _index(entries: list[dict[str, Any]]) -> bytes:
+    return canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+
+
+def _descriptor(n: int, media_type: str = OCI_MANIFEST, **extra: Any) -> dict[str, Any]:
+    digest = "sha256:" + hashlib.sha256(str(n).encode()).hexdigest()
+    return {"mediaType": media_type, "digest": digest, "size": 100, **extra}
+
+
+def test_hostile_referrer_listings_are_bounded(
+    hostile: Callable[[], _Hostile], key: CosignKey, work: Path
+) -> None:
+    server = hostile()
+    manifest = _image_manifest("referred")
+    digest = sha256_digest(manifest)
+    server.routes["/v2/acme/app/manifests/v1"] = _serve(manifest, OCI_MANIFEST)
+    note = {"artifactType": DSSE_ENVELOPE}
+    server.routes[f"/v2/acme/app/referrers/{digest}"] = _serve(
+        _index([_descriptor(n, **note) for n in range(10_000)]), OCI_INDEX
+    )
+    with measured("hostile registry: one referrers answer of 10,000 entries") as m:
+        result = _check(_checker(server.host, work, key), f"{server.host}/acme/app:v1")
+        m["outcome"] = _errors(result)
+    assert "has more than 1000 referrers" in _errors(result)
+    # Nothing listed was fetched.
+    assert [p for p in server.paths() if "/manifests/sha256:" in p] == []
+
+    # Pages of 600, each pointing at the next: stopped on the second page, not the 17th.
+    paged = hostile()
+    paged.routes["/v2/acme/app/manifests/v1"] = _serve(manifest, OCI_MANIFEST)
+    for page in range(17):
+        entries = [_descriptor(page * 600 + n, **note) for n in range(600)]
+        path = f"/v2/acme/app/referrers/{digest}" + (f"/p{page}" if page else "")
+        paged.routes[path] = _serve(
+            _index(entries),
+            OCI_INDEX,
+            Link=f'</v2/acme/app/referrers/{digest}/p{page + 1}>; rel="next"',
+        )
+    with measured("hostile registry: referrers in 17 linked pages of 600") as m:
+        result = _check(_checker(paged.host, work, key), f"{paged.host}/acme/app:v1")
+        m["outcome"] = _errors(result)
+    assert f"{digest} has more than 1000 referrers" in _errors(result)
+    assert len([p for p in paged.paths() if "/referrers/" in p]) == 2
+
+
+def test_nested_and_self_referencing_indexes_are_refused_without_following_them(
+    hostile: Callable[[], _Hostile], key: CosignKey, work: Path
+) -> None:
+    server = hostile()
+    # Every digest this registry is asked for answers with the same index: a loop, if it were
+    # followed (content addressing makes a real self-reference impossible).
+    nested = _descriptor(1, OCI_INDEX)
+    top = _index([_descriptor(2, platform={"os": "linux", "architecture": "amd64"}), nested])
+    server.routes["/v2/acme/app/manifests/v1"] = _serve(top, OCI_INDEX)
+    server.routes[f"/v2/acme/app/manifests/{nested['digest']}"] = _serve(top, OCI_INDEX)
+    with measured("hostile registry: index listing an index (a loop if followed)") as m:
+        result = _check(_checker(server.host, work, key), f"{server.host}/acme/app:v1")
+        m["outcome"] = _errors(result)
+    assert (
+        f"lists another index at manifests[1] ({nested['digest']}): nested indexes are not "
+        "supported (flatten it)"
+    ) in _errors(result)
+    assert server.paths() == ["/v2/acme/app/manifests/v1"]
+
+    wide = hostile()
+    platforms = [
+        _descriptor(n, platform={"os": "linux", "architecture": f"arch{n}"}) for n in range(1000)
+    ]
+    wide.routes["/v2/acme/app/manifests/v1"] = _serve(_index(platforms), OCI_INDEX)
+    with measured("hostile registry: index of 1,000 platform manifests") as m:
+        result = _check(_checker(wide.host, work, key), f"{wide.host}/acme/app:v1")
+        m["outcome"] = _errors(result)
+    assert "lists 1000 platform manifests, more than the 64 sbomgate reads" in _errors(result)
+    assert len(wide.requests) == 1
+
+
+def test_a_tag_or_digest_serving_other_content_is_refused(
+    hostile: Callable[[], _Hostile], key: CosignKey, work: Path
+) -> None:
+    server = hostile()
+    manifest = _image_manifest("tagged")
+    other = _image_manifest("other")
+    # The registry says the tag is `other`'s digest, and serves `manifest`.
+    server.routes["/v2/acme/app/manifests/v1"] = _serve(
+        manifest, OCI_MANIFEST, **{"Docker-Content-Digest": sha256_digest(other)}
+    )
+    result = _check(_checker(server.host, work, key), f"{server.host}/acme/app:v1")
+    assert (
+        f"tag {server.host}/acme/app:v1 served content hashing to {sha256_digest(manifest)}, "
+        f"but the registry says {sha256_digest(other)}"
+    ) in _errors(result)
+    # Asked by digest, it serves other content.
+    server.routes[f"/v2/acme/app/manifests/{sha256_digest(other)}"] = _serve(manifest, OCI_MANIFEST)
+    result = _check(
+        _checker(server.host, work, key), f"{server.host}/acme/app@{sha256_digest(other)}"
+    )
+    assert "the registry served different content than was asked for" in _errors(result)
+
+
+# -- 6. XML entities ---------------------------------------------------------------------------
+
+
+class _Listener:
+    """A TCP port that counts connections: proof that nothing was fetched."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.setblocking(False)
+        self.port = int(self.sock.getsockname()[1])
+
+    def connections(self) -> int:
+        count = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return count
+            conn.close()
+            count += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+_BOM = '<bom xmlns="http://cyclonedx.org/schema/bom/1.6" version="1"><components><component type="library"><name>{name}</name></component></components></bom>'
+_LAUGHS = "".join(
+    f'<!ENTITY l{n} "{("&l" + str(n - 1) + ";") * 10 if n else "lol" * 10}">' for n in range(10)
+)
+
+
+@pytest.mark.parametrize(
+    ("case", "doctype", "name"),
+    [
+        ("billion laughs", f"<!DOCTYPE bom [{_LAUGHS}]>", "&l9;"),
+        ("quadratic blowup", f'<!DOCTYPE bom [<!ENTITY a "{"x" * 100_000}">]>', "&a;" * 100_000),
+        ("external file", '<!DOCTYPE bom [<!ENTITY x SYSTEM "file:///etc/passwd">]>', "&x;"),
+        (
+            "external metadata address",
+            '<!DOCTYPE bom [<!ENTITY x SYSTEM "http://169.254.169.254/latest/meta-data/">]>',
+            "&x;",
+        ),
+        ("external http", '<!DOCTYPE bom [<!ENTITY x SYSTEM "http://127.0.0.1:{port}/x">]>', "&x;"),
+        (
+            "parameter entity",
+            '<!DOCTYPE bom [<!ENTITY % p SYSTEM "http://127.0.0.1:{port}/p.dtd"> %p;]>',
+            "x",
+        ),
+        ("external DTD", '<!DOCTYPE bom SYSTEM "http://127.0.0.1:{port}/bom.dtd">', "x"),
+    ],
+)
+def test_xml_entities_are_refused_before_expansion_or_fetching(
+    case: str, doctype: str, name: str
+) -> None:
+    listener = _Listener()
+    try:
+        document = '<?xml version="1.0"?>' + doctype.replace("{port}", str(listener.port))
+        document += _BOM.format(name=name)
+        with measured(f"CycloneDX XML: {case}") as m:
+            with pytest.raises(SbomError) as info:
+                parse_sbom(document.encode(), source="entities.cdx.xml")
+            m["outcome"] = str(info.value)
+        assert str(info.value) == (
+            "entities.cdx.xml: XML with a DOCTYPE or entity declarations is refused "
+            "(DTDForbidden); CycloneDX XML needs neither"
+        )
+        assert m["seconds"] < 2 and m["peak"] < 16 * MiB
+        time.sleep(0.05)
+        assert listener.connections() == 0
+    finally:
+        listener.close()
+
+
+# -- 7. policies -------------------------------------------------------------------------------
+
+
+def _rego(body: str) -> str:
+    return f"package cloudsmith\nimport rego.v1\n\nmatch if count(reason) > 0\n\n{body}\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            'reason contains "x" if http.send({"method": "GET", "url": "http://169.254.169.254/"})',
+            "http.send is disabled: policies cannot reach the network",
+        ),
+        (
+            'reason contains "x" if net.lookup_ip_addr("example.com")',
+            "net.lookup_ip_addr is disabled: policies cannot reach the network",
+        ),
+        (
+            'reason contains "x" if opa.runtime().env',
+            "opa.runtime is disabled: policies cannot read the engine's environment",
+        ),
+        # Named without being called: a function replaced `with` a forbidden builtin.
+        (
+            'f(_) := 1\nreason contains "x" if f({"url": "http://127.0.0.1:9/"}) with f as http.send',
+            "http.send is disabled: policies cannot reach the network",
+        ),
+        (
+            'reason contains "x" if count([1]) with count as opa.runtime',
+            "opa.runtime is disabled",
+        ),
+        ('runtime := opa.runtime\nreason contains "x" if runtime', "opa.runtime is disabled"),
+    ],
+)
+def test_network_and_environment_builtins_are_refused_at_load(body: str, message: str) -> None:
+    with pytest.raises(PolicyLoadError) as info:
+        load_policy("net.rego", _rego(body))
+    assert message in str(info.value)
+    assert info.value.line is not None and info.value.line >= 6
+
+
+def test_builtins_that_could_fetch_do_not(tmp_path: Path) -> None:
+    """json.match_schema with a remote or file `$ref`: regorus is built without resolvers, so
+    the call fails (undefined, as OPA's builtin errors are) and nothing is fetched."""
+    listener = _Listener()
+    try:
+        policy = load_policy(
+            "schema.rego",
+            _rego(
+                "reason contains msg if {\n"
+                f'  [ok, _] := json.match_schema(input.v0.package, {{"$ref": "http://127.0.0.1:{listener.port}/s.json"}})\n'
+                '  msg := sprintf("schema %v", [ok])\n}\n'
+                "reason contains msg if {\n"
+                '  [ok, _] := json.match_schema(input.v0.package, {"$ref": "file:///etc/passwd"})\n'
+                '  msg := sprintf("file %v", [ok])\n}'
+            ),
+        )
+        sbom = Sbom(
+            source="t",
+            format="cyclonedx",
+            spec_version="1.6",
+            subject=None,
+            components=(
+                Component(
+                    name="a", version="1", purl="pkg:pypi/a@1", purl_type="pypi", format="python"
+                ),
+            ),
+            document={},
+        )
+        verdict = PolicyEngine([policy]).evaluate_sbom(sbom)
+        assert verdict.violations == () and verdict.errors == ()
+        time.sleep(0.05)
+        assert listener.connections() == 0
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "source", "message"),
+    [
+        (
+            "40 nested array literals",
+            "x := " + "[" * 40 + "]" * 40,
+            "collection literals nested 11 deep, each the first term of the one around it",
+        ),
+        (
+            "object literals 11 deep",
+            "x := " + '{"a":' * 11 + "1" + "}" * 11,
+            "collection literals nested 11 deep",
+        ),
+        (
+            "300 array literals 9 deep",
+            "\n".join(f"x{n} := " + "[" * 9 + "]" * 9 for n in range(300)),
+            "too many nested collection literals: parsing would take about",
+        ),
+    ],
+)
+def test_rego_that_would_take_exponential_time_to_parse_is_refused(
+    case: str, source: str, message: str
+) -> None:
+    """regorus parses chains of first-term literals in 2^depth time with the GIL held (18
+    levels: 33 s of a frozen process, from a 40-byte policy); refused before it sees them."""
+    with measured(f"Rego: {case}") as m:
+        with pytest.raises(PolicyLoadError) as info:
+            load_policy("bomb.rego", _rego(source))
+        m["outcome"] = str(info.value)
+    assert message in str(info.value)
+    assert m["seconds"] < 1
+
+
+def test_the_deepest_accepted_literal_parses_quickly() -> None:
+    with measured("Rego: array literals 10 deep (the limit)") as m:
+        load_policy("edge.rego", _rego("x := " + "[" * 10 + "]" * 10))
+        m["outcome"] = "loaded"
+    assert m["seconds"] < 2
+
+
+@pytest.mark.parametrize(
+    ("case", "metadata", "message"),
+    [
+        (
+            "billion laughs",
+            "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+            "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+            "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+            "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+            "title: *h\n",
+            "invalid METADATA: aliases (*name) are not allowed",
+        ),
+        (
+            "10,000 nested brackets",
+            "title: x\ncustom:\n  deep: " + "[" * 10_000 + "]" * 10_000 + "\n",
+            "invalid METADATA: nested deeper than 16 levels",
+        ),
+    ],
+)
+def test_hostile_metadata_yaml_is_refused(case: str, metadata: str, message: str) -> None:
+    source = "# METADATA\n" + "".join(f"# {line}\n" for line in metadata.splitlines())
+    source += "package cloudsmith\nimport rego.v1\nmatch if false\n"
+    with measured(f"METADATA YAML: {case}") as m:
+        with pytest.raises(PolicyLoadError) as info:
+            load_policy("meta.rego", source)
+        m["outcome"] = str(info.value)
+    assert message in str(info.value)
+    assert m["seconds"] < 5
+
+
+def test_a_rego_bomb_sent_to_validate_policy_is_refused_and_the_webhook_keeps_answering(
+    hook: _Uvicorn,
+) -> None:
+    """/validate-policy parses what anyone who reaches the port sends it."""
+    bomb = _rego("x := " + "[" * 30 + "]" * 30)
+    body = {
+        "kind": "AdmissionReview",
+        "apiVersion": API,
+        "request": {
+            "uid": "bomb",
+            "kind": {"group": "sbomgate.dev", "version": "v1alpha1", "kind": "PackagePolicy"},
+            "operation": "CREATE",
+            "object": {
+                "apiVersion": "sbomgate.dev/v1alpha1",
+                "kind": "PackagePolicy",
+                "metadata": {"name": "bomb"},
+                "spec": {"rego": bomb, "action": "Deny"},
+            },
+        },
+    }
+    with measured("/validate-policy: PackagePolicy with 30 nested array literals") as m:
+        status, raw = hook.request("POST", "/validate-policy", orjson.dumps(body))
+        out = _answer(status, raw, "bomb")
+        m["outcome"] = out["status"]["message"]
+    assert out["allowed"] is False and out["status"]["code"] == 422
+    assert "collection literals nested 11 deep" in out["status"]["message"]
+    assert m["seconds"] < 5
+    assert hook.healthy()
+
+
+# -- 8. end to end with real attestations: a deep signed SBOM, a policy that errors ------------
+
+
+@pytest.fixture(scope="module")
+def attested(plain_registry: RegistryServer, key: CosignKey, work: Path) -> dict[str, PushedImage]:
+    good = json.loads(GOOD_SBOM.read_text())
+    deep = dict(good, x=json.loads("[" * 150 + "]" * 150))
+    deep_file = work / "deep.cdx.json"
+    deep_file.write_text(json.dumps(deep))
+    images = {}
+    for name, sbom in (("good", GOOD_SBOM), ("deep", deep_file)):
+        image = push_image(plain_registry, f"limits/{name}", "v1", seed=f"limits-attested-{name}")
+        cosign_attest(
+            plain_registry,
+            image.digest_ref,
+            sbom,
+            "cyclonedx",
+            key,
+            new_bundle_format=True,
+            workdir=work / "cosign-home",
+        )
+        images[name] = image
+    return images
+
+
+def test_a_signed_sbom_nested_too_deep_is_refused_by_the_webhook(
+    registry_controller: AdmissionController, attested: dict[str, PushedImage]
+) -> None:
+    with measured("webhook: image whose signed SBOM nests 150 deep") as m:
+        out = _decide(registry_controller, deployment(attested["deep"].ref))
+        m["outcome"] = out["status"]["message"]
+    assert out["allowed"] is False
+    assert "signed SBOM unusable" in out["status"]["message"]
+    assert (
+        "nested deeper than 100 levels: the policies could not read it" in out["status"]["message"]
+    )
+
+
+def test_a_policy_that_errors_denies_naming_the_policy(
+    plain_registry: RegistryServer, key: CosignKey, work: Path, attested: dict[str, PushedImage]
+) -> None:
+    policies = work / "erroring-policies"
+    policies.mkdir(exist_ok=True)
+    (policies / "conflict.rego").write_text(
+        _rego('level := 1 if true\n\nlevel := 2 if true\n\nreason contains "x" if level == 1')
+    )
+    (policies / "fine.rego").write_text(
+        _rego('reason contains "evil" if input.v0.package.name == "evil"')
+    )
+    config = ServeConfig(
+        policies=policies,
+        trust_policies=(trust_file(work, keys=[key]),),
+        facts=FACTS,
+        allowed_registries=(plain_registry.host,),
+        insecure_registries=(plain_registry.host,),
+    )
+    controller = build_controller(config, Metrics())
+    try:
+        out = _decide(controller, deployment(attested["good"].ref))
+    finally:
+        controller.close()
+        controller.checker.client.close()
+    message = out["status"]["message"]
+    assert out["allowed"] is False
+    assert "policy conflict failed to evaluate" in message
+    assert "policy fine" not in message

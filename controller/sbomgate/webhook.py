@@ -468,44 +468,106 @@ def own_namespace() -> str | None:
 
 
 class _ReloadingCertificate:
-    """Reloads the serving certificate in place when its files change.
+    """The serving certificate, reloaded when its files change, without dropping connections.
 
-    The API server connects by IP (no SNI), so the context itself is updated; connections
-    already open keep their certificate, new handshakes get the new one.
+    uvicorn's listener keeps the context it started with (`listener`); its SNI callback, which
+    OpenSSL calls on every handshake, with or without SNI (the API server connects by IP), hands
+    the connection the newest context. A changed pair is loaded into a fresh context, checked,
+    and swapped in whole: connections already open keep their certificate, new handshakes get
+    the new one, and a broken or half-written pair is logged and the previous one keeps
+    serving. (Loading into the live context instead leaves it without a usable key when the
+    pair does not match, so every new handshake fails: measured. And a context changed in
+    place while the event loop starts a handshake on it is a race inside OpenSSL.)
     """
 
-    def __init__(self, context: ssl.SSLContext, cert: Path, key: Path, interval: float = 2.0):
-        self.context, self.cert, self.key, self.interval = context, cert, key, interval
-        self._stamp = self._mtimes()
+    def __init__(self, cert: Path, key: Path, interval: float = 2.0) -> None:
+        self.cert, self.key, self.interval = cert, key, interval
+        try:
+            self._stamp: object = self._files()  # before reading: a change meanwhile is seen
+        except OSError:
+            self._stamp = None  # tls_context says what is wrong
+        self.current, self.serial = tls_context(cert, key)
+        self.listener = self.current
+        self.listener.sni_callback = self._hand_over
+        self._failed: object = None
         self._stop = threading.Event()
 
-    def _mtimes(self) -> tuple[float, float]:
-        return (os.stat(self.cert).st_mtime, os.stat(self.key).st_mtime)
+    def _hand_over(self, connection: Any, server_name: str | None, listener: Any) -> None:
+        connection.context = self.current
+
+    def _files(self) -> tuple[tuple[int, int, int], ...]:
+        stats = [os.stat(path) for path in (self.cert, self.key)]
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                stamp = self._mtimes()
-                if stamp != self._stamp:
-                    self.context.load_cert_chain(self.cert, self.key)
-                    self._stamp = stamp
-                    log.info('{"event": "certificate reloaded"}')
-            except (OSError, ssl.SSLError) as exc:
-                # A half-written pair: keep serving the old one and try again.
-                log.warning(
-                    '{"event": "certificate reload failed", "error": %s}',
-                    orjson.dumps(str(exc)).decode(),
-                )
+            self.reload_if_changed()
+
+    def reload_if_changed(self) -> bool:
+        """Swap in the pair on disk if it changed and is usable; log (once) if it is not."""
+        try:
+            stamp: object = self._files()
+        except OSError as exc:
+            stamp = f"unreadable: {exc}"
+        if stamp == self._stamp or stamp == self._failed:
+            return False
+        try:
+            if isinstance(stamp, str):
+                raise InputError(f"the certificate or key file is {stamp}")
+            context, serial = tls_context(self.cert, self.key)
+        except InputError as exc:
+            self._failed = stamp  # retried when the files change again
+            log.error(
+                orjson.dumps(
+                    {
+                        "event": "certificate reload failed",
+                        "error": str(exc),
+                        "serving": f"the previous certificate (serial {self.serial:x})",
+                    }
+                ).decode()
+            )
+            return False
+        self.current, self.serial, self._stamp, self._failed = context, serial, stamp, None
+        log.info(orjson.dumps({"event": "certificate reloaded", "serial": f"{serial:x}"}).decode())
+        return True
 
     def stop(self) -> None:
         self._stop.set()
 
 
-def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+def tls_context(cert: Path, key: Path) -> tuple[ssl.SSLContext, int]:
+    """A TLS 1.2+ server context for the pair, and the certificate's serial; InputError saying
+    what is wrong with the files (unreadable, not a whole PEM, a key of another certificate)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the TLS certificate or key: {exc}") from None
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError:
+        raise InputError(f"{cert}: no complete PEM certificate in it") from None
+    try:
+        private = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise InputError(f"{key}: no complete, unencrypted PEM private key in it") from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if private.public_key().public_bytes(der, public) != leaf.public_key().public_bytes(
+        der, public
+    ):
+        raise InputError(
+            f"{key} is not the key of the certificate in {cert} (serial {leaf.serial_number:x})"
+        )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    return context
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:  # e.g. changed again since read above
+        raise InputError(f"{cert}, {key}: not a usable TLS certificate and key ({exc})") from None
+    return context, leaf.serial_number
 
 
 DRAIN_QUIET_SECONDS = 1.0  # no review for this long: the balancers have stopped sending
@@ -550,6 +612,7 @@ def serve(config: ServeConfig) -> None:
 
     if config.tls_cert is None or config.tls_key is None:
         raise InputError("a TLS certificate and key are required (tls.certFile / --tls-cert)")
+    certificate = _ReloadingCertificate(config.tls_cert, config.tls_key)  # before anything starts
     _configure_logging()
     # Threads parsing and verifying large SBOMs hold the GIL in long stretches (evaluation
     # runs in worker processes); a 1 ms switch interval (5 ms by default) lets cached reviews
@@ -566,7 +629,6 @@ def serve(config: ServeConfig) -> None:
     else:
         app = create_app(build_controller(config, metrics, evaluators), metrics, ready=ready)
         ready.set()
-    context = tls_context(config.tls_cert, config.tls_key)
     uvicorn_config = uvicorn.Config(
         app,
         host=config.host,
@@ -581,9 +643,8 @@ def serve(config: ServeConfig) -> None:
         timeout_keep_alive=120,
     )
     uvicorn_config.load()
-    uvicorn_config.ssl = context  # ours: TLS 1.2+, reloaded in place
-    reloader = _ReloadingCertificate(context, config.tls_cert, config.tls_key)
-    threading.Thread(target=reloader.run, name="sbomgate-cert-reload", daemon=True).start()
+    uvicorn_config.ssl = certificate.listener  # ours: TLS 1.2+, reloaded (see the class)
+    threading.Thread(target=certificate.run, name="sbomgate-cert-reload", daemon=True).start()
     server = _draining_server(uvicorn_config, app)
     log.info(
         orjson.dumps(
@@ -594,7 +655,7 @@ def serve(config: ServeConfig) -> None:
         server.run()
     finally:
         stop.set()
-        reloader.stop()
+        certificate.stop()
         if config.watch_resources:
             live.stop()
         controller = app.state.holder["controller"]
