@@ -6,6 +6,8 @@
 #   dependency names, and packages pulled from outside the trusted indexes.
 #   Components without a package URL cannot be looked up and are denied too
 #   (fail closed) unless data.sbomgate.unverified.allow_no_purl is true.
+#   Packages tagged trusted-source-unavailable (no trusted repository could
+#   be asked) are not matched: that is a fault, reported and denied as such.
 #   When input.v0.package.typosquat_of names a popular package the name is a
 #   near miss of, the reason asks "did you mean ...?".
 # custom:
@@ -66,6 +68,14 @@ _unverified if {
 	is_object(input.v0)
 	input.v0.repository == null
 	not _is_image
+	not _source_unavailable
+}
+
+# No trusted repository could be asked (sbomgate reports that as a fault, which
+# denies on its own): not evidence against the package.
+_source_unavailable if {
+	some tag in input.v0.package.tags
+	tag.name == "trusted-source-unavailable"
 }
 
 _purl := p if {

@@ -125,3 +125,16 @@ test_null_inputs_never_error if {
 	not cloudsmith.match with input as {"v0": {"package": null}}
 	cloudsmith.match with input as _typo with data.sbomgate.unverified.exempt_formats as "python"
 }
+
+_unasked := {"v0": {
+	"package": {"name": "requests", "version": "2.32.3", "format": "python", "purl": "pkg:pypi/requests@2.32.3", "license": null, "tags": [{"name": "trusted-source-unavailable"}]},
+	"identity": {"namespace": null, "name": "requests", "version": "2.32.3", "format": "python"},
+	"osv": null,
+	"repository": null,
+	"sbom": null,
+}}
+
+# A repository that could not be asked is a fault (sbomgate denies it as such), not "not found".
+test_source_unavailable_is_not_unverified if {
+	not cloudsmith.match with input as _unasked
+}

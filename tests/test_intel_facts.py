@@ -180,3 +180,47 @@ def test_snapshot_command_exports_answers_the_offline_eval_uses(
     )
     verdict = json.loads(offline.stdout)
     assert [f["purl"] for f in verdict["violations"]] == ["pkg:pypi/left-padd@1.0"]
+
+
+def test_a_source_that_cannot_be_asked_is_a_fault_not_unverified(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connections are refused
+    sbom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "components": [_component("requests", "2.32.3"), _component("reqeusts", "2.31.0")],
+    }
+    path = tmp_path / "app.cdx.json"
+    path.write_text(json.dumps(sbom))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sbomgate.cli",
+            "eval",
+            "--sbom",
+            str(path),
+            "--source",
+            f"pypi=http://127.0.0.1:{port}/simple/",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr  # still denied: fail closed
+    verdict = json.loads(result.stdout)
+    assert [f["policy"] for f in verdict["violations"]] == []  # nothing claims "not found"
+    assert sorted(e["purl"] for e in verdict["errors"]) == [
+        "pkg:pypi/reqeusts@2.31.0",
+        "pkg:pypi/requests@2.32.3",
+    ]
+    for error in verdict["errors"]:
+        assert error["fault"] is True and error["policy"] == "sbomgate/trusted-sources"
+        assert error["message"].startswith("no trusted repository could be asked about it (")
+        assert "refused" in error["message"] and error["message"].endswith(": cannot verify")

@@ -357,6 +357,32 @@ def test_unreachable_registry_is_a_fault_not_a_policy_failure(
     assert out["allowed"] is True and "unreachable" in out["warnings"][0]
 
 
+def test_a_trusted_source_that_cannot_be_asked_is_a_fault(
+    controller_for: Any, images: dict[str, PushedImage], work: Path
+) -> None:
+    port = _free_port()  # nothing listens: connections are refused
+    source = {"name": "internal-pypi", "kind": "pypi", "url": f"http://127.0.0.1:{port}/simple/"}
+    no_facts = work / "no-facts.yaml"
+    no_facts.write_text("packages: {}\n")  # so every package is asked about
+    controller = controller_for(facts=no_facts, trusted_sources=(source,))
+    out = answer(controller, review(deployment(images["good"].ref)))
+    assert out["allowed"] is False
+    message = out["status"]["message"]
+    assert "no trusted repository could be asked about it" in message
+    assert "cannot verify" in message
+    # PyPI packages (the source that could not be asked) are faults, never "not found"; the
+    # image also lists npm packages, for which no trusted repository is configured at all.
+    pypi_lines = [line for line in message.splitlines() if "pkg:pypi/" in line]
+    assert pypi_lines
+    assert all("[policy" not in line for line in pypi_lines)
+
+    tolerant = controller_for(facts=no_facts, trusted_sources=(source,), faults_allowed=True)
+    out = answer(tolerant, review(deployment(images["good"].ref)))
+    # `faults: Allow` turns the faults into warnings (the npm findings still deny).
+    assert any("no trusted repository could be asked" in w for w in out["warnings"])
+    assert "no trusted repository could be asked" not in out["status"]["message"]
+
+
 def test_the_deadline_is_kept_when_a_registry_hangs(controller_for: Any) -> None:
     server = _FaultServer(lambda handler: time.sleep(6))
     try:

@@ -52,6 +52,9 @@ MAX_WARNING_LENGTH = 256  # the API server drops longer warnings
 MAX_WARNINGS = 20
 MAX_MESSAGE_CHARS = 8000
 MAX_LOGGED = 50  # reasons in a decision's log line
+# Metric label values come from the request: only these (and gated kinds) are kept as given,
+# anything else is "other", so a client cannot mint time series (memory, /metrics size).
+OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 MAX_PATHS_SHOWN = 3  # container paths named per image in a line (then "and N more")
 
 # A message line, or a finding to format into one when (and only if) it is shown.
@@ -106,6 +109,10 @@ class ImageTask:
 class ImageOutcome:
     report: ImageReport
     verdict: Verdict | None
+
+
+# Seconds between the end of registry work and the answer (see check_workload).
+_ANSWER_MARGIN = 0.25
 
 
 class AdmissionController:
@@ -178,7 +185,12 @@ class AdmissionController:
             self._pool.submit(self._after, request, decision)
         seconds = time.monotonic() - started
         label = "skipped" if decision.skipped else ("allowed" if decision.allowed else "denied")
-        self.observer.request(kind, operation, label, seconds)
+        self.observer.request(
+            kind if not kind or is_gated_kind(kind) else "other",
+            operation if not operation or operation in OPERATIONS else "other",
+            label,
+            seconds,
+        )
         self._log(request, kind, decision, seconds)
         return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
 
@@ -245,9 +257,12 @@ class AdmissionController:
                 container
             )
         deadline = Deadline.after(seconds)
+        # Registry work stops a little before the answer is due, so a registry that is too slow
+        # is named with what it did (timed out, incomplete answer), not just "did not finish".
+        registry_deadline = Deadline.after(max(seconds - _ANSWER_MARGIN, seconds * 0.8))
         refs = list(tasks)
         futures: dict[str, Future[ImageOutcome]] = {
-            ref: self._pool.submit(self._check_image, ref, deadline, workload_input)
+            ref: self._pool.submit(self._check_image, ref, registry_deadline, workload_input)
             for ref in refs[:MAX_DISTINCT_IMAGES]
         }
         # Admission refuses such objects before this (see _judge); the audit reads them all.
@@ -360,8 +375,8 @@ class AdmissionController:
                 unfinished.append(ref)
                 faults.append(
                     f"image {ref} ({paths}): verification did not finish within "
-                    f"{self.config.admission_deadline:g} s: cannot verify (retry shortly: "
-                    "the result is being cached)"
+                    f"{self.config.admission_deadline:g} s: cannot verify (retry shortly: the "
+                    "check goes on, and what it verifies is cached)"
                 )
                 continue
             reports.append(outcome.report)
@@ -387,10 +402,13 @@ class AdmissionController:
             for finding in verdict.audits:
                 audits.append((_finding_line, finding, paths))
             for failure in verdict.errors:
-                failures.append(
-                    f"image {failure.image} ({paths}): package {failure.purl or failure.name}: "
-                    f"policy {failure.policy} failed to evaluate: {failure.message}"
-                )
+                package = f"image {failure.image} ({paths}): package {failure.purl or failure.name}"
+                if failure.fault:
+                    faults.append(f"{package}: {failure.message}")
+                else:
+                    failures.append(
+                        f"{package}: policy {failure.policy} failed to evaluate: {failure.message}"
+                    )
         mode = self.config.mode
         denying: list[Line] = []
         if mode is Mode.ENFORCE:

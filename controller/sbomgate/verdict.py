@@ -38,22 +38,29 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class EvaluationFailure:
-    """A policy failed on a package: reported, and the verdict denies (fail closed)."""
+    """A policy failed on a package, or (`fault`) what a policy needs of it could not be
+    found out (a trusted repository could not be asked): reported, and the verdict denies
+    (fail closed)."""
 
     purl: str | None
     name: str | None
     policy: str
     message: str
     image: str | None = None
+    fault: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"image": self.image} if self.image else {}
-        return out | {
-            "purl": self.purl,
-            "name": self.name,
-            "policy": self.policy,
-            "message": self.message,
-        }
+        return (
+            out
+            | {
+                "purl": self.purl,
+                "name": self.name,
+                "policy": self.policy,
+                "message": self.message,
+            }
+            | ({"fault": True} if self.fault else {})
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ class IntelFacts:
         tags = list(base.tags)
         mismatch = base.checksum_mismatch
         yanked = base.yanked
+        unavailable = None
         if repository is None and self.sources is not None and component.purl:
             answer: SourceAnswer = self.sources.lookup(component)
             repository = answer.repository
@@ -69,6 +70,7 @@ class IntelFacts:
             if answer.error and repository is None:
                 # Not "not found": the trusted repository could not be asked.
                 tags.append("trusted-source-unavailable")
+                unavailable = answer.error
         osv = base.osv
         if self.osv is not None and component.purl:
             osv = _merge(osv, self.osv.match_component(component))
@@ -86,6 +88,7 @@ class IntelFacts:
             typosquat_of=typosquat_of,
             checksum_mismatch=mismatch,
             yanked=yanked,
+            unavailable=unavailable,
         )
 
 

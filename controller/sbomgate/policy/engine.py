@@ -23,6 +23,9 @@ from sbomgate.verdict import EvaluationFailure, Finding, Verdict
 
 FactSource = Callable[[Component], PackageFacts]
 
+# Who reports a package that no trusted repository could be asked about (not a policy).
+TRUSTED_SOURCES = "sbomgate/trusted-sources"
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyOutcome:
@@ -159,17 +162,13 @@ class PolicyEngine:
         # Identical components (same input) are evaluated once: documents[0] is the subject.
         documents: dict[str, int] = {_dump(subject_input): 0}
         rows: list[int] = []
-        for component in sbom.components:
-            document = _dump(
-                build_input(
-                    component,
-                    facts=facts(component) if facts else NO_FACTS,
-                    image=image,
-                    workload=workload,
-                )
-            )
-            rows.append(documents.setdefault(document, len(documents)))
         collector = _Collector()
+        for component in sbom.components:
+            known = facts(component) if facts else NO_FACTS
+            if known.unavailable is not None:
+                collector.unavailable(component, known.unavailable)
+            document = _dump(build_input(component, facts=known, image=image, workload=workload))
+            rows.append(documents.setdefault(document, len(documents)))
         try:
             answers = self.evaluate_documents(list(documents), only)
         except EvaluationError as exc:
@@ -199,6 +198,17 @@ class _Collector:
     def __init__(self) -> None:
         self.by_action: dict[Action, list[Finding]] = {a: [] for a in Action}
         self.errors: list[EvaluationFailure] = []
+
+    def unavailable(self, component: Component, why: str) -> None:
+        self.errors.append(
+            EvaluationFailure(
+                component.purl,
+                component.name,
+                TRUSTED_SOURCES,
+                f"no trusted repository could be asked about it ({why}): cannot verify",
+                fault=True,
+            )
+        )
 
     def add(
         self,

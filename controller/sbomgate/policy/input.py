@@ -27,6 +27,8 @@ class PackageFacts:
     # The trusted repository lists other hashes for this version than the SBOM: which.
     checksum_mismatch: str | None = None
     yanked: bool | None = None
+    # Why no trusted repository could be asked about it (a fault, not "not found").
+    unavailable: str | None = None
 
 
 NO_FACTS = PackageFacts()
