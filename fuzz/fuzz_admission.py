@@ -35,6 +35,7 @@ import fastapi  # noqa: F401  isort: skip
 import regorus  # noqa: F401  isort: skip
 
 with atheris.instrument_imports(include=["sbomgate"]):
+    from sbomgate.admission import OPERATIONS
     from sbomgate.config import ServeConfig
     from sbomgate.webhook import Metrics, _review, _review_policy, _uid, build_controller
     from sbomgate.workload import POD_SPEC_PATHS, WorkloadError, read_workload
@@ -225,6 +226,9 @@ def answer_of(response: Any, body: Any, reviewed: bool) -> None:
     status = response.status_code
     answer = orjson.loads(response.body)
     if not reviewed:
+        if status == 200:  # refused unread, to a uid found in its head: a denial
+            fuzzlib.check(answer["response"]["allowed"] is False, f"allowed unread: {answer}")
+            return
         fuzzlib.check(status in (400, 413), f"HTTP {status} for a body that is no review")
         fuzzlib.check(isinstance(answer.get("error"), str), f"error body {answer!r}")
         return
@@ -257,6 +261,22 @@ def check_body(raw: bytes) -> None:
     ERRORS.raise_first()
     answer_of(policy, body, bool(_uid(body)))
     fuzzlib.check(not NETWORK_USED, f"the network was used: {NETWORK_USED}")
+    check_metrics()
+
+
+SEEN = [0]
+# Label values a review can produce: the gated kinds, real operations, "other" and "unknown".
+MAX_SERIES = (len(POD_SPEC_PATHS) + 2) * (len(OPERATIONS) + 2) * 3
+
+
+def check_metrics() -> None:
+    """Requests cannot mint metric series (each is memory kept, and /metrics text)."""
+    SEEN[0] += 1
+    if SEEN[0] % 256:
+        return
+    (family,) = CONTROLLER.observer.requests.collect()
+    series = {tuple(sorted(s.labels.items())) for s in family.samples}
+    fuzzlib.check(len(series) <= MAX_SERIES, f"{len(series)} request metric series")
 
 
 def test_one_input(data: bytes) -> None:
