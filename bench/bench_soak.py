@@ -646,10 +646,13 @@ def judge(payload: bytes, uid: str, result: Result) -> None:
     result.failure = "wrong verdict"
     if allowed:
         result.detail = "allowed, a denial was expected"
+    elif "failed to evaluate" in message:
+        # "policy P failed to evaluate: <why>" (an overrun evaluation budget says "did not
+        # finish" too): the why, without the image and package, so that counts add up.
+        why = message.partition("failed to evaluate: ")[2].splitlines()[0]
+        result.detail = f"denied: a policy failed to evaluate: {why[:100]}"
     elif "did not finish" in message:
         result.detail = "denied: verification did not finish (admission deadline)"
-    elif "failed to evaluate" in message or "evaluation budget" in message:
-        result.detail = "denied: a policy failed to evaluate"
     elif "internal error" in message:
         result.detail = "denied: internal error"
     else:
@@ -781,7 +784,8 @@ class Window:
     rss_mb: float  # the server's process tree at the end of the window
     rss_main_mb: float
     rss_workers_mb: float
-    workers: int
+    workers: int  # evaluation worker processes at the end of the window
+    workers_started: int  # new ones seen during the window (a worker is replaced on overrun)
     cpu: Cpu
     evaluations_in_flight: float  # mean evaluations running (from the metrics)
     registry_requests_per_s: float
@@ -830,6 +834,10 @@ def window(run: Run, a: float, b: float) -> Window:
         rss_main_mb=last.main_rss_kb / 1024,
         rss_workers_mb=sum(last.children_rss_kb.values()) / 1024,
         workers=len(last.children_rss_kb),
+        workers_started=len(
+            {pid for s in samples if s.at >= first[0].at for pid in s.children_rss_kb}
+            - set(first[0].children_rss_kb)
+        ),
         cpu=cpu_between(first[0], last),
         evaluations_in_flight=_metric_delta(run, a, b, "sbomgate_policy_evaluation_seconds_sum"),
         registry_requests_per_s=_metric_delta(run, a, b, "sbomgate_registry_requests_total"),
@@ -918,7 +926,8 @@ def limit_text(w: Window, cores: int) -> str:
         f"({c.workers_total:.2f}), registry {c.registry:.2f}, load generator {c.loadgen:.2f}, "
         f"other processes {c.others:.2f}; machine {c.machine:.2f} of {cores} cores; "
         f"evaluations in flight {w.evaluations_in_flight:.2f} (of {max(w.workers, 1)} worker "
-        f"processes); registry requests {w.registry_requests_per_s:.0f}/s"
+        f"processes, {w.workers_started} started meanwhile); registry requests "
+        f"{w.registry_requests_per_s:.0f}/s"
     )
     if c.machine >= 0.9 * cores:
         biggest = max(
@@ -944,7 +953,8 @@ def limit_text(w: Window, cores: int) -> str:
 def print_step_header() -> None:
     print(
         f"  {'rate/s':>7}{'sent':>6}{'cold':>5}{'dry':>5}{'p50':>7}{'p95':>7}{'p99':>7}"
-        f"{'max':>7}{'warm99':>7}{'cold50':>7}{'cold99':>7}{'fail':>6}{'main':>6}{'wrk':>6}{'reg':>6}{'gen':>6}{'mach':>6}"
+        f"{'max':>7}{'warm99':>7}{'cold50':>7}{'cold99':>7}{'fail':>6}{'main':>6}{'wrk':>6}"
+        f"{'reg':>6}{'gen':>6}{'mach':>6}"
         f"{'eval':>6}{'RSS MB':>8}  sustainable"
     )
 
@@ -1078,7 +1088,7 @@ async def soak(bench: Bench, rate: float) -> SoakSummary:
         f"  {'minute' if width == 60 else 'from s':>7}{'sent':>6}{'cold':>5}{'dry':>5}"
         f"{'p50':>7}{'p95':>7}{'p99':>7}{'max':>7}{'warm99':>7}{'cold99':>7}"
         f"{'HTTP':>5}{'tmo':>5}{'inv':>5}{'wrong':>6}"
-        f"{'RSS MB':>8}{'main':>7}{'wrk':>6}{'n':>3}{'CPU main':>9}{'wrk':>6}{'mach':>6}"
+        f"{'RSS MB':>8}{'main':>7}{'wrk':>6}{'n':>3}{'new':>4}{'CPU main':>9}{'wrk':>6}{'mach':>6}"
     )
     for w in windows:
         label = f"{w.start / 60 + 1:.0f}" if width == 60 else f"{w.start:.0f}"
@@ -1088,7 +1098,8 @@ async def soak(bench: Bench, rate: float) -> SoakSummary:
             f"{ms(w.p99):>7}{ms(w.max):>7}{ms(w.warm_p99):>7}{ms(w.cold_p99):>7}"
             f"{f.get('HTTP error', 0):>5}{f.get('timeout', 0):>5}"
             f"{f.get('invalid review', 0):>5}{f.get('wrong verdict', 0):>6}{w.rss_mb:>8.0f}"
-            f"{w.rss_main_mb:>7.0f}{w.rss_workers_mb:>6.0f}{w.workers:>3}{w.cpu.main:>9.2f}"
+            f"{w.rss_main_mb:>7.0f}{w.rss_workers_mb:>6.0f}{w.workers:>3}{w.workers_started:>4}"
+            f"{w.cpu.main:>9.2f}"
             f"{w.cpu.workers_total:>6.2f}{w.cpu.machine:>6.2f}"
         )
     lats = [r.latency for r in run.results if r.latency is not None]
@@ -1126,7 +1137,7 @@ async def soak(bench: Bench, rate: float) -> SoakSummary:
         rss_after_warmup_mb=base,
         rss_end_mb=end,
         rss_max_mb=max(s.rss_mb for s in run.samples),
-        rss_growth=(end - base) / base,
+        rss_growth=(end - base) / base if base else float("nan"),
         p99_stability=stability(p99s),
         warm_p99_stability=stability(warm_p99s),
         cold_shortfall=bench.mix.cold_short,
@@ -1147,6 +1158,8 @@ async def soak(bench: Bench, rate: float) -> SoakSummary:
     )
     for line in summary.failure_details[:10]:
         print(f"    {line}")
+    tracebacks = bench.webhook.log_file.read_text(errors="replace").count("Traceback")
+    print(f"  server log: {tracebacks} tracebacks")
     verdict = "ok" if summary.rss_growth < RSS_GROWTH_LIMIT else "OVER the target"
     print(
         f"  RSS of the server's process tree: {base:.0f} MB after the {warmup:g}-minute warm-up, "
@@ -1221,6 +1234,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "evaluationProcesses=2 (repeatable)",
     )
     p.add_argument("--out", type=Path, default=OUT, help=f"JSON report (default {OUT})")
+    p.add_argument(
+        "--work", type=Path, help="keep the registry, keys and serve.log here (default: a temp dir)"
+    )
     args = p.parse_args(argv)
     if args.window_seconds < SAMPLE_SECONDS:
         p.error(f"--window-seconds must be at least {SAMPLE_SECONDS:g}")
@@ -1386,7 +1402,7 @@ async def main_async(args: argparse.Namespace, work: Path) -> int:
         )
         write_report(args.out, report)
         failed = sum(summary.failures.values())
-        return 1 if failed or summary.rss_growth >= RSS_GROWTH_LIMIT else 0
+        return 0 if not failed and summary.rss_growth < RSS_GROWTH_LIMIT else 1
     finally:
         if webhook is not None:
             webhook.stop()
@@ -1402,8 +1418,12 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="sbomgate-soak-") as tmp:
-        code = asyncio.run(main_async(args, Path(tmp)))
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+        code = asyncio.run(main_async(args, args.work))
+    else:
+        with tempfile.TemporaryDirectory(prefix="sbomgate-soak-") as tmp:
+            code = asyncio.run(main_async(args, Path(tmp)))
     print(f"(wall time {time.monotonic() - started:.0f} s)")
     return code
 
