@@ -355,3 +355,32 @@ def test_bundled_policies_load(policies_dir: Path) -> None:
     loaded = load_policy_dir(policies_dir)
     assert len(loaded) >= 7
     assert [p.precedence for p in loaded] == sorted(p.precedence for p in loaded)
+
+
+def test_a_policy_error_leaves_no_engine_to_drop_on_another_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import sys
+
+    (tmp_path / "conflict.rego").write_text(
+        "package conflict\n\nimport rego.v1\n\n"
+        "match := true if input.v0.package.name\n"
+        "match := false if input.v0.package.version\n"
+    )
+    errors: list[str | None] = []
+
+    def evaluate() -> None:
+        # The engine and its regorus engines live only in this thread's frames and store.
+        engine = PolicyEngine(load_policy_dir(tmp_path))
+        document = '{"v0": {"package": {"name": "x", "version": "1"}}}'
+        errors.extend(o.error for o in engine.evaluate_input(document))
+
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(str(u.exc_value)))
+    worker = threading.Thread(target=evaluate)
+    worker.start()
+    worker.join()
+    assert errors and errors[0]  # the policy failed: a RegoError was raised and caught
+    gc.collect()  # a cycle holding the thread's engines would be collected here, off-thread
+    assert not [u for u in unraisable if "unsendable" in u]

@@ -412,6 +412,20 @@ class RegoEngine:
         then retried `with` reason as its OPA value.
         """
         try:
+            return self._eval_rule(path, known)
+        except RegoError as exc:
+            # Without its traceback and context: the frames in them hold this engine, in a
+            # reference cycle that the collector breaks later, maybe on another thread, where
+            # regorus engines must not be dropped (PyO3 "unsendable": they would leak).
+            exc.__context__ = None
+            raise exc.with_traceback(None) from None
+
+    def _eval_rule(
+        self,
+        path: str,
+        known: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+    ) -> Any:
+        try:
             return self._engine.eval_rule(path)
         except Exception as exc:
             err = rego_error(exc)
