@@ -1227,8 +1227,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-fraction", type=float, default=0.10)
     p.add_argument("--dry-run-fraction", type=float, default=0.05)
     p.add_argument("--warm-denied", type=float, default=0.10, help="share of warm reviews denied")
-    p.add_argument("--step-seconds", type=float, default=25.0, help="search step length")
-    p.add_argument("--start-rate", type=float, default=5.0, help="first search step, per s")
+    p.add_argument("--step-seconds", type=float, default=30.0, help="search step length")
+    p.add_argument("--start-rate", type=float, default=1.0, help="first search step, per s")
     p.add_argument("--max-rate", type=float, default=2000.0, help="last search step, per s")
     p.add_argument(
         "--p99-limit", type=float, default=1.0, help="search: warm requests, s (default 1)"
