@@ -1251,6 +1251,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--work", type=Path, help="keep the registry, keys and serve.log here (default: a temp dir)"
     )
     args = p.parse_args(argv)
+    if args.rate is not None and args.search_only:
+        p.error("--rate skips the search that --search-only asks for")
     if args.window_seconds < SAMPLE_SECONDS:
         p.error(f"--window-seconds must be at least {SAMPLE_SECONDS:g}")
     if not 0 <= args.cold_fraction <= 1 or not 0 <= args.dry_run_fraction <= 1:
