@@ -224,3 +224,38 @@ def test_a_source_that_cannot_be_asked_is_a_fault_not_unverified(tmp_path: Path)
         assert error["fault"] is True and error["policy"] == "sbomgate/trusted-sources"
         assert error["message"].startswith("no trusted repository could be asked about it (")
         assert "refused" in error["message"] and error["message"].endswith(": cannot verify")
+
+
+def test_snapshot_keys_match_components_however_the_purl_is_spelled(tmp_path: Path) -> None:
+    from sbomgate.intel.snapshot import load_facts_snapshot
+    from sbomgate.sbom import parse_sbom
+
+    snapshot = tmp_path / "facts.yaml"
+    snapshot.write_text(
+        "packages:\n"
+        '  "pkg:deb/debian/libssl3@3.0.11-1~deb12u2+b1?arch=amd64":\n'
+        "    repository: {name: debian}\n"
+        '  "pkg:pypi/Foo_Bar@1.0":\n'
+        "    repository: {name: pypi}\n"
+    )
+    facts = load_facts_snapshot(snapshot)
+    sbom = parse_sbom(
+        json.dumps(
+            {
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.5",
+                "version": 1,
+                "components": [
+                    {
+                        "type": "library",
+                        "name": "libssl3",
+                        "version": "3.0.11-1~deb12u2+b1",
+                        "purl": "pkg:deb/debian/libssl3@3.0.11-1~deb12u2%2Bb1?arch=amd64",
+                    },
+                    {"type": "library", "name": "foo-bar", "purl": "pkg:pypi/foo-bar@1.0"},
+                ],
+            }
+        ).encode(),
+        source="app.cdx.json",
+    )
+    assert [facts(c).repository for c in sbom.components] == [{"name": "debian"}, {"name": "pypi"}]

@@ -23,6 +23,7 @@ from sbomgate._internal.documents import load_json_or_yaml
 from sbomgate.errors import InputError
 from sbomgate.policy.input import NO_FACTS, PackageFacts
 from sbomgate.sbom.model import Component
+from sbomgate.sbom.purl import parse_purl
 
 MAX_SNAPSHOT_BYTES = 256 << 20
 
@@ -68,4 +69,15 @@ def load_facts_snapshot(path: str | Path) -> FactsSnapshot:
     packages = document.get("packages") if isinstance(document, dict) else None
     if not isinstance(packages, dict):
         raise InputError(f"{file}: expected a mapping with a `packages` mapping of purl -> facts")
-    return FactsSnapshot({str(p): _facts(str(file), str(p), e) for p, e in packages.items()})
+    return FactsSnapshot(
+        {_canonical(str(p)): _facts(str(file), str(p), e) for p, e in packages.items()}
+    )
+
+
+def _canonical(purl: str) -> str:
+    """The purl as SBOM components carry it (`+` in a version is `%2B`, PyPI names
+    normalised, ...), so a hand-written key matches; an unparsable key is kept as written."""
+    try:
+        return parse_purl(purl).canonical
+    except ValueError:
+        return purl
