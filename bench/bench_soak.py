@@ -648,8 +648,8 @@ def judge(payload: bytes, uid: str, result: Result) -> None:
     if allowed:
         result.detail = "allowed, a denial was expected"
     elif "failed to evaluate" in message:
-        # "policy P failed to evaluate: <why>" (an overrun evaluation budget says "did not
-        # finish" too): the why, without the image and package, so that counts add up.
+        # "policy P failed to evaluate: <why>" (an overrun evaluation budget is one): the
+        # why, without the image and package, so that counts add up.
         why = message.partition("failed to evaluate: ")[2].splitlines()[0]
         result.detail = f"denied: a policy failed to evaluate: {why[:100]}"
     elif "did not finish" in message:

@@ -93,7 +93,7 @@ def test_a_runaway_policy_is_stopped_named_and_denies(
     assert not verdict.allowed
     [failure] = verdict.errors
     assert failure.policy == "runaway"
-    assert failure.message.startswith("did not finish within the 1 s evaluation budget")
+    assert failure.message.startswith("used up its 1 s evaluation budget (CPU time)")
     assert "evaluationBudget" in failure.message
     assert pool.stopped == 1
     assert elapsed < 30  # stopped, not run for hours
@@ -102,6 +102,34 @@ def test_a_runaway_policy_is_stopped_named_and_denies(
     good = IsolatedPolicyEngine(load_policy_dir(bundled_policies_dir()), pool=pool)
     pool.budget = 60.0
     assert good.evaluate_sbom(sbom, facts=FACT_SOURCE).allowed
+
+
+def test_the_budget_is_cpu_time_with_a_wall_time_backstop(
+    pool: EvaluatorPool, runaway_dir: Path
+) -> None:
+    """A worker that gets no CPU (here: stopped with SIGSTOP, as a starved one would be) is
+    not charged for the wait, but is stopped after three budgets of wall time."""
+    import os
+    import signal
+
+    pool.budget = 0.5
+    sbom = load_sbom_file(ROOT / "examples" / "good-app.cdx.json")
+    engine = IsolatedPolicyEngine(load_policy_dir(runaway_dir), pool=pool)
+    pool.start()
+    [worker] = pool._workers
+
+    def starve() -> None:
+        time.sleep(0.2)
+        os.kill(worker.process.pid, signal.SIGSTOP)
+
+    starver = threading.Thread(target=starve)
+    starver.start()
+    verdict = engine.evaluate_sbom(sbom)
+    starver.join()
+    [failure] = verdict.errors
+    assert failure.message.startswith("was stopped after 1.5 s without finishing")
+    assert "too busy" in failure.message
+    assert worker.process.poll() is not None  # killed, though stopped
 
 
 def test_a_dead_worker_is_an_evaluation_error_and_is_replaced(
@@ -224,7 +252,7 @@ def test_serve_keeps_answering_while_a_policy_runs_away(
         assert isinstance(status, dict)
         message = str(status["message"])
         assert "policy runaway failed to evaluate" in message
-        assert "did not finish within the 3 s evaluation budget" in message
+        assert "used up its 3 s evaluation budget (CPU time) and was stopped" in message
 
         # The replaced worker serves the next image (and the runaway policy is stopped again).
         again = validate(images["bad"].ref)

@@ -20,9 +20,11 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from sbomgate.errors import EvaluationError
@@ -34,19 +36,31 @@ from sbomgate.policy.loader import Policy
 _KEPT_SETS = 2
 # How long a caller waits for a free worker before giving up (every worker busy).
 _QUEUE_WAIT = 30.0
+# The budget is CPU time, so a busy machine does not stop a policy that is merely waiting for
+# a core; a worker is stopped anyway after this many budgets of wall time.
+_WALL_FACTOR = 3.0
+_CHECK_EVERY = 0.2  # seconds between looks at a worker's CPU time while it evaluates
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class EvaluationBudgetExceeded(EvaluationError):
-    """A policy did not finish within the evaluation budget and was stopped."""
+    """A policy ran past the evaluation budget and was stopped."""
 
-    def __init__(self, policy: str, document: int, budget: float) -> None:
+    def __init__(self, policy: str, document: int, budget: float, *, starved: bool) -> None:
         self.policy = policy
         self.document = document
         self.budget = budget
-        super().__init__(
-            f"did not finish within the {budget:g} s evaluation budget and was stopped; "
-            "simplify the policy or raise evaluationBudget"
-        )
+        if starved:
+            what = (
+                f"was stopped after {budget * _WALL_FACTOR:g} s without finishing (the machine "
+                f"is too busy to give it its {budget:g} s evaluation budget of CPU time)"
+            )
+        else:
+            what = (
+                f"used up its {budget:g} s evaluation budget (CPU time) and was stopped; "
+                "simplify the policy or raise evaluationBudget"
+            )
+        super().__init__(what)
 
 
 class _Worker:
@@ -76,6 +90,15 @@ class _Worker:
             os.close(progress)
         self.connection = Connection(ours.detach())
         self.known_sets: set[str] = set()
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the worker has used (Linux /proc), or None when it cannot be read."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_bytes()
+        except OSError:
+            return None
+        fields = stat.rsplit(b")", 1)[-1].split()  # after "(comm)", which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
 
     def read_progress(self) -> int:
         value: int = struct.unpack_from("<q", self.progress, 0)[0]
@@ -188,9 +211,7 @@ class EvaluatorPool:
         worker.reset_progress()
         worker.connection.send(request)
         worker.known_sets.add(engine.set_id)
-        if not worker.connection.poll(self.budget):
-            self.stopped += 1
-            raise self._overrun(worker, engine)
+        self._wait(worker, engine)
         try:
             kind, payload = worker.connection.recv()
         except (EOFError, OSError):
@@ -205,14 +226,35 @@ class EvaluatorPool:
         answers: list[list[RawOutcome]] = payload
         return answers
 
-    def _overrun(self, worker: _Worker, engine: IsolatedPolicyEngine) -> EvaluationBudgetExceeded:
+    def _wait(self, worker: _Worker, engine: IsolatedPolicyEngine) -> None:
+        """Until the worker answers; stop it once it has used the budget in CPU time, or
+        after _WALL_FACTOR budgets of wall time (or the budget, when CPU time is unknown)."""
+        started = time.monotonic()
+        cpu_before = worker.cpu_seconds()
+        while not worker.connection.poll(_CHECK_EVERY):
+            waited = time.monotonic() - started
+            cpu_now = worker.cpu_seconds() if cpu_before is not None else None
+            if cpu_now is not None and cpu_before is not None:
+                over = cpu_now - cpu_before > self.budget
+                starved = not over and waited > self.budget * _WALL_FACTOR
+            else:
+                over, starved = waited > self.budget, False
+            if over or starved:
+                self.stopped += 1
+                raise self._overrun(worker, engine, starved=starved)
+
+    def _overrun(
+        self, worker: _Worker, engine: IsolatedPolicyEngine, *, starved: bool
+    ) -> EvaluationBudgetExceeded:
         progress = worker.read_progress()
         worker.process.kill()  # read progress first: it is the worker's last word
         if progress < 0:
-            return EvaluationBudgetExceeded("(compiling the policies)", -1, self.budget)
+            return EvaluationBudgetExceeded(
+                "(compiling the policies)", -1, self.budget, starved=starved
+            )
         document, index = progress >> 16, progress & 0xFFFF
         policy = engine.policies[index].name if index < len(engine.policies) else "?"
-        return EvaluationBudgetExceeded(policy, document, self.budget)
+        return EvaluationBudgetExceeded(policy, document, self.budget, starved=starved)
 
 
 class IsolatedPolicyEngine(PolicyEngine):
