@@ -139,8 +139,8 @@ tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry 
 	$(KUBE_TOOLS) kubeconform $(CACHE_BIN)/toxiproxy-server $(CACHE_BIN)/haproxy
 
 lint: venv
-	$(BIN)/ruff check controller tests bench examples tools
-	$(BIN)/ruff format --check controller tests bench examples tools
+	$(BIN)/ruff check controller tests bench examples tools fuzz
+	$(BIN)/ruff format --check controller tests bench examples tools fuzz
 
 typecheck: venv
 	$(BIN)/mypy
