@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -73,6 +74,47 @@ def test_trust_policy_with_an_inline_trusted_root() -> None:
     with open(authority.trusted_root) as f:
         assert f.read() == "{}"
     assert trust.covers("ghcr.io/acme/web")
+
+
+def test_checking_a_trust_policy_leaves_no_trusted_root_file() -> None:
+    identity = {"issuer": "https://issuer.example", "subject": "ci@example.com"}
+    obj = {
+        "metadata": {"name": "checked"},
+        "spec": {
+            "images": ["ghcr.io/acme/**"],
+            "authorities": [
+                {
+                    "name": "keyless",
+                    "keyless": {"identities": [identity], "trustedRoot": {"data": '{"n": 1}'}},
+                }
+            ],
+        },
+    }
+    [authority] = resources.trust_policy(obj, check_only=True).authorities
+    assert authority.trusted_root is not None
+    assert not os.path.exists(authority.trusted_root)  # /validate-policy fills no disk
+
+
+@pytest.mark.parametrize(
+    ("authority", "where"),
+    [
+        ({"name": "k", "key": {"file": "/etc/passwd"}}, "key.file"),
+        (
+            {
+                "name": "k",
+                "keyless": {
+                    "identities": [{"issuer": "https://i.example", "subject": "s"}],
+                    "trustedRoot": {"file": "/var/run/secrets/token"},
+                },
+            },
+            "keyless.trustedRoot.file",
+        ),
+    ],
+)
+def test_a_trust_policy_resource_may_not_name_files(authority: dict[str, Any], where: str) -> None:
+    obj = {"metadata": {"name": "nosy"}, "spec": {"images": ["*"], "authorities": [authority]}}
+    with pytest.raises(SbomgateError, match=rf"authorities\[0\]\.{where} is not accepted"):
+        resources.trust_policy(obj, check_only=True)
 
 
 def test_quarantine_entries_skip_expired_ones() -> None:

@@ -297,7 +297,7 @@ def _review_policy(raw: bytes) -> Response:
             ):
                 resources.package_policy(obj)  # a configMapRef is read when loaded
             elif kind == "TrustPolicy":
-                resources.trust_policy(obj)
+                resources.trust_policy(obj, check_only=True)
         except SbomgateError as exc:
             response = _refusal(uid, 422, "Invalid", str(exc))
         except Exception as exc:  # malformed beyond what the CRD schema lets through

@@ -99,10 +99,11 @@ def read_scope(scope: Any, name: str) -> Mapping[str, Any]:
 
 
 class _RootFiles:
-    """TrustedRoot JSON given inline, written to files (sigstore-python reads files)."""
+    """TrustedRoot JSON given inline, written to files (sigstore-python reads files, when an
+    image is first verified with them)."""
 
-    def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="sbomgate-trusted-roots-"))
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="sbomgate-trusted-roots-"))
 
     def path_for(self, data: str) -> str:
         path = self.directory / f"{hashlib.sha256(data.encode()).hexdigest()[:24]}.json"
@@ -114,9 +115,21 @@ class _RootFiles:
 _ROOTS: _RootFiles | None = None
 
 
-def trust_policy(obj: Mapping[str, Any]) -> TrustPolicy:
-    """A TrustPolicy resource; inline `trustedRoot.data` is written to a file for sigstore."""
+def trust_policy(obj: Mapping[str, Any], *, check_only: bool = False) -> TrustPolicy:
+    """A TrustPolicy resource; inline `trustedRoot.data` is written to a file for sigstore.
+
+    `check_only` (`/validate-policy`) writes those files to a directory removed afterwards:
+    reviews of resources never stored must not fill the disk."""
+    if check_only:
+        with tempfile.TemporaryDirectory(prefix="sbomgate-root-check-") as directory:
+            return _trust_policy(obj, _RootFiles(Path(directory)))
     global _ROOTS
+    if _ROOTS is None:
+        _ROOTS = _RootFiles()
+    return _trust_policy(obj, _ROOTS)
+
+
+def _trust_policy(obj: Mapping[str, Any], roots: _RootFiles) -> TrustPolicy:
     name = _name(obj)
     spec = dict(_spec(obj, "TrustPolicy"))
     authorities = []
@@ -126,6 +139,15 @@ def trust_policy(obj: Mapping[str, Any]) -> TrustPolicy:
     for position, authority in enumerate(raw_authorities):
         keyless = authority.get("keyless") if isinstance(authority, Mapping) else None
         root = keyless.get("trustedRoot") if isinstance(keyless, Mapping) else None
+        key = authority.get("key") if isinstance(authority, Mapping) else None
+        for where, part in (("key", key), ("keyless.trustedRoot", root)):
+            if isinstance(part, Mapping) and "file" in part:
+                # Files are the webhook's own filesystem: a resource may not name them (and
+                # the answer would tell whether a path exists).
+                raise TrustPolicyError(
+                    f"TrustPolicy {name}: spec.authorities[{position}].{where}.file is not "
+                    f"accepted in a resource: give the {where.split('.')[-1]} inline as data"
+                )
         if isinstance(root, Mapping) and "data" in root:
             data = root["data"]
             if not isinstance(data, str) or not data:
@@ -133,12 +155,10 @@ def trust_policy(obj: Mapping[str, Any]) -> TrustPolicy:
                     f"TrustPolicy {name}: spec.authorities[{position}].keyless.trustedRoot.data "
                     "must be the TrustedRoot JSON"
                 )
-            if _ROOTS is None:
-                _ROOTS = _RootFiles()
             assert isinstance(keyless, Mapping)
             authority = {
                 **authority,
-                "keyless": {**keyless, "trustedRoot": {"file": _ROOTS.path_for(data)}},
+                "keyless": {**keyless, "trustedRoot": {"file": roots.path_for(data)}},
             }
         authorities.append(authority)
     if authorities:
