@@ -306,3 +306,50 @@ def test_single_flight_per_key_not_global() -> None:
     release.set()
     thread.join(5)
     assert cache.get("slow") == "slow"
+
+
+def test_refresh_ahead_of_expiry() -> None:
+    cache, clock = make(ttl=60.0, negative_ttl=5.0)
+    first = Loader("v")
+    assert cache.get_or_load("k", first) == "v#1"
+    assert not cache.claim_refresh("k", within=10.0)  # 60 s left
+    clock.now += 55.0
+    assert cache.claim_refresh("k", within=10.0)
+    assert not cache.claim_refresh("k", within=10.0)  # one refresh at a time
+    assert cache.get("k") == "v#1"  # the old value meanwhile
+    cache.refresh("k", first)
+    assert cache.get("k") == "v#2"
+    clock.now += 59.0
+    assert cache.get("k") == "v#2"  # a new TTL from the refresh
+
+    # Refusals are not refreshed: they are meant to be asked again when they expire.
+    refused = Loader("r", negative=True)
+    cache.get_or_load("r", refused)
+    clock.now += 4.0
+    assert not cache.claim_refresh("r", within=10.0)
+
+
+def test_a_lookup_after_expiry_waits_for_the_refresh_in_flight() -> None:
+    cache, clock = make(ttl=60.0)
+    cache.get_or_load("k", Loader("v"))
+    clock.now += 55.0
+    assert cache.claim_refresh("k", within=10.0)
+    clock.now += 10.0  # expired while the refresh runs
+    started, release = threading.Event(), threading.Event()
+    answers: list[str] = []
+    lookup = Loader("duplicate")
+    waiter = threading.Thread(target=lambda: answers.append(cache.get_or_load("k", lookup)))
+
+    def slow() -> Loaded[str]:
+        started.set()
+        release.wait()
+        return Loaded("refreshed", 10)
+
+    refresher = threading.Thread(target=cache.refresh, args=("k", slow))
+    refresher.start()
+    started.wait()
+    waiter.start()
+    release.set()
+    refresher.join()
+    waiter.join()
+    assert answers == ["refreshed"] and lookup.calls == 0

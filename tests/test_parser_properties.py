@@ -39,7 +39,7 @@ from sbomgate.attest.envelope import (
 from sbomgate.attest.trust import parse_trust_policy
 from sbomgate.attest.verifier import AttestationVerifier, VerifiedDocument
 from sbomgate.config import ServeConfig
-from sbomgate.errors import SbomError
+from sbomgate.errors import SbomError, SbomgateError
 from sbomgate.imagecheck import _parse as parse_verified_sbom
 from sbomgate.imagecheck import _provenance_summary
 from sbomgate.registry.discovery import (
@@ -444,10 +444,22 @@ def test_a_trust_policy_key_file_that_is_no_regular_file_is_refused(path: str) -
     with TestClient(app, raise_server_exceptions=False) as client:
         answer = client.post("/validate-policy", json=review).json()["response"]
     assert answer["allowed"] is False
+    # A resource may not name files at all; a trust policy file (the operator's own) may,
+    # and is read only if it is a regular file, and bounded.
     assert answer["status"]["message"] == (
-        f"TrustPolicy t (TrustPolicy t): spec.authorities[0].key.file: cannot read {path}: "
-        "not a regular file"
+        "TrustPolicy t: spec.authorities[0].key.file is not accepted in a resource: give the "
+        "key inline as data"
     )
+    with pytest.raises(SbomgateError, match=f"cannot read {path}: not a regular file"):
+        parse_trust_policy(
+            {
+                "apiVersion": "sbomgate.dev/v1alpha1",
+                "kind": "TrustPolicy",
+                "metadata": {"name": "t"},
+                "spec": review["request"]["object"]["spec"],  # type: ignore[index]
+            },
+            "trust.yaml",
+        )
 
 
 def test_metric_labels_from_reviews_are_bounded(tmp_path: Path) -> None:

@@ -334,6 +334,34 @@ def test_warm_reviews_use_the_caches(controller_for: Any, images: dict[str, Push
     assert evaluations == []  # the verdict cache answered: no re-evaluation
 
 
+def test_a_verdict_in_use_is_evaluated_again_before_it_expires(
+    controller_for: Any, images: dict[str, PushedImage]
+) -> None:
+    from sbomgate._internal.cache import DigestCache
+
+    now = [1000.0]
+    controller = controller_for()
+    controller.verdicts = DigestCache(ttl=300.0, negative_ttl=30.0, clock=lambda: now[0])
+    evaluations: list[float] = []
+    evaluate = controller._evaluate
+    controller._evaluate = lambda *a: evaluations.append(now[0]) or evaluate(*a)  # type: ignore[method-assign]
+    ref = f"{images['good'].server.host}/hook/good@{images['good'].digest}"
+    assert answer(controller, review(deployment(ref)))["allowed"]
+    assert evaluations == [1000.0]
+    now[0] += 200.0  # 100 s left: not yet
+    assert answer(controller, review(deployment(ref)))["allowed"]
+    now[0] += 50.0  # 50 s left, within the last fifth of the TTL: answered from the cache ...
+    assert answer(controller, review(deployment(ref)))["allowed"]
+    deadline = time.monotonic() + 30
+    while len(evaluations) < 2:  # ... and evaluated again in the background
+        assert time.monotonic() < deadline, "no refresh"
+        time.sleep(0.05)
+    assert evaluations == [1000.0, 1250.0]
+    now[0] += 200.0  # past the first verdict's expiry, within the refreshed one's TTL
+    assert answer(controller, review(deployment(ref)))["allowed"]
+    assert len(evaluations) == 2
+
+
 # -- faults and deadlines ---------------------------------------------------------------------
 
 

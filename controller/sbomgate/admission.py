@@ -151,6 +151,7 @@ class AdmissionController:
             # briefly: it may be the machine's load, not the policy.
             negative_ttl=config.cache.negative_ttl,
         )
+        self._refresh_ahead = min(60.0, config.cache.verdict_ttl / 5)
         self._generation = uuid.uuid4().hex
         # A verdict depends on the workload only if some policy looks at it.
         self._uses_workload = any("workload" in p.module.source for p in engine.policies)
@@ -312,6 +313,14 @@ class AdmissionController:
         hit = self.verdicts.get(key)
         if hit is not None:
             self.observer.cache_hit("verdict")
+            # Evaluated again before it expires, off the request path: otherwise every image
+            # in use would make one review wait a whole evaluation each verdict TTL.
+            if self.verdicts.claim_refresh(key, self._refresh_ahead):
+                self._evaluators.submit(
+                    self.verdicts.refresh,
+                    key,
+                    lambda: self._evaluate(result, workload_input, only),
+                )
             return ImageOutcome(result.report, hit)
         verdict = self.verdicts.get_or_load(
             key,

@@ -18,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from sbomgate._internal.cache import DigestCache, Loaded
-from sbomgate.attest import AttestationVerifier, ImageVerification, VerifiedDocument
+from sbomgate.attest import AttestationCheck, AttestationVerifier, VerifiedDocument
 from sbomgate.errors import (
     InputError,
     ManifestNotFoundError,
@@ -35,7 +37,7 @@ from sbomgate.registry import (
     discover,
     parse_reference,
 )
-from sbomgate.sbom import Sbom, parse_sbom, parse_sbom_document
+from sbomgate.sbom import Sbom, parse_sbom
 from sbomgate.verdict import AttestationReport, ImageReport, Verdict, merge_verdicts
 
 Phase = str  # "resolve" | "discover" | "verify" | "parse" | "evaluate"
@@ -50,11 +52,33 @@ class CheckedSbom:
 
 
 @dataclass(frozen=True, slots=True)
-class VerifiedImage:
-    """The cached, per-digest result: what verification said, and the parsed SBOMs."""
+class _KeptSbom:
+    """A verified SBOM as the cache keeps it: its bytes, parsed again when needed."""
 
-    verification: ImageVerification
-    sboms: tuple[CheckedSbom, ...]
+    data: bytes
+    source: str
+    image: str
+    digest: str
+    image_input: Mapping[str, Any]
+
+    def parse(self) -> CheckedSbom:
+        sbom = parse_sbom(self.data, source=self.source)
+        return CheckedSbom(sbom, self.image, self.digest, self.image_input)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedImage:
+    """The cached, per-digest result: what verification said, and the SBOMs as bytes.
+
+    Not as parsed objects: hundreds of thousands of them per large SBOM, which every full
+    collection of Python's cyclic GC walks while holding the GIL (about 0.5 s with 40 cached
+    5,000-component SBOMs: a pause every review would wait out). Bytes are not walked, and
+    parsing again costs about 2% of an evaluation, needed only when no verdict is cached."""
+
+    digest: str
+    checks: tuple[AttestationCheck, ...]
+    kept: tuple[_KeptSbom, ...]
+    components: int
     refusals: tuple[str, ...]
     seconds: Mapping[Phase, float]
 
@@ -62,9 +86,18 @@ class VerifiedImage:
 @dataclass(frozen=True, slots=True)
 class ImageResult:
     report: ImageReport
-    sboms: tuple[CheckedSbom, ...] = ()
+    verified: VerifiedImage | None = None
     seconds: Mapping[Phase, float] = field(default_factory=dict)
     cached: bool = False
+    parsed: tuple[CheckedSbom, ...] | None = None  # when just loaded: no need to parse again
+
+    @property
+    def sboms(self) -> tuple[CheckedSbom, ...]:
+        if self.parsed is not None:
+            return self.parsed
+        if self.verified is None:
+            return ()
+        return tuple(kept.parse() for kept in self.verified.kept)
 
 
 class ImageChecker:
@@ -106,8 +139,12 @@ class ImageChecker:
                 return self._result(ref_text, ref, hit, seconds, cached=True)
             pinned = ref.with_digest(digest)
 
+            fresh: list[tuple[CheckedSbom, ...]] = []
+
             def load() -> Loaded[VerifiedImage]:
-                return self._load(pinned, deadline, resolved)
+                loaded, parsed = self._load(pinned, deadline, resolved)
+                fresh.append(parsed)
+                return loaded
 
             value = self.cache.get_or_load(key, load)
         except ManifestNotFoundError as exc:
@@ -126,7 +163,9 @@ class ImageChecker:
             return ImageResult(
                 ImageReport(ref_text, digest, errors=(f"image {ref}: {exc}",)), seconds=seconds
             )
-        return self._result(ref_text, ref, value, seconds, cached=False)
+        return self._result(
+            ref_text, ref, value, seconds, cached=False, parsed=fresh[0] if fresh else None
+        )
 
     def _result(
         self,
@@ -136,8 +175,8 @@ class ImageChecker:
         seconds: dict[Phase, float],
         *,
         cached: bool,
+        parsed: tuple[CheckedSbom, ...] | None = None,
     ) -> ImageResult:
-        verification = value.verification
         reports = tuple(
             AttestationReport(
                 c.predicate_type,
@@ -147,22 +186,22 @@ class ImageChecker:
                 c.location,
                 {"layout": c.layout, "attachedTo": c.attached_to, "trustPolicy": c.policy},
             )
-            for c in verification.checks
+            for c in value.checks
         )
         if not cached:
             seconds.update(value.seconds)
         report = ImageReport(
             ref=ref_text,
-            digest=verification.digest,
+            digest=value.digest,
             attestations=reports,
             errors=value.refusals,
-            components=sum(len(s.sbom.components) for s in value.sboms),
+            components=value.components,
         )
-        return ImageResult(report, value.sboms, seconds, cached)
+        return ImageResult(report, value, seconds, cached, parsed)
 
     def _load(
         self, pinned: ImageReference, deadline: Deadline, resolved: FetchedManifest | None
-    ) -> Loaded[VerifiedImage]:
+    ) -> tuple[Loaded[VerifiedImage], tuple[CheckedSbom, ...]]:
         seconds: dict[Phase, float] = {}
         clock = time.perf_counter()
         found = discover(self.client, pinned, deadline=deadline, resolved=resolved)
@@ -173,13 +212,14 @@ class ImageChecker:
         clock = time.perf_counter()
         refusals = list(verification.refusals)
         sboms: list[CheckedSbom] = []
-        size = sum(len(a.data) for a in found.attestations) + 4096
+        kept: list[_KeptSbom] = []
         if verification.ok:
             provenance = _provenance_summary(verification.provenance)
             for document in verification.sboms:
                 source = f"{pinned.name}@{document.digest} ({document.location})"
                 try:
-                    sbom = _parse(document, source)
+                    data = _sbom_bytes(document, source)
+                    sbom = parse_sbom(data, source=source)
                 except SbomError as exc:
                     refusals.append(f"image {verification.image}: signed SBOM unusable: {exc}")
                     continue
@@ -195,14 +235,20 @@ class ImageChecker:
                     },
                     "provenance": provenance,
                 }
-                sboms.append(
-                    CheckedSbom(
-                        sbom, f"{pinned.name}@{document.digest}", document.digest, image_input
-                    )
-                )
+                image = f"{pinned.name}@{document.digest}"
+                sboms.append(CheckedSbom(sbom, image, document.digest, image_input))
+                kept.append(_KeptSbom(data, source, image, document.digest, image_input))
         seconds["parse"] = time.perf_counter() - clock
-        value = VerifiedImage(verification, tuple(sboms), tuple(refusals), seconds)
-        return Loaded(value, size * 4, negative=bool(refusals))
+        value = VerifiedImage(
+            verification.digest,
+            verification.checks,
+            tuple(kept),
+            sum(len(s.sbom.components) for s in sboms),
+            tuple(refusals),
+            seconds,
+        )
+        size = sum(len(k.data) for k in kept) + 4096 * (1 + len(verification.checks))
+        return Loaded(value, size, negative=bool(refusals)), tuple(sboms)
 
     def check_many(
         self, refs: Sequence[str], *, deadline: Deadline | None = None, workers: int = 8
@@ -216,12 +262,19 @@ class ImageChecker:
 
 
 def _parse(document: VerifiedDocument, source: str) -> Sbom:
+    return parse_sbom(_sbom_bytes(document, source), source=source)
+
+
+def _sbom_bytes(document: VerifiedDocument, source: str) -> bytes:
     predicate = document.predicate
     if isinstance(predicate, str):  # `cosign attest --type spdx` embeds the file as a string
-        predicate = predicate.encode()
+        return predicate.encode()
     if isinstance(predicate, bytes | bytearray):
-        return parse_sbom(bytes(predicate), source=source)
-    return parse_sbom_document(predicate, source=source)
+        return bytes(predicate)
+    try:
+        return orjson.dumps(predicate)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise SbomError(source, f"the SBOM predicate cannot be read as JSON: {exc}") from None
 
 
 def _provenance_summary(documents: Iterable[VerifiedDocument]) -> Mapping[str, Any] | None:

@@ -32,6 +32,7 @@ class _Entry(Generic[V]):
     value: V
     size: int
     expires: float
+    negative: bool = False
 
 
 class _Flight(Generic[V]):
@@ -84,6 +85,39 @@ class DigestCache(Generic[V]):
         self._entries.move_to_end(key)
         return entry.value
 
+    def claim_refresh(self, key: Hashable, within: float) -> bool:
+        """True when `key` is cached (not as a refusal: those are meant to be asked again
+        later), expires within `within` seconds, and nobody is loading it. The caller must then
+        call `refresh`; meanwhile `get` answers the old value, and a `get_or_load` after it
+        expired waits for the refresh instead of loading too."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if (
+                entry is None
+                or entry.negative
+                or key in self._flights
+                or entry.expires - self._clock() > within
+            ):
+                return False
+            self._flights[key] = _Flight()
+            return True
+
+    def refresh(self, key: Hashable, loader: Callable[[], Loaded[V]]) -> None:
+        """Load a key claimed with `claim_refresh` again and keep the new value."""
+        with self._lock:
+            flight = self._flights[key]
+        try:
+            loaded = loader()
+            flight.value = loaded.value
+            self._store(key, loaded)
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+
     def get_or_load(self, key: Hashable, loader: Callable[[], Loaded[V]]) -> V:
         with self._lock:
             value = self._get_locked(key)
@@ -121,7 +155,9 @@ class DigestCache(Generic[V]):
         with self._lock:
             if key in self._entries:
                 self._drop(key)
-            self._entries[key] = _Entry(loaded.value, loaded.size, self._clock() + ttl)
+            self._entries[key] = _Entry(
+                loaded.value, loaded.size, self._clock() + ttl, loaded.negative
+            )
             self._bytes += loaded.size
             while self._bytes > self.max_bytes and self._entries:
                 oldest = next(iter(self._entries))
