@@ -241,7 +241,8 @@ class ImageChecker:
         seconds["parse"] = time.perf_counter() - clock
         value = VerifiedImage(
             verification.digest,
-            verification.checks,
+            # Without the statements and raw SBOMs they carry (the kept bytes are enough).
+            tuple(replace(c, statement=None, raw_sbom=None) for c in verification.checks),
             tuple(kept),
             sum(len(s.sbom.components) for s in sboms),
             tuple(refusals),
