@@ -354,7 +354,8 @@ class AdmissionController:
 
         verdict, _ = judge_images([result], evaluate)
         self.observer.evaluation(time.perf_counter() - started)
-        size = 512 * (len(verdict.violations) + len(verdict.warnings) + len(verdict.errors) + 1)
+        findings = verdict.violations + verdict.warnings + verdict.audits + verdict.exemptions
+        size = 512 * (len(findings) + len(verdict.errors) + 1)
         return Loaded(verdict, size, negative=bool(verdict.errors))
 
     # -- the answer ------------------------------------------------------------------------
