@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from registry_servers import ROOT, RegistryServer
 
@@ -742,3 +742,30 @@ def cosign_attest(
         image_ref_with_digest,
     ]
     return _run_cosign(args, cosign_env(server, key, home))
+
+
+def offline_trust_file(work: Path, name: str = "offline") -> Path:
+    """A trust policy covering every image with a fresh key no image is ever signed with:
+    for tests that must refuse without reaching a registry."""
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    key = work / f"{name}.pub"
+    key.write_bytes(
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    trust = work / f"{name}-trust.json"
+    trust.write_text(
+        json.dumps(
+            {
+                "apiVersion": "sbomgate.dev/v1alpha1",
+                "kind": "TrustPolicy",
+                "metadata": {"name": name},
+                "spec": {
+                    "images": ["**"],
+                    "authorities": [{"name": "k", "key": {"file": str(key)}}],
+                },
+            }
+        )
+    )
+    return trust

@@ -28,6 +28,19 @@ def _component(name: str, version: str, sha256: str | None = None) -> dict[str, 
     return out
 
 
+def _sbom_file(directory: Path, *components: dict[str, Any]) -> Path:
+    path = directory / "app.cdx.json"
+    document = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1}
+    path.write_text(json.dumps({**document, "components": list(components)}))
+    return path
+
+
+def _sbomgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sbomgate.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
 def _osv_export(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     records = [
@@ -62,40 +75,19 @@ def _osv_export(directory: Path) -> Path:
 
 def test_eval_with_live_sources_osv_and_typosquat(pypi_server: IndexServer, tmp_path: Path) -> None:  # noqa: F811
     sha = pypi_server.packages
-    sbom = {
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.5",
-        "version": 1,
-        "components": [
-            _component("foo-bar", "1.0", sha["foo-bar@1.0+wheel"]),  # found, hash matches
-            _component("tiny-pkg", "0.1"),  # found; an advisory with a fix
-            _component("Foo_Bar", "2.0", "0" * 64),  # found, but not this artifact
-            _component("reqeusts", "2.31.0"),  # nowhere: a typo of requests
-            _component("foo-bar", "1.0", "1" * 64),  # found, but not this artifact
-        ],
-    }
-    path = tmp_path / "app.cdx.json"
-    path.write_text(json.dumps(sbom))
-    osv = _osv_export(tmp_path / "osv")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sbomgate.cli",
-            "eval",
-            "--sbom",
-            str(path),
-            "--source",
-            f"pypi={pypi_server.url}",
-            "--osv",
-            str(osv),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    path = _sbom_file(
+        tmp_path,
+        _component("foo-bar", "1.0", sha["foo-bar@1.0+wheel"]),  # found, hash matches
+        _component("tiny-pkg", "0.1"),  # found; an advisory with a fix
+        _component("Foo_Bar", "2.0", "0" * 64),  # found, but not this artifact
+        _component("reqeusts", "2.31.0"),  # nowhere: a typo of requests
+        _component("foo-bar", "1.0", "1" * 64),  # found, but not this artifact
     )
+    osv = _osv_export(tmp_path / "osv")
+    result = _sbomgate(
+        "eval", "--sbom", str(path), "--source", f"pypi={pypi_server.url}",
+        "--osv", str(osv), "--format", "json",
+    )  # fmt: skip
     assert result.returncode == 1, result.stderr
     verdict = json.loads(result.stdout)
     by_policy: dict[str, list[str]] = {}
@@ -145,39 +137,15 @@ def test_snapshot_command_exports_answers_the_offline_eval_uses(
     pypi_server: IndexServer,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    sbom = {
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.5",
-        "version": 1,
-        "components": [_component("tiny-pkg", "0.1"), _component("left-padd", "1.0")],
-    }
-    path = tmp_path / "app.cdx.json"
-    path.write_text(json.dumps(sbom))
+    path = _sbom_file(tmp_path, _component("tiny-pkg", "0.1"), _component("left-padd", "1.0"))
     snapshot = tmp_path / "facts.yaml"
-    run = [sys.executable, "-m", "sbomgate.cli"]
-    exported = subprocess.run(
-        [
-            *run,
-            "snapshot",
-            str(path),
-            "--source",
-            f"pypi={pypi_server.url}",
-            "--out",
-            str(snapshot),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    exported = _sbomgate(
+        "snapshot", str(path), "--source", f"pypi={pypi_server.url}", "--out", str(snapshot)
     )
     assert exported.returncode == 0, exported.stderr
     assert "2 packages (1 found in a trusted repository)" in exported.stderr
     # Offline: no --source, only the exported answers.
-    offline = subprocess.run(
-        [*run, "eval", "--sbom", str(path), "--facts", str(snapshot), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    offline = _sbomgate("eval", "--sbom", str(path), "--facts", str(snapshot), "--format", "json")
     verdict = json.loads(offline.stdout)
     assert [f["purl"] for f in verdict["violations"]] == ["pkg:pypi/left-padd@1.0"]
 
@@ -188,31 +156,9 @@ def test_a_source_that_cannot_be_asked_is_a_fault_not_unverified(tmp_path: Path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: connections are refused
-    sbom = {
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.5",
-        "version": 1,
-        "components": [_component("requests", "2.32.3"), _component("reqeusts", "2.31.0")],
-    }
-    path = tmp_path / "app.cdx.json"
-    path.write_text(json.dumps(sbom))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sbomgate.cli",
-            "eval",
-            "--sbom",
-            str(path),
-            "--source",
-            f"pypi=http://127.0.0.1:{port}/simple/",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    path = _sbom_file(tmp_path, _component("requests", "2.32.3"), _component("reqeusts", "2.31.0"))
+    source = f"pypi=http://127.0.0.1:{port}/simple/"
+    result = _sbomgate("eval", "--sbom", str(path), "--source", source, "--format", "json")
     assert result.returncode == 1, result.stderr  # still denied: fail closed
     verdict = json.loads(result.stdout)
     assert [f["policy"] for f in verdict["violations"]] == []  # nothing claims "not found"

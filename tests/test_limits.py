@@ -30,8 +30,6 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from oci_builder import (
     CosignKey,
@@ -40,6 +38,7 @@ from oci_builder import (
     canonical_json,
     cosign_attest,
     cosign_keypair,
+    offline_trust_file,
     push_image,
     sha256_digest,
 )
@@ -132,32 +131,6 @@ class _Uvicorn:
         self.thread.join(10)
 
 
-def _offline_trust(work: Path) -> Path:
-    """A trust policy with a fresh key (no image is ever signed with it)."""
-    public = ec.generate_private_key(ec.SECP256R1()).public_key()
-    key = work / "offline.pub"
-    key.write_bytes(
-        public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    trust = work / "offline-trust.json"
-    trust.write_text(
-        json.dumps(
-            {
-                "apiVersion": "sbomgate.dev/v1alpha1",
-                "kind": "TrustPolicy",
-                "metadata": {"name": "offline"},
-                "spec": {
-                    "images": ["**"],
-                    "authorities": [{"name": "k", "key": {"file": str(key)}}],
-                },
-            }
-        )
-    )
-    return trust
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("limits")
@@ -169,7 +142,7 @@ def hook(work: Path) -> Iterator[_Uvicorn]:
     metrics = Metrics()
     controller = build_controller(
         ServeConfig(
-            trust_policies=(_offline_trust(work),), allowed_registries=("registry.invalid",)
+            trust_policies=(offline_trust_file(work),), allowed_registries=("registry.invalid",)
         ),
         metrics,
     )

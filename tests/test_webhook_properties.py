@@ -14,12 +14,11 @@ from typing import Any
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from oci_builder import offline_trust_file
 from sbomgate.config import ServeConfig
 from sbomgate.errors import SbomgateError
 from sbomgate.operator import resources
@@ -39,27 +38,7 @@ SETTINGS = settings(
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     work = tmp_path_factory.mktemp("webhook-properties")
-    public = ec.generate_private_key(ec.SECP256R1()).public_key()
-    key = work / "cosign.pub"
-    key.write_bytes(
-        public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    trust = work / "trust.json"
-    trust.write_text(
-        json.dumps(
-            {
-                "apiVersion": "sbomgate.dev/v1alpha1",
-                "kind": "TrustPolicy",
-                "metadata": {"name": "default"},
-                "spec": {
-                    "images": ["**"],
-                    "authorities": [{"name": "k", "key": {"file": str(key)}}],
-                },
-            }
-        )
-    )
+    trust = offline_trust_file(work, "default")
     metrics = Metrics()
     controller = build_controller(
         ServeConfig(trust_policies=(trust,), allowed_registries=("registry.invalid",)), metrics

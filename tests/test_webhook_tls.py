@@ -25,7 +25,7 @@ import pytest
 from cryptography import x509
 
 from kube_cluster import KubeCA
-from test_limits import _offline_trust
+from oci_builder import offline_trust_file
 
 RELOAD_INTERVAL = 2.0  # webhook._ReloadingCertificate's
 
@@ -96,7 +96,10 @@ def _serve(work: Path, config: dict[str, Any], name: str) -> tuple[subprocess.Po
 
 
 def _base_config(work: Path) -> dict[str, Any]:
-    return {"trustPolicies": [str(_offline_trust(work))], "allowedRegistries": ["registry.invalid"]}
+    return {
+        "trustPolicies": [str(offline_trust_file(work))],
+        "allowedRegistries": ["registry.invalid"],
+    }
 
 
 @pytest.fixture(scope="module")

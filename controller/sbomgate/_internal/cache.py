@@ -106,17 +106,7 @@ class DigestCache(Generic[V]):
         """Load a key claimed with `claim_refresh` again and keep the new value."""
         with self._lock:
             flight = self._flights[key]
-        try:
-            loaded = loader()
-            flight.value = loaded.value
-            self._store(key, loaded)
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            with self._lock:
-                self._flights.pop(key, None)
-            flight.done.set()
+        self._lead(key, flight, loader)
 
     def get_or_load(self, key: Hashable, loader: Callable[[], Loaded[V]]) -> V:
         with self._lock:
@@ -135,6 +125,10 @@ class DigestCache(Generic[V]):
                 raise flight.error
             assert flight.value is not None
             return flight.value
+        return self._lead(key, flight, loader)
+
+    def _lead(self, key: Hashable, flight: _Flight[V], loader: Callable[[], Loaded[V]]) -> V:
+        """Load for everyone waiting on `flight`, keep the value, and let them go."""
         try:
             loaded = loader()
             flight.value = loaded.value
