@@ -25,13 +25,7 @@ from sbomgen import make_cyclonedx
 
 def _clear_caches() -> None:
     purl.parse_purl.cache_clear()
-    for fn in (
-        licenses.normalise_expression,
-        licenses.license_from_id,
-        licenses.license_from_name,
-        licenses.combine_and,
-    ):
-        fn.cache_clear()
+    licenses.clear_caches()
 
 
 def _median_ms(data: bytes, *, cold: bool, runs: int = 5) -> float:

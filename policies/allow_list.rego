@@ -5,7 +5,9 @@
 #   version, "format:name:*", or "format:name:version") from every later policy.
 #   Action Allow with terminal: a match short-circuits the remaining policies for
 #   that package (Cloudsmith's AVAILABLE allowlist pattern). Empty by default, so
-#   it never matches without data.
+#   it never matches without data. Known malware (an OSV MAL- record) is exempted
+#   only by an entry naming its version, and a package downloaded from an index
+#   no trusted repository vouches for is not exempted.
 # custom:
 #   action: Allow
 #   precedence: 10
@@ -14,138 +16,108 @@ package cloudsmith
 
 import rego.v1
 
-# Entry syntax is the same as blocklist.rego: the first ":"-separated field is
-# the format, the last one is the version when there are three or more fields
-# ("*" = every version), and what is in between is the name (so
-# "maven:org.example:lib:1.0" names org.example:lib). A name containing ":" must
-# therefore always carry a version (use "*"). Formats are compared after aliasing
-# purl types to formats (pypi -> python, golang -> go, ...); names
-# case-insensitively, Python names PEP 503-normalised. A package is known by its
-# name and, when the identity has a namespace, by "namespace/name" and
-# "namespace:name" too.
-# Exemptions are deliberately narrow: prefer pinning a version over "format:name".
+# sbomgate matches the entries against the package's canonical identity once per
+# package and hands those that name it to this policy as input.v0.lists.allow:
+#   [{"entry": "python:internal-tool:1.4.2", "version": "1.4.2", "reason": null, "uncertain": null}]
+# ("version" is "*" for an entry without one). Exemptions are narrow: the
+# version must be the entry's (never "could not be compared"), a Maven entry
+# must name the group, and an entry without a version does not exempt a
+# package that an OSV record calls malware (a name-only entry written for the
+# good releases must not let a hijacked one through). Nor does an entry exempt
+# a package whose purl says it was downloaded from somewhere
+# (input.v0.identity.canonical.origin: repository_url, download_url) unless a
+# trusted repository vouched for it (input.v0.repository): "requests 2.31.0 is
+# fine" is not "requests 2.31.0 from any index is fine". Entry syntax:
+# controller/sbomgate/intel/lists.py and policies/data.example.yaml.
 
 default match := false
 
 match if count(reason) > 0
 
-default _entries := []
+_hits contains h if {
+	hits := input.v0.lists.allow
+	is_array(hits)
+	some h in hits
+	is_object(h)
+	is_string(h.entry)
+	not _uncertain(h)
+}
 
-_entries := e if {
-	e := data.sbomgate.allow
-	is_array(e)
+_uncertain(h) if {
+	u := h.uncertain
+	is_string(u)
+	u != ""
+}
+
+_pinned(h) if {
+	v := h.version
+	is_string(v)
+	v != "*"
+	v != ""
+}
+
+_mal_id(i) if {
+	is_string(i)
+	startswith(upper(i), "MAL-")
+}
+
+_malware if {
+	osv := input.v0.osv
+	is_array(osv)
+	some r in osv
+	is_object(r)
+	_mal_id(r.id)
+}
+
+_malware if {
+	osv := input.v0.osv
+	is_array(osv)
+	some r in osv
+	is_object(r)
+	aliases := r.aliases
+	is_array(aliases)
+	some i in aliases
+	_mal_id(i)
+}
+
+_vouched if is_object(input.v0.repository)
+
+_foreign_origin if {
+	origin := input.v0.identity.canonical.origin
+	is_object(origin)
+	some key in ["repository_url", "download_url"]
+	is_string(origin[key])
+	not _vouched
+}
+
+_exempting contains h if {
+	some h in _hits
+	_pinned(h)
+	not _foreign_origin
+}
+
+_exempting contains h if {
+	some h in _hits
+	not _pinned(h)
+	not _malware
+	not _foreign_origin
 }
 
 reason contains msg if {
-	some entry in _entries
-	_listed(entry)
-	msg := sprintf("%s is exempted by the allow list (entry %s): later policies are skipped", [_pkg, entry])
-}
-
-# --- shared package matching (same code in blocklist.rego) -----------------
-
-_format_aliases := {
-	"pypi": "python",
-	"golang": "go",
-	"ruby": "gem",
-	"rubygems": "gem",
-	"alpine": "apk",
-	"crates": "cargo",
-	"oci": "docker",
-}
-
-_norm_format(f) := object.get(_format_aliases, lower(f), lower(f))
-
-_norm_name("python", n) := regex.replace(lower(n), `[-_.]+`, "-")
-
-_norm_name(f, n) := lower(n) if f != "python"
-
-_purl_type := t if {
-	p := input.v0.package.purl
-	is_string(p)
-	startswith(p, "pkg:")
-	t := split(trim_prefix(p, "pkg:"), "/")[0]
-	t != ""
-}
-
-_pkg_format := _norm_format(f) if {
-	f := input.v0.package.format
-	is_string(f)
-	f != ""
-} else := _norm_format(f) if {
-	f := input.v0.identity.format
-	is_string(f)
-	f != ""
-} else := _norm_format(_purl_type)
-
-_raw_names contains n if {
-	n := input.v0.package.name
-	is_string(n)
-	n != ""
-}
-
-_raw_names contains n if {
-	n := input.v0.identity.name
-	is_string(n)
-	n != ""
-}
-
-_raw_names contains sprintf("%s%s%s", [ns, sep, n]) if {
-	ns := input.v0.identity.namespace
-	is_string(ns)
-	ns != ""
-	n := input.v0.identity.name
-	is_string(n)
-	n != ""
-	some sep in ["/", ":"]
-}
-
-_pkg_names contains _norm_name(_pkg_format, n) if some n in _raw_names
-
-default _pkg_version := ""
-
-_pkg_version := v if {
-	v := input.v0.package.version
-	is_string(v)
-} else := v if {
-	v := input.v0.identity.version
-	is_string(v)
-}
-
-# entry -> {"format", "name", "version"}
-_parse_entry(entry) := {"format": _norm_format(parts[0]), "name": parts[1], "version": "*"} if {
-	parts := split(trim_space(entry), ":")
-	count(parts) == 2
-}
-
-_parse_entry(entry) := {"format": _norm_format(parts[0]), "name": name, "version": parts[n - 1]} if {
-	parts := split(trim_space(entry), ":")
-	n := count(parts)
-	n > 2
-	name := concat(":", array.slice(parts, 1, n - 1))
-}
-
-_version_matches(want, _) if want == "*"
-
-_version_matches(want, have) if {
-	want != "*"
-	want == have
-}
-
-_listed(entry) if {
-	is_string(entry)
-	e := _parse_entry(entry)
-	e.format == _pkg_format
-	e.name != ""
-	_norm_name(_pkg_format, e.name) in _pkg_names
-	_version_matches(e.version, _pkg_version)
+	some h in _exempting
+	msg := sprintf("%s is exempted by the allow list (entry %s): later policies are skipped", [_pkg, h.entry])
 }
 
 _pkg := p if {
 	p := input.v0.package.purl
 	is_string(p)
 	p != ""
-} else := sprintf("%s:%s@%s", [_pkg_format, n, _pkg_version]) if {
+} else := sprintf("%s@%s", [n, v]) if {
+	n := input.v0.package.name
+	is_string(n)
+	v := input.v0.package.version
+	is_string(v)
+} else := n if {
 	n := input.v0.package.name
 	is_string(n)
 } else := "package"

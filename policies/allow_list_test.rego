@@ -4,98 +4,100 @@ import rego.v1
 
 import data.cloudsmith
 
-_pkg(format, name, version, purl) := {"v0": {
-	"package": {"name": name, "version": version, "format": format, "purl": purl, "license": null},
-	"identity": {"namespace": null, "name": name, "version": version, "qualifiers": {}, "format": format},
-	"osv": null,
+# sbomgate matches data.sbomgate.allow in Python (controller/sbomgate/intel/lists.py,
+# tests/test_lists.py) and hands the entries naming the package over as input.v0.lists.allow.
+
+_pkg(purl, hits, osv) := {"v0": {
+	"package": {"name": "requests", "version": "2.31.0", "format": "python", "purl": purl, "license": null},
+	"lists": {"allow": hits, "blocklist": [], "quarantine": []},
+	"osv": osv,
 	"repository": null,
 	"sbom": null,
 }}
 
-_requests := _pkg("python", "requests", "2.31.0", "pkg:pypi/requests@2.31.0")
+_requests(hits) := _pkg("pkg:pypi/requests@2.31.0", hits, null)
 
-test_no_data_never_matches if {
-	not cloudsmith.match with input as _requests
-	count(cloudsmith.reason) == 0 with input as _requests
+_hit(entry, version) := {"entry": entry, "version": version, "reason": null, "uncertain": null}
+
+_mal := {"id": "MAL-2024-1", "summary": "Malicious code in requests"}
+
+test_no_hits_never_match if {
+	not cloudsmith.match with input as _requests([])
+	count(cloudsmith.reason) == 0 with input as _requests([])
 }
 
 test_exact_version if {
-	cloudsmith.match with input as _requests with data.sbomgate.allow as ["python:requests:2.31.0"]
+	cloudsmith.match with input as _requests([_hit("python:requests:2.31.0", "2.31.0")])
 }
 
-test_other_version_not_matched if {
-	not cloudsmith.match with input as _requests with data.sbomgate.allow as ["python:requests:2.30.0"]
-}
-
-test_all_versions_star if {
-	cloudsmith.match with input as _requests with data.sbomgate.allow as ["python:requests:*"]
-}
-
-test_all_versions_no_version if {
-	cloudsmith.match with input as _requests with data.sbomgate.allow as ["python:requests"]
-}
-
-test_purl_type_alias if {
-	cloudsmith.match with input as _requests with data.sbomgate.allow as ["pypi:requests:2.31.0"]
-}
-
-test_python_name_normalised if {
-	inp := _pkg("python", "Typing_Extensions", "4.0.0", "pkg:pypi/typing-extensions@4.0.0")
-	cloudsmith.match with input as inp with data.sbomgate.allow as ["python:typing.extensions"]
-}
-
-test_other_format_not_matched if {
-	not cloudsmith.match with input as _requests with data.sbomgate.allow as ["npm:requests"]
-}
-
-test_other_name_not_matched if {
-	not cloudsmith.match with input as _requests with data.sbomgate.allow as ["python:request"]
-}
-
-test_format_from_purl_when_missing if {
-	inp := {"v0": {"package": {"name": "left-pad", "version": "1.3.0", "purl": "pkg:npm/left-pad@1.3.0"}}}
-	cloudsmith.match with input as inp with data.sbomgate.allow as ["npm:left-pad:1.3.0"]
-}
-
-test_namespaced_maven if {
-	inp := {"v0": {
-		"package": {"name": "log4j-core", "version": "2.14.1", "format": "maven", "purl": "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"},
-		"identity": {"namespace": "org.apache.logging.log4j", "name": "log4j-core", "version": "2.14.1", "format": "maven"},
-	}}
-	cloudsmith.match with input as inp with data.sbomgate.allow as ["maven:org.apache.logging.log4j:log4j-core:2.14.1"]
-	cloudsmith.match with input as inp with data.sbomgate.allow as ["maven:org.apache.logging.log4j/log4j-core"]
-	not cloudsmith.match with input as inp with data.sbomgate.allow as ["maven:org.apache.logging.log4j:log4j-core:2.17.1"]
-}
-
-test_scoped_npm if {
-	inp := _pkg("npm", "@evil/pkg", "1.0.0", "pkg:npm/%40evil/pkg@1.0.0")
-	cloudsmith.match with input as inp with data.sbomgate.allow as ["npm:@evil/pkg:*"]
+test_every_version if {
+	cloudsmith.match with input as _requests([_hit("python:requests", "*")])
 }
 
 test_reason if {
-	r := cloudsmith.reason with input as _requests with data.sbomgate.allow as ["python:requests:2.31.0", "npm:x"]
+	r := cloudsmith.reason with input as _requests([_hit("python:requests:2.31.0", "2.31.0")])
 	r == {"pkg:pypi/requests@2.31.0 is exempted by the allow list (entry python:requests:2.31.0): later policies are skipped"}
 }
 
-test_bad_entries_ignored if {
-	not cloudsmith.match with input as _requests with data.sbomgate.allow as [1, null, "", "python", ":", {"a": 1}]
-	not cloudsmith.match with input as _requests with data.sbomgate.allow as "python:requests"
+test_name_only_entry_does_not_exempt_malware if {
+	not cloudsmith.match with input as _pkg("pkg:pypi/requests@2.31.0", [_hit("python:requests", "*")], [_mal])
+	alias := {"id": "GHSA-x", "aliases": ["mal-2024-9"]}
+	not cloudsmith.match with input as _pkg("pkg:pypi/requests@2.31.0", [_hit("python:requests:*", "*")], [alias])
+}
+
+test_pinned_entry_exempts_malware if {
+	cloudsmith.match with input as _pkg("pkg:pypi/requests@2.31.0", [_hit("python:requests:2.31.0", "2.31.0")], [_mal])
+}
+
+test_name_only_entry_with_other_advisories if {
+	cve := {"id": "GHSA-1", "aliases": ["CVE-2024-1"]}
+	cloudsmith.match with input as _pkg("pkg:pypi/requests@2.31.0", [_hit("python:requests", "*")], [cve, null, "MAL-1"])
+}
+
+test_uncertain_hits_never_exempt if {
+	hit := {"entry": "python:requests:2.31.0", "version": "2.31.0", "uncertain": "could not compare"}
+	not cloudsmith.match with input as _requests([hit])
+}
+
+test_data_alone_does_not_match if {
+	not cloudsmith.match with input as _requests([]) with data.sbomgate.allow as ["python:requests"]
+}
+
+test_malformed_hits_ignored if {
+	not cloudsmith.match with input as _requests([1, null, "", {"entry": 5}, {"version": "*"}])
+	not cloudsmith.match with input as {"v0": {"lists": {"allow": "python:requests"}}}
 }
 
 test_null_package_not_matched if {
-	not cloudsmith.match with input as {"v0": {"package": null}} with data.sbomgate.allow as ["python:requests"]
-	not cloudsmith.match with input as {} with data.sbomgate.allow as ["python:requests"]
-	not cloudsmith.match with input as {"v0": {"package": {"name": null, "version": null, "format": null, "purl": null}}} with data.sbomgate.allow as ["python:requests"]
-}
-
-test_blocklist_data_does_not_exempt if {
-	not cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["python:requests"]
+	not cloudsmith.match with input as {"v0": {"package": null}}
+	not cloudsmith.match with input as {}
+	not cloudsmith.match with input as {"v0": {"lists": null}}
 }
 
 test_image_subject_can_be_exempted if {
 	inp := {"v0": {
 		"package": {"name": "app", "version": "1.0.0", "format": "docker", "purl": "pkg:docker/app@1.0.0"},
+		"lists": {"allow": [_hit("docker:app:1.0.0", "1.0.0")]},
 		"sbom": {"bomFormat": "CycloneDX", "components": []},
 	}}
-	cloudsmith.match with input as inp with data.sbomgate.allow as ["docker:app:1.0.0"]
+	cloudsmith.match with input as inp
+}
+
+_from(origin, repository) := {"v0": {
+	"package": {"name": "requests", "version": "2.31.0", "format": "python", "purl": "pkg:pypi/requests@2.31.0?x", "license": null},
+	"identity": {"canonical": {"origin": origin}},
+	"lists": {"allow": [_hit("python:requests:2.31.0", "2.31.0")]},
+	"osv": null,
+	"repository": repository,
+}}
+
+test_a_package_from_another_index_is_not_exempted if {
+	not cloudsmith.match with input as _from({"repository_url": "https://evil.example/simple"}, null)
+	not cloudsmith.match with input as _from({"download_url": "https://evil.example/r.tgz"}, null)
+}
+
+test_a_vouched_for_origin_or_a_distro_is_exempted if {
+	cloudsmith.match with input as _from({"download_url": "https://npm.acme.example/r.tgz"}, {"name": "npm-internal"})
+	cloudsmith.match with input as _from({"distro": "debian-12"}, null)
+	cloudsmith.match with input as _from({}, null)
 }

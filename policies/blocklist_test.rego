@@ -4,86 +4,63 @@ import rego.v1
 
 import data.cloudsmith
 
-_pkg(format, name, version, purl) := {"v0": {
-	"package": {"name": name, "version": version, "format": format, "purl": purl, "license": null},
-	"identity": {"namespace": null, "name": name, "version": version, "qualifiers": {}, "format": format},
+# sbomgate matches data.sbomgate.blocklist in Python (controller/sbomgate/intel/lists.py,
+# tests/test_lists.py) and hands the entries naming the package over as input.v0.lists.blocklist.
+
+_pkg(purl, hits) := {"v0": {
+	"package": {"name": "requests", "version": "2.31.0", "format": "python", "purl": purl, "license": null},
+	"lists": {"allow": [], "blocklist": hits, "quarantine": []},
 	"osv": null,
 	"repository": null,
 	"sbom": null,
 }}
 
-_requests := _pkg("python", "requests", "2.31.0", "pkg:pypi/requests@2.31.0")
+_requests(hits) := _pkg("pkg:pypi/requests@2.31.0", hits)
 
-test_no_data_never_matches if {
-	not cloudsmith.match with input as _requests
-	count(cloudsmith.reason) == 0 with input as _requests
+_hit(entry, version, uncertain) := {"entry": entry, "version": version, "reason": null, "uncertain": uncertain}
+
+test_no_hits_never_match if {
+	not cloudsmith.match with input as _requests([])
+	count(cloudsmith.reason) == 0 with input as _requests([])
 }
 
-test_exact_version if {
-	cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["python:requests:2.31.0"]
+test_exact_entry if {
+	cloudsmith.match with input as _requests([_hit("python:requests:2.31.0", "2.31.0", null)])
 }
 
-test_other_version_not_matched if {
-	not cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["python:requests:2.30.0"]
-}
-
-test_all_versions_star if {
-	cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["python:requests:*"]
-}
-
-test_all_versions_no_version if {
-	cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["python:requests"]
-}
-
-test_purl_type_alias if {
-	cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["pypi:requests:2.31.0"]
-}
-
-test_python_name_normalised if {
-	inp := _pkg("python", "Typing_Extensions", "4.0.0", "pkg:pypi/typing-extensions@4.0.0")
-	cloudsmith.match with input as inp with data.sbomgate.blocklist as ["python:typing.extensions"]
-}
-
-test_other_format_not_matched if {
-	not cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["npm:requests"]
-}
-
-test_other_name_not_matched if {
-	not cloudsmith.match with input as _requests with data.sbomgate.blocklist as ["python:request"]
-}
-
-test_format_from_purl_when_missing if {
-	inp := {"v0": {"package": {"name": "left-pad", "version": "1.3.0", "purl": "pkg:npm/left-pad@1.3.0"}}}
-	cloudsmith.match with input as inp with data.sbomgate.blocklist as ["npm:left-pad:1.3.0"]
-}
-
-test_namespaced_maven if {
-	inp := {"v0": {
-		"package": {"name": "log4j-core", "version": "2.14.1", "format": "maven", "purl": "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"},
-		"identity": {"namespace": "org.apache.logging.log4j", "name": "log4j-core", "version": "2.14.1", "format": "maven"},
-	}}
-	cloudsmith.match with input as inp with data.sbomgate.blocklist as ["maven:org.apache.logging.log4j:log4j-core:2.14.1"]
-	cloudsmith.match with input as inp with data.sbomgate.blocklist as ["maven:org.apache.logging.log4j/log4j-core"]
-	not cloudsmith.match with input as inp with data.sbomgate.blocklist as ["maven:org.apache.logging.log4j:log4j-core:2.17.1"]
-}
-
-test_scoped_npm if {
-	inp := _pkg("npm", "@evil/pkg", "1.0.0", "pkg:npm/%40evil/pkg@1.0.0")
-	cloudsmith.match with input as inp with data.sbomgate.blocklist as ["npm:@evil/pkg:*"]
+test_every_version if {
+	cloudsmith.match with input as _requests([_hit("python:requests", "*", null)])
 }
 
 test_reason if {
-	r := cloudsmith.reason with input as _requests with data.sbomgate.blocklist as ["python:requests:2.31.0", "npm:x"]
+	r := cloudsmith.reason with input as _requests([_hit("python:requests:2.31.0", "2.31.0", null)])
 	r == {"pkg:pypi/requests@2.31.0 is on the package blocklist (entry python:requests:2.31.0)"}
 }
 
-test_bad_entries_ignored if {
-	not cloudsmith.match with input as _requests with data.sbomgate.blocklist as [1, null, "", "python", ":", {"a": 1}]
-	not cloudsmith.match with input as _requests with data.sbomgate.blocklist as "python:requests"
+test_uncertain_version_still_denied if {
+	why := "the version could not be compared with the entry's 1.3.0 ('latest' is not a valid npm version)"
+	inp := _pkg("pkg:npm/left-pad@latest", [_hit("npm:left-pad:1.3.0", "1.3.0", why)])
+	r := cloudsmith.reason with input as inp
+	r == {"pkg:npm/left-pad@latest is on the package blocklist (entry npm:left-pad:1.3.0; the version could not be compared with the entry's 1.3.0 ('latest' is not a valid npm version), so the entry is taken to apply)"}
+}
+
+test_name_when_no_purl if {
+	inp := {"v0": {"package": {"name": "x", "version": "1", "purl": null}, "lists": {"blocklist": [_hit("npm:x", "*", null)]}}}
+	r := cloudsmith.reason with input as inp
+	r == {"x@1 is on the package blocklist (entry npm:x)"}
+}
+
+test_data_alone_does_not_match if {
+	not cloudsmith.match with input as _requests([]) with data.sbomgate.blocklist as ["python:requests"]
+}
+
+test_malformed_hits_ignored if {
+	not cloudsmith.match with input as _requests([1, null, "", {"entry": 3}, {"version": "*"}])
+	not cloudsmith.match with input as {"v0": {"lists": {"blocklist": "python:requests"}}}
 }
 
 test_null_package_not_matched if {
-	not cloudsmith.match with input as {"v0": {"package": null}} with data.sbomgate.blocklist as ["python:requests"]
-	not cloudsmith.match with input as {} with data.sbomgate.blocklist as ["python:requests"]
-	not cloudsmith.match with input as {"v0": {"package": {"name": null, "version": null, "format": null, "purl": null}}} with data.sbomgate.blocklist as ["python:requests"]
+	not cloudsmith.match with input as {"v0": {"package": null}}
+	not cloudsmith.match with input as {}
+	not cloudsmith.match with input as {"v0": {"lists": null}}
 }

@@ -4,8 +4,11 @@
 #   Deny packages whose SPDX license expression is not acceptable: by default any
 #   license on the copyleft deny list (GPL, AGPL, SSPL, EUPL, OSL, CC-BY-SA, ...);
 #   in allow-list mode (data.sbomgate.license.allow non-empty) any license not on
-#   the allow list. OR alternatives are honoured: MIT OR GPL-3.0-only is acceptable.
-#   Packages with no known SPDX license are not matched here.
+#   the allow list, and any unknown license. OR alternatives are honoured (MIT OR
+#   GPL-3.0-only is acceptable), but an unknown license (NOASSERTION, NONE, a
+#   LicenseRef not on the list in use) is never an acceptable alternative.
+#   A package with no license information (none given, NOASSERTION, NONE) is
+#   unknown too; the image subject's own license is judged only when given.
 # custom:
 #   action: Deny
 #   precedence: 70
@@ -16,16 +19,27 @@ import rego.v1
 
 # SPDX expression handling (no recursion in Rego, so a bounded rewrite):
 #   1. pad parentheses and split on whitespace; AND / OR / WITH are matched
-#      case-insensitively; "X WITH exception" is treated as X;
-#   2. each license id becomes T (acceptable) or F (not acceptable);
-#   3. the innermost parenthesised groups are evaluated and replaced by T/F,
-#      up to 6 levels of nesting; a flat group is T when some OR branch is all T
-#      (AND binds tighter than OR, as in SPDX);
+#      case-insensitively; "X WITH exception" is treated as X (sbomgate writes
+#      any other use of WITH as an AND of what it names and an unknown marker);
+#   2. each license id becomes T (acceptable), F (not acceptable) or U
+#      (unknown: NOASSERTION, NONE, or a LicenseRef-/DocumentRef- that the list
+#      in use does not name; sbomgate writes every license that is not on the
+#      SPDX list as a LicenseRef);
+#   3. the innermost parenthesised groups are evaluated and replaced by T/F/U,
+#      up to 6 levels of nesting; in a flat group AND binds tighter than OR (as
+#      in SPDX): an AND is F if any part is F, else U if any is U, else T; an OR
+#      is T if any branch is T, else F if any is F, else U. So an unknown
+#      alternative never makes a denied license acceptable;
 #   4. an expression that cannot be parsed this way (unbalanced parentheses,
-#      missing operators, deeper nesting) is judged conservatively: it is
-#      acceptable only when every license id in it is acceptable.
-# A trailing "+" (or-later) is ignored when comparing ids. Ids NOASSERTION and
-# NONE mean "unknown" and are not matched.
+#      missing operators, deeper nesting) is judged conservatively: F if any
+#      license in it is F, else U if any is U, else T.
+# T is accepted and F denied. U is denied in allow-list mode (an allow list
+# cannot allow what it cannot name; list a LicenseRef to allow it) and, in
+# deny-list mode, when data.sbomgate.license.deny_unknown is true.
+# A trailing "+" (or-later) is ignored when comparing ids. A package whose
+# expression is missing, or only NOASSERTION or NONE, has no license information:
+# unknown, and denied when unknown licenses are (never for the image subject,
+# whose own license SBOMs seldom state).
 
 default match := false
 
@@ -61,12 +75,30 @@ _allow := [e | some e in a; is_string(e); e != ""] if {
 
 _allow_mode if count(_allow) > 0
 
+default _deny_unknown := false
+
+_deny_unknown if _allow_mode
+
+_deny_unknown if data.sbomgate.license.deny_unknown == true
+
 _expr := e if {
 	raw := input.v0.package.license.oss_license.spdx_identifier
 	is_string(raw)
 	e := trim_space(raw)
 	e != ""
 	not upper(e) in {"NOASSERTION", "NONE"}
+}
+
+_is_subject if {
+	s := input.v0.sbom
+	s != null
+}
+
+# A package (not the image subject) that states no license.
+_missing if {
+	is_object(input.v0.package)
+	not _is_subject
+	not _expr
 }
 
 _pkg := p if {
@@ -129,6 +161,29 @@ _id_ok(id) if {
 	not _denied_id(id)
 }
 
+# Named by the list in use: a LicenseRef an organisation allows (or denies) is known.
+_listed(id) if {
+	_allow_mode
+	_allowed_id(id)
+}
+
+_listed(id) if {
+	not _allow_mode
+	_denied_id(id)
+}
+
+_unknown_id(id) if upper(id) in {"NOASSERTION", "NONE"}
+
+_unknown_id(id) if {
+	startswith(upper(id), "LICENSEREF-")
+	not _listed(id)
+}
+
+_unknown_id(id) if {
+	startswith(upper(id), "DOCUMENTREF-")
+	not _listed(id)
+}
+
 # --- tokenizer --------------------------------------------------------------
 
 _tokens := [t |
@@ -152,8 +207,14 @@ _ids contains t if {
 	not _is_exception(i)
 }
 
+_unknown_ids contains id if {
+	some id in _ids
+	_unknown_id(id)
+}
+
 _bad_ids contains id if {
 	some id in _ids
+	not _unknown_id(id)
 	not _id_ok(id)
 }
 
@@ -161,6 +222,8 @@ _symbol(t) := upper(t) if {
 	upper(t) in {"AND", "OR"}
 } else := t if {
 	t in {"(", ")"}
+} else := "U" if {
+	_unknown_id(t)
 } else := "T" if {
 	_id_ok(t)
 } else := "F"
@@ -184,7 +247,7 @@ _well_formed(s) if {
 
 _well_placed(i, t) if {
 	i % 2 == 0
-	t in {"T", "F"}
+	t in {"T", "F", "U"}
 }
 
 _well_placed(i, t) if {
@@ -192,18 +255,20 @@ _well_placed(i, t) if {
 	t in {"AND", "OR"}
 }
 
-_branch_true(branch) if {
-	every a in split(branch, " AND ") {
-		a == "T"
-	}
-}
+_and_value(branch) := "F" if {
+	"F" in split(branch, " AND ")
+} else := "U" if {
+	"U" in split(branch, " AND ")
+} else := "T"
 
-# evaluates a flat (parenthesis-free) group of T/F joined by AND/OR
-_flat(s) := "T" if {
-	_well_formed(s)
-	some branch in split(s, " OR ")
-	_branch_true(branch)
+_or_value(values) := "T" if {
+	"T" in values
 } else := "F" if {
+	"F" in values
+} else := "U"
+
+# evaluates a flat (parenthesis-free) group of T/F/U joined by AND/OR
+_flat(s) := _or_value({_and_value(branch) | some branch in split(s, " OR ")}) if {
 	_well_formed(s)
 } else := "?"
 
@@ -220,6 +285,7 @@ _reduce(s) := strings.replace_n(
 # the cheap one; the structural reduction below is only needed when some license is not).
 _value := "T" if {
 	count(_bad_ids) == 0
+	count(_unknown_ids) == 0
 } else := _flat(s6) if {
 	s0 := concat(" ", _symbols)
 	s1 := _reduce(s0)
@@ -230,37 +296,86 @@ _value := "T" if {
 	s6 := _reduce(s5)
 }
 
-_acceptable if _value == "T"
-
-_acceptable if {
-	_value == "?"
-	count(_bad_ids) == 0
-}
+# T, F or U; an expression that could not be parsed is judged by its worst license.
+_verdict := _value if {
+	_value != "?"
+} else := "F" if {
+	count(_bad_ids) > 0
+} else := "U" if {
+	count(_unknown_ids) > 0
+} else := "T"
 
 _or_note := "; no OR alternative is fully acceptable" if {
 	some t in _tokens
 	upper(t) == "OR"
 } else := ""
 
+_unknown_note := sprintf("; an unknown license (%s) is not an acceptable alternative", [concat(", ", sort(_unknown_ids))]) if {
+	count(_unknown_ids) > 0
+	_or_note != ""
+} else := ""
+
 _parse_note := " (expression could not be parsed: every license in it was checked)" if {
 	_value == "?"
 } else := ""
+
+# What the SBOM said, when sbomgate read it as something else ("GPLv3" -> GPL-3.0-only).
+_written := sprintf(" (written \"%s\")", [w]) if {
+	raw := input.v0.package.license.raw_license
+	is_string(raw)
+	w := trim_space(raw)
+	w != ""
+	w != _expr
+	count(w) <= 200
+} else := ""
+
+_unknown_why := "unknown licenses are denied in allow-list mode" if {
+	_allow_mode
+} else := "data.sbomgate.license.deny_unknown is set"
 
 # --- reasons ----------------------------------------------------------------
 
 reason contains msg if {
 	not _allow_mode
-	not _acceptable
+	_verdict == "F"
 	entries := {d | some d in _deny; some id in _bad_ids; _entry_matches(d, id)}
-	msg := sprintf("license %s of %s is copyleft and denied: %s matched the license deny list (%s)%s%s", [
-		_expr, _pkg, concat(", ", sort(_bad_ids)), concat(", ", sort(entries)), _or_note, _parse_note,
+	msg := sprintf("license %s%s of %s is copyleft and denied: %s matched the license deny list (%s)%s%s%s", [
+		_expr, _written, _pkg, concat(", ", sort(_bad_ids)), concat(", ", sort(entries)),
+		_or_note, _unknown_note, _parse_note,
 	])
 }
 
 reason contains msg if {
 	_allow_mode
-	not _acceptable
-	msg := sprintf("license %s of %s is not allowed: %s not on the license allow list (allowed: %s)%s%s", [
-		_expr, _pkg, concat(", ", sort(_bad_ids)), concat(", ", _allow), _or_note, _parse_note,
+	_verdict == "F"
+	msg := sprintf("license %s%s of %s is not allowed: %s not on the license allow list (allowed: %s)%s%s%s", [
+		_expr, _written, _pkg, concat(", ", sort(_bad_ids)), concat(", ", _allow),
+		_or_note, _unknown_note, _parse_note,
 	])
 }
+
+reason contains msg if {
+	_deny_unknown
+	_verdict == "U"
+	msg := sprintf("license %s%s of %s is unknown: %s %s on the SPDX list or on the license list in use, and %s%s", [
+		_expr, _written, _pkg, concat(", ", sort(_unknown_ids)), _is_are(_unknown_ids), _unknown_why, _parse_note,
+	])
+}
+
+reason contains msg if {
+	_deny_unknown
+	_missing
+	msg := sprintf("license of %s is unknown: the SBOM states none%s, and %s", [_pkg, _stated, _unknown_why])
+}
+
+_stated := sprintf(" (it says \"%s\")", [w]) if {
+	raw := input.v0.package.license.raw_license
+	is_string(raw)
+	w := trim_space(raw)
+	w != ""
+	count(w) <= 200
+} else := ""
+
+_is_are(ids) := "is not a license" if count(ids) == 1
+
+_is_are(ids) := "are not licenses" if count(ids) != 1

@@ -169,3 +169,162 @@ test_reason_without_purl if {
 	r := cloudsmith.reason with input as inp
 	r == {"license AGPL-3.0-only of foo@2.0 is copyleft and denied: AGPL-3.0-only matched the license deny list (AGPL-*)"}
 }
+
+# --- unknown licenses (NOASSERTION, NONE, LicenseRef-...) -------------------
+
+_lic_raw(expr, raw) := {"v0": {"package": {
+	"name": "foo",
+	"version": "1.0.0",
+	"purl": "pkg:pypi/foo@1.0.0",
+	"license": {"oss_license": {"spdx_identifier": expr}, "raw_license": raw},
+}}}
+
+_allow_list := ["MIT", "Apache-2.0", "BSD-*"]
+
+_denied_allow_mode(expr) if cloudsmith.match with input as _lic(expr) with data.sbomgate.license.allow as _allow_list
+
+_denied_strict_deny_mode(expr) if cloudsmith.match with input as _lic(expr) with data.sbomgate.license.deny_unknown as true
+
+test_or_noassertion_never_rescues_a_denied_license if {
+	_denied("GPL-3.0-only OR NOASSERTION")
+	_denied("NOASSERTION OR GPL-3.0-only")
+	_denied("AGPL-3.0-only OR NONE")
+	_denied("noassertion or gpl-2.0-or-later")
+	_denied("(GPL-3.0-only OR NOASSERTION) AND MIT")
+	_denied("GPL-3.0-only OR (NOASSERTION AND MIT)")
+}
+
+test_or_unknown_ref_never_rescues_a_denied_license if {
+	_denied("GPL-3.0-only OR LicenseRef-GPLv3-but-free")
+	_denied("LicenseRef-x OR AGPL-3.0-only")
+	_denied("SSPL-1.0 OR DocumentRef-a:LicenseRef-b")
+}
+
+test_or_unknown_in_allow_mode_is_denied if {
+	_denied_allow_mode("ISC OR NOASSERTION")
+	_denied_allow_mode("GPL-3.0-only OR LicenseRef-x")
+}
+
+test_or_with_a_known_acceptable_branch_is_accepted if {
+	not _denied("MIT OR NOASSERTION")
+	not _denied_allow_mode("MIT OR NOASSERTION")
+	not _denied_allow_mode("LicenseRef-x OR Apache-2.0")
+	not _denied_strict_deny_mode("NONE OR MIT")
+}
+
+test_unknown_alone_is_not_denied_in_deny_mode if {
+	not _denied("LicenseRef-Acme-Internal")
+	not _denied("MIT AND NOASSERTION")
+	not _denied("LicenseRef-a OR LicenseRef-b")
+	not _denied("DocumentRef-spdx-tool-1.2:LicenseRef-MIT-Style-2")
+}
+
+test_unknown_is_denied_in_allow_mode if {
+	_denied_allow_mode("LicenseRef-Acme-Internal")
+	_denied_allow_mode("MIT AND NOASSERTION")
+	_denied_allow_mode("MIT AND NONE")
+	_denied_allow_mode("LicenseRef-a OR LicenseRef-b")
+	_denied_allow_mode("DocumentRef-spdx-tool-1.2:LicenseRef-MIT-Style-2")
+}
+
+test_deny_unknown_in_deny_mode if {
+	_denied_strict_deny_mode("LicenseRef-Acme-Internal")
+	_denied_strict_deny_mode("MIT AND NOASSERTION")
+	not _denied_strict_deny_mode("MIT")
+	not _denied_strict_deny_mode("MIT OR LicenseRef-x")
+}
+
+test_deny_unknown_not_boolean_ignored if {
+	not cloudsmith.match with input as _lic("LicenseRef-x") with data.sbomgate.license.deny_unknown as "yes"
+}
+
+test_listed_license_ref_is_known if {
+	not cloudsmith.match with input as _lic("LicenseRef-Acme-Internal AND MIT") with data.sbomgate.license.allow as ["MIT", "LicenseRef-Acme-*"]
+	cloudsmith.match with input as _lic("LicenseRef-Acme-Internal") with data.sbomgate.license.deny as ["LicenseRef-Acme-Internal"]
+}
+
+test_invalid_with_marker if {
+	# sbomgate writes "MIT WITH GPL-3.0-only" so: every license named, and unknown
+	_denied("MIT AND GPL-3.0-only AND LicenseRef-sbomgate-invalid-WITH")
+	_denied_allow_mode("MIT AND GPL-3.0-only AND LicenseRef-sbomgate-invalid-WITH")
+	_denied_allow_mode("MIT AND Apache-2.0 AND LicenseRef-sbomgate-invalid-WITH")
+	not _denied("MIT AND Apache-2.0 AND LicenseRef-sbomgate-invalid-WITH")
+	_denied_strict_deny_mode("MIT AND Apache-2.0 AND LicenseRef-sbomgate-invalid-WITH")
+	not _denied("BSD-2-Clause OR (MIT AND Apache-2.0 AND LicenseRef-sbomgate-invalid-WITH)")
+}
+
+test_malformed_with_unknown if {
+	not _denied("MIT LicenseRef-x (")
+	_denied_allow_mode("MIT LicenseRef-x (")
+	_denied("LicenseRef-x GPL-3.0-only (")
+}
+
+test_unknown_reason_allow_mode if {
+	r := cloudsmith.reason with input as _lic("MIT AND NOASSERTION") with data.sbomgate.license.allow as ["MIT"]
+	r == {"license MIT AND NOASSERTION of pkg:pypi/foo@1.0.0 is unknown: NOASSERTION is not a license on the SPDX list or on the license list in use, and unknown licenses are denied in allow-list mode"}
+}
+
+test_unknown_reason_deny_unknown if {
+	r := cloudsmith.reason with input as _lic("LicenseRef-a AND LicenseRef-b") with data.sbomgate.license.deny_unknown as true
+	r == {"license LicenseRef-a AND LicenseRef-b of pkg:pypi/foo@1.0.0 is unknown: LicenseRef-a, LicenseRef-b are not licenses on the SPDX list or on the license list in use, and data.sbomgate.license.deny_unknown is set"}
+}
+
+test_reason_or_unknown_note if {
+	r := cloudsmith.reason with input as _lic("GPL-3.0-only OR NOASSERTION")
+	r == {"license GPL-3.0-only OR NOASSERTION of pkg:pypi/foo@1.0.0 is copyleft and denied: GPL-3.0-only matched the license deny list (GPL-*); no OR alternative is fully acceptable; an unknown license (NOASSERTION) is not an acceptable alternative"}
+}
+
+test_reason_says_what_was_written if {
+	r := cloudsmith.reason with input as _lic_raw("GPL-3.0-only", "GNU General Public License v3.0")
+	r == {"license GPL-3.0-only (written \"GNU General Public License v3.0\") of pkg:pypi/foo@1.0.0 is copyleft and denied: GPL-3.0-only matched the license deny list (GPL-*)"}
+}
+
+test_reason_written_omitted_when_same_or_missing if {
+	r := cloudsmith.reason with input as _lic_raw("AGPL-3.0-only", null)
+	r == {"license AGPL-3.0-only of pkg:pypi/foo@1.0.0 is copyleft and denied: AGPL-3.0-only matched the license deny list (AGPL-*)"}
+}
+
+# --- no license information ---------------------------------------------------
+
+_no_licence(license) := {"v0": {
+	"package": {"name": "foo", "version": "1.0.0", "purl": "pkg:pypi/foo@1.0.0", "license": license},
+	"sbom": null,
+}}
+
+test_missing_license_denied_in_allow_mode if {
+	cloudsmith.match with input as _no_licence(null) with data.sbomgate.license.allow as _allow_list
+	cloudsmith.match with input as _no_licence({"oss_license": null, "raw_license": "NOASSERTION"}) with data.sbomgate.license.allow as _allow_list
+	_denied_allow_mode("NOASSERTION")
+	_denied_allow_mode("NONE")
+	_denied_allow_mode("")
+	cloudsmith.match with input as _no_licence({"oss_license": {"spdx_identifier": 42}}) with data.sbomgate.license.allow as _allow_list
+}
+
+test_missing_license_not_denied_in_deny_mode if {
+	not cloudsmith.match with input as _no_licence(null)
+	not _denied("NOASSERTION")
+	not _denied("NONE")
+}
+
+test_missing_license_denied_with_deny_unknown if {
+	cloudsmith.match with input as _no_licence(null) with data.sbomgate.license.deny_unknown as true
+	_denied_strict_deny_mode("NOASSERTION")
+}
+
+test_missing_license_of_the_image_subject_is_not_judged if {
+	subject := {"v0": {"package": {"name": "app", "license": null}, "sbom": {"bomFormat": "CycloneDX"}}}
+	not cloudsmith.match with input as subject with data.sbomgate.license.allow as _allow_list
+	not cloudsmith.match with input as subject with data.sbomgate.license.deny_unknown as true
+}
+
+test_subject_license_is_still_judged_when_given if {
+	subject := {"v0": {"package": {"name": "app", "license": {"oss_license": {"spdx_identifier": "AGPL-3.0-only"}}}, "sbom": {"bomFormat": "CycloneDX"}}}
+	cloudsmith.match with input as subject
+}
+
+test_missing_license_reason if {
+	r := cloudsmith.reason with input as _no_licence({"oss_license": null, "raw_license": "NOASSERTION"}) with data.sbomgate.license.allow as ["MIT"]
+	r == {"license of pkg:pypi/foo@1.0.0 is unknown: the SBOM states none (it says \"NOASSERTION\"), and unknown licenses are denied in allow-list mode"}
+	r2 := cloudsmith.reason with input as _no_licence(null) with data.sbomgate.license.deny_unknown as true
+	r2 == {"license of pkg:pypi/foo@1.0.0 is unknown: the SBOM states none, and data.sbomgate.license.deny_unknown is set"}
+}

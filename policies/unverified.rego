@@ -64,8 +64,8 @@ _is_image if {
 	s != null
 }
 
+# (`input.v0.repository == null` holds only when input.v0 is an object that has the key.)
 _unverified if {
-	is_object(input.v0)
 	input.v0.repository == null
 	not _is_image
 	not _source_unavailable
@@ -127,11 +127,25 @@ default _did_you_mean := ""
 
 _did_you_mean := sprintf(" (did you mean %s? it may be a typosquat or a hallucinated/slopsquatted name)", [_typosquat_of])
 
+# input.v0.identity.canonical.origin: the purl's qualifiers that say where the
+# artifact came from (repository_url, download_url; distro for OS packages). A
+# trusted repository vouches only for artifacts that came from it, so a purl
+# naming another index is unverified whatever the trusted index holds.
+default _origin := ""
+
+_origin := sprintf(" (its purl says it came from %s)", [concat(", ", sort(places))]) if {
+	origin := input.v0.identity.canonical.origin
+	is_object(origin)
+	count(origin) > 0
+	places := {sprintf("%s=%s", [k, v]) | some k, v in origin; is_string(v)}
+	count(places) > 0
+}
+
 reason contains msg if {
 	_unverified
 	_purl
 	not _exempted
-	msg := sprintf("%s was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name%s", [_purl, _did_you_mean])
+	msg := sprintf("%s was not found in any trusted repository%s: add it to the trusted repository after review, or fix the dependency name%s", [_purl, _origin, _did_you_mean])
 }
 
 reason contains msg if {

@@ -138,3 +138,30 @@ _unasked := {"v0": {
 test_source_unavailable_is_not_unverified if {
 	not cloudsmith.match with input as _unasked
 }
+
+test_reason_names_the_purls_origin if {
+	inp := {"v0": {
+		"package": {"name": "requests", "version": "2.31.0", "format": "python", "purl": "pkg:pypi/requests@2.31.0?repository_url=https://evil.example/simple"},
+		"identity": {"canonical": {"origin": {"repository_url": "https://evil.example/simple"}}},
+		"repository": null,
+		"sbom": null,
+	}}
+	r := cloudsmith.reason with input as inp
+	r == {"pkg:pypi/requests@2.31.0?repository_url=https://evil.example/simple was not found in any trusted repository (its purl says it came from repository_url=https://evil.example/simple): add it to the trusted repository after review, or fix the dependency name"}
+}
+
+test_empty_or_bad_origin_is_not_named if {
+	inp := {"v0": {
+		"package": {"name": "reqeusts", "purl": "pkg:pypi/reqeusts@2.31.0"},
+		"identity": {"canonical": {"origin": {}}},
+		"repository": null,
+	}}
+	r := cloudsmith.reason with input as inp
+	r == {"pkg:pypi/reqeusts@2.31.0 was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name"}
+	bad := {"v0": {
+		"package": {"name": "reqeusts", "purl": "pkg:pypi/reqeusts@2.31.0"},
+		"identity": {"canonical": {"origin": {"a": 1}}},
+		"repository": null,
+	}}
+	cloudsmith.reason == r with input as bad
+}

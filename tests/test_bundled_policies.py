@@ -140,6 +140,16 @@ def _lic(expr: Any) -> dict[str, Any]:
     )
 
 
+def _hit(entry: str, version: str, uncertain: str | None = None) -> dict[str, Any]:
+    return {"entry": entry, "version": version, "reason": "r", "uncertain": uncertain}
+
+
+_LISTS = {
+    "allow": [_hit("python:foo:1.2.3", "1.2.3"), _hit("python:foo", "*", "no")],
+    "blocklist": [_hit("python:foo", "*"), _hit("python:foo:1.0", "1.0", "could not compare")],
+    "quarantine": [_hit("pkg:pypi/foo (all versions)", "*"), _hit("pkg:pypi/foo@1.0", "1.0", "x")],
+}
+
 _OSV = [
     {"id": "MAL-2024-1", "summary": "bad"},
     {
@@ -182,6 +192,33 @@ INPUTS: list[Any] = [
     _lic("GPL-2.0-or-later WITH Classpath-exception-2.0"),
     _v0(package=_pkg(purl="pkg:npm/%40a/b@1.0.0", format="npm", name="@a/b", version="1.0.0")),
     _v0(package=_pkg(purl="pkg:pypi/foo@1.5.0", version="1.5.0")),
+    # What sbomgate's list matching and OSV matching hand the policies (input.v0.lists, the
+    # `uncertain` flag), well-formed and not.
+    _v0(lists=_LISTS),
+    _v0(lists=_LISTS, osv=_OSV),
+    _v0(lists={"allow": [_hit("python:foo", "*")], "blocklist": [], "quarantine": []}, osv=_OSV),
+    _v0(
+        lists={"allow": [_hit("python:foo:1.2.3", "1.2.3")]},
+        osv=[{"id": "X", "aliases": ["MAL-9"]}],
+    ),
+    _v0(lists="x"),
+    _v0(lists={"allow": None, "blocklist": {"entry": "x"}, "quarantine": [None, 5, {"entry": 3}]}),
+    _v0(osv=[{**r, "uncertain": "the version could not be compared (why)"} for r in _OSV]),
+    _v0(osv=[{**_OSV[1], "uncertain": 5}, {**_OSV[2], "uncertain": "because"}]),
+    _v0(
+        repository=None,
+        identity={"canonical": {"origin": {"repository_url": "https://evil.example/simple"}}},
+    ),
+    _v0(repository=None, identity={"canonical": {"origin": ["x"]}}),
+    _v0(
+        repository=None,
+        identity={"canonical": {"origin": {"download_url": "https://evil.example/x.tgz"}}},
+        lists={"allow": [_hit("python:foo:1.2.3", "1.2.3")]},
+    ),
+    _v0(
+        identity={"canonical": {"origin": {"download_url": "https://npm.acme.example/x.tgz"}}},
+        lists={"allow": [_hit("python:foo:1.2.3", "1.2.3")]},
+    ),
 ]
 
 CUSTOM_DATA = {

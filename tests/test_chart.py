@@ -28,7 +28,7 @@ import yaml
 from cryptography import x509
 
 from kube_cluster import HELM_BIN, KubeCluster
-from sbomgate.config import Mode, load_config
+from sbomgate.config import ImageReferences, Mode, load_config
 from sbomgate.policy.loader import load_policy_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +138,7 @@ def test_default_render(helm_env: dict[str, str]) -> None:
             "RoleBinding",
             "Secret",
             "Service",
+            "MutatingWebhookConfiguration",
             "ServiceAccount",
             "ValidatingWebhookConfiguration",
         ]
@@ -190,12 +191,31 @@ def test_default_render(helm_env: dict[str, str]) -> None:
         }
     ]
 
+    # imageReferences Pin (the default): tags are rewritten to digests before validation, on
+    # what validation is sent, with the same exemptions, failure policy and timeout.
+    (pin,) = rendered.one("MutatingWebhookConfiguration")["webhooks"]
+    assert pin["name"] == "pin.sbomgate.dev"
+    assert pin["clientConfig"]["service"] == {
+        "name": RELEASE,
+        "namespace": NAMESPACE,
+        "path": "/mutate",
+        "port": 443,
+    }
+    assert pin["failurePolicy"] == "Fail" and pin["timeoutSeconds"] == 10
+    assert pin["admissionReviewVersions"] == ["v1"] and pin["matchPolicy"] == "Equivalent"
+    assert pin["reinvocationPolicy"] == "IfNeeded"
+    assert pin["sideEffects"] == "None"  # a dry run gets the same patch; nothing is written
+    assert pin["namespaceSelector"] == workloads["namespaceSelector"]
+    assert pin["rules"] == workloads["rules"]
+    assert "objectSelector" not in pin
+
     # The self-signed pair: the caBundle is the Secret's CA, which signed a certificate for
     # the Service's DNS names.
     secret = rendered.one("Secret")
     assert secret["type"] == "kubernetes.io/tls"
     assert workloads["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     assert policies["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    assert pin["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
     cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
     cert.verify_directly_issued_by(ca)
@@ -250,6 +270,59 @@ def test_default_render(helm_env: dict[str, str]) -> None:
     assert {"allowedRegistries", "insecureRegistries", "mode", "policyModes", "faults"} <= set(
         config
     )
+    assert config["imageReferences"] == "Pin"
+
+    # The certificate's renewal patches both configurations' caBundles and the Secret, and
+    # nothing else of their kinds.
+    cluster_rules = rendered.one("ClusterRole")["rules"]
+    assert {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+        "resourceNames": [RELEASE],
+        "verbs": ["get", "patch"],
+    } in cluster_rules
+    assert {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": [f"{RELEASE}-tls"],
+        "verbs": ["get", "patch"],
+    } in rendered.one("Role")["rules"]
+
+
+@pytest.mark.parametrize("references", ["RefuseTags", "Resolve"])
+def test_no_mutating_webhook_unless_pinning(helm_env: dict[str, str], references: str) -> None:
+    """RefuseTags (the GitOps-friendly choice: nothing is rewritten, so nothing drifts) and
+    Resolve install only the validating webhook; the served configuration says which."""
+    rendered = template(
+        helm_env,
+        "--set",
+        f"config.imageReferences={references}",
+        "--set",
+        "webhook.reinvocationPolicy=Never",
+    )
+    assert not rendered.all("MutatingWebhookConfiguration")
+    assert rendered.one("ValidatingWebhookConfiguration")
+    assert served_config(rendered)["imageReferences"] == references
+
+
+def test_reinvocation_and_object_selector_reach_the_mutating_webhook(
+    helm_env: dict[str, str],
+) -> None:
+    rendered = template(
+        helm_env,
+        "--set",
+        "webhook.reinvocationPolicy=Never",
+        "--set",
+        "webhook.objectSelector.matchLabels.gated=yes",
+        "--set",
+        "webhook.failurePolicy=Ignore",
+        "--set",
+        "webhook.timeoutSeconds=12",
+    )
+    (pin,) = rendered.one("MutatingWebhookConfiguration")["webhooks"]
+    assert pin["reinvocationPolicy"] == "Never"
+    assert pin["objectSelector"] == {"matchLabels": {"gated": "yes"}}
+    assert pin["failurePolicy"] == "Ignore" and pin["timeoutSeconds"] == 12
 
 
 def test_rendered_config_loads(helm_env: dict[str, str], tmp_path: Path) -> None:
@@ -265,6 +338,8 @@ def test_rendered_config_loads(helm_env: dict[str, str], tmp_path: Path) -> None
         "--set",
         "config.faults=Allow",
         "--set",
+        "config.imageReferences=RefuseTags",
+        "--set",
         "policyData.sbomgate.package_age.min_days=7",
     )
     config = served_config(rendered)
@@ -276,6 +351,7 @@ def test_rendered_config_loads(helm_env: dict[str, str], tmp_path: Path) -> None
     assert loaded.exempt_namespaces == ("kube-system", NAMESPACE, "tools")
     assert loaded.policy_modes == {"package-age": Mode.WARN}
     assert loaded.faults_allowed
+    assert loaded.image_references is ImageReferences.REFUSE_TAGS
     assert loaded.port == 8443 and str(loaded.tls_cert) == "/tls/tls.crt"
     assert [str(p) for p in loaded.data] == ["/etc/sbomgate/data.yaml"]
     data = yaml.safe_load(rendered.one("ConfigMap")["data"]["data.yaml"])
@@ -294,12 +370,21 @@ def test_cert_manager_and_service_monitor(helm_env: dict[str, str]) -> None:
     issuer = rendered.one("Issuer")
     assert issuer["spec"] == {"selfSigned": {}}
     assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
-    configuration = rendered.one("ValidatingWebhookConfiguration")
-    assert configuration["metadata"]["annotations"] == {
-        "cert-manager.io/inject-ca-from": f"{NAMESPACE}/{certificate['metadata']['name']}"
-    }
-    for webhook in configuration["webhooks"]:
-        assert "caBundle" not in webhook["clientConfig"]
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        configuration = rendered.one(kind)
+        assert configuration["metadata"]["annotations"] == {
+            "cert-manager.io/inject-ca-from": f"{NAMESPACE}/{certificate['metadata']['name']}"
+        }
+        for webhook in configuration["webhooks"]:
+            assert "caBundle" not in webhook["clientConfig"]
+    # cert-manager renews it: sbomgate patches no webhook configuration and no Secret.
+    assert not [
+        rule
+        for role in ("ClusterRole", "Role")
+        for rule in rendered.one(role)["rules"]
+        if "patch" in rule["verbs"]
+        and {"secrets", "validatingwebhookconfigurations"} & set(rule["resources"])
+    ]
     monitor = rendered.one("ServiceMonitor")
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "https" and endpoint["scheme"] == "https"
@@ -345,6 +430,8 @@ def test_policy_report_crds_are_optional(helm_env: dict[str, str]) -> None:
         (["--set", "config.mode=Block"], "/config/mode"),
         (["--set", "webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),
         (["--set", "webhook.timeoutSeconds=31"], "/webhook/timeoutSeconds"),
+        (["--set", "config.imageReferences=Digest"], "/config/imageReferences"),
+        (["--set", "webhook.reinvocationPolicy=Always"], "/webhook/reinvocationPolicy"),
         (["--set", "image.digest=latest"], "/image/digest"),
         (["--set", "replicas=3"], "replicas"),
         (["--set", "webhook.timeoutSeconds=5"], "must be below webhook.timeoutSeconds"),
@@ -493,9 +580,8 @@ def installed(
         yield Installed(cluster, manifest, created)
     finally:
         _uninstall(cluster)
-        cluster.kubectl(
-            "delete", "validatingwebhookconfiguration", RELEASE, "--ignore-not-found", check=True
-        )
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            cluster.kubectl("delete", kind, RELEASE, "--ignore-not-found", check=True)
         # Helm never deletes the CRDs of a chart's crds/ directory (on uninstall or upgrade),
         # so the ones this module created are deleted here, with every object of theirs.
         created_crds = [n for n in SBOMGATE_CRDS if n not in existing]
@@ -524,8 +610,12 @@ def test_install_accepts_every_object(installed: Installed) -> None:
     webhook = by_kind["ValidatingWebhookConfiguration"]["webhooks"][0]
     assert webhook["sideEffects"] == "NoneOnDryRun"
     assert exempted_namespaces(webhook) == {"kube-system", NAMESPACE}
+    (pin,) = by_kind["MutatingWebhookConfiguration"]["webhooks"]
+    assert pin["reinvocationPolicy"] == "IfNeeded" and pin["sideEffects"] == "None"
+    assert exempted_namespaces(pin) == {"kube-system", NAMESPACE}
     secret = installed.kubectl("get", "secret", f"{RELEASE}-tls", "-n", NAMESPACE, "-o", "json")
-    assert webhook["clientConfig"]["caBundle"] == json.loads(secret.stdout)["data"]["ca.crt"]
+    ca_bundle = json.loads(secret.stdout)["data"]["ca.crt"]
+    assert webhook["clientConfig"]["caBundle"] == pin["clientConfig"]["caBundle"] == ca_bundle
 
 
 def test_crds_are_established(installed: Installed) -> None:
@@ -536,15 +626,14 @@ def test_crds_are_established(installed: Installed) -> None:
 
 def test_upgrade_keeps_certificate_and_report_crds(installed: Installed) -> None:
     def ca_bundle() -> str:
-        result = installed.kubectl(
-            "get",
-            "validatingwebhookconfiguration",
-            RELEASE,
-            "-o",
-            "jsonpath={.webhooks[*].clientConfig.caBundle}",
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
+        bundles = []
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            result = installed.kubectl(
+                "get", kind, RELEASE, "-o", "jsonpath={.webhooks[*].clientConfig.caBundle}"
+            )
+            assert result.returncode == 0, result.stderr
+            bundles.append(result.stdout)
+        return " ".join(bundles)
 
     before = ca_bundle()
     installed.cluster.helm(
@@ -571,6 +660,10 @@ def test_service_account_has_least_privilege(installed: Installed) -> None:
         ("delete", "clusterpolicyreports.wgpolicyk8s.io"),
         ("create", "events.events.k8s.io", "-n", "default"),
         ("create", "leases.coordination.k8s.io", "-n", NAMESPACE),
+        # renewing the self-signed certificate: its own Secret and webhook configurations
+        ("patch", f"secrets/{RELEASE}-tls", "-n", NAMESPACE),
+        ("patch", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{RELEASE}"),
+        ("patch", f"mutatingwebhookconfigurations.admissionregistration.k8s.io/{RELEASE}"),
     ]
     refused = [
         ("list", "secrets", "-n", "default"),
@@ -580,6 +673,11 @@ def test_service_account_has_least_privilege(installed: Installed) -> None:
         ("delete", "packagequarantines.sbomgate.dev"),
         ("create", "leases.coordination.k8s.io", "-n", "default"),
         ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
+        ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/other"),
+        ("patch", "mutatingwebhookconfigurations.admissionregistration.k8s.io/other"),
+        ("delete", f"mutatingwebhookconfigurations.admissionregistration.k8s.io/{RELEASE}"),
+        ("patch", "secrets/other", "-n", NAMESPACE),
+        ("patch", f"secrets/{RELEASE}-tls", "-n", "default"),
     ]
     assert [a for a in allowed if not installed.can_i(*a)] == []
     assert [r for r in refused if installed.can_i(*r)] == []
@@ -910,7 +1008,12 @@ def test_uninstall_leaves_nothing(installed: Installed) -> None:
         leftovers = installed.kubectl("get", kinds, "-n", NAMESPACE, "-l", selector, "-o", "name")
         assert leftovers.returncode == 0, leftovers.stderr
         assert leftovers.stdout.strip() == "", leftovers.stdout
-    for kind in ("clusterroles", "clusterrolebindings", "validatingwebhookconfigurations"):
+    for kind in (
+        "clusterroles",
+        "clusterrolebindings",
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+    ):
         leftovers = installed.kubectl("get", kind, "-l", f"app.kubernetes.io/instance={RELEASE}")
         assert "No resources found" in leftovers.stderr, leftovers.stdout
     ours = [n for n in REPORT_CRDS if n in installed.created_crds]

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sbomgate.config import CacheSettings, Mode, ServeConfig, load_config, parse_mode
+from sbomgate.config import (
+    CacheSettings,
+    ImageReferences,
+    Mode,
+    ServeConfig,
+    load_config,
+    parse_mode,
+)
 from sbomgate.errors import InputError
 
 FULL = """\
@@ -25,6 +32,8 @@ exemptNamespaces: [kube-system, sbomgate]
 mode: Warn
 policyModes: {package-age: Warn, licenses: Audit, malware: Enforce}
 faults: Allow
+imageReferences: RefuseTags
+allowEmptySbom: true
 admissionDeadline: 7.5
 registryTimeout: 2
 cache: {maxBytes: 1048576, ttl: 60, negativeTtl: 5.5, verdictTtl: 120}
@@ -59,6 +68,8 @@ def test_a_full_file_is_read(tmp_path: Path) -> None:
         mode=Mode.WARN,
         policy_modes={"package-age": Mode.WARN, "licenses": Mode.AUDIT, "malware": Mode.ENFORCE},
         faults_allowed=True,
+        image_references=ImageReferences.REFUSE_TAGS,
+        allow_empty_sbom=True,
         admission_deadline=7.5,
         registry_timeout=2.0,
         cache=CacheSettings(max_bytes=1048576, ttl=60.0, negative_ttl=5.5, verdict_ttl=120.0),

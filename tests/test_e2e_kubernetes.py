@@ -1,18 +1,21 @@
 """End to end: a real kube-apiserver calls `sbomgate serve`, which checks real cosign
 attestations in a real registry. kubectl, server-side apply (how GitOps tools sync), dry runs,
 Helm and `kubectl debug` are all refused with a message naming image, package and policy.
+sbomgate runs as the chart installs it: its mutating webhook pins every tag to a digest
+(imageReferences: Pin) before its validating webhook judges that digest.
 
 No controller-manager or kubelet runs: objects are admitted or refused, Pods never start.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,14 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_cluster import KubeCluster
+from kube_cluster import (
+    CANARY_LABEL,
+    CANARY_URL,
+    DEFAULT_NAMESPACE_SELECTOR,
+    DEFAULT_WEBHOOK_RULES,
+    WEBHOOK_TIMEOUT,
+    KubeCluster,
+)
 from oci_builder import (
     SIGSTORE_BUNDLE_V03,
     CosignKey,
@@ -48,6 +58,10 @@ class Sbomgate:
     log: Path
     metrics_url: str
     ca_file: Path
+
+    @property
+    def mutate_url(self) -> str:
+        return self.url.removesuffix("/validate") + "/mutate"
 
     def registry_requests(self) -> float:
         import ssl
@@ -92,6 +106,9 @@ def start_sbomgate(
         "insecureRegistries": hosts,
         "exemptNamespaces": ["kube-system", "exempt"],
         "admissionDeadline": 6,
+        # Suites that register only the validating webhook judge tags as given; with
+        # register_mutating_webhook, pass imageReferences="Pin" (the product's default).
+        "imageReferences": "Resolve",
         "tls": {"certFile": str(cert), "keyFile": str(key)},
         "listen": {"host": "127.0.0.1", "port": port},
         **extra,
@@ -122,6 +139,98 @@ def start_sbomgate(
             gate.stop()
             raise AssertionError(f"sbomgate serve did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
+
+
+def register_mutating_webhook(
+    cluster: KubeCluster,
+    name: str,
+    url: str,
+    ca_bundle_pem: bytes,
+    *,
+    reinvocation_policy: str = "IfNeeded",
+    timeout_seconds: int = 10,
+    namespace_selector: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Apply a MutatingWebhookConfiguration ``name`` sending what the validating webhook is sent
+    (KubeCluster's default rules and namespace selector) to ``url`` (sbomgate's /mutate), as the
+    chart does, and wait until it is in force: a dry-run ConfigMap carrying this configuration's
+    canary label is refused by its canary webhook (which nothing answers)."""
+    canary = f"mutating-{name}"  # not the validating canary's label: each probe finds its own
+    ca_bundle = base64.b64encode(ca_bundle_pem).decode()
+    configuration: dict[str, Any] = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "sbomgate-tests"}},
+        "webhooks": [
+            {
+                "name": f"{name}.sbomgate.test",
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": {"url": url, "caBundle": ca_bundle},
+                "rules": DEFAULT_WEBHOOK_RULES,
+                "failurePolicy": "Fail",
+                "matchPolicy": "Equivalent",
+                "reinvocationPolicy": reinvocation_policy,
+                "sideEffects": "None",
+                "timeoutSeconds": timeout_seconds,
+                "namespaceSelector": dict(namespace_selector or DEFAULT_NAMESPACE_SELECTOR),
+            },
+            {
+                "name": f"canary.{canary}.sbomgate.test",
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": {"url": CANARY_URL, "caBundle": ca_bundle},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["configmaps"],
+                        "operations": ["CREATE"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "timeoutSeconds": 2,
+                "objectSelector": {"matchLabels": {CANARY_LABEL: canary}},
+            },
+        ],
+    }
+    cluster.apply(configuration)
+    _wait_for_mutating_canary(cluster, canary, live=True)
+    return configuration
+
+
+def delete_mutating_webhook(cluster: KubeCluster, name: str) -> None:
+    cluster.kubectl(
+        "delete", "mutatingwebhookconfiguration", name, "--ignore-not-found", check=True
+    )
+    _wait_for_mutating_canary(cluster, f"mutating-{name}", live=False)
+
+
+def _wait_for_mutating_canary(cluster: KubeCluster, canary: str, *, live: bool) -> None:
+    probe = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "generateName": "webhook-canary-",
+            "namespace": "default",
+            "labels": {CANARY_LABEL: canary},
+        },
+    }
+    marker = f'"canary.{canary}.sbomgate.test"'
+    deadline = time.monotonic() + WEBHOOK_TIMEOUT
+    while True:
+        result = cluster.kubectl(
+            "create", "--dry-run=server", "-o", "name", "-f", "-", input=json.dumps(probe)
+        )
+        called = result.returncode != 0 and marker in result.stderr
+        if result.returncode != 0 and not called:
+            raise AssertionError(f"webhook canary probe failed: {result.stderr}")
+        if called == live:
+            return
+        if time.monotonic() > deadline:
+            state = "in force" if live else "gone"
+            raise AssertionError(f"mutating webhook {canary} not {state} after {WEBHOOK_TIMEOUT}s")
+        time.sleep(0.05)
 
 
 @dataclass
@@ -190,14 +299,20 @@ def stack(
     images["doomed"] = push_image(doomed, "e2e/doomed", "v1")
     _attest(doomed, images["doomed"], GOOD, key, work)
     trust = trust_file(work, keys=[key])
-    gate = start_sbomgate(work / "gate", kube_cluster, [registry, doomed], trust)
+    gate = start_sbomgate(
+        work / "gate", kube_cluster, [registry, doomed], trust, imageReferences="Pin"
+    )
     for namespace in ("team", "gitops", "exempt", "helm"):
         kube_cluster.create_namespace(namespace)
-    kube_cluster.register_validating_webhook(WEBHOOK, gate.url, kube_cluster.ca.cert_pem)
+    register_mutating_webhook(kube_cluster, WEBHOOK, gate.mutate_url, kube_cluster.ca.cert_pem)
+    kube_cluster.register_validating_webhook(
+        WEBHOOK, gate.url, kube_cluster.ca.cert_pem, side_effects="NoneOnDryRun"
+    )
     try:
         yield Stack(kube_cluster, gate, registry, doomed, images, key, trust, work)
     finally:
         kube_cluster.delete_validating_webhook(WEBHOOK)
+        delete_mutating_webhook(kube_cluster, WEBHOOK)
         gate.stop()
         doomed.stop()
 
@@ -231,6 +346,10 @@ def test_good_deployment_is_created(stack: Stack) -> None:
     result = apply(stack, deployment("web", stack.images["good"].ref))
     assert result.returncode == 0, result.stderr
     assert "deployment.apps/web created" in result.stdout
+    # Stored with the digest that was judged, not the tag (test_e2e_mutate.py: the rest).
+    stored = stack.cluster.kubectl("get", "deployment", "web", "-n", "team", "-o", "json")
+    spec = json.loads(stored.stdout)["spec"]["template"]["spec"]
+    assert spec["containers"][0]["image"] == pinned(stack.images["good"])
 
 
 def test_bad_package_is_refused_naming_image_package_and_policy(stack: Stack) -> None:

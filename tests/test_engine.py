@@ -283,12 +283,18 @@ def test_input_has_every_key_with_nulls() -> None:
     assert set(v0) == {
         "package",
         "identity",
+        "lists",
         "osv",
         "vulnerabilities",
         "repository",
         "sbom",
         "image",
         "workload",
+    }
+    assert {k: list(v) for k, v in v0["lists"].items()} == {
+        "allow": [],
+        "blocklist": [],
+        "quarantine": [],
     }
     assert v0["osv"] is None and v0["repository"] is None and v0["sbom"] is None
     assert v0["package"]["license"] is None

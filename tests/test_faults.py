@@ -705,6 +705,8 @@ def serve(work: Path, trust: Path, registry: str, deadline: float) -> Served:
                 "insecureRegistries": [registry],
                 "admissionDeadline": deadline,
                 "registryTimeout": 1,
+                # Tags judged as tags: this test is about faults, not pinning (test_mutate.py).
+                "imageReferences": "Resolve",
                 "tls": {"certFile": str(ca.cert_file), "keyFile": str(ca.key_file)},
                 "listen": {"host": "127.0.0.1", "port": port},
             }

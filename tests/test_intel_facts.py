@@ -205,3 +205,49 @@ def test_snapshot_keys_match_components_however_the_purl_is_spelled(tmp_path: Pa
         source="app.cdx.json",
     )
     assert [facts(c).repository for c in sbom.components] == [{"name": "debian"}, {"name": "pypi"}]
+
+
+def test_a_purl_from_another_origin_gets_no_trusted_facts(tmp_path: Path) -> None:
+    """The snapshot vouches for requests from the trusted index; the same name and version
+    whose purl says it came from elsewhere is unverified (and the message says where from)."""
+    snapshot = tmp_path / "facts.yaml"
+    snapshot.write_text(
+        "packages:\n"
+        '  "pkg:pypi/requests@2.32.3":\n'
+        "    repository: {name: pypi-trusted, url: 'https://pypi.acme.example/simple'}\n"
+        '  "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?distro=debian-12":\n'
+        "    repository: {name: debian}\n"
+    )
+    evil = "https://evil.example/simple"
+    components = [
+        {"type": "library", "name": "requests", "version": "2.32.3",
+         "purl": "pkg:pypi/requests@2.32.3"},
+        {"type": "library", "name": "requests", "purl": "pkg:pypi/Requests@2.32.3.0"},
+        {"type": "library", "name": "requests", "purl": f"pkg:pypi/requests@2.32.3?repository_url={evil}"},
+        {"type": "library", "name": "requests",
+         "purl": "pkg:pypi/requests@2.32.3?download_url=https://evil.example/requests-2.32.3.tar.gz"},
+        {"type": "library", "name": "requests",
+         "purl": "pkg:pypi/requests@2.32.3?repository_url=https://pypi.acme.example/simple"},
+        {"type": "library", "name": "libc6", "purl": "pkg:deb/debian/libc6@2.36-9+deb12u4?distro=debian-12&arch=amd64"},
+        {"type": "library", "name": "libc6", "purl": "pkg:deb/debian/libc6@2.36-9+deb12u4?distro=debian-11"},
+        {"type": "library", "name": "libc6", "purl": "pkg:deb/ubuntu/libc6@2.36-9+deb12u4?distro=debian-12"},
+    ]  # fmt: skip
+    path = tmp_path / "app.cdx.json"
+    path.write_text(
+        json.dumps(
+            {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "components": components}
+        )
+    )
+    result = _sbomgate("eval", "--sbom", str(path), "--facts", str(snapshot), "--format", "json")
+    verdict = json.loads(result.stdout)
+    unverified = {f["purl"]: f["reasons"][0] for f in verdict["violations"]}
+    assert sorted(unverified) == [
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?distro=debian-11",
+        "pkg:deb/ubuntu/libc6@2.36-9%2Bdeb12u4?distro=debian-12",
+        "pkg:pypi/requests@2.32.3?download_url=https://evil.example/requests-2.32.3.tar.gz",
+        f"pkg:pypi/requests@2.32.3?repository_url={evil}",
+    ]
+    assert (
+        f"(its purl says it came from repository_url={evil})"
+        in unverified[f"pkg:pypi/requests@2.32.3?repository_url={evil}"]
+    )

@@ -537,3 +537,9 @@ def test_chart_renders_valid(schemas: Schemas) -> None:
         assert statuses == {"statusValid"}, outcome.resources
         kinds = {r["kind"] for r in outcome.resources}
         assert "CustomResourceDefinition" in kinds or not (CHART / "crds").is_dir(), kinds
+        assert "ValidatingWebhookConfiguration" in kinds, kinds
+    # The default values pin tags (a MutatingWebhookConfiguration); ci/refuse-tags does not.
+    default, *others = schemas.rendered_chart
+    assert "kind: MutatingWebhookConfiguration" in default.read_text()
+    refuse = [p for p in others if "imageReferences: RefuseTags" in p.read_text()]
+    assert refuse and all("kind: MutatingWebhookConfiguration" not in p.read_text() for p in refuse)

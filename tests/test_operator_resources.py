@@ -142,9 +142,34 @@ def test_quarantine_entries_skip_expired_ones() -> None:
 
 def test_quarantine_names_are_stable_per_package() -> None:
     a = resources.quarantine_name("pkg:pypi/Idna@3.10")
-    assert a == resources.quarantine_name("pkg:pypi/idna@3.10")
+    for spelling in ("pkg:pypi/idna@3.10", "pkg:pypi/IDNA@v3.10", "pkg:pypi/idna@3.10.0"):
+        assert a == resources.quarantine_name(spelling)
     assert a != resources.quarantine_name("pkg:pypi/idna@3.11")
     assert a.startswith("auto-") and len(a) <= 63
+    # npm names are case-sensitive: two packages, two records (one would shadow the other).
+    assert resources.quarantine_name("pkg:npm/JSONStream@1.3.5") != resources.quarantine_name(
+        "pkg:npm/jsonstream@1.3.5"
+    )
+    assert resources.quarantine_name("pkg:npm/acme/x@1.0.0") == resources.quarantine_name(
+        "pkg:npm/%40acme/x@1.0.0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"purl": "pkg:pypi/ctx", "versions": "vers:npm/>=1"}, r"entries\[0\]\.vers: .*npm range"),
+        ({"purl": "pkg:pypi/ctx", "versions": "vers:pypi/>=1.0-evil!"}, "does not parse"),
+        ({"purl": "pkg:pypi/ctx@1.0", "versions": "vers:pypi/>=1"}, "give one of them"),
+        ({"purl": "ctx"}, "expected a package URL"),
+    ],
+)
+def test_quarantine_entries_are_checked_as_the_list_reads_them(
+    entry: dict[str, str], message: str
+) -> None:
+    obj = {"metadata": {"name": "bad"}, "spec": {"entries": [entry]}}
+    with pytest.raises(SbomgateError, match=f"PackageQuarantine bad: spec.*{message}"):
+        resources.quarantine_entries(obj)
 
 
 def test_scopes() -> None:

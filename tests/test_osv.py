@@ -221,7 +221,11 @@ def test_versions_list_only() -> None:
     assert ids(idx.match("PyPI", "FOO-bar", "2.0rc1")) == ["V-2"]
     assert not idx.match("PyPI", "foo-bar", "1.1")
     assert ids(idx.match("Maven", "org.example:lib", "1.2")) == ["V-3"]
-    assert not idx.match("Maven", "org.example:lib", "1.2.0")  # lists are exact outside PyPI
+    # Equal in the ecosystem's own order is listed: Maven's 1.2.0 is 1.2 (a deny rule never
+    # misses a spelling); npm's v-prefix is node-semver's spelling of the same version.
+    assert ids(idx.match("Maven", "org.example:lib", "1.2.0")) == ["V-3"]
+    assert not idx.match("Maven", "org.example:lib", "1.2.1")
+    assert ids(idx.match("npm", "@scope/pkg", "v1.0.0")) == ["V-1"]
 
 
 def test_git_ranges_are_ignored() -> None:
@@ -244,7 +248,7 @@ def test_git_ranges_are_ignored() -> None:
     assert not idx.match("PyPI", "z", "2.0")
 
 
-def test_unparseable_versions_do_not_match_ranges_or_crash() -> None:
+def test_unparseable_versions_match_uncertainly_never_silently() -> None:
     idx = index_of(
         rec(
             "U-1",
@@ -255,9 +259,16 @@ def test_unparseable_versions_do_not_match_ranges_or_crash() -> None:
         ),
         rec("U-2", "Alpine:v3.18", "a", events=[{"introduced": "0"}, {"fixed": "not a version"}]),
     )
-    assert not idx.match("PyPI", "p", "not.a.version!")
-    assert ids(idx.match("PyPI", "p", "weird-build")) == ["U-1"]  # listed verbatim
-    assert not idx.match("Alpine:v3.18", "a", "1.0-r0")
+    (hit,) = idx.match("PyPI", "p", "not.a.version!")
+    assert hit["uncertain"] == (
+        "the version could not be compared with the advisory's affected versions "
+        "('not.a.version!' is not a valid PyPI version)"
+    )
+    (listed,) = idx.match("PyPI", "p", "weird-build")  # listed verbatim: certain
+    assert "uncertain" not in listed
+    assert not idx.match("PyPI", "p", "2.0")  # comparable and outside the range
+    (alpine,) = idx.match("Alpine:v3.18", "a", "1.0-r0")  # the range cannot be ordered
+    assert "Alpine:v3.18 order cannot place" in alpine["uncertain"]
 
 
 def test_unknown_ecosystem_and_package_give_no_match() -> None:
@@ -265,7 +276,9 @@ def test_unknown_ecosystem_and_package_give_no_match() -> None:
     assert idx.match("NoSuchEcosystem", "p", "1.0") == ()
     assert idx.match("PyPI", "q", "1.0") == ()
     idx2 = index_of(rec("K-2", "Frobnitz", "p", events=[{"introduced": "0"}, {"fixed": "2"}]))
-    assert idx2.match("Frobnitz", "p", "1") == ()  # no ordering known: ranges cannot match
+    # No ordering known: the range can neither match nor be ruled out; a deny rule counts it.
+    (hit,) = idx2.match("Frobnitz", "p", "1")
+    assert "'1' is not a valid Frobnitz version" in hit["uncertain"]
     with pytest.raises(UncomparableVersion, match="cannot compare"):
         version_key("Frobnitz", "1")
 
@@ -576,3 +589,100 @@ def test_pypi_range_is_half_open_interval(
     # Events are evaluated in version order: a `fixed` below `introduced` ends nothing.
     expected = pa <= pv < pb if pa <= pb else pa <= pv
     assert bool(idx.match("PyPI", "p", ver)) == expected
+
+
+# --- deny rules never fail open; one identity -------------------------------------------------
+
+
+def _purl_component(purl: str, version: str | None = None) -> Component:
+    from sbomgate.sbom.purl import parse_purl
+
+    parsed = parse_purl(purl)
+    return Component(
+        name=parsed.name,
+        version=version if version is not None else parsed.version,
+        purl=parsed.canonical,
+        purl_type=parsed.type,
+        namespace=parsed.namespace,
+        qualifiers=parsed.qualifiers,
+    )
+
+
+ALL_VERSIONS_MAL = rec("MAL-1", "npm", "evil-js", events=[{"introduced": "0"}])
+RANGED = rec("GHSA-r", "npm", "evil-js", events=[{"introduced": "1.0.0"}, {"fixed": "2.0.0"}])
+LISTED = rec("MAL-2", "PyPI", "evil-py", versions=["1.0"])
+
+
+@pytest.mark.parametrize(
+    "purl", ["pkg:npm/evil-js", "pkg:npm/evil-js@latest", "pkg:npm/evil-js@1.0-evil!"]
+)
+def test_all_versions_records_match_without_a_comparable_version(purl: str) -> None:
+    idx = index_of(ALL_VERSIONS_MAL, RANGED)
+    found = {r["id"]: r for r in idx.match_component(_purl_component(purl))}
+    assert "uncertain" not in found["MAL-1"]  # every version: certain, whatever the version
+    assert found["GHSA-r"]["uncertain"].startswith(
+        "the version could not be compared with the advisory's affected versions ("
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "why"),
+    [
+        (None, "the package has no version"),
+        ("latest", "'latest' is not a valid npm version"),
+        ("1.0-evil!", "'1.0-evil!' is not a valid npm version"),
+    ],
+)
+def test_uncertain_matches_say_why(version: str | None, why: str) -> None:
+    (hit,) = index_of(RANGED).match("npm", "evil-js", version)
+    assert hit["uncertain"] == (
+        f"the version could not be compared with the advisory's affected versions ({why})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("purl", "affected"),
+    [
+        ("pkg:npm/evil-js@1.5.0%2Bbuild", True),
+        ("pkg:npm/evil-js@1.5.0+build", True),
+        ("pkg:npm/evil-js@v1.5.0", True),
+        ("pkg:npm/evil-js@2.0.0+build", False),
+        ("pkg:pypi/evil-py@1.0.0", True),
+        ("pkg:pypi/Evil_Py@v1.0", True),
+        ("pkg:pypi/evil.py@1.00", True),
+        ("pkg:pypi/evil-py@2!1.0", False),
+    ],
+)
+def test_spellings_match_certainly(purl: str, affected: bool) -> None:
+    found = index_of(RANGED, LISTED).match_component(_purl_component(purl))
+    assert bool(found) is affected
+    assert all("uncertain" not in r for r in found)
+
+
+def test_pypi_local_versions_and_epochs() -> None:
+    idx = index_of(rec("P-1", "PyPI", "p", events=[{"introduced": "1.0"}, {"fixed": "2.0"}]))
+    assert ids(idx.match("PyPI", "p", "1.0.0+local")) == ["P-1"]
+    assert not idx.match("PyPI", "p", "2!1.0")  # epoch 2 sorts after 2.0
+
+
+def test_osv_uses_the_purls_version_not_the_sboms_field() -> None:
+    idx = index_of(
+        rec("GHSA-v", "PyPI", "jinja2", events=[{"introduced": "0"}, {"fixed": "2.11.3"}])
+    )
+    lying = _purl_component("pkg:pypi/jinja2@2.10.0", version="3.1.4")
+    assert ids(idx.match_component(lying)) == ["GHSA-v"]
+
+
+def test_npm_names_are_case_sensitive_in_the_index() -> None:
+    idx = index_of(rec("MAL-lower", "npm", "jsonstream", versions=["1.3.5"]))
+    assert not idx.match_component(_purl_component("pkg:npm/JSONStream@1.3.5"))
+    assert ids(idx.match_component(_purl_component("pkg:npm/jsonstream@1.3.5"))) == ["MAL-lower"]
+
+
+def test_a_certain_record_merged_with_an_uncertain_one_is_certain() -> None:
+    a = rec("GHSA-m", "npm", "m", events=[{"introduced": "0"}, {"fixed": "weird!"}])
+    b = rec("CVE-m", "npm", "m", events=[{"introduced": "0"}], aliases=["GHSA-m"])
+    (merged,) = index_of(a, b).match("npm", "m", "1.0.0")
+    assert "uncertain" not in merged
+    (alone,) = index_of(a).match("npm", "m", "1.0.0")
+    assert "npm order cannot place" in alone["uncertain"]

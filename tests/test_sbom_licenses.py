@@ -32,18 +32,20 @@ def spdx_one(package: dict[str, Any]) -> Component:
         ([{"license": {"id": "MIT"}}], "MIT", "MIT"),
         ([{"license": {"id": "mit"}}], "MIT", "mit"),  # lower-case id normalised
         ([{"license": {"id": "apache-2.0"}}], "Apache-2.0", "apache-2.0"),
-        ([{"license": {"id": "Foo-Bar-1.0"}}], "Foo-Bar-1.0", "Foo-Bar-1.0"),  # unknown kept
+        # not on the SPDX list: unknown, said so with a LicenseRef
+        ([{"license": {"id": "Foo-Bar-1.0"}}], "LicenseRef-Foo-Bar-1.0", "Foo-Bar-1.0"),
         ([{"license": {"name": "Apache-2.0"}}], "Apache-2.0", "Apache-2.0"),  # name that is an id
         ([{"license": {"name": "MIT OR Apache-2.0"}}], "MIT OR Apache-2.0", "MIT OR Apache-2.0"),
         (
             [{"license": {"name": "Apache License, Version 2.0"}}],
-            "LicenseRef-Apache-License-Version-2.0",
+            "Apache-2.0",  # a name on the SPDX list, spelt its usual way
             "Apache License, Version 2.0",
         ),
+        ([{"license": {"name": "Acme Internal"}}], "LicenseRef-Acme-Internal", "Acme Internal"),
         ([{"expression": "Apache-2.0 OR MIT"}], "Apache-2.0 OR MIT", "Apache-2.0 OR MIT"),
         ([{"expression": "mit or apache-2.0"}], "MIT OR Apache-2.0", "mit or apache-2.0"),
         ([{"expression": "GPL-2.0+"}], "GPL-2.0-or-later", "GPL-2.0+"),
-        ([{"expression": "MIT AND Weird-Unknown"}], "MIT AND Weird-Unknown", None),
+        ([{"expression": "MIT AND Weird-Unknown"}], "MIT AND LicenseRef-Weird-Unknown", None),
         (
             [{"license": {"id": "MIT"}}, {"license": {"id": "Apache-2.0"}}],
             "MIT AND Apache-2.0",

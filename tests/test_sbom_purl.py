@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -56,15 +58,26 @@ CORPUS = [
 ]
 
 
+def _npm_name_as_written(purl: str, expected: PackageURL) -> tuple[str, str]:
+    """packageurl-python lower-cases npm names; sbomgate keeps their case (npm names are
+    case-sensitive, purl-spec#872): the library's answer with the name as written."""
+    canonical = expected.to_string()
+    if expected.type != "npm":
+        return canonical, expected.name
+    written = unquote(PackageURL.from_string(purl, normalize_purl=False).name)
+    return canonical.replace(quote(expected.name), quote(written), 1), written
+
+
 @pytest.mark.parametrize("purl", CORPUS)
 def test_corpus_agrees_with_library(purl: str) -> None:
     expected = PackageURL.from_string(purl)
+    canonical, name = _npm_name_as_written(purl, expected)
     got = parse_purl(purl)
-    assert got.canonical == expected.to_string()
+    assert got.canonical == canonical
     assert (got.type, got.namespace, got.name) == (
         expected.type,
         expected.namespace or None,
-        expected.name,
+        name,
     )
     assert got.version == (expected.version or None)
     assert got.qualifiers == expected.qualifiers
@@ -85,8 +98,31 @@ def test_fast_path_covers_common_purls() -> None:
         assert _fast_parse(purl) is not None, purl
 
 
+@pytest.mark.parametrize(
+    ("purl", "name", "canonical"),
+    [
+        ("pkg:npm/JSONStream@1.3.5", "JSONStream", "pkg:npm/JSONStream@1.3.5"),
+        ("pkg:npm/Base64@1.0.0?b=2&a=1", "Base64", "pkg:npm/Base64@1.0.0?a=1&b=2"),
+        ("pkg:npm/%40Scope/Name@1.0.0", "Name", "pkg:npm/%40Scope/Name@1.0.0"),
+        ("pkg:npm/JSV@4.0.2#lib", "JSV", "pkg:npm/JSV@4.0.2#lib"),
+        ("pkg:npm/jsonstream@1.0.3", "jsonstream", "pkg:npm/jsonstream@1.0.3"),
+    ],
+)
+def test_npm_names_keep_their_case(purl: str, name: str, canonical: str) -> None:
+    parsed = parse_purl(purl)
+    assert (parsed.name, parsed.canonical) == (name, canonical)
+    assert _library_parse(purl)[:4] == parsed[:4]
+
+
 def test_invalid_purls_raise_value_error() -> None:
-    for purl in ("npm/foo@1", "pkg:", "pkg:npm", "pkg:1npm/foo", "pkg:npm/@1"):
+    for purl in (
+        "npm/foo@1",
+        "pkg:",
+        "pkg:npm",
+        "pkg:1npm/foo",
+        "pkg:npm/@1",
+        "pkg:npm/%2F %2F",  # packageurl-python raised TypeError (its name decodes to nothing)
+    ):
         with pytest.raises(ValueError):
             parse_purl(purl)
 

@@ -297,3 +297,125 @@ def test_snapshot_round_trip(
     # The fault was left out: unknown offline, so unverified.
     assert offline.lookup(npm("left-pad-lite", "1.0.0")).repository is None
     assert facts(npm("left-pad-lite", "1.0.0")).repository is None
+
+
+# --------------------------------------------------------------------------- one identity
+
+
+def from_purl(purl: str, version: str | None = None) -> Component:
+    """A component as the SBOM parser makes it (the SBOM's own version field may differ)."""
+    from sbomgate.sbom.purl import format_for_purl_type, parse_purl
+
+    p = parse_purl(purl)
+    name = f"{p.namespace}/{p.name}" if p.namespace and p.type in ("npm", "golang") else p.name
+    return Component(
+        name=name,
+        version=version or p.version,
+        purl=p.canonical,
+        purl_type=p.type,
+        namespace=p.namespace,
+        qualifiers=p.qualifiers,
+        format=format_for_purl_type(p.type),
+    )
+
+
+@pytest.mark.parametrize(
+    "qualifiers",
+    [
+        "repository_url=https://evil.example/simple",
+        "repository_url=evil.example/simple",
+        "download_url=https://evil.example/packages/foo_bar-1.0-py3-none-any.whl",
+        "download_url=https%3A%2F%2Fevil.example%2Ffoo_bar-1.0.tar.gz",
+    ],
+)
+def test_a_purl_from_another_index_is_not_vouched_for(
+    pypi_server: IndexServer, qualifiers: str
+) -> None:
+    foreign = from_purl(f"pkg:pypi/foo-bar@1.0?{qualifiers}")
+    with TrustedSources([SourceConfig("internal", "pypi", pypi_server.url)]) as sources:
+        assert sources.sources_for(foreign) == ()
+        before = sources.requests_sent
+        answer = sources.lookup(foreign)
+        assert answer.repository is None and answer.error is None
+        assert sources.requests_sent == before  # not even asked
+        # The same package from the trusted index itself is vouched for.
+        host = pypi_server.url.split("/")[2]
+        own = from_purl(f"pkg:pypi/foo-bar@1.0?download_url=http://{host}/packages/x.whl")
+        assert sources.lookup(own).repository is not None
+        assert sources.lookup(from_purl("pkg:pypi/foo-bar@1.0?arch=x")).repository is not None
+
+
+@pytest.mark.parametrize("spelling", ["Foo__Bar", "foo.-_bar", "FOO.BAR"])
+def test_pypi_lookups_use_the_purls_name_and_version(
+    pypi_server: IndexServer, spelling: str
+) -> None:
+    with TrustedSources([SourceConfig("internal", "pypi", pypi_server.url)]) as sources:
+        for version in ("1.0", "v1.0", "1.00", "1.0.0"):
+            component = from_purl(f"pkg:pypi/{spelling}@{version}")
+            assert sources.lookup(component).repository is not None, (spelling, version)
+        # The SBOM's own version field does not decide: the purl's 3.0 is not published.
+        lying = from_purl("pkg:pypi/foo-bar@3.0", version="1.0")
+        assert sources.lookup(lying).repository is None
+
+
+class _NpmRegistry:
+    """A static npm registry whose package names are case-sensitive, as npm's are."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        documents = {
+            "/JSONStream": {"name": "JSONStream", "versions": {"1.3.5": {}}},
+            "/jsonstream": {"name": "jsonstream", "versions": {"1.0.3": {}}},
+            "/@acme%2Fwidget": {"name": "@acme/widget", "versions": {"2.0.0": {}}},
+        }
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                document = documents.get(self.path)
+                body = json.dumps(document or {"error": "not found"}).encode()
+                self.send_response(200 if document else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_npm_lookups_keep_the_names_case() -> None:
+    registry = _NpmRegistry()
+    try:
+        with TrustedSources([SourceConfig("npm", "npm", registry.url)]) as sources:
+            assert sources.lookup(from_purl("pkg:npm/JSONStream@1.3.5")).repository is not None
+            assert sources.lookup(from_purl("pkg:npm/jsonstream@1.0.3")).repository is not None
+            assert sources.lookup(from_purl("pkg:npm/jsonstream@1.3.5")).repository is None
+            for scope in ("%40acme", "@acme", "acme"):
+                found = sources.lookup(from_purl(f"pkg:npm/{scope}/widget@v2.0.0"))
+                assert found.repository is not None, scope
+    finally:
+        registry.server.shutdown()
+        registry.server.server_close()
+
+
+def test_snapshot_source_is_matched_by_identity_and_origin(tmp_path: Path) -> None:
+    path = tmp_path / "facts.yaml"
+    path.write_text(
+        "packages:\n"
+        '  "pkg:pypi/Foo_Bar@1.0":\n'
+        "    repository: {name: internal, url: 'https://pypi.acme.example/simple'}\n"
+    )
+    source = SnapshotSource(path)
+    for purl in ("pkg:pypi/foo-bar@1.0.0", "pkg:pypi/foo.bar@v1.0"):
+        assert source.lookup(from_purl(purl)).repository is not None, purl
+    evil = from_purl("pkg:pypi/foo-bar@1.0?repository_url=https://evil.example/simple")
+    assert source.lookup(evil).repository is None
+    own = from_purl("pkg:pypi/foo-bar@1.0?repository_url=https://pypi.acme.example/simple")
+    assert source.lookup(own).repository is not None

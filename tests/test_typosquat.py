@@ -136,3 +136,28 @@ def test_speed(det: TyposquatDetector) -> None:
         det.closest("pypi" if i % 2 else "npm", n)
     elapsed = time.perf_counter() - start
     print(f"{len(names)} typosquat lookups in {elapsed:.3f} s")
+
+
+@pytest.mark.parametrize(
+    ("purl", "expected"),
+    [
+        ("pkg:npm/%40babel/core@7.0.0", None),
+        ("pkg:npm/babel/core@7.0.0", None),  # the scope written without its @
+        ("pkg:npm/JSONStream@1.3.5", None),  # a popular name, with its capitals
+        ("pkg:npm/lodsah@1.0.0", "lodash"),
+        ("pkg:pypi/Requests@2.31.0", None),  # PEP 503: the same project
+        ("pkg:pypi/reqeusts@2.31.0", "requests"),
+        ("pkg:pypi/Reqeusts@2.31.0", "requests"),
+    ],
+)
+def test_the_facts_ask_by_canonical_identity(purl: str, expected: str | None) -> None:
+    from sbomgate.intel.facts import IntelFacts
+    from sbomgate.sbom.model import Component
+    from sbomgate.sbom.purl import parse_purl
+
+    p = parse_purl(purl)
+    component = Component(
+        name=p.name, version=p.version, purl=p.canonical, purl_type=p.type, namespace=p.namespace
+    )
+    facts = IntelFacts(typosquat=TyposquatDetector.default())
+    assert facts(component).typosquat_of == expected

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from oci_builder import CosignKey, PushedImage, cosign_attest, cosign_keypair, push_image
 from registry_servers import ROOT, RegistryServer, make_test_ca
 from sbomgate.admission import AdmissionController
-from sbomgate.config import Mode, ServeConfig
+from sbomgate.config import ImageReferences, Mode, ServeConfig
 from sbomgate.webhook import Metrics, build_controller, create_app
 from test_verify_access import _FaultServer
 from test_verify_registry import trust_file
@@ -79,6 +79,9 @@ def make_config(
         allowed_registries=(server.host,),
         insecure_registries=(server.host,),
         exempt_namespaces=("kube-system", "sbomgate"),
+        # Tags judged as given: these tests are about decisions. Pinning (the default) is
+        # test_mutate.py's, with /mutate in front as the API server puts it.
+        image_references=ImageReferences.RESOLVE,
     )
     return base.with_overrides(**overrides)
 
@@ -470,7 +473,7 @@ def test_bug_in_review_denies_with_a_valid_answer(controller_for: Any, monkeypat
     ready.set()
     client = TestClient(create_app(controller, controller.observer, ready=ready))
 
-    def boom(request: Any) -> Any:
+    def boom(request: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug")
 
     monkeypatch.setattr(controller, "decide", boom)

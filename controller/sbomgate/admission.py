@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -28,10 +27,12 @@ import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate.attest.trust import glob_to_regex
-from sbomgate.config import Mode, ServeConfig
+from sbomgate.cache_keys import policy_set_fingerprint, reads_workload, verdict_key
+from sbomgate.config import ImageReferences, Mode, ServeConfig
 from sbomgate.errors import InputError
 from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images
 from sbomgate.intel.facts import prefetch
+from sbomgate.mutation import Pin, encoded_patch, pin_targets
 from sbomgate.policy import PolicyEngine
 from sbomgate.policy.engine import FactSource
 from sbomgate.registry import Deadline, parse_reference
@@ -98,6 +99,9 @@ class Observer:
     def evaluation(self, seconds: float) -> None:
         return None
 
+    def pins(self, pinned: int, unresolved: int) -> None:
+        return None
+
 
 @dataclass(slots=True)
 class ImageTask:
@@ -152,9 +156,9 @@ class AdmissionController:
             negative_ttl=config.cache.negative_ttl,
         )
         self._refresh_ahead = min(60.0, config.cache.verdict_ttl / 5)
-        self._generation = uuid.uuid4().hex
-        # A verdict depends on the workload only if some policy looks at it.
-        self._uses_workload = any("workload" in p.module.source for p in engine.policies)
+        self._policy_set = policy_set_fingerprint(engine.policies, engine.data)
+        # A verdict depends on the workload only if some policy may look at it.
+        self._uses_workload = any(reads_workload(p.module.source) for p in engine.policies)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -162,14 +166,16 @@ class AdmissionController:
 
     # -- the AdmissionReview -----------------------------------------------------------
 
-    def review(self, body: Any) -> dict[str, Any]:
-        """The AdmissionReview response for a request body (parsed JSON)."""
+    def review(self, body: Any, *, deadline: Deadline | None = None) -> dict[str, Any]:
+        """The AdmissionReview response for a request body (parsed JSON). `deadline`: when the
+        answer is due, counted from the request's arrival (default: admissionDeadline from now),
+        so that time spent waiting to start counts against it."""
         started = time.monotonic()
         request = _request_of(body)
         uid = request["uid"]
         kind = _kind_of(request)
         operation = str(request.get("operation") or "")
-        decision = self.decide(request)
+        decision = self.decide(request, deadline=deadline)
         response: dict[str, Any] = {"uid": uid, "allowed": decision.allowed}
         if not decision.allowed:
             response["status"] = {
@@ -202,50 +208,177 @@ class AdmissionController:
         except Exception:  # a side effect must never take the webhook down
             log.exception("side effects of an admission failed")
 
-    def decide(self, request: Mapping[str, Any]) -> Decision:
-        operation = request.get("operation")
-        if operation not in ("CREATE", "UPDATE"):
-            return Decision(True, "", skipped=f"operation {operation}")
+    def decide(self, request: Mapping[str, Any], *, deadline: Deadline | None = None) -> Decision:
+        found = self.workload_of(request)
+        if isinstance(found, Decision):
+            return found
+        return self._judge(
+            found, request, deadline or Deadline.after(self.config.admission_deadline)
+        )
+
+    def workload_of(self, request: Mapping[str, Any]) -> Workload | Decision:
+        """The workload a request asks to admit; or the Decision when there is nothing to judge
+        (skipped) or it cannot be read. /mutate and /validate skip exactly the same requests."""
+        skipped = _skipped(request, self.config.exempt_namespaces)
+        if skipped is not None:
+            return Decision(True, "", skipped=skipped)
         kind = _kind_of(request)
-        sub = request.get("subResource") or ""
-        if sub and not (kind == "Pod" and sub == "ephemeralcontainers"):
-            return Decision(True, "", skipped=f"subresource {sub}")
-        namespace = request.get("namespace")
-        if not isinstance(namespace, str):
-            namespace = ""  # cluster-scoped, or a malformed request: never an exemption
-        if namespace in self.config.exempt_namespaces:
-            return Decision(True, "", skipped=f"namespace {namespace} is exempt")
-        if not is_gated_kind(kind):
-            return Decision(True, "", skipped=f"kind {kind} runs no containers")
-        obj = request.get("object")
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        if isinstance(meta, dict) and meta.get("deletionTimestamp"):
-            # Being deleted (e.g. a finalizer removed): refusing would only block deletion.
-            return Decision(True, "", skipped="object is being deleted")
         try:
-            workload = read_workload(obj, kind=kind)
+            workload = read_workload(request.get("object"), kind=kind)
         except WorkloadError as exc:
             return self._deny([f"{kind} cannot be read: {exc}"])
-        if not workload.namespace and namespace:
+        namespace = request.get("namespace")
+        if not workload.namespace and isinstance(namespace, str) and namespace:
             workload = _with_namespace(workload, namespace)
-        return self._judge(workload, request)
+        return workload
+
+    # -- pinning tags to digests (POST /mutate) ------------------------------------------
+
+    def mutate(self, body: Any, *, deadline: Deadline | None = None) -> dict[str, Any]:
+        """The AdmissionReview response of /mutate: allowed, with a JSONPatch rewriting each tag
+        reference to the digest it resolves to now (imageReferences: Pin; see mutation.py).
+        Never a refusal: a reference that cannot be pinned is left for /validate to refuse."""
+        started = time.monotonic()
+        request = _request_of(body)
+        pins, unresolved = self.pins(
+            request, deadline or Deadline.after(self.config.admission_deadline)
+        )
+        response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
+        if pins:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = encoded_patch(pins)
+        if pins or unresolved:
+            self.observer.pins(len(pins), len(unresolved))
+            self._log_pins(request, pins, unresolved, time.monotonic() - started)
+        return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+
+    def pins(
+        self, request: Mapping[str, Any], deadline: Deadline
+    ) -> tuple[tuple[Pin, ...], dict[str, str]]:
+        """The pins for a request's tag references, and why each one that could not be
+        resolved in time was not (image -> error)."""
+        if self.config.image_references is not ImageReferences.PIN:
+            return (), {}
+        found = self.workload_of(request)
+        if (
+            isinstance(found, Decision)
+            or len({c.image for c in found.images}) > MAX_DISTINCT_IMAGES
+        ):
+            return (), {}  # /validate refuses it, or skips it
+        targets = pin_targets(request, found)
+        refs = list(dict.fromkeys(c.image for c in targets))
+        if not refs:
+            return (), {}
+        if deadline.remaining() <= _ANSWER_MARGIN:  # waited too long to start: no patch
+            return (), dict.fromkeys(refs, "not resolved: the review could not start in time")
+        registry_deadline = Deadline.after(max(deadline.remaining() - _ANSWER_MARGIN, 0.0))
+        futures = {ref: self._pool.submit(self._resolve, ref, registry_deadline) for ref in refs}
+        wait_for(list(futures.values()), timeout=max(deadline.remaining(), 0.0))
+        digests: dict[str, str] = {}
+        unresolved: dict[str, str] = {}
+        for ref, future in futures.items():
+            error = future.exception() if future.done() else None
+            if not future.done():
+                unresolved[ref] = "not resolved in time"
+            elif error is not None:
+                unresolved[ref] = str(error)[:300] or type(error).__name__
+            else:
+                digests[ref] = future.result()
+        pins = tuple(Pin(c, digests[c.image]) for c in targets if c.image in digests)
+        return pins, unresolved
+
+    def _resolve(self, ref: str, deadline: Deadline) -> str:
+        """`registry/repository@sha256:…` for what the tag points to now."""
+        image = parse_reference(ref)
+        if not self.checker.verifier.covering(image.name):
+            # Validation refuses it without a request; so does this (coverage comes first).
+            raise InputError(f"no trust policy covers {image.name}: not resolved")
+        return f"{image.name}@{self.checker.client.resolve(image, deadline=deadline).digest}"
+
+    def _log_pins(
+        self,
+        request: Mapping[str, Any],
+        pins: Sequence[Pin],
+        unresolved: Mapping[str, str],
+        seconds: float,
+    ) -> None:
+        record = {
+            "event": "mutation",
+            "uid": request.get("uid"),
+            "kind": _kind_of(request),
+            "namespace": request.get("namespace"),
+            "name": _name_of(request),
+            "operation": request.get("operation"),
+            "dryRun": bool(request.get("dryRun")),
+            "pinned": [
+                {"path": p.container.path, "image": p.container.image, "pinned": p.pinned}
+                for p in pins[:MAX_LOGGED]
+            ],
+            "unresolved": [
+                {"image": i, "error": e} for i, e in list(unresolved.items())[:MAX_LOGGED]
+            ],
+            "seconds": round(seconds, 4),
+        }
+        log.info(orjson.dumps(record).decode())
 
     # -- judging the images ------------------------------------------------------------
 
-    def _judge(self, workload: Workload, request: Mapping[str, Any]) -> Decision:
+    def _judge(
+        self, workload: Workload, request: Mapping[str, Any], deadline: Deadline
+    ) -> Decision:
         if not workload.images:
             return Decision(True, "", skipped="no containers")
         distinct = len({c.image for c in workload.images})
         if distinct > MAX_DISTINCT_IMAGES:
             # Each distinct image costs registry round trips: one object must not buy thousands.
             return self._deny([f"{workload.display}: {_too_many_images(distinct)}"])
+        if deadline.remaining() <= _ANSWER_MARGIN:
+            return self._too_late(workload, deadline)
         workload_input = workload.to_input(
             operation=str(request.get("operation")), dry_run=bool(request.get("dryRun"))
         )
-        tasks, outcomes = self.check_workload(
-            workload, workload_input, self.config.admission_deadline
+        unpinned: dict[str, list[ContainerImage]] = {}
+        if self.config.image_references is not ImageReferences.RESOLVE:
+            for container in pin_targets(request, workload):
+                unpinned.setdefault(container.image, []).append(container)
+        tasks, outcomes = self.check_workload(workload, workload_input, deadline.remaining())
+        return self._decide(tasks, outcomes, workload, unpinned)
+
+    def _too_late(self, workload: Workload, deadline: Deadline) -> Decision:
+        """The answer to a review that waited too long to start (more reviews at once than
+        sbomgate works on): one the API server still receives, rather than its timeout."""
+        line = (
+            f"{workload.display} could not be checked in time: it waited "
+            f"{deadline.elapsed():.1f} s of the {self.config.admission_deadline:g} s admission "
+            "deadline for sbomgate to start on it (too many reviews at once): cannot verify "
+            "(retry shortly)"
         )
-        return self._decide(tasks, outcomes, workload)
+        refs = tuple(dict.fromkeys(c.image for c in workload.images))
+        if self.config.mode is Mode.ENFORCE:
+            return Decision(False, line, reasons=(line,), unfinished=refs)
+        return Decision(True, "", warnings=(_short(line),), reasons=(line,), unfinished=refs)
+
+    def _unpinned_line(
+        self, ref: str, containers: Sequence[ContainerImage], outcome: ImageOutcome | None
+    ) -> str | None:
+        """Why a tag reference is refused (imageReferences: Pin or RefuseTags), naming the
+        digest it points to now when the check found it."""
+        digest = outcome.report.digest if outcome is not None else None
+        pinned = f"{_image_name(ref)}@{digest}" if digest else None
+        where = f"image {ref} ({_paths(containers)})"
+        if self.config.image_references is ImageReferences.REFUSE_TAGS:
+            now = f" (the tag points to {pinned} now)" if pinned else ""
+            return (
+                f"{where}: a tag reference, and only references by digest are admitted "
+                f"(imageReferences: RefuseTags): write it as name@sha256:…{now}"
+            )
+        if pinned is None:
+            return None  # not resolved: its own fault or refusal says why
+        return (
+            f"{where}: not pinned to its digest: sbomgate's mutating webhook did not rewrite it "
+            "(imageReferences: Pin), and the tag may point elsewhere when it is pulled: install "
+            f"sbomgate's MutatingWebhookConfiguration (the chart does), or write {pinned}"
+        )
 
     def check_workload(
         self, workload: Workload, workload_input: Mapping[str, Any], seconds: float
@@ -302,13 +435,16 @@ class AdmissionController:
         if not result.report.ok:
             return ImageOutcome(result.report, None)
         only = self._applicable(workload_input, ref) if self._scoped else None
-        key = (
-            self._generation,
-            result.report.digest,
-            orjson.dumps(workload_input, option=orjson.OPT_SORT_KEYS)
-            if self._uses_workload
-            else None,
-            only,
+        if result.key is None or result.verified is None:
+            # An image check that passed always has both; judge it afresh rather than guess.
+            loaded = self._evaluators.submit(self._evaluate, result, workload_input, only).result()
+            return ImageOutcome(result.report, loaded.value)
+        key = verdict_key(
+            policies=self._policy_set,
+            image=result.key,
+            documents=result.verified.documents,
+            workload=workload_input if self._uses_workload else None,
+            scope=only,
         )
         hit = self.verdicts.get(key)
         if hit is not None:
@@ -368,6 +504,7 @@ class AdmissionController:
         tasks: Mapping[str, ImageTask],
         outcomes: Mapping[str, ImageOutcome | None],
         workload: Workload,
+        unpinned: Mapping[str, Sequence[ContainerImage]] | None = None,
     ) -> Decision:
         refusals: list[Line] = []  # the image failed verification
         violations: list[Line] = []  # a package failed a policy
@@ -381,6 +518,10 @@ class AdmissionController:
         for ref, task in tasks.items():
             paths = _paths(task.containers)
             outcome = outcomes.get(ref)
+            tagged = unpinned.get(ref) if unpinned else None
+            line = self._unpinned_line(ref, tagged, outcome) if tagged else None
+            if line is not None:
+                refusals.append(line)
             if outcome is None:
                 unfinished.append(ref)
                 faults.append(
@@ -484,6 +625,38 @@ def _request_of(body: Any) -> Mapping[str, Any]:
     if not isinstance(uid, str) or not uid:
         raise AdmissionFormatError("the AdmissionReview request has no uid")
     return request
+
+
+def _skipped(request: Mapping[str, Any], exempt_namespaces: Sequence[str]) -> str | None:
+    """Why a request is not judged, or None: checked before anything is read."""
+    operation = request.get("operation")
+    if operation not in ("CREATE", "UPDATE"):
+        return f"operation {operation}"
+    kind = _kind_of(request)
+    sub = request.get("subResource") or ""
+    if sub and not (kind == "Pod" and sub == "ephemeralcontainers"):
+        return f"subresource {sub}"
+    namespace = request.get("namespace")
+    if not isinstance(namespace, str):
+        namespace = ""  # cluster-scoped, or a malformed request: never an exemption
+    if namespace in exempt_namespaces:
+        return f"namespace {namespace} is exempt"
+    if not is_gated_kind(kind):
+        return f"kind {kind} runs no containers"
+    obj = request.get("object")
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if isinstance(meta, dict) and meta.get("deletionTimestamp"):
+        # Being deleted (e.g. a finalizer removed): refusing would only block deletion.
+        return "object is being deleted"
+    return None
+
+
+def _image_name(ref: str) -> str:
+    """`registry/repository` of a reference (as the kubelet will resolve it)."""
+    try:
+        return parse_reference(ref).name
+    except InputError:
+        return ref
 
 
 def _name_of(request: Mapping[str, Any]) -> str | None:

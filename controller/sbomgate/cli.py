@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -71,6 +72,15 @@ TyposquatOption = Annotated[
     bool,
     typer.Option("--typosquat/--no-typosquat", help="look for near-misses of popular names"),
 ]
+AllowEmptySbomOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty-sbom",
+        help="admit an SBOM that lists no packages [refused: it proves nothing]",
+    ),
+]
+# Who refuses an SBOM that lists nothing (not a policy).
+EMPTY_SBOM = "sbomgate/empty-sbom"
 
 
 def bundled_policies_dir() -> Path:
@@ -144,6 +154,7 @@ def eval_command(
     osv: OsvOption = None,
     source: SourceOption = None,
     typosquat: TyposquatOption = True,
+    allow_empty_sbom: AllowEmptySbomOption = False,
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error."""
@@ -154,7 +165,29 @@ def eval_command(
     document = load_sbom_file(sbom)
     prefetch(fact_source, document.components)
     verdict = engine.evaluate_sbom(document, facts=fact_source)
+    if not document.components and not allow_empty_sbom:
+        verdict = _refused_as_empty(verdict)
     _emit(verdict, output, str(sbom), engine)
+
+
+def _refused_as_empty(verdict: Verdict) -> Verdict:
+    """An SBOM that lists nothing proves nothing (as `verify` and the webhook refuse it)."""
+    from sbomgate.verdict import Finding
+
+    finding = Finding(
+        purl=None,
+        name=None,
+        version=None,
+        policy=EMPTY_SBOM,
+        title="Empty SBOM",
+        action="Deny",
+        reasons=(
+            "the SBOM lists no packages: an SBOM that lists nothing proves nothing "
+            "(--allow-empty-sbom admits it)",
+        ),
+        subject=True,
+    )
+    return replace(verdict, violations=(finding, *verdict.violations))
 
 
 @app.command("verify")
@@ -188,6 +221,7 @@ def verify_command(
         typer.Option("--docker-config", help="docker config.json with registry credentials"),
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds per image")] = 30.0,
+    allow_empty_sbom: AllowEmptySbomOption = False,
     output: FormatOption = OutputFormat.table,
     timings: Annotated[
         bool, typer.Option("--timings", help="print the time of each phase on stderr")
@@ -224,7 +258,7 @@ def verify_command(
         ca_files=tuple(str(p) for p in registry_ca or []),
     )
     client = RegistryClient(access, credentials, timeout=timeout)
-    checker = ImageChecker(client, verifier, timeout=timeout)
+    checker = ImageChecker(client, verifier, timeout=timeout, allow_empty_sbom=allow_empty_sbom)
     try:
         results = checker.check_many(images)
     finally:
@@ -311,9 +345,13 @@ def serve_command(
     deadline: Annotated[
         float | None, typer.Option("--deadline", help="admission deadline in seconds [8]")
     ] = None,
+    image_references: Annotated[
+        str | None,
+        typer.Option("--image-references", help="Pin | RefuseTags | Resolve [Pin]"),
+    ] = None,
 ) -> None:
-    """Serve the validating admission webhook over HTTPS (POST /validate)."""
-    from sbomgate.config import ServeConfig, load_config, parse_mode
+    """Serve the admission webhooks over HTTPS (POST /mutate pins tags, POST /validate)."""
+    from sbomgate.config import ServeConfig, load_config, parse_image_references, parse_mode
     from sbomgate.webhook import serve
 
     base = load_config(config_file) if config_file else ServeConfig()
@@ -333,6 +371,9 @@ def serve_command(
         docker_config=docker_config,
         exempt_namespaces=tuple(exempt_namespace or ()),
         admission_deadline=deadline,
+        image_references=parse_image_references(image_references, "--image-references")
+        if image_references
+        else None,
     )
     serve(config)
 

@@ -13,6 +13,8 @@ exemptNamespaces: [kube-system, sbomgate]
 mode: Enforce                             # Enforce | Warn | Audit
 policyModes: {package-age: Warn}          # per policy
 faults: Deny                              # Deny | Allow: an unreachable registry...
+imageReferences: Pin                      # Pin | RefuseTags | Resolve: see ImageReferences
+allowEmptySbom: false                     # admit a verified SBOM that lists no packages
 admissionDeadline: 8                      # seconds, below the webhook's timeoutSeconds
 registryTimeout: 3                        # seconds to connect
 cache: {maxBytes: 268435456, ttl: 3600, negativeTtl: 30, verdictTtl: 300}
@@ -46,6 +48,21 @@ class Mode(StrEnum):
     AUDIT = "Audit"  # admit, record only
 
 
+class ImageReferences(StrEnum):
+    """What an image reference by tag becomes. A tag is resolved when sbomgate judges it and
+    again when the kubelet pulls it: re-pushed in between (or served differently to each), the
+    image that runs is not the one judged. Only a digest names what was judged."""
+
+    # POST /mutate rewrites each tag to the digest it resolves to (name@sha256:…), and
+    # /validate refuses a tag that reaches it unpinned (the mutating webhook did not run).
+    PIN = "Pin"
+    # Only digest references are admitted: nothing is rewritten, so GitOps tools see no drift.
+    REFUSE_TAGS = "RefuseTags"
+    # Tags are judged by what they resolve to now and admitted as tags (a re-pushed tag runs
+    # unjudged): for clusters without the mutating webhook that cannot use digests yet.
+    RESOLVE = "Resolve"
+
+
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     max_bytes: int = 256 << 20
@@ -68,6 +85,9 @@ class ServeConfig:
     mode: Mode = Mode.ENFORCE
     policy_modes: Mapping[str, Mode] = field(default_factory=dict)
     faults_allowed: bool = False
+    image_references: ImageReferences = ImageReferences.PIN
+    # A verified SBOM that lists no packages proves nothing: refused unless this is set.
+    allow_empty_sbom: bool = False
     admission_deadline: float = 8.0
     registry_timeout: float = 3.0
     # Policy evaluation runs in worker processes; one image's evaluation that overruns the
@@ -111,6 +131,8 @@ _KEYS = {
     "mode",
     "policyModes",
     "faults",
+    "imageReferences",
+    "allowEmptySbom",
     "admissionDeadline",
     "registryTimeout",
     "evaluationBudget",
@@ -131,6 +153,14 @@ def parse_mode(value: Any, where: str) -> Mode:
         return Mode(value)
     except ValueError:
         raise InputError(f"{where}: {value!r} is not one of Enforce, Warn, Audit") from None
+
+
+def parse_image_references(value: Any, where: str) -> ImageReferences:
+    try:
+        return ImageReferences(value)
+    except ValueError:
+        known = ", ".join(r.value for r in ImageReferences)
+        raise InputError(f"{where}: {value!r} is not one of {known}") from None
 
 
 _CACHE_KEYS = {"maxBytes", "ttl", "negativeTtl", "verdictTtl"}
@@ -270,6 +300,9 @@ def load_config(path: Path) -> ServeConfig:
     typosquat = doc.get("typosquat", True)
     if not isinstance(typosquat, bool):
         raise InputError(f"{where('typosquat')} must be true or false")
+    allow_empty_sbom = doc.get("allowEmptySbom", False)
+    if not isinstance(allow_empty_sbom, bool):
+        raise InputError(f"{where('allowEmptySbom')} must be true or false")
     return ServeConfig(
         osv=paths("osv"),
         trusted_sources=tuple(sources),
@@ -288,6 +321,10 @@ def load_config(path: Path) -> ServeConfig:
             str(k): parse_mode(v, where(f"policyModes.{k}")) for k, v in policy_modes.items()
         },
         faults_allowed=faults == "Allow",
+        image_references=parse_image_references(
+            doc.get("imageReferences", config.image_references.value), where("imageReferences")
+        ),
+        allow_empty_sbom=allow_empty_sbom,
         admission_deadline=number(
             doc.get("admissionDeadline", config.admission_deadline), "admissionDeadline"
         ),

@@ -3,16 +3,20 @@
     reference -> resolve (digest) -> discover (attestations) -> verify (trust policies)
               -> parse (SBOMs) -> evaluate (Rego)
 
-The first four steps are per digest and cached process-wide (`DigestCache`), so the webhook,
-the audit and the CLI share them; evaluation runs each time (policies and facts change).
-Errors are sorted into refusals (the image failed a check) and faults (the registry could not
-be asked): both deny, but they are reported differently.
+The first four steps are per repository and digest and cached process-wide (`DigestCache`,
+keyed as sbomgate/cache_keys.py says), so the webhook, the audit and the CLI share them;
+evaluation runs each time (policies and facts change). Errors are sorted into refusals (the
+image failed a check, including everything its own registry content causes: too big, too
+many, junk, wrong digests) and faults (the registry could not be asked: unreachable, 5xx,
+429): both deny, but they are reported differently.
+
+Nothing is fetched for an image no trust policy covers, and unsigned content is not downloaded
+when no covering policy accepts it.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,6 +26,7 @@ import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate.attest import AttestationCheck, AttestationVerifier, VerifiedDocument
+from sbomgate.cache_keys import ImageCheckKey, documents_fingerprint, image_check_key
 from sbomgate.errors import (
     InputError,
     ManifestNotFoundError,
@@ -37,6 +42,7 @@ from sbomgate.registry import (
     discover,
     parse_reference,
 )
+from sbomgate.registry.budget import ImageBodies
 from sbomgate.sbom import Sbom, parse_sbom
 from sbomgate.verdict import AttestationReport, ImageReport, Verdict, merge_verdicts
 
@@ -81,6 +87,8 @@ class VerifiedImage:
     components: int
     refusals: tuple[str, ...]
     seconds: Mapping[Phase, float]
+    # Of the verified SBOMs and the image input each is evaluated with (cache_keys.py).
+    documents: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,7 @@ class ImageResult:
     seconds: Mapping[Phase, float] = field(default_factory=dict)
     cached: bool = False
     parsed: tuple[CheckedSbom, ...] | None = None  # when just loaded: no need to parse again
+    key: ImageCheckKey | None = None  # the image-check cache key (cache_keys.py)
 
     @property
     def sboms(self) -> tuple[CheckedSbom, ...]:
@@ -110,13 +119,15 @@ class ImageChecker:
         cache: DigestCache[VerifiedImage] | None = None,
         *,
         timeout: float = 30.0,
+        allow_empty_sbom: bool = False,
     ) -> None:
         self.client = client
         self.verifier = verifier
         self.cache = cache if cache is not None else DigestCache()
         self.timeout = timeout
-        # Results depend on the trust policies: a new verifier never sees old entries.
-        self._generation = uuid.uuid4().hex
+        # An SBOM that lists nothing proves nothing: refused unless this says otherwise.
+        self.allow_empty_sbom = allow_empty_sbom
+        self._settings = f"allow-empty-sbom={allow_empty_sbom}"
 
     def check(self, ref_text: str, *, deadline: Deadline | None = None) -> ImageResult:
         deadline = deadline or Deadline.after(self.timeout)
@@ -125,6 +136,11 @@ class ImageChecker:
             ref = parse_reference(ref_text)
         except InputError as exc:
             return ImageResult(ImageReport(ref_text, None, errors=(str(exc),)))
+        covering = self.verifier.covering(ref.name)
+        if not covering:
+            # Before any request: whatever the registry holds could not make it pass.
+            message = f"image {ref}: no trust policy covers {ref.name}: refused (nothing fetched)"
+            return ImageResult(ImageReport(ref_text, ref.digest, errors=(message,)))
         started = time.perf_counter()
         digest = ref.digest
         resolved = None
@@ -133,16 +149,22 @@ class ImageChecker:
                 resolved = self.client.resolve(ref, deadline=deadline)
                 digest = resolved.digest
                 seconds["resolve"] = time.perf_counter() - started
-            key = (self._generation, ref.name, digest)
+            key = image_check_key(
+                repository=ref.name,
+                digest=digest,
+                trust=_trust_fingerprint(p.fingerprint for p in covering),
+                settings=self._settings,
+            )
             hit = self.cache.get(key)
             if hit is not None:
-                return self._result(ref_text, ref, hit, seconds, cached=True)
+                return self._result(ref_text, ref, hit, seconds, cached=True, key=key)
             pinned = ref.with_digest(digest)
+            want_unsigned = any(p.allow_unsigned for p in covering)
 
             fresh: list[tuple[CheckedSbom, ...]] = []
 
             def load() -> Loaded[VerifiedImage]:
-                loaded, parsed = self._load(pinned, deadline, resolved)
+                loaded, parsed = self._load(pinned, deadline, resolved, want_unsigned)
                 fresh.append(parsed)
                 return loaded
 
@@ -164,7 +186,7 @@ class ImageChecker:
                 ImageReport(ref_text, digest, errors=(f"image {ref}: {exc}",)), seconds=seconds
             )
         return self._result(
-            ref_text, ref, value, seconds, cached=False, parsed=fresh[0] if fresh else None
+            ref_text, ref, value, seconds, cached=False, parsed=fresh[0] if fresh else None, key=key
         )
 
     def _result(
@@ -176,6 +198,7 @@ class ImageChecker:
         *,
         cached: bool,
         parsed: tuple[CheckedSbom, ...] | None = None,
+        key: ImageCheckKey | None = None,
     ) -> ImageResult:
         reports = tuple(
             AttestationReport(
@@ -197,14 +220,43 @@ class ImageChecker:
             errors=value.refusals,
             components=value.components,
         )
-        return ImageResult(report, value, seconds, cached, parsed)
+        return ImageResult(report, value, seconds, cached, parsed, key)
 
     def _load(
-        self, pinned: ImageReference, deadline: Deadline, resolved: FetchedManifest | None
+        self,
+        pinned: ImageReference,
+        deadline: Deadline,
+        resolved: FetchedManifest | None,
+        want_unsigned: bool,
+    ) -> tuple[Loaded[VerifiedImage], tuple[CheckedSbom, ...]]:
+        # The downloaded bodies count against the budgets until verification and parsing are
+        # over (registry/budget.py); then only the kept SBOM bytes remain, in the cache.
+        with ImageBodies(
+            self.client.bodies,
+            self.client.limits.max_attestation_bytes,
+            image=str(pinned),
+            registry=pinned.registry,
+        ) as bodies:
+            return self._load_within(pinned, deadline, resolved, want_unsigned, bodies)
+
+    def _load_within(
+        self,
+        pinned: ImageReference,
+        deadline: Deadline,
+        resolved: FetchedManifest | None,
+        want_unsigned: bool,
+        bodies: ImageBodies,
     ) -> tuple[Loaded[VerifiedImage], tuple[CheckedSbom, ...]]:
         seconds: dict[Phase, float] = {}
         clock = time.perf_counter()
-        found = discover(self.client, pinned, deadline=deadline, resolved=resolved)
+        found = discover(
+            self.client,
+            pinned,
+            deadline=deadline,
+            resolved=resolved,
+            want_unsigned=want_unsigned,
+            bodies=bodies,
+        )
         seconds["discover"] = time.perf_counter() - clock
         clock = time.perf_counter()
         verification = self.verifier.verify(found)
@@ -223,6 +275,13 @@ class ImageChecker:
                 except SbomError as exc:
                     refusals.append(f"image {verification.image}: signed SBOM unusable: {exc}")
                     continue
+                if not sbom.components and not self.allow_empty_sbom:
+                    refusals.append(
+                        f"image {verification.image}: the verified SBOM {document.location} "
+                        f"(for {document.digest}) lists no packages: an SBOM that lists nothing "
+                        "proves nothing (allowEmptySbom admits such images)"
+                    )
+                    continue
                 check = next(c for c in verification.checks if c.location == document.location)
                 image_input = {
                     "ref": str(pinned),
@@ -240,13 +299,14 @@ class ImageChecker:
                 kept.append(_KeptSbom(data, source, image, document.digest, image_input))
         seconds["parse"] = time.perf_counter() - clock
         value = VerifiedImage(
-            verification.digest,
+            digest=verification.digest,
             # Without the statements and raw SBOMs they carry (the kept bytes are enough).
-            tuple(replace(c, statement=None, raw_sbom=None) for c in verification.checks),
-            tuple(kept),
-            sum(len(s.sbom.components) for s in sboms),
-            tuple(refusals),
-            seconds,
+            checks=tuple(replace(c, statement=None, raw_sbom=None) for c in verification.checks),
+            kept=tuple(kept),
+            components=sum(len(s.sbom.components) for s in sboms),
+            refusals=tuple(refusals),
+            seconds=seconds,
+            documents=documents_fingerprint([(k.data, k.image_input) for k in kept]),
         )
         size = sum(len(k.data) for k in kept) + 4096 * (1 + len(verification.checks))
         return Loaded(value, size, negative=bool(refusals)), tuple(sboms)
@@ -260,6 +320,11 @@ class ImageChecker:
             return [self.check(r, deadline=deadline) for r in unique]
         with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
             return list(pool.map(lambda r: self.check(r, deadline=deadline), unique))
+
+
+def _trust_fingerprint(fingerprints: Iterable[str]) -> str:
+    """The covering trust policies as one string: order does not matter, each one does."""
+    return ",".join(sorted(fingerprints))
 
 
 def _parse(document: VerifiedDocument, source: str) -> Sbom:

@@ -1,13 +1,18 @@
-"""The validating admission webhook: FastAPI over `AdmissionController`, served over TLS only.
+"""The admission webhooks: FastAPI over `AdmissionController`, served over TLS only.
 
+    POST /mutate     AdmissionReview in; allowed, with a JSONPatch pinning tags to digests
     POST /validate   admission.k8s.io/v1 AdmissionReview in, AdmissionReview out (same uid)
     GET  /healthz    the process answers
     GET  /readyz     ready once policies and trust policies are loaded
     GET  /metrics    Prometheus
 
-The handler is a plain `def`: FastAPI runs it on a worker thread, so one slow review never
-blocks the event loop. Policies are evaluated in worker processes (policy/isolated.py), each
-image's evaluation within `evaluationBudget`.
+Reviews run on threads of their own (they block on registries and wait for image checks), at
+most REVIEW_SLOTS at once; the health endpoints and /metrics run on the event loop and never
+wait for a thread, however many reviews are in hand. A review's deadline starts when it
+arrives: reading its body and waiting for a thread count against `admissionDeadline`, and one
+that cannot start in time is answered "could not be checked in time" (by a thread kept for
+that), before the API server's timeoutSeconds rather than after. Policies are evaluated in
+worker processes (policy/isolated.py), each image's evaluation within `evaluationBudget`.
 
 Request bodies are read as a stream with a cap (MAX_BODY_BYTES) and a deadline (BODY_SECONDS),
 never whole into memory first. The API server never sends more than the cap (an UPDATE carries
@@ -36,12 +41,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from sbomgate._internal.cache import DigestCache
@@ -53,7 +59,7 @@ from sbomgate.errors import InputError, SbomgateError
 from sbomgate.policy.engine import FactSource
 from sbomgate.policy.isolated import EvaluatorPool, IsolatedPolicyEngine
 from sbomgate.policy.loader import Policy
-from sbomgate.registry import RegistryClient
+from sbomgate.registry import Deadline, RegistryClient
 
 if TYPE_CHECKING:
     from sbomgate.operator.live import LivePolicySet
@@ -66,6 +72,13 @@ _HEAD_BYTES = 4096  # where an oversized review's uid is looked for
 # parse to 2.8 million lists (250 MB). Dense real objects (a Pod of 3 MiB of env entries, twice
 # on an UPDATE) hold about 300,000.
 MAX_BODY_VALUES = 1_000_000
+# Reviews worked on at once. Each mostly waits (on the image-check pool, on registries), so
+# threads are cheap; the bodies they hold are already in memory by then.
+REVIEW_SLOTS = 64
+# Threads answering reviews that could not start in time (they only read the request).
+LATE_THREADS = 2
+# A review still waiting for a thread this close to its deadline is answered as too late.
+START_MARGIN = 0.5
 # The API server serialises AdmissionRequest's fields in order: uid comes first.
 _REVIEW_UID = re.compile(rb'"request"\s*:\s*\{\s*"uid"\s*:\s*"([0-9A-Za-z._:-]{1,128})"')
 
@@ -96,6 +109,12 @@ class Metrics(Observer):
         self.cache_hits = Counter(
             "sbomgate_cache_hits", "Cache hits", ["cache"], registry=self.registry
         )
+        self.pins_total = Counter(
+            "sbomgate_image_pins",
+            "Tag references /mutate pinned to a digest, or could not resolve",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.evaluation_seconds = Histogram(
             "sbomgate_policy_evaluation_seconds",
             "Time to evaluate the policies over one image's SBOMs",
@@ -113,16 +132,28 @@ class Metrics(Observer):
     def evaluation(self, seconds: float) -> None:
         self.evaluation_seconds.observe(seconds)
 
+    def pins(self, pinned: int, unresolved: int) -> None:
+        self.pins_total.labels("pinned").inc(pinned)
+        self.pins_total.labels("unresolved").inc(unresolved)
+
     def registry_response(self, host: str, code: str) -> None:
         self.registry_requests.labels(host, code).inc()
 
 
 def create_app(
-    controller: AdmissionController | None, metrics: Metrics, *, ready: threading.Event
+    controller: AdmissionController | None,
+    metrics: Metrics,
+    *,
+    ready: threading.Event,
+    review_slots: int = REVIEW_SLOTS,
 ) -> FastAPI:
     app = FastAPI(title="sbomgate", docs_url=None, redoc_url=None, openapi_url=None)
     holder: dict[str, AdmissionController | None] = {"controller": controller}
     app.state.holder = holder
+    # Not anyio's default thread limiter: whatever else uses it never delays a review.
+    slots = anyio.Semaphore(review_slots)
+    threads = anyio.CapacityLimiter(review_slots)
+    late_threads = anyio.CapacityLimiter(LATE_THREADS)
     # Set on SIGTERM (see `_draining_server`): /readyz answers 503 and every answer closes
     # its connection, so balancers and keep-alive clients move to the other replicas.
     draining = threading.Event()
@@ -135,29 +166,63 @@ def create_app(
             response.headers["Connection"] = "close"
         return response
 
+    def arrived() -> Deadline:
+        """When the answer to a request that arrives now is due."""
+        current = holder["controller"]
+        seconds = (current.config if current else ServeConfig()).admission_deadline
+        return Deadline.after(seconds)
+
+    async def on_thread(deadline: Deadline, work: Callable[[Deadline], Response]) -> Response:
+        """`work` on a review thread if one frees up in time; else on a late thread, with no
+        time left (it answers "could not be checked in time" or, from /mutate, no patch)."""
+        started = False
+        with anyio.move_on_after(max(deadline.remaining() - START_MARGIN, 0.0)):
+            await slots.acquire()
+            started = True
+        if not started:
+            late = Deadline(expires=time.monotonic(), started=deadline.started)
+            return await anyio.to_thread.run_sync(work, late, limiter=late_threads)
+        try:
+            return await anyio.to_thread.run_sync(work, deadline, limiter=threads)
+        finally:
+            slots.release()
+
     @app.post("/validate")
     async def validate(request: Request) -> Response:
+        deadline = arrived()
         app.state.last_review = time.monotonic()
         raw = await receive_body(request)
         if isinstance(raw, Response):
             return answered(raw)
-        # A worker thread: reviews block on registries and CPU-bound evaluation.
-        return answered(await run_in_threadpool(_review, holder["controller"], raw, ready))
+        current = holder["controller"]
+        return answered(await on_thread(deadline, lambda due: _review(current, raw, ready, due)))
+
+    @app.post("/mutate")
+    async def mutate(request: Request) -> Response:
+        deadline = arrived()
+        app.state.last_review = time.monotonic()
+        raw = await receive_body(request)
+        if isinstance(raw, Response):
+            return answered(raw)
+        current = holder["controller"]
+        return answered(await on_thread(deadline, lambda due: _mutate(current, raw, ready, due)))
 
     @app.post("/validate-policy")
     async def validate_policy(request: Request) -> Response:
+        deadline = arrived()
         app.state.last_review = time.monotonic()
         raw = await receive_body(request)
         if isinstance(raw, Response):
             return answered(raw)
-        return answered(await run_in_threadpool(_review_policy, raw))
+        return answered(await on_thread(deadline, lambda due: _review_policy(raw)))
 
+    # On the event loop (async, and no blocking call): never behind a review's thread.
     @app.get("/healthz")
-    def healthz() -> PlainTextResponse:
+    async def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
 
     @app.get("/readyz")
-    def readyz() -> PlainTextResponse:
+    async def readyz() -> PlainTextResponse:
         if draining.is_set():
             return PlainTextResponse("shutting down", status_code=503)
         if ready.is_set() and holder["controller"] is not None:
@@ -165,7 +230,7 @@ def create_app(
         return PlainTextResponse("policies not loaded", status_code=503)
 
     @app.get("/metrics")
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
         return Response(prometheus_text(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
@@ -244,14 +309,19 @@ def _read_body(raw: bytes) -> Any:
         return _error(400, f"not JSON: {exc.msg} at line {exc.lineno}")
 
 
-def _review(controller: AdmissionController | None, raw: bytes, ready: threading.Event) -> Response:
+def _review(
+    controller: AdmissionController | None,
+    raw: bytes,
+    ready: threading.Event,
+    deadline: Deadline | None = None,
+) -> Response:
     body = _read_body(raw)
     if isinstance(body, Response):
         return body
     if controller is None or not ready.is_set():
         return _error(503, "not ready: policies are not loaded yet")
     try:
-        answer = controller.review(body)
+        answer = controller.review(body, deadline=deadline)
     except AdmissionFormatError as exc:
         return _error(400, str(exc))
     except Exception as exc:  # never a crashed webhook: a bug denies, with its name
@@ -272,6 +342,43 @@ def _review(controller: AdmissionController | None, raw: bytes, ready: threading
             },
         }
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _mutate(
+    controller: AdmissionController | None,
+    raw: bytes,
+    ready: threading.Event,
+    deadline: Deadline | None = None,
+) -> Response:
+    """/mutate never refuses and never fails a request it can answer: without a patch, the
+    reference stays a tag and /validate refuses it (so nothing slips through a failure here)."""
+    body = _read_body(raw)
+    if isinstance(body, Response):
+        return body
+    uid = _uid(body)
+    if controller is None or not ready.is_set():
+        # No patch: /validate answers "not ready", which failurePolicy Fail makes a refusal.
+        if uid is None:
+            return _error(503, "not ready: policies are not loaded yet")
+        return Response(orjson.dumps(_unpatched(uid)), media_type="application/json")
+    try:
+        answer = controller.mutate(body, deadline=deadline)
+    except AdmissionFormatError as exc:
+        return _error(400, str(exc))
+    except Exception as exc:
+        log.exception("mutation failed")
+        if uid is None:
+            return _error(500, f"internal error: {type(exc).__name__}")
+        answer = _unpatched(uid)
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _unpatched(uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": uid, "allowed": True},
+    }
 
 
 def _review_policy(raw: bytes) -> Response:
@@ -411,7 +518,13 @@ def make_controller(
     )
     verifier = AttestationVerifier(trust_policies)
     config = shared.config
-    checker = ImageChecker(shared.client, verifier, shared.cache, timeout=config.admission_deadline)
+    checker = ImageChecker(
+        shared.client,
+        verifier,
+        shared.cache,
+        timeout=config.admission_deadline,
+        allow_empty_sbom=config.allow_empty_sbom,
+    )
     return AdmissionController(
         config,
         engine=engine,

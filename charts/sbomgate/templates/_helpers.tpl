@@ -84,6 +84,25 @@ true
 {{- end -}}
 
 {{/* A webhook clientConfig: the Service, a path, and the caBundle when the chart made the CA. */}}
+{{/* What both webhooks are sent: Pods and everything that makes Pods, and kubectl debug. */}}
+{{- define "sbomgate.workloadRules" -}}
+- apiGroups: [""]
+  apiVersions: [v1]
+  resources: [pods, pods/ephemeralcontainers, replicationcontrollers]
+  operations: [CREATE, UPDATE]
+  scope: Namespaced
+- apiGroups: [apps]
+  apiVersions: [v1]
+  resources: [deployments, replicasets, statefulsets, daemonsets]
+  operations: [CREATE, UPDATE]
+  scope: Namespaced
+- apiGroups: [batch]
+  apiVersions: [v1]
+  resources: [jobs, cronjobs]
+  operations: [CREATE, UPDATE]
+  scope: Namespaced
+{{- end -}}
+
 {{- define "sbomgate.webhookClientConfig" -}}
 service:
   name: {{ .fullname }}

@@ -1,7 +1,8 @@
-"""A process-wide cache keyed by image digest: bounded by bytes, with TTLs, single-flight.
+"""A process-wide cache of results about immutable content: bounded by bytes, with TTLs,
+single-flight. Its callers' keys (and why each part is in them) are in sbomgate/cache_keys.py.
 
-Digests name immutable content, so a verified result stays right until the trust policies
-change (they are part of the key) or its TTL ends. Refusals are kept for a short negative TTL
+Digests name immutable content, so a verified result stays right until what else is in the
+key changes (the repository, the trust policies) or its TTL ends. Refusals are kept for a short negative TTL
 (so a storm of Pods with a bad image does not hammer the registry); infrastructure faults are
 not kept at all. Concurrent lookups of the same key wait for the one load in flight.
 """

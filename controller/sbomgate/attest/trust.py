@@ -25,6 +25,7 @@ sigstore policy-controller); an image no policy covers is refused.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from sbomgate.errors import TrustPolicyError
 API_VERSION = "sbomgate.dev/v1alpha1"
 KIND = "TrustPolicy"
 MAX_POLICY_BYTES = 1 << 20
+MAX_TRUSTED_ROOT_BYTES = 16 << 20  # read for the fingerprint; sigstore reads the file itself
 
 # cosign's --type shorthands, so users can write what they typed when attesting.
 PREDICATE_ALIASES = {
@@ -120,6 +122,9 @@ class Authority:
     keys: tuple[PublicKey, ...] = ()
     identities: tuple[KeylessIdentity, ...] = ()
     trusted_root: str | None = None  # TrustedRoot JSON file; None = Sigstore production
+    # SHA-256 of the key material (PEM) or of the trusted root file as read: what a file name
+    # or a parsed key object does not show, for the policy's fingerprint.
+    material: str = ""
 
     @property
     def keyless(self) -> bool:
@@ -154,6 +159,24 @@ class TrustPolicy:
     def covers(self, image_name: str) -> bool:
         """`image_name` is `registry/repository` (normalised: docker.io/library/nginx)."""
         return any(p.fullmatch(image_name) for p in self._patterns)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Changes whenever anything that decides what this policy accepts changes (the
+        image-check cache keys on it: see sbomgate/cache_keys.py)."""
+        described = repr(
+            (
+                self.name,
+                self.images,
+                self.allow_unsigned,
+                tuple(
+                    (a.name, a.material, a.identities, a.trusted_root is not None)
+                    for a in self.authorities
+                ),
+                self.attestations,
+            )
+        )
+        return hashlib.sha256(described.encode()).hexdigest()
 
 
 class _Reader:
@@ -258,7 +281,7 @@ def _authority(r: _Reader, value: Any, where: str, base_dir: Path | None) -> Aut
                 raise r.fail(f"{where}.key", str(exc)) from None
         if not keys:
             raise r.fail(f"{where}.key", "no PEM public key found")
-        return Authority(name, keys=tuple(keys))
+        return Authority(name, keys=tuple(keys), material=hashlib.sha256(pem).hexdigest())
     keyless = r.mapping(doc["keyless"], f"{where}.keyless")
     r.unknown_keys(keyless, ("identities", "trustedRoot"), f"{where}.keyless")
     raw_identities = keyless.get("identities")
@@ -281,7 +304,16 @@ def _authority(r: _Reader, value: Any, where: str, base_dir: Path | None) -> Aut
         if not path.is_file():
             raise r.fail(f"{where}.keyless.trustedRoot.file", f"{path} does not exist")
         trusted_root = str(path)
-    return Authority(name, identities=identities, trusted_root=trusted_root)
+        try:
+            with path.open("rb") as f:
+                material = hashlib.sha256(f.read(MAX_TRUSTED_ROOT_BYTES)).hexdigest()
+        except OSError as exc:
+            raise r.fail(
+                f"{where}.keyless.trustedRoot.file", f"cannot read {path}: {exc.strerror or exc}"
+            ) from None
+    else:
+        material = "sigstore-production"
+    return Authority(name, identities=identities, trusted_root=trusted_root, material=material)
 
 
 def _identity(r: _Reader, value: Any, where: str) -> KeylessIdentity:

@@ -315,7 +315,13 @@ class AttestationVerifier:
             if satisfied or not requirement.required:
                 continue
             missing = [t for t in targets if t not in covered] if found.is_index else []
-            failed = [c for c in matching if not c.verified]
+            # What failed and might have been it: of the wanted type, or of no readable type.
+            failed = [
+                c
+                for c in checks
+                if not c.verified
+                and (c.predicate_type is None or requirement.wants(c.predicate_type))
+            ]
             detail = (
                 "; ".join(f"{c.location}: {c.error}" for c in failed[:3])
                 if failed

@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion as _PepInvalid
 from packaging.version import Version as _PepVersion
 from univers import versions as _uv
 
+from sbomgate.identity import PackageIdentity, identity_of, pep503
 from sbomgate.sbom.model import Component
 
 __all__ = [
@@ -25,9 +26,12 @@ __all__ = [
     "base_ecosystem",
     "compare_versions",
     "component_ecosystem",
+    "identity_ecosystem",
     "normalize_name",
     "osv_ecosystem",
+    "osv_name",
     "osv_package_name",
+    "osv_version",
     "semver_key",
     "version_key",
 ]
@@ -148,58 +152,53 @@ def osv_ecosystem(
     return None
 
 
+def identity_ecosystem(identity: PackageIdentity) -> str | None:
+    return osv_ecosystem(identity.type, identity.namespace, dict(identity.origin))
+
+
 def component_ecosystem(component: Component) -> str | None:
-    return osv_ecosystem(component.purl_type, component.namespace, component.qualifiers)
-
-
-_PEP503 = re.compile(r"[-_.]+")
+    identity = identity_of(component)
+    return identity_ecosystem(identity) if identity is not None else None
 
 
 def normalize_name(ecosystem: str, name: str) -> str:
-    """The form names are indexed and looked up in (PEP 503 for PyPI; verbatim otherwise)."""
+    """The form names are indexed and looked up in: the canonical identity's (PEP 503 for
+    PyPI; case-insensitive NuGet, Hex and Pub folded; npm, Go, Maven and the rest as spelt:
+    npm's `JSONStream` and `jsonstream` are two packages)."""
     base = base_ecosystem(ecosystem)
     if base == "PyPI":
-        return _PEP503.sub("-", name).lower()
-    if base in ("npm", "NuGet", "Hex", "Pub"):
+        return pep503(name)
+    if base in ("NuGet", "Hex", "Pub"):
         return name.lower()
     return name
 
 
+def osv_name(identity: PackageIdentity) -> str:
+    """OSV's `affected[].package.name`: `group:artifact` (Maven), `@scope/name` (npm), the
+    module path (Go); for Debian and Alpine the source package (syft's `upstream`)."""
+    if identity.type in ("deb", "apk") and identity.source:
+        return identity.source
+    return identity.package
+
+
+def osv_version(identity: PackageIdentity) -> str | None:
+    """The version OSV knows it by (the source package's, when its name is used; rpm's epoch
+    is already folded in by the identity)."""
+    if identity.type in ("deb", "apk") and identity.source and identity.source_version:
+        return identity.source_version
+    return identity.version
+
+
 def osv_package_name(component: Component) -> str | None:
     """The OSV `affected[].package.name` for a component, or None when it has no purl type."""
-    ptype = (component.purl_type or "").lower()
-    name, ns = component.name, component.namespace
-    if not ptype or not name:
-        return None
-    if ptype == "maven":
-        return f"{ns}:{name}" if ns else name
-    if ptype == "npm":
-        if name.startswith("@") or not ns:
-            return name
-        scope = ns if ns.startswith("@") else f"@{ns}"
-        return f"{scope}/{name}"
-    if ptype in ("golang", "composer", "swift"):
-        if ns and not name.startswith(ns + "/"):
-            return f"{ns}/{name}"
-        return name
-    if ptype in ("deb", "apk", "rpm"):
-        # OSV keys distribution advisories by source package; syft records it as `upstream`
-        # (`openssl`, `glibc@2.36-9`, or for rpm the source rpm's file name).
-        upstream = component.qualifiers.get("upstream")
-        if upstream and ptype != "rpm":
-            return re.split(r"[@\s]", upstream.strip(), maxsplit=1)[0] or name
-        return name
-    return name
+    identity = identity_of(component)
+    return osv_name(identity) if identity is not None else None
 
 
 def osv_component_version(component: Component) -> str | None:
-    """The component's version as OSV spells it (rpm `epoch` qualifier folded in)."""
-    version = component.version
-    if version and (component.purl_type or "").lower() == "rpm":
-        epoch = component.qualifiers.get("epoch")
-        if epoch and ":" not in version:
-            version = f"{epoch}:{version}"
-    return version
+    """The component's version as OSV spells it (the purl's; rpm `epoch` folded in)."""
+    identity = identity_of(component)
+    return osv_version(identity) if identity is not None else None
 
 
 # --- version ordering ------------------------------------------------------------------------
@@ -324,6 +323,8 @@ _COMPARATORS: dict[str, Callable[[str], Any]] = {
     "Mariner": _univers(_uv.RpmVersion),
     "Azure Linux": _univers(_uv.RpmVersion),
     "openEuler": _univers(_uv.RpmVersion),
+    "ConanCenter": _univers(_uv.ConanVersion),
+    "SwiftURL": _semver,
 }
 
 _FAILED = object()

@@ -6,6 +6,9 @@
     OSV index                    -> osv records (added to the snapshot's, one per id)
     typosquat detector           -> typosquat_of
 
+Each of them looks the component up by its canonical identity (`sbomgate.identity`): the purl's
+name and version, the same for every source.
+
 `prefetch(components)` asks the trusted sources for a whole SBOM at once (concurrently, per
 host limits) before the engine asks package by package, which then hits the cache.
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from sbomgate.errors import InputError
+from sbomgate.identity import identity_of
 from sbomgate.intel.sources import SourceAnswer, SourceConfig, SourceKind, TrustedSources
 from sbomgate.intel.typosquat import TyposquatDetector
 from sbomgate.policy.input import NO_FACTS, PackageFacts
@@ -75,10 +79,9 @@ class IntelFacts:
         if self.osv is not None and component.purl:
             osv = _merge(osv, self.osv.match_component(component))
         typosquat_of = None
-        if self.typosquat is not None and component.purl_type and component.name:
-            typosquat_of = self.typosquat.closest(
-                component.purl_type, component.name, component.namespace
-            )
+        identity = identity_of(component) if self.typosquat is not None else None
+        if self.typosquat is not None and identity is not None:
+            typosquat_of = self.typosquat.closest(identity.type, identity.name, identity.namespace)
         return PackageFacts(
             repository=repository,
             published_at=published_at,

@@ -12,8 +12,16 @@ Results are OSV records (dicts) with, added by us:
 - `malware: true` when the advisory is a malicious-package report (an `MAL-` id or alias);
 - merged `aliases` when several records of the index are one advisory (a GHSA and its CVE, or
   the same id loaded twice): one record is kept, and the others' ids and aliases become its
-  aliases.
+  aliases;
+- `uncertain`: why the package's version could not be compared with the record's affected
+  versions (no version, a version the ecosystem's order cannot place, such as `latest`, or
+  range events it cannot place). Advisories feed deny rules, and a deny rule never fails open:
+  such a record is returned, flagged, rather than dropped. A record whose range covers every
+  version (`introduced: 0` and nothing else) matches a package without a version for certain.
 Withdrawn records (`withdrawn` set) never match.
+
+Packages are looked up by their canonical identity (`sbomgate.identity`): the purl's name and
+version, whatever the SBOM's own fields say.
 """
 
 from __future__ import annotations
@@ -34,13 +42,13 @@ from typing import Any
 import cvss  # type: ignore[import-untyped]
 import orjson
 
+from sbomgate.identity import identity_of
 from sbomgate.intel.ecosystems import (
     UncomparableVersion,
-    base_ecosystem,
-    component_ecosystem,
+    identity_ecosystem,
     normalize_name,
-    osv_component_version,
-    osv_package_name,
+    osv_name,
+    osv_version,
     semver_key,
     version_key,
 )
@@ -255,47 +263,66 @@ class OsvIndex:
 
     # --- matching ----------------------------------------------------------------------------
 
-    def match(self, ecosystem: str, name: str, version: str) -> tuple[dict[str, Any], ...]:
+    def match(self, ecosystem: str, name: str, version: str | None) -> tuple[dict[str, Any], ...]:
         """OSV records affecting `name` at `version` in `ecosystem` (exact ecosystem string:
-        `Debian:12` records are found under `Debian:12`, not `Debian`)."""
+        `Debian:12` records are found under `Debian:12`, not `Debian`). Records that cannot be
+        ruled out (see `uncertain` in the module docstring) are returned flagged."""
         entries = self._by_package.get((ecosystem, normalize_name(ecosystem, name)))
         if not entries:
             return ()
-        hits: list[int] = []
-        seen: set[int] = set()
+        hits: dict[int, bool] = {}  # record number -> certain
         for number, versions, ranges in entries:
-            if number in seen:
+            if hits.get(number):
                 continue
-            if _entry_affects(ecosystem, version, versions, ranges):
-                seen.add(number)
-                hits.append(number)
+            affects = _entry_affects(ecosystem, version, versions, ranges)
+            if affects is not False:
+                hits[number] = hits.get(number, False) or affects is True
         if not hits:
             return ()
+        note = None if all(hits.values()) else _uncertainty(ecosystem, version)
         records = []
-        for n in hits:
+        for n, certain in hits.items():
             rec = orjson.loads(_decompress(self._records[n]))
             if rec.get("withdrawn"):
                 continue
+            if not certain:
+                rec["uncertain"] = note
             records.append(rec)
         return tuple(_finish(r) for r in _dedupe(records))
 
     def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
-        ecosystem = component_ecosystem(component)
-        name = osv_package_name(component)
-        version = osv_component_version(component)
-        if ecosystem is None or name is None or not version:
+        identity = identity_of(component)
+        if identity is None:
             return ()
-        return self.match(ecosystem, name, version)
+        ecosystem = identity_ecosystem(identity)
+        if ecosystem is None:
+            return ()
+        return self.match(ecosystem, osv_name(identity), osv_version(identity))
 
 
-def _pep440_equal(ecosystem: str, version: str, versions: str) -> bool:
-    # `versions` lists are exact strings; PyPI spellings differ (1.0 vs 1.0.0, 1.0RC1 vs 1.0rc1).
-    if base_ecosystem(ecosystem) != "PyPI":
-        return False
+def _uncertainty(ecosystem: str, version: str | None) -> str:
+    """Why a record could not be ruled out, as a clause the policies show."""
+    if version is None:
+        why = "the package has no version"
+    else:
+        try:
+            version_key(ecosystem, version)
+            why = f"the advisory lists versions that {ecosystem} order cannot place"
+        except UncomparableVersion:
+            why = f"{version!r} is not a valid {ecosystem} version"
+    return f"the version could not be compared with the advisory's affected versions ({why})"
+
+
+def _listed(ecosystem: str, version: str, versions: str) -> bool | None:
+    """Is `version` one of the listed ones? `versions` lists are exact strings, but spellings
+    differ (PyPI 1.0 vs 1.0.0, Go v1.2.3 vs 1.2.3): equal in the ecosystem's order counts.
+    None when `version` itself cannot be ordered (and is not listed verbatim)."""
+    if f"\0{version}\0" in versions:
+        return True
     try:
         key = version_key(ecosystem, version)
     except UncomparableVersion:
-        return False
+        return None
     for v in versions.split("\0"):
         if not v:
             continue
@@ -303,33 +330,53 @@ def _pep440_equal(ecosystem: str, version: str, versions: str) -> bool:
             if version_key(ecosystem, v) == key:
                 return True
         except UncomparableVersion:
-            continue
+            continue  # cannot equal an orderable version: the spellings were compared
     return False
 
 
 def _entry_affects(
     ecosystem: str,
-    version: str,
+    version: str | None,
     versions: str | None,
     ranges: str | None,
-) -> bool:
-    if versions is not None and (
-        f"\0{version}\0" in versions or _pep440_equal(ecosystem, version, versions)
-    ):
-        return True
-    if ranges is None:
-        return False
-    return any(_range_affects(ecosystem, version, r) for r in ranges.split(_RS))
+) -> bool | None:
+    """True (affected), False (not), or None (cannot tell: a deny rule counts it)."""
+    parts = ranges.split(_RS) if ranges is not None else []
+    if version is None:
+        return True if any(_every_version(r) for r in parts) else None
+    uncertain = False
+    if versions is not None:
+        listed = _listed(ecosystem, version, versions)
+        if listed:
+            return True
+        uncertain = listed is None
+    for rng in parts:
+        affects = _range_affects(ecosystem, version, rng)
+        if affects:
+            return True
+        uncertain = uncertain or affects is None
+    return None if uncertain else False
 
 
 _ZERO: Any = object()  # `introduced: "0"`: before every version
 
 
-def _range_affects(ecosystem: str, version: str, rng: str) -> bool:
+def _every_version(rng: str) -> bool:
+    """`introduced: 0` and nothing that ends it (a `limit: *` changes nothing)."""
+    _, *events = rng.split(_US)
+    real = [e for e in events if e != _LIMIT + "*"]
+    return bool(real) and all(e == _INTRODUCED + "0" for e in real)
+
+
+def _range_affects(ecosystem: str, version: str, rng: str) -> bool | None:
     """OSV's evaluation: walk the events in version order; `introduced` turns affected on,
     `fixed` (at or above) and `last_affected` (above) turn it off; `limit` caps the range.
     Only `<` is used on keys: univers's Alpine/Gentoo versions define `<`, `>` and `==` by
-    their own rules but inherit `<=`/`>=` that compare the raw strings."""
+    their own rules but inherit `<=`/`>=` that compare the raw strings.
+    None when the version or an event cannot be placed in the order (unless the range covers
+    every version)."""
+    if _every_version(rng):
+        return True
     kind, *events = rng.split(_US)
 
     def key(v: str) -> Any:
@@ -349,7 +396,7 @@ def _range_affects(ecosystem: str, version: str, rng: str) -> bool:
             else:
                 keyed.append((key(v), ev_kind))
     except UncomparableVersion:
-        return False
+        return None
     if limits and not any(target < lim for lim in limits):
         return False
     zeros = [e for e in keyed if e[0] is _ZERO]
@@ -407,6 +454,8 @@ def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     break
         if any(_is_malware(m) for m in members):
             keep["malware"] = True
+        if any("uncertain" not in m for m in members):
+            keep.pop("uncertain", None)
         out.append(keep)
     return out
 

@@ -18,6 +18,11 @@ Every request goes through the registry `Transport` (allow-list, address guard, 
 deadlines). An answer that came back from another host through a redirect is not trusted.
 A source that cannot be asked is a fault (`SourceAnswer.error`), never "not found"; faults are
 not cached, answers are (found for `positive_ttl`, not found for `negative_ttl` seconds).
+
+Components are asked about by their canonical identity (`sbomgate.identity`): the purl's name
+(PEP 503 for PyPI, case kept for npm, the decoded Go module path) and the purl's version. A
+source vouches for a component only when the purl does not say the artifact came from
+elsewhere: every `repository_url` / `download_url` qualifier must be on the source's host.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from defusedxml import ElementTree
 
 from sbomgate._internal.documents import load_json_or_yaml
 from sbomgate.errors import InputError, RegistryError
+from sbomgate.identity import PackageIdentity, go_escape, identity_of, pep503, version_key
+from sbomgate.intel.snapshot import IdentityTable
 from sbomgate.policy.input import PackageFacts
 from sbomgate.registry.transport import (
     Deadline,
@@ -208,22 +215,13 @@ def rfc3339(value: str | None) -> str | None:
 
 def normalize_pypi_name(name: str) -> str:
     """PEP 503: runs of `-`, `_`, `.` become one `-`, lower case."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return pep503(name)
 
 
 def _normalize_pypi_version(version: str) -> str:
-    """Lenient PEP 440 normalisation, enough to match file names against SBOM versions."""
-    v = version.strip().lower()
-    if v.startswith("v"):
-        v = v[1:]
-    try:
-        from packaging.version import InvalidVersion, Version
-    except ImportError:  # pragma: no cover - packaging is in the lock, but not a direct pin
-        return v
-    try:
-        return str(Version(v))
-    except InvalidVersion:
-        return v
+    """The key file-name versions and SBOM versions meet on: PEP 440 equality (`1.0`, `v1.0`,
+    `1.00`, `1.0.0` are one version), as for every other lookup (`sbomgate.identity`)."""
+    return version_key("pypi", version.strip()) or version.strip()
 
 
 _SDIST_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tgz", ".tar", ".zip")
@@ -278,11 +276,6 @@ def _add_hash(hashes: dict[str, set[str]], algorithm: str, digest: object) -> No
 
 def _frozen(hashes: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
     return {a: frozenset(d) for a, d in hashes.items()}
-
-
-def go_escape(path: str) -> str:
-    """The Go module proxy's case encoding: `Azure` -> `!azure`."""
-    return "".join(f"!{c.lower()}" if "A" <= c <= "Z" else c for c in path)
 
 
 def _hash_mismatch(component: Component, info: VersionInfo, where: str) -> str | None:
@@ -479,21 +472,29 @@ class TrustedSources:
         self._cache.clear()
 
     def sources_for(self, component: Component) -> tuple[SourceConfig, ...]:
-        kind = PURL_KINDS.get(component.purl_type or "")
-        return tuple(c for c in self.configs if c.kind == kind) if kind else ()
+        """The sources that could vouch for the component: of its kind, and on the host its
+        purl says it came from (if it says)."""
+        identity = identity_of(component)
+        if identity is None:
+            return ()
+        kind = PURL_KINDS.get(identity.type)
+        if kind is None:
+            return ()
+        return tuple(c for c in self.configs if c.kind == kind and identity.comes_from(c.url))
 
     # ----------------------------------------------------------------- lookups
 
     def lookup(self, component: Component) -> SourceAnswer:
+        identity = identity_of(component)
         sources = self.sources_for(component)
-        if not sources or not component.version:
+        if identity is None or not sources or not identity.version:
             return SourceAnswer(purl=component.purl)
         found_package = False
         mismatch: str | None = None
         errors: list[str] = []
         for source in sources:
             try:
-                verdict = self._ask(source, component)
+                verdict = self._ask(source, identity, component)
             except (SourceFault, RegistryError) as exc:
                 # The source and its host, then what happened (the transport's messages name
                 # the source as a "registry": that prefix is dropped here).
@@ -539,15 +540,18 @@ class TrustedSources:
 
     # ----------------------------------------------------------------- protocol
 
-    def _ask(self, source: SourceConfig, component: Component) -> _Verdict:
-        assert component.version is not None
+    def _ask(
+        self, source: SourceConfig, identity: PackageIdentity, component: Component
+    ) -> _Verdict:
+        version = identity.version
+        assert version is not None
         if source.kind == "pypi":
-            return self._ask_pypi(source, component.name, component.version)
+            return self._ask_pypi(source, identity.package, version)
         if source.kind == "npm":
-            return self._ask_npm(source, component.name, component.version)
+            return self._ask_npm(source, identity.package, version)
         if source.kind == "maven":
-            return self._ask_maven(source, component)
-        return self._ask_go(source, component.name, component.version)
+            return self._ask_maven(source, identity, component)
+        return self._ask_go(source, identity.package, version)
 
     def _cached(
         self, source: SourceConfig, key: tuple[str, ...], load: Callable[[], _T | None]
@@ -684,8 +688,10 @@ class TrustedSources:
 
     # Maven -----------------------------------------------------------------
 
-    def _ask_maven(self, source: SourceConfig, component: Component) -> _Verdict:
-        group, artifact, version = component.namespace, component.name, component.version
+    def _ask_maven(
+        self, source: SourceConfig, identity: PackageIdentity, component: Component
+    ) -> _Verdict:
+        group, artifact, version = identity.namespace, identity.name, identity.version
         if not group or not version:
             return _Verdict(False, None)
         base = f"{source.base}/{quote(group.replace('.', '/'))}/{quote(artifact)}"
@@ -794,12 +800,14 @@ def export_snapshot(answers: Iterable[SourceAnswer], path: str | Path) -> int:
     return len(packages)
 
 
-def _bare(purl: str) -> str:
-    return purl.split("#", 1)[0].split("?", 1)[0]
+def _answer_url(answer: SourceAnswer) -> str | None:
+    url = answer.repository.get("url") if answer.repository is not None else None
+    return url if isinstance(url, str) else None
 
 
 class SnapshotSource:
-    """Answers from an exported snapshot, offline; an unlisted purl is not found."""
+    """Answers from an exported snapshot, offline; an unlisted package is not found (keys are
+    matched by canonical identity, origin included: see `intel/snapshot.py`)."""
 
     def __init__(self, path: str | Path) -> None:
         file = Path(path)
@@ -807,12 +815,15 @@ class SnapshotSource:
         packages = document.get("packages") if isinstance(document, dict) else None
         if not isinstance(packages, dict):
             raise InputError(f"{file}: expected a mapping with a `packages` mapping")
-        self._answers = {str(p): _answer_from(str(file), str(p), e) for p, e in packages.items()}
+        self._answers = IdentityTable(
+            ((str(p), _answer_from(str(file), str(p), e)) for p, e in packages.items()),
+            _answer_url,
+        )
 
     def lookup(self, component: Component) -> SourceAnswer:
         if not component.purl:
             return SourceAnswer(purl=None)
-        found = self._answers.get(component.purl) or self._answers.get(_bare(component.purl))
+        found = self._answers.get(component)
         return found or SourceAnswer(purl=component.purl)
 
     def lookup_many(self, components: Iterable[Component]) -> list[SourceAnswer]:

@@ -2,9 +2,10 @@
 
 The chart makes a CA and a serving certificate once and keeps them across upgrades; the
 elected replica renews them before they expire. The order keeps every request working:
-first the ValidatingWebhookConfiguration trusts both the old and the new CA, then the Secret
-gets the new certificate (each replica reloads it from its mounted files), and the old CA
-leaves the bundle at the next rotation.
+first the Validating- and MutatingWebhookConfiguration (one name; the mutating one exists with
+imageReferences: Pin) trust both the old and the new CA, then the Secret gets the new
+certificate (each replica reloads it from its mounted files), and the old CA leaves the bundle
+at the next rotation.
 """
 
 from __future__ import annotations
@@ -150,17 +151,29 @@ class CertificateRotator:
         return True
 
     def _set_ca_bundle(self, bundle: bytes) -> None:
+        from kubernetes.client.exceptions import ApiException
+
         name = self.settings.webhook_configuration
-        configuration = self.admission.read_validating_webhook_configuration(name)
         encoded = base64.b64encode(bundle).decode()
-        patch = {
-            "webhooks": [
-                {"name": hook.name, "clientConfig": {"caBundle": encoded}}
-                for hook in configuration.webhooks or []
-            ]
-        }
-        # Strategic merge keyed by webhook name: only the caBundles change.
-        self.admission.patch_validating_webhook_configuration(name, patch)
+        validating = self.admission.read_validating_webhook_configuration(name)
+        self.admission.patch_validating_webhook_configuration(name, _bundles(validating, encoded))
+        try:
+            mutating = self.admission.read_mutating_webhook_configuration(name)
+        except ApiException as exc:
+            if exc.status == 404:  # imageReferences RefuseTags or Resolve: none installed
+                return
+            raise
+        self.admission.patch_mutating_webhook_configuration(name, _bundles(mutating, encoded))
+
+
+def _bundles(configuration: Any, encoded: str) -> dict[str, Any]:
+    """A strategic-merge patch keyed by webhook name: only the caBundles change."""
+    return {
+        "webhooks": [
+            {"name": hook.name, "clientConfig": {"caBundle": encoded}}
+            for hook in configuration.webhooks or []
+        ]
+    }
 
 
 def _last_certificate(bundle: bytes) -> bytes:

@@ -19,6 +19,8 @@ from typing import Any
 
 from sbomgate.attest.trust import TrustPolicy, parse_trust_policy
 from sbomgate.errors import InputError, TrustPolicyError
+from sbomgate.identity import identity_from_purl
+from sbomgate.intel.lists import check_quarantine_entry
 from sbomgate.policy.loader import Action, Policy, load_policy
 
 GROUP = "sbomgate.dev"
@@ -189,10 +191,19 @@ def quarantine_entries(obj: Mapping[str, Any], now: str | None = None) -> list[d
         if isinstance(entry.get("versions"), str) and entry["versions"]:
             item["vers"] = entry["versions"]
         item["source"] = f"PackageQuarantine {name}"
+        # The entry as the quarantine list will read it: refused here, with the resource named,
+        # rather than skipped there.
+        check_quarantine_entry(item, f"PackageQuarantine {name}: spec.entries[{position}]")
         out.append(item)
     return out
 
 
 def quarantine_name(purl: str) -> str:
-    """One PackageQuarantine per package the Quarantine action records: a stable name."""
-    return "auto-" + hashlib.sha256(purl.lower().encode()).hexdigest()[:20]
+    """One PackageQuarantine per package the Quarantine action records: a stable name, the
+    same for every spelling of the package (canonical identity: `pkg:pypi/Idna` is `idna`, but
+    npm's `JSONStream` is not `jsonstream`)."""
+    try:
+        key = repr(identity_from_purl(purl).key)
+    except ValueError:
+        key = purl
+    return "auto-" + hashlib.sha256(key.encode()).hexdigest()[:20]

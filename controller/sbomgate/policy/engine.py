@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from sbomgate.errors import EvaluationError
+from sbomgate.identity import component_disagreements, declared_fields
+from sbomgate.intel.lists import compile_lists
 from sbomgate.policy._regorus import RegoEngine
 from sbomgate.policy.input import NO_FACTS, PackageFacts, build_input
 from sbomgate.policy.loader import Action, Policy
@@ -25,6 +27,10 @@ FactSource = Callable[[Component], PackageFacts]
 
 # Who reports a package that no trusted repository could be asked about (not a policy).
 TRUSTED_SOURCES = "sbomgate/trusted-sources"
+# Who reports a package whose license text could not be read (sbom/licenses.py).
+LICENSES = "sbomgate/licenses"
+# Who warns of a component whose name, group or version fields disagree with its purl.
+IDENTITY = "sbomgate/identity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,8 @@ class PolicyEngine:
     def __init__(self, policies: Sequence[Policy], data: Mapping[str, Any] | None = None) -> None:
         self.policies = tuple(sorted(policies, key=lambda p: (p.precedence, p.name)))
         self.data: Mapping[str, Any] = dict(data or {})
+        # The data lists, matched per package in Python (InputError for an unreadable entry).
+        self.lists = compile_lists(self.data)
 
     def _engines(self) -> dict[str, RegoEngine]:
         # regorus engines must be dropped on the thread that made them (PyO3 "unsendable"):
@@ -158,16 +166,35 @@ class PolicyEngine:
             facts=facts(sbom.subject) if facts and sbom.subject else NO_FACTS,
             image=image,
             workload=workload,
+            lists=self.lists,
         )
         # Identical components (same input) are evaluated once: documents[0] is the subject.
         documents: dict[str, int] = {_dump(subject_input): 0}
         rows: list[int] = []
         collector = _Collector()
+        # A license text license-expression failed on cannot be judged: an error, not a pass.
+        for failed in (c for c in (sbom.subject, *sbom.components) if c and c.license_error):
+            collector.errors.append(
+                EvaluationFailure(failed.purl, failed.name, LICENSES, str(failed.license_error))
+            )
+        declared = declared_fields(sbom.document)
         for component in sbom.components:
             known = facts(component) if facts else NO_FACTS
             if known.unavailable is not None:
                 collector.unavailable(component, known.unavailable)
-            document = _dump(build_input(component, facts=known, image=image, workload=workload))
+            problems = component_disagreements(component, declared)
+            if problems:
+                collector.disagrees(component, problems)
+            document = _dump(
+                build_input(
+                    component,
+                    facts=known,
+                    image=image,
+                    workload=workload,
+                    lists=self.lists,
+                    disagreements=problems,
+                )
+            )
             rows.append(documents.setdefault(document, len(documents)))
         try:
             answers = self.evaluate_documents(list(documents), only)
@@ -207,6 +234,22 @@ class _Collector:
                 TRUSTED_SOURCES,
                 f"no trusted repository could be asked about it ({why}): cannot verify",
                 fault=True,
+            )
+        )
+
+    def disagrees(self, component: Component, problems: Sequence[str]) -> None:
+        self.by_action[Action.WARN].append(
+            Finding(
+                purl=component.purl,
+                name=component.name,
+                version=component.version,
+                policy=IDENTITY,
+                title="Package identity",
+                action=Action.WARN.value,
+                reasons=(
+                    f"{component.purl}: the SBOM's fields disagree with its purl "
+                    f"({'; '.join(problems)}); sbomgate judged the package the purl names",
+                ),
             )
         )
 

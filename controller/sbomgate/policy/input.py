@@ -2,15 +2,35 @@
 
 Every key is always present; a fact we do not know is `null`, never absent, so policies written
 against Cloudsmith's cookbook (whose tests feed `license: null`, `osv: null`) behave the same.
+
+Added to Cloudsmith's shape (its fields are unchanged):
+- `identity.canonical`: the package's canonical identity (`sbomgate.identity`), which every
+  lookup used: `{type, package, version, origin, source, disagreements}`; null without a purl.
+  `disagreements` lists where the SBOM's own name, group or version fields name something else
+  than the purl.
+- `lists`: `{allow, blocklist, quarantine}`, the entries of `data.sbomgate.<list>` that name
+  this package, matched in Python against the canonical identity (`intel/lists.py`), each
+  `{entry, version, reason, uncertain}`; `uncertain` says why the version could not be
+  compared (deny lists count such a package as listed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from sbomgate.identity import PackageIdentity, identity_of
 from sbomgate.sbom.model import Component, Sbom
+
+ListMatches = Mapping[str, Sequence[Mapping[str, Any]]]
+NO_LIST_MATCHES: ListMatches = {"allow": (), "blocklist": (), "quarantine": ()}
+
+
+class ListMatcher(Protocol):
+    """The compiled data lists (`intel.lists.PackageLists`)."""
+
+    def match(self, identity: PackageIdentity | None) -> ListMatches: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +84,22 @@ def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> di
     }
 
 
-def identity_document(component: Component) -> dict[str, Any]:
+def identity_document(
+    component: Component,
+    identity: PackageIdentity | None = None,
+    disagreements: Sequence[str] = (),
+) -> dict[str, Any]:
+    canonical = None
+    if identity is not None:
+        canonical = identity.to_input()
+        canonical["disagreements"] = list(disagreements)
     return {
         "namespace": component.namespace,
         "name": component.name,
         "version": component.version,
         "qualifiers": dict(component.qualifiers),
         "format": component.format,
+        "canonical": canonical,
     }
 
 
@@ -81,12 +110,19 @@ def build_input(
     facts: PackageFacts = NO_FACTS,
     image: Mapping[str, Any] | None = None,
     workload: Mapping[str, Any] | None = None,
+    lists: ListMatcher | None = None,
+    disagreements: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """`{"v0": {...}}` for one package; pass `sbom` only for the image-level (subject) input."""
+    """`{"v0": {...}}` for one package; pass `sbom` only for the image-level (subject) input,
+    `lists` to match the data lists, `disagreements` from `identity.component_disagreements`."""
+    identity = identity_of(component) if component is not None else None
     return {
         "v0": {
             "package": package_document(component, facts) if component else None,
-            "identity": identity_document(component) if component else None,
+            "identity": (
+                identity_document(component, identity, disagreements) if component else None
+            ),
+            "lists": lists.match(identity) if lists is not None else NO_LIST_MATCHES,
             "osv": list(facts.osv) if facts.osv is not None else None,
             "vulnerabilities": (
                 list(facts.vulnerabilities) if facts.vulnerabilities is not None else None

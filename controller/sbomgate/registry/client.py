@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ import orjson
 
 from sbomgate.errors import ManifestNotFoundError, RegistryError, RegistryUnavailableError
 from sbomgate.registry.auth import CredentialStore, parse_challenge
+from sbomgate.registry.budget import ProcessBodyBudget
 from sbomgate.registry.oci import (
     ACCEPT_MANIFESTS,
     OCI_INDEX,
@@ -43,6 +45,7 @@ from sbomgate.registry.transport import (
 __all__ = ["FetchedManifest", "RegistryClient", "digest_of"]
 
 _TOKEN_MIN_LIFETIME = 60.0
+_MAX_TRACKED_HOSTS = 1024
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
@@ -85,6 +88,9 @@ class RegistryClient:
         self._tokens: dict[tuple[str, str], _Token] = {}
         self._basic_hosts: set[str] = set()
         self._lock = threading.Lock()
+        self._host_slots: dict[str, threading.BoundedSemaphore] = {}
+        # Attestation bodies held by every check in progress (registry/budget.py).
+        self.bodies = ProcessBodyBudget(self.limits.max_bytes_in_flight)
         self.requests = 0
 
     def close(self) -> None:
@@ -197,7 +203,19 @@ class RegistryClient:
         found: list[Descriptor] = []
         path: str | None = f"/v2/{image.repository}/referrers/{digest}"
         pages = 0
+        seen: set[str] = set()
         while path is not None:
+            if pages >= self.limits.max_referrer_pages or path in seen:
+                # The image's own registry content (what it links), so a refusal, not a fault.
+                why = (
+                    f"more than {self.limits.max_referrer_pages} pages"
+                    if path not in seen
+                    else "pages that link back to an earlier page"
+                )
+                raise RegistryError(
+                    image.registry, f"the referrers of {image.name}@{digest} span {why}"
+                )
+            seen.add(path)
             response = self._get(
                 image,
                 path,
@@ -275,15 +293,16 @@ class RegistryClient:
                 headers["Authorization"] = authorization
             self.requests += 1
             try:
-                response = self._transport.send(
-                    "GET",
-                    url,
-                    registry=registry,
-                    headers=headers,
-                    max_body=max_body,
-                    deadline=deadline,
-                    send_credentials_to=image.api_host,
-                )
+                with self._slot(registry, deadline):
+                    response = self._transport.send(
+                        "GET",
+                        url,
+                        registry=registry,
+                        headers=headers,
+                        max_body=max_body,
+                        deadline=deadline,
+                        send_credentials_to=image.api_host,
+                    )
             except RegistryError:
                 self._observe(registry, "error")
                 raise
@@ -300,6 +319,30 @@ class RegistryClient:
                     time.sleep(wait)
                     continue
             return self._check_status(image, response, missing_ok, what, deadline, waited)
+
+    @contextmanager
+    def _slot(self, registry: str, deadline: Deadline) -> Iterator[None]:
+        """One of the `max_requests_per_host` requests that may be in flight to `registry`,
+        waited for until the deadline (a slow registry makes reviews queue, not pile up)."""
+        limit = self.limits.max_requests_per_host
+        with self._lock:
+            slots = self._host_slots.get(registry)
+            if slots is None:
+                if len(self._host_slots) >= _MAX_TRACKED_HOSTS:
+                    # Hosts matched by a glob are attacker-chosen: forget idle ones rather than
+                    # grow; a request in flight keeps its own semaphore until it releases it.
+                    self._host_slots.clear()
+                slots = self._host_slots[registry] = threading.BoundedSemaphore(limit)
+        if not slots.acquire(timeout=max(deadline.remaining(), 0.0)):
+            raise RegistryUnavailableError(
+                registry,
+                f"timed out: {limit} requests to {registry} were already in flight and none "
+                f"finished within the {deadline.limit():.1f} s time limit",
+            )
+        try:
+            yield
+        finally:
+            slots.release()
 
     def _observe(self, registry: str, code: str) -> None:
         if self.on_response is not None:
@@ -378,14 +421,15 @@ class RegistryClient:
         if creds is not None:
             headers["Authorization"] = creds.basic_header()
         self.requests += 1
-        token_response = self._transport.send(
-            "GET",
-            url,
-            registry=image.registry,
-            headers=headers,
-            max_body=1 << 20,
-            deadline=deadline,
-        )
+        with self._slot(image.registry, deadline):
+            token_response = self._transport.send(
+                "GET",
+                url,
+                registry=image.registry,
+                headers=headers,
+                max_body=1 << 20,
+                deadline=deadline,
+            )
         if token_response.status != 200:
             raise RegistryError(
                 image.registry,

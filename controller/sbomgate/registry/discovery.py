@@ -8,8 +8,14 @@
    SBOMs (`oras attach`).
 3. Sigstore bundles as referrers (`application/vnd.dev.sigstore.bundle.v0.3+json`), what
    cosign v3 writes by default.
-4. BuildKit attestation manifests inside the image index (`vnd.docker.reference.type:
-   attestation-manifest`), whose layers are unsigned in-toto statements.
+4. BuildKit attestation manifests inside the image index (platform `unknown/unknown` and
+   `vnd.docker.reference.type: attestation-manifest`), whose layers are unsigned in-toto
+   statements. Every other index entry is runnable (a runtime picks by platform alone) and is
+   judged as a platform manifest.
+
+Each manifest and blob is fetched once per image however often it is listed, attestations are
+counted after removing repeats, and the bytes downloaded count against the image's and the
+process's budgets (registry/budget.py).
 
 Everything here is untrusted raw material for `sbomgate.attest`: discovery only fetches (with
 digest checks and size caps) and labels where each piece came from.
@@ -21,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sbomgate.errors import RegistryError
+from sbomgate.errors import ManifestNotFoundError, RegistryError
+from sbomgate.registry.budget import ImageBodies
 from sbomgate.registry.client import FetchedManifest, RegistryClient
 from sbomgate.registry.oci import (
     BUILDKIT_ATTESTATION,
@@ -31,7 +38,7 @@ from sbomgate.registry.oci import (
     IN_TOTO,
     IN_TOTO_PREDICATE_ANNOTATION,
     INDEX_TYPES,
-    MANIFEST_TYPES,
+    OCI_MANIFEST,
     SIGSTORE_BUNDLE_PREFIX,
     Descriptor,
     ImageIndex,
@@ -116,24 +123,72 @@ class DiscoveredImage:
         return self.ref.with_digest(self.digest)
 
 
+def is_attestation_entry(entry: Descriptor) -> bool:
+    """A BuildKit attestation manifest: an OCI image manifest (BuildKit writes attestations
+    with OCI media types only) on platform `unknown/unknown`, marked
+    `vnd.docker.reference.type: attestation-manifest`. Runtimes pick an index entry by platform
+    alone (containerd: the first match wins), so an entry with any other platform, media type
+    or annotation may run whatever it claims, and is judged as runnable."""
+    platform = entry.platform
+    return (
+        platform is not None
+        and platform.os == "unknown"
+        and platform.architecture == "unknown"
+        and entry.media_type == OCI_MANIFEST
+        and entry.annotations.get(BUILDKIT_REFERENCE_TYPE) == BUILDKIT_ATTESTATION
+    )
+
+
 def discover(
     client: RegistryClient,
     ref: ImageReference,
     *,
     deadline: Deadline | None = None,
     resolved: FetchedManifest | None = None,
+    want_unsigned: bool = True,
+    bodies: ImageBodies | None = None,
 ) -> DiscoveredImage:
     """Resolve `ref` and collect the attestations of its digest (and, for an index, of every
-    platform manifest in it)."""
+    platform manifest in it).
+
+    `want_unsigned=False` (no trust policy that covers the image accepts unsigned content):
+    unsigned statements and raw SBOMs are listed, so refusals can name them, but not
+    downloaded. `bodies` counts what is downloaded against the image's and the process's byte
+    budgets; the caller releases it when it no longer holds the data (by default, on return).
+    """
     deadline = deadline or Deadline.after(client.timeout)
     top = resolved or client.resolve(ref, deadline=deadline)
     image = ref.with_digest(top.digest)
-    collector = _Collector(client, image, deadline)
+    own_budget = bodies is None
+    if bodies is None:
+        bodies = ImageBodies(
+            client.bodies,
+            client.limits.max_attestation_bytes,
+            image=str(image),
+            registry=image.registry,
+        )
+    try:
+        return _discover(client, ref, top, image, deadline, want_unsigned, bodies)
+    finally:
+        if own_budget:
+            bodies.close()
+
+
+def _discover(
+    client: RegistryClient,
+    ref: ImageReference,
+    top: FetchedManifest,
+    image: ImageReference,
+    deadline: Deadline,
+    want_unsigned: bool,
+    bodies: ImageBodies,
+) -> DiscoveredImage:
+    collector = _Collector(client, image, deadline, want_unsigned, bodies)
     platforms: list[PlatformImage] = []
     if isinstance(top.manifest, ImageIndex):
         buildkit: list[tuple[int, Descriptor]] = []
         for position, entry in enumerate(top.manifest.manifests):
-            if entry.annotations.get(BUILDKIT_REFERENCE_TYPE) == BUILDKIT_ATTESTATION:
+            if is_attestation_entry(entry):
                 buildkit.append((position, entry))
             elif entry.media_type in INDEX_TYPES:
                 # A runtime may pick its image from a nested index, whose manifests would be
@@ -143,12 +198,12 @@ def discover(
                     f"index {image} lists another index at manifests[{position}] "
                     f"({entry.digest}): nested indexes are not supported (flatten it)",
                 )
-            elif entry.media_type in MANIFEST_TYPES and (
-                entry.platform is None or entry.platform.os != "unknown"
-            ):
+            else:
+                # Runnable, whatever its media type: some runtimes go by the platform and the
+                # content they fetch, not by the descriptor's media type.
                 platforms.append(PlatformImage(entry.digest, entry.platform))
         for count, limit, what in (
-            (len(platforms), MAX_PLATFORMS, "platform manifests"),
+            (len({p.digest for p in platforms}), MAX_PLATFORMS, "platform manifests"),
             (len(buildkit), MAX_BUILDKIT_ATTESTATIONS, "attestation manifests"),
         ):
             if count > limit:
@@ -172,48 +227,111 @@ def discover(
     )
 
 
+# Referrer manifests read per image: artifact types filter most referrers before they are
+# fetched, but an untyped listing (fallback tags often are) may name 1,000 of them.
+MAX_REFERRER_MANIFESTS = 128
+
+
 class _Collector:
-    def __init__(self, client: RegistryClient, image: ImageReference, deadline: Deadline) -> None:
+    def __init__(
+        self,
+        client: RegistryClient,
+        image: ImageReference,
+        deadline: Deadline,
+        want_unsigned: bool,
+        bodies: ImageBodies,
+    ) -> None:
         self.client = client
         self.image = image
         self.deadline = deadline
+        self.want_unsigned = want_unsigned
+        self.bodies = bodies
         self.found: list[FoundAttestation] = []
         self.problems: list[str] = []
+        # Each digest is fetched once per image, however often it is listed: a blob named 24
+        # times was downloaded and held 24 times.
+        self._blobs: dict[str, bytes | None] = {}
+        self._manifests: dict[str, FetchedManifest | None] = {}
+        self._seen: set[tuple[str, str, Content]] = set()
 
-    def _room(self) -> bool:
+    def _problem(self, message: str) -> None:
+        if message not in self.problems:
+            self.problems.append(message)
+
+    def _add(self, found: FoundAttestation, layer: Descriptor) -> bool:
+        """Keep `found` unless the same content for the same subject is already kept; False when
+        there is no room for another one."""
+        key = (layer.digest, found.attached_to, found.content_type)
+        if key in self._seen:
+            return True
         if len(self.found) >= self.client.limits.max_attestations:
             limit = self.client.limits.max_attestations
-            message = f"more than {limit} attestations: the rest were not read"
-            if message not in self.problems:
-                self.problems.append(message)
+            self._problem(f"more than {limit} attestations: the rest were not read")
+            return False
+        self._seen.add(key)
+        self.found.append(found)
+        return True
+
+    def _room(self, layer: Descriptor, attached_to: str, content: Content) -> bool:
+        """Whether a layer still needs reading: not a repeat, and within the count limit."""
+        if (layer.digest, attached_to, content) in self._seen:
+            return False
+        if len(self.found) >= self.client.limits.max_attestations:
+            limit = self.client.limits.max_attestations
+            self._problem(f"more than {limit} attestations: the rest were not read")
             return False
         return True
 
     def _blob(self, layer: Descriptor, where: str) -> bytes | None:
+        if layer.digest in self._blobs:
+            return self._blobs[layer.digest]
+        data: bytes | None = None
         try:
-            return self.client.get_blob(self.image, layer, deadline=self.deadline)
+            if layer.size <= self.client.limits.max_blob_bytes:  # else refused by get_blob
+                self.bodies.reserve(layer.size, f"blob {layer.digest}", self.deadline.remaining())
+            data = self.client.get_blob(self.image, layer, deadline=self.deadline)
         except RegistryError as exc:
-            if exc.__class__ is RegistryError:  # size or digest problems: this piece only
-                self.problems.append(f"{where}: {exc.message}")
-                return None
-            raise
+            if exc.__class__ not in (RegistryError, ManifestNotFoundError):
+                raise  # the registry could not be asked (a fault), or the process is full
+            # Too big, over the image's budget, not matching its digest, listed but absent:
+            # the image's own content, and this piece only.
+            self._problem(f"{where}: {exc.message}")
+        self._blobs[layer.digest] = data
+        return data
+
+    def _manifest(self, descriptor: Descriptor | None, reference: str) -> FetchedManifest | None:
+        """A manifest by digest (or the cosign tag), once per image. A referrer's or attestation
+        manifest's declared size counts against the image's budget before it is fetched."""
+        if reference in self._manifests:
+            return self._manifests[reference]
+        if descriptor is not None:
+            self.bodies.reserve(
+                min(descriptor.size, self.client.limits.max_manifest_bytes),
+                f"manifest {reference}",
+                self.deadline.remaining(),
+            )
+        fetched = self.client.get_manifest(
+            self.image, reference, deadline=self.deadline, missing_ok=True
+        )
+        self._manifests[reference] = fetched
+        return fetched
 
     def cosign_tag(self, digest: str) -> None:
         tag = digest.replace(":", "-", 1) + ".att"
-        fetched = self.client.get_manifest(self.image, tag, deadline=self.deadline, missing_ok=True)
+        fetched = self._manifest(None, tag)
         if fetched is None:
             return
         manifest = fetched.manifest
         if not isinstance(manifest, ImageManifest):
-            self.problems.append(f"tag {tag}: not an image manifest")
+            self._problem(f"tag {tag}: not an image manifest")
             return
         for position, layer in enumerate(manifest.layers):
-            if layer.media_type != DSSE_ENVELOPE or not self._room():
+            if layer.media_type != DSSE_ENVELOPE or not self._room(layer, digest, Content.DSSE):
                 continue
             where = f"tag {tag} layer {position}"
             data = self._blob(layer, where)
             if data is not None:
-                self.found.append(
+                self._add(
                     FoundAttestation(
                         layout=Layout.COSIGN_TAG,
                         content_type=Content.DSSE,
@@ -223,29 +341,40 @@ class _Collector:
                         data=data,
                         annotations=layer.annotations,
                         predicate_type_hint=layer.annotations.get("predicateType"),
-                    )
+                    ),
+                    layer,
                 )
 
     def referrers(self, digest: str) -> None:
         descriptors, how = self.client.referrers(self.image, digest, deadline=self.deadline)
         for entry in descriptors:
-            if not self._room():
+            if len(self.found) >= self.client.limits.max_attestations:
+                self._problem(
+                    f"more than {self.client.limits.max_attestations} attestations: "
+                    "the rest were not read"
+                )
                 return
             kind = entry.artifact_type or ""
             if not _interesting(kind) and kind:
                 continue  # signatures, scan reports, …: not ours to read
+            if entry.digest not in self._manifests and (
+                len(self._manifests) >= MAX_REFERRER_MANIFESTS
+            ):
+                self._problem(
+                    f"more than {MAX_REFERRER_MANIFESTS} referrer manifests to read: "
+                    "the rest were not read"
+                )
+                return
             where = f"referrer {entry.digest} ({'referrers API' if how == 'api' else 'tag'})"
-            fetched = self.client.get_manifest(
-                self.image, entry.digest, deadline=self.deadline, missing_ok=True
-            )
+            fetched = self._manifest(entry, entry.digest)
             if fetched is None:
-                self.problems.append(f"{where}: listed but not found")
+                self._problem(f"{where}: listed but not found")
                 continue
             manifest = fetched.manifest
             if not isinstance(manifest, ImageManifest):
                 continue
             if manifest.subject is not None and manifest.subject.digest != digest:
-                self.problems.append(f"{where}: its subject is {manifest.subject.digest}")
+                self._problem(f"{where}: its subject is {manifest.subject.digest}")
                 continue
             self._read_referrer(digest, where, manifest)
 
@@ -253,9 +382,9 @@ class _Collector:
         artifact_type = manifest.effective_artifact_type
         for position, layer in enumerate(manifest.layers):
             content = _content_of(layer.media_type, artifact_type)
-            if content is None or not self._room():
+            if content is None or not self._room(layer, digest, content):
                 continue
-            data = self._blob(layer, f"{where} layer {position}")
+            data = self._body(layer, f"{where} layer {position}", content)
             if data is None:
                 continue
             hint = (
@@ -266,7 +395,7 @@ class _Collector:
             if content is Content.RAW_SBOM and hint is None:
                 kind = f"{layer.media_type} {artifact_type}"
                 hint = SPDX_DOCUMENT if "spdx" in kind else CYCLONEDX_BOM
-            self.found.append(
+            self._add(
                 FoundAttestation(
                     layout=Layout.SIGSTORE_BUNDLE if content is Content.BUNDLE else Layout.REFERRER,
                     content_type=content,
@@ -276,24 +405,30 @@ class _Collector:
                     data=data,
                     annotations={**manifest.annotations, **layer.annotations},
                     predicate_type_hint=hint,
-                )
+                ),
+                layer,
             )
+
+    def _body(self, layer: Descriptor, where: str, content: Content) -> bytes | None:
+        """The layer's bytes; nothing is downloaded for unsigned content no covering trust policy
+        accepts (it is listed, empty, so the refusal can name it)."""
+        if content in (Content.STATEMENT, Content.RAW_SBOM) and not self.want_unsigned:
+            return b""
+        return self._blob(layer, where)
 
     def buildkit(self, entry: Descriptor, position: int) -> None:
         target = entry.annotations.get(BUILDKIT_REFERENCE_DIGEST, "")
         where = f"attestation manifest {entry.digest} (index entry {position})"
-        fetched = self.client.get_manifest(
-            self.image, entry.digest, deadline=self.deadline, missing_ok=True
-        )
+        fetched = self._manifest(entry, entry.digest)
         if fetched is None or not isinstance(fetched.manifest, ImageManifest):
-            self.problems.append(f"{where}: missing or not an image manifest")
+            self._problem(f"{where}: missing or not an image manifest")
             return
         for layer_position, layer in enumerate(fetched.manifest.layers):
-            if layer.media_type != IN_TOTO or not self._room():
+            if layer.media_type != IN_TOTO or not self._room(layer, target, Content.STATEMENT):
                 continue
-            data = self._blob(layer, f"{where} layer {layer_position}")
+            data = self._body(layer, f"{where} layer {layer_position}", Content.STATEMENT)
             if data is not None:
-                self.found.append(
+                self._add(
                     FoundAttestation(
                         layout=Layout.BUILDKIT,
                         content_type=Content.STATEMENT,
@@ -303,7 +438,8 @@ class _Collector:
                         data=data,
                         annotations=layer.annotations,
                         predicate_type_hint=layer.annotations.get(IN_TOTO_PREDICATE_ANNOTATION),
-                    )
+                    ),
+                    layer,
                 )
 
 

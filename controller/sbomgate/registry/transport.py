@@ -51,7 +51,17 @@ class RegistryLimits:
     max_manifest_bytes: int = 4 * MiB
     max_blob_bytes: int = 64 * MiB
     max_referrers: int = 1000
-    max_attestations: int = 64
+    # Pages of one referrers listing: a registry whose `Link: rel=next` never ends must not hold
+    # a check until its deadline (and then look like a fault).
+    max_referrer_pages: int = 32
+    max_attestations: int = 64  # distinct ones: the same blob listed again counts once
+    # Attestation bodies one image may make us download and hold (its own content: over it is
+    # the image's failure), and all checks in progress together (see registry/budget.py).
+    max_attestation_bytes: int = 128 * MiB
+    max_bytes_in_flight: int = 256 * MiB
+    # Requests in flight to one registry host: a burst of reviews against a slow registry
+    # queues here (each wait bounded by its deadline) instead of opening ever more connections.
+    max_requests_per_host: int = 8
     max_redirects: int = 3
     connect_timeout: float = 3.0
     read_timeout: float = 10.0

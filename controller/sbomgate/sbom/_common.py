@@ -133,10 +133,12 @@ def purl_or_error(purl: str, path: str) -> ParsedPurl:
 
 def component_from_parts(
     parsed: ParsedPurl | None,
+    *,
     name: str | None,
     version: str | None,
     license_: str | None,
     raw_license: str | None,
+    license_error: str | None,
     hashes: dict[str, str],
     bom_ref: str | None,
 ) -> Component:
@@ -147,6 +149,7 @@ def component_from_parts(
             version=version,
             license=license_,
             raw_license=raw_license,
+            license_error=license_error,
             hashes=hashes,
             bom_ref=bom_ref,
         )
@@ -165,6 +168,7 @@ def component_from_parts(
         format=format_for_purl_type(ptype),
         license=license_,
         raw_license=raw_license,
+        license_error=license_error,
         hashes=hashes,
         bom_ref=bom_ref,
     )

@@ -3,7 +3,7 @@ subject and flattened components. This is the admission hot path: keep it lean."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sbomgate.sbom._common import (
     Invalid,
@@ -16,17 +16,21 @@ from sbomgate.sbom._common import (
 )
 from sbomgate.sbom.licenses import (
     UNKNOWN_LICENSES,
+    Entry,
+    LicenseLibraryError,
     LicenseSyntaxError,
     combine_and,
-    license_from_id,
-    license_from_name,
     normalise_expression,
 )
 from sbomgate.sbom.model import Component
 
-__all__ = ["SUPPORTED_VERSIONS", "read_cyclonedx"]
+__all__ = ["PEDIGREE_LISTS", "SUPPORTED_VERSIONS", "read_cyclonedx"]
 
 SUPPORTED_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6")
+_LICENSE_KEYS: tuple[Literal["id", "name"], ...] = ("id", "name")
+# A component's pedigree lists other components it was derived from (ancestors), that were
+# derived from it (descendants) or that are variants of it: each is a package too, and is judged.
+PEDIGREE_LISTS = ("ancestors", "descendants", "variants")
 
 
 def check_spec_version(spec: Any) -> str:
@@ -53,10 +57,8 @@ def read_cyclonedx(
         main = metadata.get("component")
         if main is not None:
             subject = _component(main, "metadata.component")
-            nested = main.get("components")
-            if nested is not None:
-                # Sub-components of the subject are packages of the image too.
-                _walk(nested, "metadata.component.components", 2, limits, out)
+            # Sub-components of the subject (and its pedigree) are packages of the image too.
+            _children(main, "metadata.component", 2, limits, out)
     components = doc.get("components")
     if components is not None:
         _walk(components, "components", 1, limits, out)
@@ -64,7 +66,7 @@ def read_cyclonedx(
 
 
 def _walk(items: Any, path: str, depth: int, limits: Limits, out: list[Component]) -> None:
-    """Depth-first, document order: a component, then its nested components."""
+    """Depth-first, document order: a component, its nested components, then its pedigree's."""
     if type(items) is not list:
         raise Invalid(f"{path}: expected an array, got {describe(items)}")
     if depth > limits.max_depth:
@@ -74,9 +76,25 @@ def _walk(items: Any, path: str, depth: int, limits: Limits, out: list[Component
     for i, item in enumerate(items):
         append(_component(item, path, i))
         if type(item) is dict:
-            nested = item.get("components")
-            if nested is not None:
-                _walk(nested, f"{path}[{i}].components", depth + 1, limits, out)
+            _children(item, f"{path}[{i}]", depth + 1, limits, out)
+
+
+def _children(
+    item: dict[str, Any], path: str, depth: int, limits: Limits, out: list[Component]
+) -> None:
+    """The components under one component: `components[]`, and its pedigree's lists."""
+    nested = item.get("components")
+    if nested is not None:
+        _walk(nested, f"{path}.components", depth, limits, out)
+    pedigree = item.get("pedigree")
+    if pedigree is None:
+        return
+    if type(pedigree) is not dict:
+        raise Invalid(f"{path}.pedigree: expected an object, got {describe(pedigree)}")
+    for key in PEDIGREE_LISTS:
+        related = pedigree.get(key)
+        if related is not None:
+            _walk(related, f"{path}.pedigree.{key}", depth, limits, out)
 
 
 def _component(obj: Any, path: str, index: int | None = None) -> Component:
@@ -104,9 +122,10 @@ def _component(obj: Any, path: str, index: int | None = None) -> Component:
 
     license_: str | None = None
     raw_license: str | None = None
+    license_error: str | None = None
     licenses = get("licenses")
     if licenses:
-        license_, raw_license = _licenses(licenses, path, index)
+        license_, raw_license, license_error = _licenses(licenses, path, index)
 
     raw_hashes = get("hashes")
     hashes = (
@@ -115,76 +134,85 @@ def _component(obj: Any, path: str, index: int | None = None) -> Component:
         else {}
     )
 
-    return component_from_parts(parsed, name, version, license_, raw_license, hashes, bom_ref)
+    return component_from_parts(
+        parsed,
+        name=name,
+        version=version,
+        license_=license_,
+        raw_license=raw_license,
+        license_error=license_error,
+        hashes=hashes,
+        bom_ref=bom_ref,
+    )
 
 
 def _at(path: str, index: int | None) -> str:
     return path if index is None else f"{path}[{index}]"
 
 
-def _licenses(licenses: Any, path: str, index: int | None) -> tuple[str | None, str | None]:
-    """CycloneDX `licenses[]` -> (SPDX expression or None, raw text)."""
+def _licenses(
+    licenses: Any, path: str, index: int | None
+) -> tuple[str | None, str | None, str | None]:
+    """CycloneDX `licenses[]` -> (SPDX expression or None, raw text, license error or None)."""
     if type(licenses) is not list:
         raise Invalid(f"{_at(path, index)}.licenses: expected an array, got {describe(licenses)}")
-    expressions: list[str] = []
+    entries: list[Entry] = []
     raws: list[str] = []
     for j, entry in enumerate(licenses):
         if type(entry) is not dict:
-            raise Invalid(
-                f"{_at(path, index)}.licenses[{j}]: expected an object, got {describe(entry)}"
-            )
+            raise Invalid(f"{_entry(path, index, j)}: expected an object, got {describe(entry)}")
         expression = entry.get("expression")
         if expression is not None:
             if type(expression) is not str:
                 raise Invalid(
-                    f"{_at(path, index)}.licenses[{j}].expression: expected a string, "
+                    f"{_entry(path, index, j)}.expression: expected a string, "
                     f"got {describe(expression)}"
                 )
             text = expression.strip()
             raws.append(text)
-            if text in UNKNOWN_LICENSES:
-                continue
-            try:
-                expressions.append(normalise_expression(text))
-            except LicenseSyntaxError as exc:
-                raise Invalid(
-                    f"{_at(path, index)}.licenses[{j}].expression: invalid SPDX license "
-                    f"expression {text!r}: {exc}"
-                ) from None
+            if text not in UNKNOWN_LICENSES:
+                _check_syntax(text, path, index, j)
+                entries.append(("expression", text))
             continue
         lic = entry.get("license")
         if lic is None:
             continue
         if type(lic) is not dict:
             raise Invalid(
-                f"{_at(path, index)}.licenses[{j}].license: expected an object, got {describe(lic)}"
+                f"{_entry(path, index, j)}.license: expected an object, got {describe(lic)}"
             )
-        lid = lic.get("id")
-        if lid is not None:
-            if type(lid) is not str:
+        for key in _LICENSE_KEYS:  # an id when there is one, else the name
+            value = lic.get(key)
+            if value is None:
+                continue
+            if type(value) is not str:
                 raise Invalid(
-                    f"{_at(path, index)}.licenses[{j}].license.id: expected a string, "
-                    f"got {describe(lid)}"
+                    f"{_entry(path, index, j)}.license.{key}: expected a string, "
+                    f"got {describe(value)}"
                 )
-            text = lid.strip()
+            text = value.strip()
             raws.append(text)
             if text not in UNKNOWN_LICENSES:
-                expressions.append(license_from_id(text))
-            continue
-        lname = lic.get("name")
-        if lname is not None:
-            if type(lname) is not str:
-                raise Invalid(
-                    f"{_at(path, index)}.licenses[{j}].license.name: expected a string, "
-                    f"got {describe(lname)}"
-                )
-            text = lname.strip()
-            raws.append(text)
-            if text not in UNKNOWN_LICENSES:
-                expressions.append(license_from_name(text))
+                entries.append((key, text))
+            break
     raw = " AND ".join(raws) if raws else None
-    if not expressions:
-        return None, raw
-    if len(expressions) == 1:
-        return expressions[0], raw
-    return combine_and(tuple(expressions)), raw
+    try:
+        return combine_and(tuple(entries)), raw, None
+    except LicenseLibraryError as exc:
+        return None, raw, str(exc)
+
+
+def _entry(path: str, index: int | None, j: int) -> str:
+    return f"{_at(path, index)}.licenses[{j}]"
+
+
+def _check_syntax(text: str, path: str, index: int | None, j: int) -> None:
+    """An expression entry that is not an expression is the document's error, said where."""
+    try:
+        normalise_expression(text)
+    except LicenseSyntaxError as exc:
+        raise Invalid(
+            f"{_entry(path, index, j)}.expression: invalid SPDX license expression {text!r}: {exc}"
+        ) from None
+    except LicenseLibraryError:
+        pass  # not the document's syntax: reported for the component (license_error)

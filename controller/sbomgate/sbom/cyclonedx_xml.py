@@ -14,7 +14,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from sbomgate.sbom._common import Invalid, shown
-from sbomgate.sbom.cyclonedx import check_spec_version
+from sbomgate.sbom.cyclonedx import PEDIGREE_LISTS, check_spec_version
 
 __all__ = ["CYCLONEDX_XML_NS", "xml_to_cyclonedx"]
 
@@ -130,6 +130,18 @@ def _component(elem: Element, q: str, path: str, depth: int, max_depth: int) -> 
             ]
         elif local == "components":
             out["components"] = _components(child, q, f"{path}.components", depth + 1, max_depth)
+        elif local == "pedigree":
+            out["pedigree"] = _pedigree(child, q, f"{path}.pedigree", depth + 1, max_depth)
+    return out
+
+
+def _pedigree(elem: Element, q: str, path: str, depth: int, max_depth: int) -> dict[str, Any]:
+    """The component lists of a `<pedigree>` (commits, patches and notes are not packages)."""
+    out: dict[str, Any] = {}
+    for key in PEDIGREE_LISTS:
+        found = elem.find(q + key)
+        if found is not None:
+            out[key] = _components(found, q, f"{path}.{key}", depth, max_depth)
     return out
 
 

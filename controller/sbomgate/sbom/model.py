@@ -18,6 +18,9 @@ class Component:
     `format` is Cloudsmith's slug derived from the purl type (`python`, `npm`, ...) or None when
     there is no purl. `license` is one SPDX expression, or None when unknown
     (absent, NOASSERTION, NONE); `raw_license` is what the document said, verbatim-ish.
+    Licenses not on the SPDX list are `LicenseRef-...` in `license` (sbom/licenses.py says
+    exactly what it holds). `license_error` is set when license-expression failed on the
+    license text: its license cannot be judged, which is an error for the package.
     `hashes` maps a lower-case algorithm name without dashes (`sha256`, `sha1`, `sha512`, `md5`)
     to a lower-case hex digest.
     """
@@ -33,6 +36,7 @@ class Component:
     raw_license: str | None = None
     hashes: Mapping[str, str] = field(default_factory=dict)
     bom_ref: str | None = None
+    license_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,12 @@ from sbomgate.sbom._common import (
     read_hashes,
     shown,
 )
-from sbomgate.sbom.licenses import UNKNOWN_LICENSES, LicenseSyntaxError, normalise_expression
+from sbomgate.sbom.licenses import (
+    UNKNOWN_LICENSES,
+    LicenseLibraryError,
+    LicenseSyntaxError,
+    normalise_expression,
+)
 from sbomgate.sbom.model import Component
 from sbomgate.sbom.purl import ParsedPurl
 
@@ -62,13 +67,17 @@ def read_spdx(
     components: list[Component] = []
     converted: list[dict[str, Any]] = []
     for i, pkg in enumerate(packages):
-        component, purpose = _package(pkg, i)
-        if subject is None and described is not None and component.bom_ref == described:
-            subject = component
-            subject_doc = _to_cyclonedx(component, purpose or "application")
-            continue
-        components.append(component)
-        converted.append(_to_cyclonedx(component, purpose or "library"))
+        found, purpose = _package(pkg, i)
+        limits.add(len(found) - 1)
+        if subject is None and described is not None and found[0].bom_ref == described:
+            # The described package's first purl is the subject; any other purl it lists
+            # is judged as a package like every other.
+            subject = found[0]
+            subject_doc = _to_cyclonedx(subject, purpose or "application")
+            found = found[1:]
+        for component in found:
+            components.append(component)
+            converted.append(_to_cyclonedx(component, purpose or "library"))
 
     metadata: dict[str, Any] = {
         "properties": [{"name": "sbomgate:converted-from", "value": spec}],
@@ -122,7 +131,10 @@ def _described(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def _package(pkg: Any, i: int) -> tuple[Component, str | None]:
+def _package(pkg: Any, i: int) -> tuple[tuple[Component, ...], str | None]:
+    """One Component per distinct package-manager purl the package lists (each keeping the
+    package's name, version, license and hashes: a second purl is not a detail to drop, it
+    may name another package), or one without a purl."""
     path = f"packages[{i}]"
     if type(pkg) is not dict:
         raise Invalid(f"{path}: expected an object, got {describe(pkg)}")
@@ -137,28 +149,64 @@ def _package(pkg: Any, i: int) -> tuple[Component, str | None]:
     if spdx_id is not None and type(spdx_id) is not str:
         raise Invalid(f"{path}.SPDXID: expected a string, got {describe(spdx_id)}")
 
-    parsed: ParsedPurl | None = None
-    refs = get("externalRefs")
-    if refs is not None:
-        if type(refs) is not list:
-            raise Invalid(f"{path}.externalRefs: expected an array, got {describe(refs)}")
-        for j, ref in enumerate(refs):
-            if type(ref) is not dict:
-                raise Invalid(f"{path}.externalRefs[{j}]: expected an object, got {describe(ref)}")
-            if ref.get("referenceType") != "purl":
-                continue
-            category = ref.get("referenceCategory")
-            if not isinstance(category, str) or category not in _PURL_CATEGORIES:
-                continue  # not a package manager reference (a list or object is no category)
-            locator = ref.get("referenceLocator")
-            where = f"{path}.externalRefs[{j}].referenceLocator"
-            if type(locator) is not str:
-                raise Invalid(f"{where}: expected a string, got {describe(locator)}")
-            parsed = purl_or_error(locator, where)
-            break
-    if parsed is None and not name:
+    purls = _purls(get("externalRefs"), path)
+    if not purls and not name:
         raise Invalid(f"{path}: package has neither a name nor a purl")
+    license_, raw_license, license_error = _license(get, path)
 
+    checksums = get("checksums")
+    hashes = (
+        read_hashes(checksums, f"{path}.checksums", "algorithm", "checksumValue")
+        if checksums is not None
+        else {}
+    )
+
+    purpose = get("primaryPackagePurpose")
+    kind = _PURPOSE.get(purpose) if isinstance(purpose, str) else None
+    targets: list[ParsedPurl | None] = [*purls] if purls else [None]
+    components = tuple(
+        component_from_parts(
+            parsed,
+            name=name,
+            version=version,
+            license_=license_,
+            raw_license=raw_license,
+            license_error=license_error,
+            hashes=hashes,
+            bom_ref=spdx_id,
+        )
+        for parsed in targets
+    )
+    return components, kind
+
+
+def _purls(refs: Any, path: str) -> list[ParsedPurl]:
+    """Every package-manager purl in `externalRefs`, in order, each once."""
+    if refs is None:
+        return []
+    if type(refs) is not list:
+        raise Invalid(f"{path}.externalRefs: expected an array, got {describe(refs)}")
+    found: dict[str, ParsedPurl] = {}
+    for j, ref in enumerate(refs):
+        if type(ref) is not dict:
+            raise Invalid(f"{path}.externalRefs[{j}]: expected an object, got {describe(ref)}")
+        if ref.get("referenceType") != "purl":
+            continue
+        category = ref.get("referenceCategory")
+        if not isinstance(category, str) or category not in _PURL_CATEGORIES:
+            continue  # not a package manager reference (a list or object is no category)
+        locator = ref.get("referenceLocator")
+        where = f"{path}.externalRefs[{j}].referenceLocator"
+        if type(locator) is not str:
+            raise Invalid(f"{where}: expected a string, got {describe(locator)}")
+        parsed = purl_or_error(locator, where)
+        found.setdefault(parsed.canonical, parsed)
+    return list(found.values())
+
+
+def _license(get: Any, path: str) -> tuple[str | None, str | None, str | None]:
+    """(normalised expression, raw text, license error): licenseConcluded, else
+    licenseDeclared; NOASSERTION and NONE say nothing."""
     license_: str | None = None
     raw_license: str | None = None
     for field in ("licenseConcluded", "licenseDeclared"):
@@ -178,22 +226,11 @@ def _package(pkg: Any, i: int) -> tuple[Component, str | None]:
             raise Invalid(
                 f"{path}.{field}: invalid SPDX license expression {text!r}: {exc}"
             ) from None
-        raw_license = text
-        break
-
-    checksums = get("checksums")
-    hashes = (
-        read_hashes(checksums, f"{path}.checksums", "algorithm", "checksumValue")
-        if checksums is not None
-        else {}
-    )
-
-    purpose = get("primaryPackagePurpose")
-    kind = _PURPOSE.get(purpose) if isinstance(purpose, str) else None
-    return (
-        component_from_parts(parsed, name, version, license_, raw_license, hashes, spdx_id),
-        kind,
-    )
+        except LicenseLibraryError as exc:
+            return None, text, str(exc)
+        if license_ is not None:
+            return license_, text, None
+    return None, raw_license, None
 
 
 def _to_cyclonedx(c: Component, kind: str) -> dict[str, Any]:
