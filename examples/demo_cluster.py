@@ -1,7 +1,8 @@
 """`make demo`, part 2: the local stack, a good workload admitted and a bad one refused.
 
 Brings up, on loopback: Debian's distribution registry, etcd + kube-apiserver (built by
-`make tools`), and `sbomgate serve` registered as the cluster's validating webhook. Pushes two
+`make tools`), and `sbomgate serve` registered as the cluster's mutating webhook (it pins each
+tag to the digest it judges) and validating webhook. Pushes two
 images whose SBOMs are signed with the real cosign: `demo/web` (clean) and `demo/api`, whose
 SBOM pulls in `reqeusts` (a slopsquat of requests), the `ctx` malware and a copyleft package.
 Then shows what a CI pipeline sees (`sbomgate verify`) and what a person sees (`kubectl
@@ -23,7 +24,11 @@ import yaml  # noqa: E402
 from kube_cluster import start_kube_cluster  # noqa: E402
 from oci_builder import cosign_attest, cosign_keypair, push_image  # noqa: E402
 from registry_servers import start_distribution  # noqa: E402
-from test_e2e_kubernetes import deployment, start_sbomgate  # noqa: E402
+from test_e2e_kubernetes import (  # noqa: E402
+    deployment,
+    register_mutating_webhook,
+    start_sbomgate,
+)
 
 SBOMGATE = str(ROOT / ".venv" / "bin" / "sbomgate")
 TRUST = """\
@@ -98,11 +103,13 @@ def main() -> int:
                 )
                 print(f"(exit code {code})")
 
-            step("cluster: sbomgate serve as the validating admission webhook")
-            gate = start_sbomgate(work / "gate", cluster, [registry], trust)
+            step("cluster: sbomgate serve as the mutating and validating admission webhook")
+            gate = start_sbomgate(work / "gate", cluster, [registry], trust, imageReferences="Pin")
             cluster.create_namespace("shop")
+            register_mutating_webhook(cluster, "sbomgate", gate.mutate_url, cluster.ca.cert_pem)
             cluster.register_validating_webhook("sbomgate", gate.url, cluster.ca.cert_pem)
-            print(f"webhook {gate.url} registered (failurePolicy: Fail)")
+            print(f"webhooks {gate.mutate_url} (tags pinned to digests) and {gate.url}")
+            print("registered (failurePolicy: Fail)")
             for name, image in (("web", web), ("api", api)):
                 manifest = work / f"{name}.yaml"
                 manifest.write_text(yaml.safe_dump(deployment(name, image.ref, "shop")))
@@ -129,6 +136,21 @@ def main() -> int:
                     "shop",
                 ],
                 "kubectl get deployments -n shop",
+            )
+            print()
+            show(
+                [
+                    str(ROOT / ".cache" / "bin" / "kubectl"),
+                    f"--kubeconfig={cluster.kubeconfig}",
+                    "get",
+                    "deployment",
+                    "web",
+                    "-n",
+                    "shop",
+                    "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image}{'\\n'}",
+                ],
+                "kubectl get deployment web -n shop -o jsonpath=...image    # the digest judged",
             )
         finally:
             step("tearing down")

@@ -2,9 +2,10 @@
 single-flight. Its callers' keys (and why each part is in them) are in sbomgate/cache_keys.py.
 
 Digests name immutable content, so a verified result stays right until what else is in the
-key changes (the repository, the trust policies) or its TTL ends. Refusals are kept for a short negative TTL
-(so a storm of Pods with a bad image does not hammer the registry); infrastructure faults are
-not kept at all. Concurrent lookups of the same key wait for the one load in flight.
+key changes (the repository, the trust policies) or its TTL ends. Refusals are kept for a
+short negative TTL (so a storm of Pods with a bad image does not hammer the registry);
+infrastructure faults are not kept at all. Concurrent lookups of the same key wait for the
+one load in flight.
 """
 
 from __future__ import annotations

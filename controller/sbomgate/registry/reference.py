@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sbomgate.errors import InputError
 
@@ -25,6 +26,8 @@ _HOSTNAME = re.compile(
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9]+)?\]")
 _PORT = re.compile(r"[0-9]{1,5}")
 MAX_NAME_LENGTH = 255
+# Whitespace (as str.isspace has it: `\s` is the same set) and control characters.
+_UNSAFE = re.compile(r"[\s\x00-\x1f]")
 
 
 def is_digest(value: str) -> bool:
@@ -110,9 +113,14 @@ def parse_reference(ref: str) -> ImageReference:
     """Parse and normalise `ref`; raises InputError with the reason when it is not valid."""
     if not isinstance(ref, str) or not ref:
         raise _bad(str(ref), "empty")
+    return _parse(ref)
+
+
+@lru_cache(maxsize=4096)  # every review parses its references several times (pin, check, scope)
+def _parse(ref: str) -> ImageReference:
     if len(ref) > 2 * MAX_NAME_LENGTH + 200:
         raise _bad(ref, "too long")
-    if any(c.isspace() or ord(c) < 0x20 for c in ref):
+    if _UNSAFE.search(ref):
         raise _bad(ref, "contains whitespace or control characters")
     if "://" in ref:
         raise _bad(ref, "a reference has no scheme (drop the http:// or https://)")
