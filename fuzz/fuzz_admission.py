@@ -37,7 +37,8 @@ import regorus  # noqa: F401  isort: skip
 with atheris.instrument_imports(include=["sbomgate"]):
     from sbomgate.admission import OPERATIONS
     from sbomgate.config import ServeConfig
-    from sbomgate.webhook import Metrics, _review, _review_policy, _uid, build_controller
+    from sbomgate.review import uid_of
+    from sbomgate.webhook import Metrics, _review, _review_policy, build_controller
     from sbomgate.workload import POD_SPEC_PATHS, WorkloadError, read_workload
 
 API = "admission.k8s.io/v1"
@@ -259,7 +260,7 @@ def check_body(raw: bytes) -> None:
         fuzzlib.check(not allowed, "a workload with unverifiable images was allowed")
     policy = _review_policy(raw)
     ERRORS.raise_first()
-    answer_of(policy, body, bool(_uid(body)))
+    answer_of(policy, body, bool(uid_of(body)))
     fuzzlib.check(not NETWORK_USED, f"the network was used: {NETWORK_USED}")
     check_metrics()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,96 @@ def test_bad_facts_snapshot(tmp_path: Path, content: str, message: str) -> None:
     proc = run("eval", "--sbom", str(EXAMPLES / "good-app.cdx.json"), "--facts", str(path))
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- user mistakes
+
+GOOD_SBOM = str(EXAMPLES / "good-app.cdx.json")
+
+
+def _file(path: Path, content: bytes) -> str:
+    path.write_bytes(content)
+    return str(path)
+
+
+def _trust(work: Path) -> str:
+    from oci_builder import offline_trust_file
+
+    return str(offline_trust_file(work))
+
+
+def _rego_dir(work: Path) -> str:
+    (work / "rego").mkdir()
+    (work / "rego" / "p.rego").write_bytes(b"\x00\xff not rego")
+    return str(work / "rego")
+
+
+# Each: the arguments (given a scratch directory), and the path the message must name.
+USER_MISTAKES: dict[str, Callable[[Path], tuple[list[str], str]]] = {
+    "osv-missing": lambda t: (["eval", "--sbom", GOOD_SBOM, "--osv", f"{t}/all.zip"], "all.zip"),
+    "osv-garbage": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--osv", _file(t / "all.zip", b"not a zip")],
+        "all.zip",
+    ),
+    "osv-garbage-json": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--osv", _file(t / "osv.json", b"{nope")],
+        "osv.json",
+    ),
+    "facts-missing": lambda t: (["eval", "--sbom", GOOD_SBOM, "--facts", f"{t}/f.yaml"], "f.yaml"),
+    "facts-garbage": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--facts", _file(t / "f.yaml", b"\x00\xff{")],
+        "f.yaml",
+    ),
+    "data-missing": lambda t: (["eval", "--sbom", GOOD_SBOM, "--data", f"{t}/d.yaml"], "d.yaml"),
+    "data-garbage": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--data", _file(t / "d.yaml", b"\x00\xff{")],
+        "d.yaml",
+    ),
+    "policies-missing": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--policies", f"{t}/nowhere"],
+        "nowhere",
+    ),
+    "policies-garbage": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--policies", _rego_dir(t)],
+        "p.rego",
+    ),
+    "sbom-missing": lambda t: (["eval", "--sbom", f"{t}/s.json"], "s.json"),
+    "sbom-garbage": lambda t: (["eval", "--sbom", _file(t / "s.json", b"\x00\xff{")], "s.json"),
+    "trust-missing": lambda t: (
+        ["verify", "localhost:1/app:1", "--trust", f"{t}/t.yaml"],
+        "t.yaml",
+    ),
+    "trust-garbage": lambda t: (
+        ["verify", "localhost:1/app:1", "--trust", _file(t / "t.yaml", b"\x00\xff{")],
+        "t.yaml",
+    ),
+    "registry-ca-missing": lambda t: (
+        ["verify", "localhost:1/app:1", "--trust", _trust(t), "--registry-ca", f"{t}/ca.pem"],
+        "ca.pem",
+    ),
+    "registry-ca-garbage": lambda t: (
+        [
+            "verify",
+            "localhost:1/app:1",
+            "--trust",
+            _trust(t),
+            "--registry-ca",
+            _file(t / "ca.pem", b"not a certificate"),
+        ],
+        "ca.pem",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(USER_MISTAKES))
+def test_user_mistake_is_one_line_exit_2_never_internal_error(tmp_path: Path, case: str) -> None:
+    """A file given on the command line that is missing or unreadable is the user's to fix:
+    one line naming it, exit 2; never "internal error" (the wording of sbomgate's own bugs)."""
+    args, named = USER_MISTAKES[case](tmp_path)
+    proc = run(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and named in lines[0], lines[0]
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

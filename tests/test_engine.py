@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sbomgate.errors import InputError, PolicyLoadError
+from sbomgate.output import json as json_output
 from sbomgate.policy import Action, PolicyEngine, load_policy, load_policy_dir
 from sbomgate.policy.input import PackageFacts, build_input
 from sbomgate.sbom import Component, Sbom
@@ -209,7 +210,7 @@ def test_quarantine_denies() -> None:
     )
     verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil")))
     assert not verdict.allowed
-    assert verdict.violations[0].action == "Quarantine"
+    assert verdict.violations[0].action is Action.QUARANTINE
 
 
 def test_disabled_policy_does_not_run() -> None:
@@ -230,7 +231,7 @@ def test_evaluation_error_is_reported_and_denies() -> None:
     assert not verdict.allowed
     assert {e.policy for e in verdict.errors} == {"conflict"}
     assert "conflict" in verdict.errors[0].message
-    assert verdict.to_json()["summary"]["errors"] == len(verdict.errors)
+    assert json_output.document(verdict)["summary"]["errors"] == len(verdict.errors)
 
 
 def test_builtin_errors_are_undefined_like_opa() -> None:

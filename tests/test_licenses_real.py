@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sbomgate.errors import SbomError
+from sbomgate.output import json as json_output
 from sbomgate.policy import PolicyEngine, build_input, load_policy
 from sbomgate.policy.engine import LICENSES
 from sbomgate.sbom import Component, Sbom, _licensing, _spdx_list, licenses, parse_sbom
@@ -589,7 +590,7 @@ def test_library_failure_is_an_error_in_the_verdict(failing_library: None, data:
     assert "AttributeError" in component.license_error
     verdict = engine(None).evaluate_sbom(sbom)
     assert not verdict.allowed
-    assert verdict.to_json()["summary"]["errors"] == 1
+    assert json_output.document(verdict)["summary"]["errors"] == 1
     (error,) = verdict.errors
     assert (error.purl, error.policy) == (component.purl, LICENSES)
     assert "license-expression failed on" in error.message

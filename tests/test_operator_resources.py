@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from sbomgate.admission import in_scope, selector_matches
 from sbomgate.errors import SbomgateError
 from sbomgate.operator import resources
 from sbomgate.policy.loader import Action
+from sbomgate.policy.scope import in_scope, selector_matches
 
 REGO = 'package cloudsmith\nimport rego.v1\nmatch if input.v0.package.name == "x"\n'
 

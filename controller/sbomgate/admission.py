@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
-from sbomgate.attest.trust import glob_to_regex
+from sbomgate._internal.deadline import Deadline
+from sbomgate.actions import Action
 from sbomgate.cache_keys import policy_set_fingerprint, reads_workload, verdict_key
 from sbomgate.config import ImageReferences, Mode, ServeConfig
 from sbomgate.errors import InputError
@@ -35,7 +35,10 @@ from sbomgate.intel.facts import prefetch
 from sbomgate.mutation import Pin, encoded_patch, pin_targets
 from sbomgate.policy import PolicyEngine
 from sbomgate.policy.engine import FactSource
-from sbomgate.registry import Deadline, parse_reference
+from sbomgate.policy.scope import in_scope
+from sbomgate.problems import Problem, ProblemKind
+from sbomgate.registry import parse_reference
+from sbomgate.review import AdmissionRequest, AdmissionReviewResponse, allow, deny, request_of
 from sbomgate.verdict import Finding, ImageReport, Verdict
 from sbomgate.workload import (
     MAX_DISTINCT_IMAGES,
@@ -48,7 +51,6 @@ from sbomgate.workload import (
 
 log = logging.getLogger("sbomgate.admission")
 
-API_VERSION = "admission.k8s.io/v1"
 MAX_WARNING_LENGTH = 256  # the API server drops longer warnings
 MAX_WARNINGS = 20
 MAX_MESSAGE_CHARS = 8000
@@ -60,10 +62,6 @@ MAX_PATHS_SHOWN = 3  # container paths named per image in a line (then "and N mo
 
 # A message line, or a finding to format into one when (and only if) it is shown.
 Line = str | tuple[Callable[[Finding, str], str], Finding, str]
-
-
-class AdmissionFormatError(ValueError):
-    """The body is not an AdmissionReview we can answer (no uid to answer to)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,28 +164,30 @@ class AdmissionController:
 
     # -- the AdmissionReview -----------------------------------------------------------
 
-    def review(self, body: Any, *, deadline: Deadline | None = None) -> dict[str, Any]:
+    def review(self, body: Any, *, deadline: Deadline | None = None) -> AdmissionReviewResponse:
         """The AdmissionReview response for a request body (parsed JSON). `deadline`: when the
         answer is due, counted from the request's arrival (default: admissionDeadline from now),
         so that time spent waiting to start counts against it."""
         started = time.monotonic()
-        request = _request_of(body)
+        request = request_of(body)
         uid = request["uid"]
         kind = _kind_of(request)
         operation = str(request.get("operation") or "")
         decision = self.decide(request, deadline=deadline)
-        response: dict[str, Any] = {"uid": uid, "allowed": decision.allowed}
-        if not decision.allowed:
-            response["status"] = {
-                "code": 403,
-                "reason": "Forbidden",
-                "message": decision.message,
-            }
-        if decision.warnings:
-            response["warnings"] = list(decision.warnings)
         digests = sorted({i.digest for i in decision.images if i.digest})
-        if digests:
-            response["auditAnnotations"] = {"images": ",".join(digests)[:2000]}
+        annotations = {"images": ",".join(digests)[:2000]} if digests else None
+        answer = (
+            allow(uid, warnings=decision.warnings, audit_annotations=annotations)
+            if decision.allowed
+            else deny(
+                uid,
+                code=403,
+                reason="Forbidden",
+                message=decision.message,
+                warnings=decision.warnings,
+                audit_annotations=annotations,
+            )
+        )
         if self.side_effects is not None and not request.get("dryRun") and not decision.skipped:
             self._pool.submit(self._after, request, decision)
         seconds = time.monotonic() - started
@@ -199,16 +199,16 @@ class AdmissionController:
             seconds,
         )
         self._log(request, kind, decision, seconds)
-        return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+        return answer
 
-    def _after(self, request: Mapping[str, Any], decision: Decision) -> None:
+    def _after(self, request: AdmissionRequest, decision: Decision) -> None:
         assert self.side_effects is not None
         try:
             self.side_effects.after(request, decision)
         except Exception:  # a side effect must never take the webhook down
             log.exception("side effects of an admission failed")
 
-    def decide(self, request: Mapping[str, Any], *, deadline: Deadline | None = None) -> Decision:
+    def decide(self, request: AdmissionRequest, *, deadline: Deadline | None = None) -> Decision:
         found = self.workload_of(request)
         if isinstance(found, Decision):
             return found
@@ -216,12 +216,12 @@ class AdmissionController:
             found, request, deadline or Deadline.after(self.config.admission_deadline)
         )
 
-    def workload_of(self, request: Mapping[str, Any]) -> Workload | Decision:
+    def workload_of(self, request: AdmissionRequest) -> Workload | Decision:
         """The workload a request asks to admit; or the Decision when there is nothing to judge
         (skipped) or it cannot be read. /mutate and /validate skip exactly the same requests."""
         skipped = _skipped(request, self.config.exempt_namespaces)
         if skipped is not None:
-            return Decision(True, "", skipped=skipped)
+            return Decision(allowed=True, message="", skipped=skipped)
         kind = _kind_of(request)
         try:
             workload = read_workload(request.get("object"), kind=kind)
@@ -234,26 +234,23 @@ class AdmissionController:
 
     # -- pinning tags to digests (POST /mutate) ------------------------------------------
 
-    def mutate(self, body: Any, *, deadline: Deadline | None = None) -> dict[str, Any]:
+    def mutate(self, body: Any, *, deadline: Deadline | None = None) -> AdmissionReviewResponse:
         """The AdmissionReview response of /mutate: allowed, with a JSONPatch rewriting each tag
         reference to the digest it resolves to now (imageReferences: Pin; see mutation.py).
         Never a refusal: a reference that cannot be pinned is left for /validate to refuse."""
         started = time.monotonic()
-        request = _request_of(body)
+        request = request_of(body)
         pins, unresolved = self.pins(
             request, deadline or Deadline.after(self.config.admission_deadline)
         )
-        response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
-        if pins:
-            response["patchType"] = "JSONPatch"
-            response["patch"] = encoded_patch(pins)
+        answer = allow(request["uid"], patch=encoded_patch(pins) if pins else None)
         if pins or unresolved:
             self.observer.pins(len(pins), len(unresolved))
             self._log_pins(request, pins, unresolved, time.monotonic() - started)
-        return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+        return answer
 
     def pins(
-        self, request: Mapping[str, Any], deadline: Deadline
+        self, request: AdmissionRequest, deadline: Deadline
     ) -> tuple[tuple[Pin, ...], dict[str, str]]:
         """The pins for a request's tag references, and why each one that could not be
         resolved in time was not (image -> error)."""
@@ -297,7 +294,7 @@ class AdmissionController:
 
     def _log_pins(
         self,
-        request: Mapping[str, Any],
+        request: AdmissionRequest,
         pins: Sequence[Pin],
         unresolved: Mapping[str, str],
         seconds: float,
@@ -323,11 +320,9 @@ class AdmissionController:
 
     # -- judging the images ------------------------------------------------------------
 
-    def _judge(
-        self, workload: Workload, request: Mapping[str, Any], deadline: Deadline
-    ) -> Decision:
+    def _judge(self, workload: Workload, request: AdmissionRequest, deadline: Deadline) -> Decision:
         if not workload.images:
-            return Decision(True, "", skipped="no containers")
+            return Decision(allowed=True, message="", skipped="no containers")
         distinct = len({c.image for c in workload.images})
         if distinct > MAX_DISTINCT_IMAGES:
             # Each distinct image costs registry round trips: one object must not buy thousands.
@@ -355,8 +350,10 @@ class AdmissionController:
         )
         refs = tuple(dict.fromkeys(c.image for c in workload.images))
         if self.config.mode is Mode.ENFORCE:
-            return Decision(False, line, reasons=(line,), unfinished=refs)
-        return Decision(True, "", warnings=(_short(line),), reasons=(line,), unfinished=refs)
+            return Decision(allowed=False, message=line, reasons=(line,), unfinished=refs)
+        return Decision(
+            allowed=True, message="", warnings=(_short(line),), reasons=(line,), unfinished=refs
+        )
 
     def _unpinned_line(
         self, ref: str, containers: Sequence[ContainerImage], outcome: ImageOutcome | None
@@ -405,7 +402,7 @@ class AdmissionController:
             f"{MAX_DISTINCT_IMAGES} sbomgate checks in one"
         )
         unchecked: dict[str, ImageOutcome | None] = {
-            ref: ImageOutcome(ImageReport(ref, None, errors=(f"image {ref}: {over}",)), None)
+            ref: ImageOutcome(_reported(ref, Problem(image=ref, message=over)), None)
             for ref in refs[MAX_DISTINCT_IMAGES:]
         }
         # Leave a little time to answer: the API server's timeoutSeconds is above the deadline.
@@ -417,10 +414,10 @@ class AdmissionController:
             elif future.done():
                 error = future.exception()
                 log.error("image check failed: %s: %r", ref, error)
-                outcomes[ref] = ImageOutcome(
-                    ImageReport(ref, None, errors=(f"image {ref}: internal error: {error}",)),
-                    None,
+                problem = Problem(
+                    image=ref, message=f"internal error: {error}", kind=ProblemKind.INTERNAL
                 )
+                outcomes[ref] = ImageOutcome(_reported(ref, problem), None)
             else:
                 outcomes[ref] = None  # still running: it finishes into the cache for next time
         outcomes.update(unchecked)
@@ -531,15 +528,15 @@ class AdmissionController:
                 )
                 continue
             reports.append(outcome.report)
-            for error in outcome.report.errors:
-                line = _with_paths(error, ref, paths)
-                (faults if outcome.report.fault else refusals).append(line)
+            for problem in outcome.report.problems:
+                # A fault is "cannot verify"; a refusal or sbomgate's own failure denies.
+                (faults if problem.fault else refusals).append(_problem_line(problem, ref, paths))
             verdict = outcome.verdict
             if verdict is None:
                 continue
             # Lines are formatted only if shown: a big SBOM can give thousands of findings.
             for finding in verdict.violations:
-                if finding.action == "Quarantine" and finding.purl:
+                if finding.action is Action.QUARANTINE and finding.purl:
                     quarantined.append((finding.purl, finding.policy, finding.image or ref))
                 mode = self.mode_of(finding)
                 if mode is Mode.ENFORCE:
@@ -590,10 +587,14 @@ class AdmissionController:
         )
 
     def _deny(self, lines: Sequence[str]) -> Decision:
-        return Decision(False, _cap(lines, self.config.max_message_lines), reasons=tuple(lines))
+        return Decision(
+            allowed=False,
+            message=_cap(lines, self.config.max_message_lines),
+            reasons=tuple(lines),
+        )
 
     def _log(
-        self, request: Mapping[str, Any], kind: str, decision: Decision, seconds: float
+        self, request: AdmissionRequest, kind: str, decision: Decision, seconds: float
     ) -> None:
         record = {
             "event": "admission",
@@ -613,21 +614,7 @@ class AdmissionController:
         log.info(orjson.dumps(record).decode())
 
 
-def _request_of(body: Any) -> Mapping[str, Any]:
-    if not isinstance(body, dict):
-        raise AdmissionFormatError("the body is not a JSON object")
-    if body.get("kind") != "AdmissionReview" or body.get("apiVersion") != API_VERSION:
-        raise AdmissionFormatError(f"expected an {API_VERSION} AdmissionReview")
-    request = body.get("request")
-    if not isinstance(request, dict):
-        raise AdmissionFormatError("the AdmissionReview has no request")
-    uid = request.get("uid")
-    if not isinstance(uid, str) or not uid:
-        raise AdmissionFormatError("the AdmissionReview request has no uid")
-    return request
-
-
-def _skipped(request: Mapping[str, Any], exempt_namespaces: Sequence[str]) -> str | None:
+def _skipped(request: AdmissionRequest, exempt_namespaces: Sequence[str]) -> str | None:
     """Why a request is not judged, or None: checked before anything is read."""
     operation = request.get("operation")
     if operation not in ("CREATE", "UPDATE"):
@@ -659,7 +646,7 @@ def _image_name(ref: str) -> str:
         return ref
 
 
-def _name_of(request: Mapping[str, Any]) -> str | None:
+def _name_of(request: AdmissionRequest) -> str | None:
     obj = request.get("object")
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     if isinstance(meta, dict):
@@ -670,7 +657,7 @@ def _name_of(request: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _kind_of(request: Mapping[str, Any]) -> str:
+def _kind_of(request: AdmissionRequest) -> str:
     kind = request.get("kind")
     if isinstance(kind, dict) and isinstance(kind.get("kind"), str):
         return str(kind["kind"])
@@ -678,14 +665,7 @@ def _kind_of(request: Mapping[str, Any]) -> str:
 
 
 def _with_namespace(workload: Workload, namespace: str) -> Workload:
-    return Workload(
-        workload.kind,
-        namespace,
-        workload.name,
-        workload.labels,
-        workload.annotations,
-        workload.images,
-    )
+    return replace(workload, namespace=namespace)
 
 
 def _too_many_images(count: int) -> str:
@@ -702,13 +682,15 @@ def _paths(containers: Sequence[ContainerImage]) -> str:
     return f"{shown} and {rest} more" if rest > 0 else shown
 
 
-def _with_paths(error: str, ref: str, paths: str) -> str:
-    """`image X@sha256:…: problem` -> `image X@sha256:… (spec…containers[0]): problem`."""
-    if error.startswith("image "):
-        head, sep, rest = error.partition(": ")
-        if sep:
-            return f"{head} ({paths}): {rest}"
-    return f"image {ref} ({paths}): {error}"
+def _reported(ref: str, problem: Problem) -> ImageReport:
+    """The report of an image that was not checked (or whose check failed), saying why."""
+    return ImageReport(ref=ref, digest=None, problems=(problem,))
+
+
+def _problem_line(problem: Problem, ref: str, paths: str) -> str:
+    """`image X@sha256:… (spec…containers[0]): problem`: the image the problem names (else the
+    reference as written), then where it is used."""
+    return f"image {problem.image or ref} ({paths}): {problem.message}"
 
 
 def _reasons(finding: Finding, package: str) -> str:
@@ -762,44 +744,3 @@ def _cap(lines: Sequence[Line], max_lines: int) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"
-
-
-def in_scope(
-    scope: Mapping[str, Any], namespace: str, labels: Mapping[str, str] | None, ref: str
-) -> bool:
-    """A PackagePolicy scope: every part given must match (namespaces, selector, images)."""
-    namespaces = scope.get("namespaces")
-    if namespaces and not any(fnmatchcase(namespace, n) for n in namespaces):
-        return False
-    selector = scope.get("namespaceSelector")
-    if selector and not selector_matches(selector, labels or {}):
-        return False
-    images = scope.get("images")
-    if images:
-        try:
-            name = parse_reference(ref).name
-        except InputError:
-            return True  # an unreadable reference is refused anyway; do not hide policies
-        return any(glob_to_regex(g).fullmatch(name) for g in images)
-    return True
-
-
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """A Kubernetes LabelSelector (matchLabels and matchExpressions)."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key = expression.get("key")
-        operator = expression.get("operator")
-        values = expression.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True

@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import orjson
 import typer
 from rich.console import Console
 
@@ -131,17 +130,13 @@ def _policy_inputs(
 
 def _emit(verdict: Verdict, output: OutputFormat, source: str, engine: PolicyEngine) -> NoReturn:
     """Print the verdict in the chosen format and exit with its code."""
-    from sbomgate.verdict import render_table, to_sarif
+    from sbomgate.output import PolicyInfo, Report, get_format
 
-    if output is OutputFormat.json:
-        sys.stdout.write(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-    elif output is OutputFormat.sarif:
-        described = [(p.name, p.title, p.description) for p in engine.policies]
-        sarif = to_sarif(verdict, source, described)
-        sys.stdout.write(orjson.dumps(sarif, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        Console(highlight=False, soft_wrap=True).print(render_table(verdict, source))
+    policies = tuple(
+        PolicyInfo(name=p.name, title=p.title, description=p.description) for p in engine.policies
+    )
+    report = Report(verdict=verdict, source=source, policies=policies)
+    sys.stdout.write(get_format(output.value).render(report))
     raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
 
 
@@ -172,6 +167,7 @@ def eval_command(
 
 def _refused_as_empty(verdict: Verdict) -> Verdict:
     """An SBOM that lists nothing proves nothing (as `verify` and the webhook refuse it)."""
+    from sbomgate.actions import Action
     from sbomgate.verdict import Finding
 
     finding = Finding(
@@ -180,7 +176,7 @@ def _refused_as_empty(verdict: Verdict) -> Verdict:
         version=None,
         policy=EMPTY_SBOM,
         title="Empty SBOM",
-        action="Deny",
+        action=Action.DENY,
         reasons=(
             "the SBOM lists no packages: an SBOM that lists nothing proves nothing "
             "(--allow-empty-sbom admits it)",
@@ -300,7 +296,10 @@ def snapshot_command(
     components = [c for path in sboms for c in load_sbom_file(path).components if c.purl]
     with TrustedSources(source_configs(configs)) as sources:
         answers = sources.lookup_many(components)
-    written = export_snapshot(answers, out)
+    try:
+        written = export_snapshot(answers, out)
+    except OSError as exc:  # a directory that does not exist, or is not writable
+        raise InputError(f"{out}: cannot write the snapshot: {exc.strerror or exc}") from None
     faults = sum(1 for a in answers if a.error)
     found = sum(1 for a in answers if a.repository is not None)
     Console(stderr=True, highlight=False, soft_wrap=True).print(

@@ -1,6 +1,15 @@
-"""The exception hierarchy. Every message is one line that says what is wrong and where."""
+"""The exception hierarchy. Every message is one line that says what is wrong and where.
+
+Everything sbomgate raises derives from `SbomgateError`. `InputError` and its subclasses are
+the user's mistake (a file, a flag, a request that cannot be used): the CLI prints them as
+they are and exits 2, never as an "internal error". The others are what sbomgate could not
+find out (`RemoteError`: a registry or trusted repository), what an image failed
+(`VerificationError`), or a policy's failure (`EvaluationError`).
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class SbomgateError(Exception):
@@ -24,8 +33,9 @@ class SbomError(InputError):
         self.message = message
 
 
-class PolicyLoadError(SbomgateError):
-    """A policy cannot be loaded: parse error, missing builtin, bad metadata."""
+class PolicyLoadError(InputError):
+    """A policy cannot be loaded: parse error, missing builtin, bad metadata (the policy's
+    author's to fix)."""
 
     def __init__(self, path: str, message: str, line: int | None = None) -> None:
         where = f"{path}:{line}" if line is not None else path
@@ -39,16 +49,27 @@ class EvaluationError(SbomgateError):
     """A policy failed while evaluating one input (reported per package; the verdict denies)."""
 
 
-class RegistryError(SbomgateError):
+class RemoteError(SbomgateError):
+    """A remote service (a registry, its token service, a trusted repository) could not tell
+    us what we need. `host` is who was asked and `message` what happened, kept apart so that
+    a caller naming the service its own way need not take the text apart; str() is
+    `{prefix}{host}: {message}`."""
+
+    prefix: ClassVar[str] = ""
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__(f"{self.prefix}{host}: {message}")
+        self.host = host
+        self.message = message
+
+
+class RegistryError(RemoteError):
     """The registry could not tell us what we need: unreachable, refused, malformed, too big.
 
     An infrastructure fault, never reported as a policy failure; admission still fails closed.
     """
 
-    def __init__(self, host: str, message: str) -> None:
-        super().__init__(f"registry {host}: {message}")
-        self.host = host
-        self.message = message
+    prefix = "registry "
 
 
 class RegistryNotAllowedError(RegistryError):

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
+from sbomgate._internal.deadline import Deadline
 from sbomgate.attest import AttestationCheck, AttestationVerifier, VerifiedDocument
 from sbomgate.cache_keys import ImageCheckKey, documents_fingerprint, image_check_key
 from sbomgate.errors import (
@@ -34,8 +35,8 @@ from sbomgate.errors import (
     RegistryUnavailableError,
     SbomError,
 )
+from sbomgate.problems import Problem, ProblemKind
 from sbomgate.registry import (
-    Deadline,
     FetchedManifest,
     ImageReference,
     RegistryClient,
@@ -69,7 +70,9 @@ class _KeptSbom:
 
     def parse(self) -> CheckedSbom:
         sbom = parse_sbom(self.data, source=self.source)
-        return CheckedSbom(sbom, self.image, self.digest, self.image_input)
+        return CheckedSbom(
+            sbom=sbom, image=self.image, digest=self.digest, image_input=self.image_input
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,7 @@ class VerifiedImage:
     checks: tuple[AttestationCheck, ...]
     kept: tuple[_KeptSbom, ...]
     components: int
-    refusals: tuple[str, ...]
+    refusals: tuple[Problem, ...]
     seconds: Mapping[Phase, float]
     # Of the verified SBOMs and the image input each is evaluated with (cache_keys.py).
     documents: str = ""
@@ -135,12 +138,19 @@ class ImageChecker:
         try:
             ref = parse_reference(ref_text)
         except InputError as exc:
-            return ImageResult(ImageReport(ref_text, None, errors=(str(exc),)))
+            # No image to name: the message quotes the reference.
+            return _refused(ref_text, None, Problem(message=str(exc)))
         covering = self.verifier.covering(ref.name)
         if not covering:
             # Before any request: whatever the registry holds could not make it pass.
-            message = f"image {ref}: no trust policy covers {ref.name}: refused (nothing fetched)"
-            return ImageResult(ImageReport(ref_text, ref.digest, errors=(message,)))
+            return _refused(
+                ref_text,
+                ref.digest,
+                Problem(
+                    image=str(ref),
+                    message=f"no trust policy covers {ref.name}: refused (nothing fetched)",
+                ),
+            )
         started = time.perf_counter()
         digest = ref.digest
         resolved = None
@@ -170,21 +180,17 @@ class ImageChecker:
 
             value = self.cache.get_or_load(key, load)
         except ManifestNotFoundError as exc:
-            return ImageResult(
-                ImageReport(ref_text, digest, errors=(f"image {ref}: not found ({exc.message})",)),
-                seconds=seconds,
-            )
+            problem = Problem(image=str(ref), message=f"not found ({exc.message})")
+            return _refused(ref_text, digest, problem, seconds)
         except RegistryUnavailableError as exc:
             # Infrastructure: said as such, never as a policy failure; still a denial.
-            message = f"image {ref}: {exc}: cannot verify"
-            return ImageResult(
-                ImageReport(ref_text, digest, errors=(message,), fault=True), seconds=seconds
+            problem = Problem(
+                image=str(ref), message=f"{exc}: cannot verify", kind=ProblemKind.FAULT
             )
+            return _refused(ref_text, digest, problem, seconds)
         except RegistryError as exc:
             # Refused access, auth, content over a limit or not matching its digest.
-            return ImageResult(
-                ImageReport(ref_text, digest, errors=(f"image {ref}: {exc}",)), seconds=seconds
-            )
+            return _refused(ref_text, digest, Problem(image=str(ref), message=str(exc)), seconds)
         return self._result(
             ref_text, ref, value, seconds, cached=False, parsed=fresh[0] if fresh else None, key=key
         )
@@ -202,12 +208,12 @@ class ImageChecker:
     ) -> ImageResult:
         reports = tuple(
             AttestationReport(
-                c.predicate_type,
-                c.verified,
-                c.signer,
-                c.error,
-                c.location,
-                {"layout": c.layout, "attachedTo": c.attached_to, "trustPolicy": c.policy},
+                predicate_type=c.predicate_type,
+                verified=c.verified,
+                signer=c.signer,
+                error=c.error,
+                location=c.location,
+                details={"layout": c.layout, "attachedTo": c.attached_to, "trustPolicy": c.policy},
             )
             for c in value.checks
         )
@@ -217,10 +223,12 @@ class ImageChecker:
             ref=ref_text,
             digest=value.digest,
             attestations=reports,
-            errors=value.refusals,
+            problems=value.refusals,
             components=value.components,
         )
-        return ImageResult(report, value, seconds, cached, parsed, key)
+        return ImageResult(
+            report=report, verified=value, seconds=seconds, cached=cached, parsed=parsed, key=key
+        )
 
     def _load(
         self,
@@ -273,13 +281,18 @@ class ImageChecker:
                     data = _sbom_bytes(document, source)
                     sbom = parse_sbom(data, source=source)
                 except SbomError as exc:
-                    refusals.append(f"image {verification.image}: signed SBOM unusable: {exc}")
+                    refusals.append(
+                        Problem(image=verification.image, message=f"signed SBOM unusable: {exc}")
+                    )
                     continue
                 if not sbom.components and not self.allow_empty_sbom:
                     refusals.append(
-                        f"image {verification.image}: the verified SBOM {document.location} "
-                        f"(for {document.digest}) lists no packages: an SBOM that lists nothing "
-                        "proves nothing (allowEmptySbom admits such images)"
+                        Problem(
+                            image=verification.image,
+                            message=f"the verified SBOM {document.location} "
+                            f"(for {document.digest}) lists no packages: an SBOM that lists "
+                            "nothing proves nothing (allowEmptySbom admits such images)",
+                        )
                     )
                     continue
                 check = next(c for c in verification.checks if c.location == document.location)
@@ -295,8 +308,20 @@ class ImageChecker:
                     "provenance": provenance,
                 }
                 image = f"{pinned.name}@{document.digest}"
-                sboms.append(CheckedSbom(sbom, image, document.digest, image_input))
-                kept.append(_KeptSbom(data, source, image, document.digest, image_input))
+                sboms.append(
+                    CheckedSbom(
+                        sbom=sbom, image=image, digest=document.digest, image_input=image_input
+                    )
+                )
+                kept.append(
+                    _KeptSbom(
+                        data=data,
+                        source=source,
+                        image=image,
+                        digest=document.digest,
+                        image_input=image_input,
+                    )
+                )
         seconds["parse"] = time.perf_counter() - clock
         value = VerifiedImage(
             digest=verification.digest,
@@ -320,6 +345,17 @@ class ImageChecker:
             return [self.check(r, deadline=deadline) for r in unique]
         with ThreadPoolExecutor(max_workers=min(workers, len(unique))) as pool:
             return list(pool.map(lambda r: self.check(r, deadline=deadline), unique))
+
+
+def _refused(
+    ref_text: str,
+    digest: str | None,
+    problem: Problem,
+    seconds: Mapping[Phase, float] | None = None,
+) -> ImageResult:
+    """The result of a check that ended with one problem, before any attestation was read."""
+    report = ImageReport(ref=ref_text, digest=digest, problems=(problem,))
+    return ImageResult(report=report, seconds=seconds if seconds is not None else {})
 
 
 def _trust_fingerprint(fingerprints: Iterable[str]) -> str:

@@ -51,15 +51,17 @@ from prometheus_client import generate_latest as prometheus_text
 from starlette.requests import ClientDisconnect
 
 from sbomgate._internal.cache import DigestCache
+from sbomgate._internal.deadline import Deadline
 from sbomgate._internal.documents import load_data_files
-from sbomgate.admission import AdmissionController, AdmissionFormatError, Observer, SideEffects
+from sbomgate.admission import AdmissionController, Observer, SideEffects
 from sbomgate.attest.trust import TrustPolicy
 from sbomgate.config import ServeConfig
 from sbomgate.errors import InputError, SbomgateError
 from sbomgate.policy.engine import FactSource
 from sbomgate.policy.isolated import EvaluatorPool, IsolatedPolicyEngine
 from sbomgate.policy.loader import Policy
-from sbomgate.registry import Deadline, RegistryClient
+from sbomgate.registry import RegistryClient
+from sbomgate.review import AdmissionFormatError, AdmissionReviewResponse, allow, deny, uid_of
 
 if TYPE_CHECKING:
     from sbomgate.operator.live import LivePolicySet
@@ -180,7 +182,7 @@ def create_app(
             await slots.acquire()
             started = True
         if not started:
-            late = Deadline(expires=time.monotonic(), started=deadline.started)
+            late = deadline.exhausted()
             return await anyio.to_thread.run_sync(work, late, limiter=late_threads)
         try:
             return await anyio.to_thread.run_sync(work, deadline, limiter=threads)
@@ -285,12 +287,8 @@ def _refused_unread(head: bytes, message: str) -> Response:
     found = _REVIEW_UID.search(head[:_HEAD_BYTES])
     if found is None:
         return _error(413, message)
-    answer = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": _refusal(found.group(1).decode(), 413, "RequestEntityTooLarge", message),
-    }
-    return Response(orjson.dumps(answer), media_type="application/json")
+    uid = found.group(1).decode()
+    return _answer(deny(uid, code=413, reason="RequestEntityTooLarge", message=message))
 
 
 def _read_body(raw: bytes) -> Any:
@@ -326,22 +324,13 @@ def _review(
         return _error(400, str(exc))
     except Exception as exc:  # never a crashed webhook: a bug denies, with its name
         log.exception("admission review failed")
-        uid = _uid(body)
+        uid = uid_of(body)
         if uid is None:
             return _error(500, f"internal error: {type(exc).__name__}")
-        answer = {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "response": {
-                "uid": uid,
-                "allowed": False,
-                "status": {
-                    "code": 500,
-                    "message": f"sbomgate internal error ({type(exc).__name__}): denied",
-                },
-            },
-        }
-    return Response(orjson.dumps(answer), media_type="application/json")
+        answer = deny(
+            uid, code=500, message=f"sbomgate internal error ({type(exc).__name__}): denied"
+        )
+    return _answer(answer)
 
 
 def _mutate(
@@ -355,12 +344,12 @@ def _mutate(
     body = _read_body(raw)
     if isinstance(body, Response):
         return body
-    uid = _uid(body)
+    uid = uid_of(body)
     if controller is None or not ready.is_set():
         # No patch: /validate answers "not ready", which failurePolicy Fail makes a refusal.
         if uid is None:
             return _error(503, "not ready: policies are not loaded yet")
-        return Response(orjson.dumps(_unpatched(uid)), media_type="application/json")
+        return _answer(allow(uid))
     try:
         answer = controller.mutate(body, deadline=deadline)
     except AdmissionFormatError as exc:
@@ -369,16 +358,8 @@ def _mutate(
         log.exception("mutation failed")
         if uid is None:
             return _error(500, f"internal error: {type(exc).__name__}")
-        answer = _unpatched(uid)
-    return Response(orjson.dumps(answer), media_type="application/json")
-
-
-def _unpatched(uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": {"uid": uid, "allowed": True},
-    }
+        answer = allow(uid)  # unpatched
+    return _answer(answer)
 
 
 def _review_policy(raw: bytes) -> Response:
@@ -389,14 +370,14 @@ def _review_policy(raw: bytes) -> Response:
     body = _read_body(raw)
     if isinstance(body, Response):
         return body
-    uid = _uid(body)
+    uid = uid_of(body)
     if not uid:
         return _error(400, "the AdmissionReview request has no uid")
     request = body["request"]
     obj = request.get("object")
     kind_doc = request.get("kind")
     kind = kind_doc.get("kind") if isinstance(kind_doc, dict) else None
-    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    answer = allow(uid)
     if request.get("operation") in ("CREATE", "UPDATE") and isinstance(obj, dict):
         spec = obj.get("spec")
         try:
@@ -407,26 +388,16 @@ def _review_policy(raw: bytes) -> Response:
             elif kind == "TrustPolicy":
                 resources.trust_policy(obj, check_only=True)
         except SbomgateError as exc:
-            response = _refusal(uid, 422, "Invalid", str(exc))
+            answer = deny(uid, code=422, reason="Invalid", message=str(exc))
         except Exception as exc:  # malformed beyond what the CRD schema lets through
             log.exception("policy review failed")
-            response = _refusal(uid, 422, "Invalid", f"{kind} is malformed ({type(exc).__name__})")
-    answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
-    return Response(orjson.dumps(answer), media_type="application/json")
+            message = f"{kind} is malformed ({type(exc).__name__})"
+            answer = deny(uid, code=422, reason="Invalid", message=message)
+    return _answer(answer)
 
 
-def _refusal(uid: str, code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "uid": uid,
-        "allowed": False,
-        "status": {"code": code, "reason": reason, "message": message},
-    }
-
-
-def _uid(body: Any) -> str | None:
-    request = body.get("request") if isinstance(body, dict) else None
-    uid = request.get("uid") if isinstance(request, dict) else None
-    return uid if isinstance(uid, str) else None
+def _answer(review: AdmissionReviewResponse) -> Response:
+    return Response(orjson.dumps(review), media_type="application/json")
 
 
 def _error(status: int, message: str) -> Response:

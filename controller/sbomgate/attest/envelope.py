@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from sbomgate.errors import VerificationError
+
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = frozenset(
     {
@@ -31,8 +33,10 @@ MAX_STATEMENT_VALUES = 2_000_000
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
 
-class FormatError(ValueError):
-    """The document is not a usable envelope, statement or bundle; the message says why."""
+class FormatError(VerificationError):
+    """The document is not a usable envelope, statement or bundle; the message says why.
+
+    The attestation's fault (the image is refused), not the user's."""
 
 
 def b64decode(value: Any, what: str) -> bytes:

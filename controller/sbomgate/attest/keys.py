@@ -9,6 +9,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from sbomgate.errors import InputError
+
 _ECDSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "secp256r1": hashes.SHA256,
     "secp384r1": hashes.SHA384,
@@ -16,8 +18,8 @@ _ECDSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
-class KeyMaterialError(ValueError):
-    """The key material cannot be used; the message says why."""
+class KeyMaterialError(InputError):
+    """The key material (a trust policy's) cannot be used; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

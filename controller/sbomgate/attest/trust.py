@@ -29,12 +29,13 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sbomgate._internal.globs import glob_to_regex as glob_to_regex
 from sbomgate.attest.keys import KeyMaterialError, PublicKey, load_public_key
 from sbomgate.errors import TrustPolicyError
 
@@ -69,27 +70,6 @@ def is_sbom_predicate(predicate_type: str) -> bool:
 
 def is_provenance_predicate(predicate_type: str) -> bool:
     return predicate_type.startswith(PROVENANCE_PREDICATES)
-
-
-@lru_cache(maxsize=1024)  # scopes are matched on every admission review
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """`**` crosses `/`, `*` and `?` do not: `registry.example/**`, `ghcr.io/acme/*`."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out), re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +239,14 @@ def parse_trust_policy(doc: Any, source: str, base_dir: Path | None = None) -> T
     attestations = tuple(
         _requirement(r, item, f"spec.attestations[{i}]") for i, item in enumerate(raw_attestations)
     )
-    return TrustPolicy(name, images, authorities, attestations, allow_unsigned, source)
+    return TrustPolicy(
+        name=name,
+        images=images,
+        authorities=authorities,
+        attestations=attestations,
+        allow_unsigned=allow_unsigned,
+        source=source,
+    )
 
 
 def _authority(r: _Reader, value: Any, where: str, base_dir: Path | None) -> Authority:
@@ -281,7 +268,7 @@ def _authority(r: _Reader, value: Any, where: str, base_dir: Path | None) -> Aut
                 raise r.fail(f"{where}.key", str(exc)) from None
         if not keys:
             raise r.fail(f"{where}.key", "no PEM public key found")
-        return Authority(name, keys=tuple(keys), material=hashlib.sha256(pem).hexdigest())
+        return Authority(name=name, keys=tuple(keys), material=hashlib.sha256(pem).hexdigest())
     keyless = r.mapping(doc["keyless"], f"{where}.keyless")
     r.unknown_keys(keyless, ("identities", "trustedRoot"), f"{where}.keyless")
     raw_identities = keyless.get("identities")
@@ -313,7 +300,7 @@ def _authority(r: _Reader, value: Any, where: str, base_dir: Path | None) -> Aut
             ) from None
     else:
         material = "sigstore-production"
-    return Authority(name, identities=identities, trusted_root=trusted_root, material=material)
+    return Authority(name=name, identities=identities, trusted_root=trusted_root, material=material)
 
 
 def _identity(r: _Reader, value: Any, where: str) -> KeylessIdentity:

@@ -32,6 +32,7 @@ from sbomgate.attest.trust import (
     is_sbom_predicate,
 )
 from sbomgate.errors import VerificationError
+from sbomgate.problems import Problem
 from sbomgate.registry.discovery import Content, DiscoveredImage, FoundAttestation
 
 
@@ -70,7 +71,7 @@ class ImageVerification:
     checks: tuple[AttestationCheck, ...]
     sboms: tuple[VerifiedDocument, ...]
     provenance: tuple[VerifiedDocument, ...]
-    refusals: tuple[str, ...]
+    refusals: tuple[Problem, ...]  # each names the image (`image`)
 
     @property
     def ok(self) -> bool:
@@ -92,17 +93,21 @@ class AttestationVerifier:
         policies = self.covering(found.ref.name)
         if not policies:
             return ImageVerification(
-                pinned,
-                found.digest,
-                (),
-                (),
-                (),
-                (),
-                (f"image {pinned}: no trust policy covers {found.ref.name}: refused",),
+                image=pinned,
+                digest=found.digest,
+                policies=(),
+                checks=(),
+                sboms=(),
+                provenance=(),
+                refusals=(
+                    Problem(
+                        image=pinned, message=f"no trust policy covers {found.ref.name}: refused"
+                    ),
+                ),
             )
         index_digest = found.digest if found.is_index else None
         platform_digests = {p.digest for p in found.platforms}
-        refusals = [f"image {pinned}: {problem}" for problem in found.problems]
+        refusals = [Problem(image=pinned, message=problem) for problem in found.problems]
         checks: list[AttestationCheck] = []
         sboms: list[VerifiedDocument] = []
         provenance: list[VerifiedDocument] = []
@@ -118,13 +123,13 @@ class AttestationVerifier:
                 self._requirements(policy, found, policy_checks, pinned, sboms, provenance)
             )
         return ImageVerification(
-            pinned,
-            found.digest,
-            tuple(p.name for p in policies),
-            tuple(checks),
-            tuple(_unique(sboms)),
-            tuple(_unique(provenance)),
-            tuple(dict.fromkeys(refusals)),
+            image=pinned,
+            digest=found.digest,
+            policies=tuple(p.name for p in policies),
+            checks=tuple(checks),
+            sboms=tuple(_unique(sboms)),
+            provenance=tuple(_unique(provenance)),
+            refusals=tuple(dict.fromkeys(refusals)),
         )
 
     # -- one attestation -----------------------------------------------------------
@@ -141,14 +146,14 @@ class AttestationVerifier:
             message: str, predicate_type: str | None = None, signer: str | None = None
         ) -> AttestationCheck:
             return AttestationCheck(
-                found.location,
-                found.layout.value,
-                found.attached_to,
-                predicate_type or found.predicate_type_hint,
-                False,
-                signer,
-                message,
-                policy.name,
+                location=found.location,
+                layout=found.layout.value,
+                attached_to=found.attached_to,
+                predicate_type=predicate_type or found.predicate_type_hint,
+                verified=False,
+                signer=signer,
+                error=message,
+                policy=policy.name,
             )
 
         if found.attached_to not in platform_digests and found.attached_to != top_digest:
@@ -162,14 +167,14 @@ class AttestationVerifier:
                     return refused("unsigned SBOM, and the trust policy does not allow unsigned")
                 # Bound only by the registry's subject link: acceptable only when allowed.
                 return AttestationCheck(
-                    found.location,
-                    found.layout.value,
-                    found.attached_to,
-                    found.predicate_type_hint,
-                    True,
-                    "unsigned",
-                    None,
-                    policy.name,
+                    location=found.location,
+                    layout=found.layout.value,
+                    attached_to=found.attached_to,
+                    predicate_type=found.predicate_type_hint,
+                    verified=True,
+                    signer="unsigned",
+                    error=None,
+                    policy=policy.name,
                     raw_sbom=found.data,
                 )
             if found.content_type is Content.STATEMENT:
@@ -201,15 +206,15 @@ class AttestationVerifier:
                 signer,
             )
         return AttestationCheck(
-            found.location,
-            found.layout.value,
-            found.attached_to,
-            statement.predicate_type,
-            True,
-            signer,
-            None,
-            policy.name,
-            issuer,
+            location=found.location,
+            layout=found.layout.value,
+            attached_to=found.attached_to,
+            predicate_type=statement.predicate_type,
+            verified=True,
+            signer=signer,
+            error=None,
+            policy=policy.name,
+            issuer=issuer,
             statement=statement,
         )
 
@@ -289,7 +294,7 @@ class AttestationVerifier:
         pinned: str,
         sboms: list[VerifiedDocument],
         provenance: list[VerifiedDocument],
-    ) -> list[str]:
+    ) -> list[Problem]:
         refusals = []
         targets = [p.digest for p in found.platforms] if found.is_index else [found.digest]
         for requirement in policy.attestations:
@@ -303,8 +308,11 @@ class AttestationVerifier:
                 problem = _provenance_problem(requirement, check)
                 if problem:
                     refusals.append(
-                        f"image {pinned}: attestation {check.location} "
-                        f"({check.predicate_type}): {problem}"
+                        Problem(
+                            image=pinned,
+                            message=f"attestation {check.location} "
+                            f"({check.predicate_type}): {problem}",
+                        )
                     )
                     continue
                 usable.append(check)
@@ -329,9 +337,12 @@ class AttestationVerifier:
             )
             where = f" (missing for {', '.join(missing[:4])})" if missing else ""
             refusals.append(
-                f"image {pinned}: no verified {requirement.name} attestation "
-                f"({', '.join(requirement.predicate_types)}) required by trust policy "
-                f"{policy.name}{where}: {detail}"
+                Problem(
+                    image=pinned,
+                    message=f"no verified {requirement.name} attestation "
+                    f"({', '.join(requirement.predicate_types)}) required by trust policy "
+                    f"{policy.name}{where}: {detail}",
+                )
             )
         # Every verified SBOM is evaluated and every verified provenance is reported, whether
         # or not a requirement asked for it (a verified document is a verified document).
@@ -339,10 +350,10 @@ class AttestationVerifier:
             if not check.verified or not check.predicate_type:
                 continue
             document = VerifiedDocument(
-                check.attached_to,
-                check.predicate_type,
-                check.raw_sbom if check.raw_sbom is not None else _predicate(check),
-                check.location,
+                digest=check.attached_to,
+                predicate_type=check.predicate_type,
+                predicate=check.raw_sbom if check.raw_sbom is not None else _predicate(check),
+                location=check.location,
             )
             if is_sbom_predicate(check.predicate_type):
                 sboms.append(document)

@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion as _PepInvalid
 from packaging.version import Version as _PepVersion
 from univers import versions as _uv
 
+from sbomgate.errors import SbomgateError
 from sbomgate.identity import PackageIdentity, identity_of, pep503
 from sbomgate.sbom.model import Component
 
@@ -79,8 +80,10 @@ _DEBIAN_CODENAMES: dict[str, str] = {
 }
 
 
-class UncomparableVersion(ValueError):
-    """A version string that the ecosystem's ordering cannot place (or an unknown ecosystem)."""
+class UncomparableVersion(SbomgateError):
+    """A version string that the ecosystem's ordering cannot place (or an unknown ecosystem).
+
+    Not the user's mistake: matching turns it into an "uncertain" advisory match."""
 
     def __init__(self, ecosystem: str, version: str, why: str = "") -> None:
         self.ecosystem = ecosystem

@@ -42,6 +42,7 @@ from typing import Any
 import cvss  # type: ignore[import-untyped]
 import orjson
 
+from sbomgate.errors import InputError
 from sbomgate.identity import identity_of
 from sbomgate.intel.ecosystems import (
     UncomparableVersion,
@@ -123,8 +124,9 @@ _SEPARATORS = ("\0", _RS, _US)
 _Entry = tuple[int, str | None, str | None]
 
 
-class OsvLoadError(Exception):
-    """An export that cannot be read at all (missing, not a zip, ...)."""
+class OsvLoadError(InputError):
+    """An export that cannot be read at all (missing, not a zip, ...): the path given is
+    wrong, so the user's to fix."""
 
 
 @lru_cache(maxsize=4096)

@@ -46,20 +46,21 @@ import orjson
 import yaml
 from defusedxml import ElementTree
 
+from sbomgate._internal.deadline import Deadline
 from sbomgate._internal.documents import load_json_or_yaml
-from sbomgate.errors import InputError, RegistryError
+from sbomgate.errors import InputError, RemoteError
 from sbomgate.identity import PackageIdentity, go_escape, identity_of, pep503, version_key
 from sbomgate.intel.snapshot import IdentityTable
 from sbomgate.policy.input import PackageFacts
 from sbomgate.registry.transport import (
-    Deadline,
+    Attempt,
     MiB,
     RegistryAccess,
     RegistryLimits,
     Response,
     Transport,
     retry_refusal,
-    retry_wait,
+    url_host,
 )
 from sbomgate.sbom.model import Component
 
@@ -83,8 +84,10 @@ _NOT_FOUND = frozenset({404, 410})
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
-class SourceFault(Exception):
-    """A source could not be asked, or its answer could not be read."""
+class SourceFault(RemoteError):
+    """A source (`host`) could not be asked, or its answer could not be read."""
+
+    prefix = "trusted source "
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,7 @@ class SourceConfig:
 
     @property
     def host(self) -> str:
-        return _url_host(self.url)
+        return url_host(self.url)
 
     def authorization(self) -> str | None:
         if self.token:
@@ -186,14 +189,6 @@ class _Verdict:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _url_host(url: str) -> str:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    return host if parts.port in (None, 80, 443) else f"{host}:{parts.port}"
 
 
 def rfc3339(value: str | None) -> str | None:
@@ -495,11 +490,8 @@ class TrustedSources:
         for source in sources:
             try:
                 verdict = self._ask(source, identity, component)
-            except (SourceFault, RegistryError) as exc:
-                # The source and its host, then what happened (the transport's messages name
-                # the source as a "registry": that prefix is dropped here).
-                fault = exc.message if isinstance(exc, RegistryError) else str(exc)
-                errors.append(f"{source.name} ({source.host}): {fault}")
+            except RemoteError as exc:  # SourceFault, or the transport's RegistryError
+                errors.append(f"{source.name} ({source.host}): {exc.message}")
                 continue
             found_package = found_package or verdict.found_package
             if verdict.version is None:
@@ -578,42 +570,47 @@ class TrustedSources:
         if authorization:
             headers["Authorization"] = authorization
         deadline = Deadline.after(self.timeout)
-        waited: float | None = None
-        while True:
-            with self._slot(source.host):
-                with self._lock:
-                    self.requests_sent += 1
-                response = self.transport.send(
-                    "GET",
-                    url,
-                    registry=source.name,
-                    headers=headers,
-                    max_body=self.max_document_bytes,
-                    deadline=deadline,
-                    send_credentials_to=source.host,
-                )
-            if waited is not None:
-                break
-            wait = retry_wait(response, deadline)
-            if wait is None:
-                break
-            waited = wait  # Retry-After that fits: honoured once (outside the host slot)
-            time.sleep(wait)
-        if _url_host(response.url) != source.host:
+        response = self.transport.send(
+            "GET",
+            url,
+            registry=source.host,
+            headers=headers,
+            max_body=self.max_document_bytes,
+            deadline=deadline,
+            send_credentials_to=source.host,
+            retry=True,
+            attempt=self._attempt(source.host),
+        )
+        host = source.host
+        if url_host(response.url) != host:
             raise SourceFault(
-                f"redirected to {_url_host(response.url)}; answers from another host are not "
-                "trusted (a pypiserver needs --disable-fallback)"
+                host,
+                f"redirected to {url_host(response.url)}; answers from another host are not "
+                "trusted (a pypiserver needs --disable-fallback)",
             )
         if response.status == 200:
             return response
         if response.status in _NOT_FOUND:
             return None
         if response.status in (401, 403):
-            raise SourceFault(f"HTTP {response.status} for {url}: credentials refused or missing")
+            raise SourceFault(
+                host, f"HTTP {response.status} for {url}: credentials refused or missing"
+            )
         if response.status == 429 or response.status >= 500:
-            head, tail = retry_refusal(response, deadline, waited)
-            raise SourceFault(f"{head} for {url}{tail}")
-        raise SourceFault(f"HTTP {response.status} for {url}")
+            head, tail = retry_refusal(response, deadline, response.waited)
+            raise SourceFault(host, f"{head} for {url}{tail}")
+        raise SourceFault(host, f"HTTP {response.status} for {url}")
+
+    def _attempt(self, host: str) -> Attempt:
+        """Each request to `host`: in one of its `per_host` slots, counted."""
+
+        def attempt(request: Callable[[], Response]) -> Response:
+            with self._slot(host):
+                with self._lock:
+                    self.requests_sent += 1
+                return request()
+
+        return attempt
 
     # PyPI ------------------------------------------------------------------
 
@@ -629,10 +626,14 @@ class TrustedSources:
                 try:
                     document = orjson.loads(response.body)
                 except orjson.JSONDecodeError as exc:
-                    raise SourceFault(f"invalid PEP 691 JSON for {project}: {exc}") from None
+                    raise SourceFault(
+                        source.host, f"invalid PEP 691 JSON for {project}: {exc}"
+                    ) from None
                 files = document.get("files") if isinstance(document, dict) else None
                 if not isinstance(files, list):
-                    raise SourceFault(f"PEP 691 answer for {project} has no `files` list")
+                    raise SourceFault(
+                        source.host, f"PEP 691 answer for {project} has no `files` list"
+                    )
                 entries = [f for f in files if isinstance(f, dict)]
             else:
                 entries = _pypi_files_from_html(response.body)
@@ -655,9 +656,9 @@ class TrustedSources:
             try:
                 document = orjson.loads(response.body)
             except orjson.JSONDecodeError as exc:
-                raise SourceFault(f"invalid JSON for {name}: {exc}") from None
+                raise SourceFault(source.host, f"invalid JSON for {name}: {exc}") from None
             if not isinstance(document, dict):
-                raise SourceFault(f"the document for {name} is not an object")
+                raise SourceFault(source.host, f"the document for {name} is not an object")
             versions = document.get("versions")
             times = document.get("time")
             times = times if isinstance(times, dict) else {}
@@ -738,7 +739,9 @@ class TrustedSources:
             try:
                 root = ElementTree.fromstring(response.body)
             except ElementTree.ParseError as exc:
-                raise SourceFault(f"invalid maven-metadata.xml under {base}: {exc}") from None
+                raise SourceFault(
+                    source.host, f"invalid maven-metadata.xml under {base}: {exc}"
+                ) from None
             return frozenset(
                 (v.text or "").strip() for v in root.iter("version") if (v.text or "").strip()
             )
@@ -760,7 +763,9 @@ class TrustedSources:
             try:
                 document = orjson.loads(response.body)
             except orjson.JSONDecodeError as exc:
-                raise SourceFault(f"invalid .info for {module}@{version}: {exc}") from None
+                raise SourceFault(
+                    source.host, f"invalid .info for {module}@{version}: {exc}"
+                ) from None
             when = document.get("Time") if isinstance(document, dict) else None
             return VersionInfo(published_at=rfc3339(when) if isinstance(when, str) else None)
 

@@ -15,28 +15,29 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from sbomgate.admission import AdmissionController, ImageOutcome
 from sbomgate.config import Mode
+from sbomgate.output import Report, policyreport
+from sbomgate.output.policyreport import GROUP as REPORT_GROUP
+from sbomgate.output.policyreport import NAME as REPORT_NAME
+from sbomgate.output.policyreport import VERSION as REPORT_VERSION
+from sbomgate.verdict import Verdict
 from sbomgate.workload import WorkloadError, read_workload
 
 log = logging.getLogger("sbomgate.audit")
-REPORT_GROUP, REPORT_VERSION = "wgpolicyk8s.io", "v1alpha2"
-REPORT_NAME = "sbomgate"
-MAX_RESULTS = 1000
 LEASE_NAME = "sbomgate-audit"
 LEASE_SECONDS = 30
 AUDIT_DEADLINE = 60.0
 # Connect and read (between bytes) timeouts of each call to the API server (the client's default
 # is to wait forever): a call that never returns would hold the audit thread.
 API_TIMEOUT = (5.0, 30.0)
-_ORDER = {"error": 0, "fail": 1, "warn": 2, "pass": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,21 +264,7 @@ class Auditor:
     ) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        summary = Counter(r["result"] for r in results)
-        kept = sorted(results, key=lambda r: _ORDER[r["result"]])[:MAX_RESULTS]
-        for result in kept:
-            result["timestamp"] = dict(stamp)
-        body: dict[str, Any] = {
-            "apiVersion": f"{REPORT_GROUP}/{REPORT_VERSION}",
-            "kind": "PolicyReport",
-            "metadata": {
-                "name": REPORT_NAME,
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/managed-by": "sbomgate"},
-            },
-            "summary": {k: summary.get(k, 0) for k in ("pass", "fail", "warn", "error", "skip")},
-            "results": kept,
-        }
+        body = policyreport.policy_report(namespace=namespace, results=results, stamp=stamp)
         args = (REPORT_GROUP, REPORT_VERSION, namespace, "policyreports")
         try:
             existing = self.custom.get_namespaced_custom_object(
@@ -300,69 +287,14 @@ def _results(
     ref: str,
     resource: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
-    def result(
-        policy: str, rule: str, verdict: str, message: str, **properties: str | None
-    ) -> dict[str, Any]:
-        return {
-            "source": "sbomgate",
-            "policy": policy,
-            "rule": rule,
-            "result": verdict,
-            "scored": True,
-            "resources": [dict(resource)],
-            "message": message[:1000],
-            "properties": {k: v for k, v in {"image": ref, **properties}.items() if v},
-        }
-
     if outcome is None:
-        return [result("sbomgate", "verification", "error", f"checking {ref} did not finish")]
-    report = outcome.report
-    out = [
-        result(
-            "sbomgate",
-            "verification",
-            "error" if report.fault else "fail",
-            error,
-            digest=report.digest,
-        )
-        for error in report.errors
-    ]
-    verdict = outcome.verdict
-    if verdict is not None:
-        graded = [
-            (f, "fail" if controller.mode_of(f) is Mode.ENFORCE else "warn")
-            for f in verdict.violations
-        ] + [(f, "warn") for f in verdict.warnings]
-        for finding, grade in graded:
-            out.append(
-                result(
-                    finding.policy,
-                    "match",
-                    grade,
-                    "; ".join(finding.reasons) or finding.title,
-                    purl=finding.purl,
-                    digest=report.digest,
-                )
-            )
-        for failure in verdict.errors:
-            out.append(
-                result(
-                    failure.policy,
-                    "evaluate",
-                    "error",
-                    failure.message,
-                    purl=failure.purl,
-                    digest=report.digest,
-                )
-            )
-    if not out:
-        out.append(
-            result(
-                "sbomgate",
-                "images",
-                "pass",
-                f"{ref}: verified, no policy matched",
-                digest=report.digest,
-            )
-        )
-    return out
+        return [policyreport.unfinished(source=ref, resource=resource)]
+    # The findings of the verdict, the errors of this image's own report.
+    judged = outcome.verdict if outcome.verdict is not None else Verdict(components=0, subject=None)
+    report = Report(
+        verdict=replace(judged, images=(outcome.report,)),
+        source=ref,
+        resource=resource,
+        enforced=lambda f: controller.mode_of(f) is Mode.ENFORCE,
+    )
+    return policyreport.results(report)

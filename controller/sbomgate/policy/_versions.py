@@ -20,6 +20,8 @@ from functools import lru_cache
 
 from packaging.version import InvalidVersion, Version
 
+from sbomgate.errors import SbomgateError
+
 _SEMVER = re.compile(
     r"^v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
@@ -27,8 +29,9 @@ _SEMVER = re.compile(
 )
 
 
-class IncomparableVersions(ValueError):
-    """Neither SemVer (padded) nor PEP 440 can order these two strings."""
+class IncomparableVersions(SbomgateError):
+    """Neither SemVer (padded) nor PEP 440 can order these two strings (the Rego expression
+    that asked is undefined, as a failing builtin is in OPA: not the user's mistake)."""
 
 
 _SemverKey = tuple[int, int, int, tuple[tuple[int, int | str], ...] | None]

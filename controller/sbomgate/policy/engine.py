@@ -245,7 +245,7 @@ class _Collector:
                 version=component.version,
                 policy=IDENTITY,
                 title="Package identity",
-                action=Action.WARN.value,
+                action=Action.WARN,
                 reasons=(
                     f"{component.purl}: the SBOM's fields disagree with its purl "
                     f"({'; '.join(problems)}); sbomgate judged the package the purl names",
@@ -275,7 +275,7 @@ class _Collector:
                         version=version,
                         policy=policy.name,
                         title=policy.title,
-                        action=policy.action.value,
+                        action=policy.action,
                         reasons=outcome.reasons or (policy.title,),
                         subject=subject,
                     )

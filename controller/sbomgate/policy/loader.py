@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+# Re-exported: Action lived here, and `from sbomgate.policy.loader import Action` keeps working.
+from sbomgate.actions import Action as Action
 from sbomgate.errors import InputError, PolicyLoadError
 from sbomgate.policy._regorus import RegoModule, analyse_module, check_calls
 
@@ -48,18 +49,6 @@ class _MetadataLoader(yaml.SafeLoader):
 
     def _at(self) -> Any:
         return self.peek_event().start_mark  # type: ignore[no-untyped-call]
-
-
-class Action(StrEnum):
-    DENY = "Deny"
-    WARN = "Warn"
-    AUDIT = "Audit"
-    QUARANTINE = "Quarantine"
-    ALLOW = "Allow"
-
-    @property
-    def denies(self) -> bool:
-        return self in (Action.DENY, Action.QUARANTINE)
 
 
 @dataclass(frozen=True, slots=True)

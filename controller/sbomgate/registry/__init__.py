@@ -1,5 +1,6 @@
 """The OCI registry side: references, a guarded distribution client, attestation discovery."""
 
+from sbomgate._internal.deadline import Deadline
 from sbomgate.registry.auth import Credentials, CredentialStore
 from sbomgate.registry.client import FetchedManifest, RegistryClient
 from sbomgate.registry.discovery import (
@@ -11,7 +12,7 @@ from sbomgate.registry.discovery import (
     discover,
 )
 from sbomgate.registry.reference import ImageReference, parse_reference
-from sbomgate.registry.transport import Deadline, RegistryAccess, RegistryLimits
+from sbomgate.registry.transport import RegistryAccess, RegistryLimits
 
 __all__ = [
     "Content",

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from sbomgate._internal.deadline import Deadline
 from sbomgate.errors import ManifestNotFoundError, RegistryError, RegistryUnavailableError
 from sbomgate.registry.auth import CredentialStore, parse_challenge
 from sbomgate.registry.budget import ProcessBodyBudget
@@ -33,13 +34,12 @@ from sbomgate.registry.oci import (
 )
 from sbomgate.registry.reference import ImageReference
 from sbomgate.registry.transport import (
-    Deadline,
+    Attempt,
     RegistryAccess,
     RegistryLimits,
     Response,
     Transport,
     retry_refusal,
-    retry_wait,
 )
 
 __all__ = ["FetchedManifest", "RegistryClient", "digest_of"]
@@ -291,34 +291,40 @@ class RegistryClient:
             authorization = self._authorization(image.api_host, scope)
             if authorization:
                 headers["Authorization"] = authorization
-            self.requests += 1
-            try:
-                with self._slot(registry, deadline):
-                    response = self._transport.send(
-                        "GET",
-                        url,
-                        registry=registry,
-                        headers=headers,
-                        max_body=max_body,
-                        deadline=deadline,
-                        send_credentials_to=image.api_host,
-                    )
-            except RegistryError:
-                self._observe(registry, "error")
-                raise
-            self._observe(registry, str(response.status))
+            response = self._transport.send(
+                "GET",
+                url,
+                registry=registry,
+                headers=headers,
+                max_body=max_body,
+                deadline=deadline,
+                send_credentials_to=image.api_host,
+                # Retry-After is honoured once per fetch, a 401 challenge answered or not.
+                retry=waited is None,
+                attempt=self._attempt(registry, deadline),
+            )
+            waited = response.waited if response.waited is not None else waited
             if response.status == 401 and not challenged:
                 challenged = True
                 self._answer_challenge(image, response, scope, deadline)
                 continue
-            if waited is None:
-                wait = retry_wait(response, deadline)
-                if wait is not None:
-                    # Retry-After that fits: honoured once; a second refusal is final.
-                    waited = wait
-                    time.sleep(wait)
-                    continue
             return self._check_status(image, response, missing_ok, what, deadline, waited)
+
+    def _attempt(self, registry: str, deadline: Deadline) -> Attempt:
+        """Each request to `registry`: counted, in one of its slots, its answer observed."""
+
+        def attempt(request: Callable[[], Response]) -> Response:
+            self.requests += 1
+            try:
+                with self._slot(registry, deadline):
+                    response = request()
+            except RegistryError:
+                self._observe(registry, "error")
+                raise
+            self._observe(registry, str(response.status))
+            return response
+
+        return attempt
 
     @contextmanager
     def _slot(self, registry: str, deadline: Deadline) -> Iterator[None]:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sbomgate._internal.deadline import Deadline
 from sbomgate.errors import ManifestNotFoundError, RegistryError
 from sbomgate.registry.budget import ImageBodies
 from sbomgate.registry.client import FetchedManifest, RegistryClient
@@ -46,7 +47,6 @@ from sbomgate.registry.oci import (
     Platform,
 )
 from sbomgate.registry.reference import ImageReference
-from sbomgate.registry.transport import Deadline
 
 # Raw SBOM documents attached without an envelope (oras attach, some CI tools).
 RAW_SBOM_TYPES = frozenset(

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from sbomgate.errors import SbomgateError
 from sbomgate.registry.reference import is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -52,8 +53,11 @@ def too_many_values(data: bytes, max_entries: int) -> bool:
     return data.count(b"{") + data.count(b"[") > max_values(max_entries)
 
 
-class ManifestFormatError(ValueError):
-    """The document is not a usable manifest or index; the message says which field."""
+class ManifestFormatError(SbomgateError):
+    """The document is not a usable manifest or index; the message says which field.
+
+    The registry content's fault, not the user's: the client reports it as a RegistryError
+    of the registry that served it."""
 
 
 @dataclass(frozen=True, slots=True)

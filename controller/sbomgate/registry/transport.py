@@ -12,7 +12,9 @@
   another host); bodies are size-capped while streaming; every call has a deadline, and every
   socket read and write (headers and TLS handshakes included) is cut off when it passes, so a
   server trickling one byte at a time cannot hold a request past it.
-- 429 and 503 answers may carry Retry-After: `retry_wait` says whether waiting once fits.
+- 429 and 503 answers may carry Retry-After: `send(retry=True)` waits once when the wait fits
+  the deadline (`retry_wait`), and `retry_refusal` says why an answer is final. This is the
+  one retry policy: the registry client and the trusted sources both send through it.
 
 httpcore is used directly (not httpx or oras-py/requests) because it lets us own the network
 backend, which is where the address check has to live.
@@ -29,8 +31,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -38,7 +40,30 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import httpcore
 
-from sbomgate.errors import RegistryError, RegistryNotAllowedError, RegistryUnavailableError
+from sbomgate._internal.deadline import Deadline
+from sbomgate.errors import (
+    InputError,
+    RegistryError,
+    RegistryNotAllowedError,
+    RegistryUnavailableError,
+)
+
+__all__ = [
+    "MAX_RETRY_WAIT",
+    "RETRYABLE",
+    "Attempt",
+    "MiB",
+    "RegistryAccess",
+    "RegistryLimits",
+    "Response",
+    "Transport",
+    "is_literal",
+    "retry_after",
+    "retry_refusal",
+    "retry_wait",
+    "status_text",
+    "url_host",
+]
 
 MiB = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -327,44 +352,34 @@ def _host_port(host: str, port: int | None) -> str:
     return host if port in (None, 80, 443) else f"{host}:{port}"
 
 
-def _url_host(url: str) -> str:
+def url_host(url: str) -> str:
+    """`host[:port]` of a URL as the allow-list and credentials compare it: lower case, IPv6
+    in brackets, the default ports 80 and 443 left out."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     return _host_port(host, parts.port)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
     url: str
+    # With send(retry=True): the Retry-After wait honoured before this answer, if any.
+    waited: float | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
 
-@dataclass(slots=True)
-class Deadline:
-    """When an operation must have finished (monotonic clock)."""
+Attempt = Callable[[Callable[[], Response]], Response]
+"""How a caller runs each request of a send: given the request, it makes it (in its per-host
+slot, counting it, observing the answer) and returns the answer."""
 
-    expires: float
-    started: float = field(default_factory=time.monotonic)
 
-    @classmethod
-    def after(cls, seconds: float) -> Deadline:
-        now = time.monotonic()
-        return cls(now + seconds, now)
-
-    def remaining(self) -> float:
-        return self.expires - time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def limit(self) -> float:
-        """The whole time allowed, in seconds (for messages)."""
-        return self.expires - self.started
+def _directly(request: Callable[[], Response]) -> Response:
+    return request()
 
 
 class Transport:
@@ -376,7 +391,7 @@ class Transport:
         context = ssl.create_default_context(cafile=certifi.where())
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         for ca_file in access.ca_files:
-            context.load_verify_locations(cafile=ca_file)
+            _load_ca_file(context, ca_file)
         named = [p for p in access.allowed if is_literal(p)]
         self._pool = httpcore.ConnectionPool(
             ssl_context=context,
@@ -391,7 +406,7 @@ class Transport:
     def check_url(self, url: str, registry: str) -> None:
         """May we send a request to `url` while talking to `registry`?"""
         parts = urlsplit(url)
-        host = _url_host(url)
+        host = url_host(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RegistryNotAllowedError(registry, f"refused to follow {url[:200]!r}")
         if parts.username or parts.password:
@@ -413,13 +428,47 @@ class Transport:
         max_body: int,
         deadline: Deadline,
         send_credentials_to: str | None = None,
+        retry: bool = False,
+        attempt: Attempt = _directly,
     ) -> Response:
-        """One request, following redirects; returns the final response with its body."""
+        """A request, following redirects; returns the final response with its body.
+
+        `registry` is the host errors name (RegistryError's `host`). With `retry`, a 429 or
+        503 whose Retry-After fits the deadline (`retry_wait`) is asked once more after that
+        wait, and the answer says how long was waited (`Response.waited`); a second refusal
+        is final. Each request is made through `attempt`; the wait happens outside it (a
+        caller's per-host slot is not held while sleeping)."""
+        waited: float | None = None
+        while True:
+            response = attempt(
+                lambda: self._send(
+                    method, url, registry, headers, max_body, deadline, send_credentials_to
+                )
+            )
+            if waited is not None:
+                return replace(response, waited=waited)
+            wait = retry_wait(response, deadline) if retry else None
+            if wait is None:
+                return response
+            waited = wait
+            time.sleep(wait)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        registry: str,
+        headers: Mapping[str, str],
+        max_body: int,
+        deadline: Deadline,
+        send_credentials_to: str | None,
+    ) -> Response:
+        """One request, following redirects."""
         target = url
         for _hop in range(self.limits.max_redirects + 1):
             self.check_url(target, registry)
             request_headers = dict(headers)
-            if send_credentials_to is not None and _url_host(target) != send_credentials_to:
+            if send_credentials_to is not None and url_host(target) != send_credentials_to:
                 request_headers.pop("Authorization", None)
             response = self._once(method, target, registry, request_headers, max_body, deadline)
             if response.status not in _REDIRECTS:
@@ -441,7 +490,7 @@ class Transport:
         max_body: int,
         deadline: Deadline,
     ) -> Response:
-        host = _url_host(url)
+        host = url_host(url)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise RegistryUnavailableError(
@@ -464,7 +513,7 @@ class Transport:
                 body = b""
                 if raw.status not in _REDIRECTS and method != "HEAD":
                     body = self._read_capped(raw, response_headers, max_body, registry, deadline)
-                return Response(raw.status, response_headers, body, url)
+                return Response(status=raw.status, headers=response_headers, body=body, url=url)
         except _BlockedAddress as exc:
             raise RegistryNotAllowedError(registry, str(exc)) from None
         except _ResolveTimeout as exc:
@@ -563,6 +612,20 @@ def _describe_connect_error(exc: Exception, host: str) -> str:
     if text.startswith("cannot resolve"):
         return text
     return f"cannot connect to {host} ({text})"
+
+
+def _load_ca_file(context: ssl.SSLContext, ca_file: str) -> None:
+    """Trust the CAs of a configured bundle; a file that is missing or holds no certificate
+    is the user's to fix, said as such (not an SSL traceback)."""
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError as exc:
+        raise InputError(
+            f"{ca_file}: not a PEM CA bundle ({exc.reason or exc}); give the registry's CA "
+            "certificate(s) in PEM"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{ca_file}: cannot read CA bundle: {exc.strerror or exc}") from None
 
 
 # -- Retry-After -------------------------------------------------------------------------

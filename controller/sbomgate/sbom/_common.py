@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from sbomgate.errors import InputError
 from sbomgate.sbom.model import Component
 from sbomgate.sbom.purl import ParsedPurl, format_for_purl_type, parse_purl
 
@@ -21,8 +22,9 @@ __all__ = [
 ]
 
 
-class Invalid(Exception):
-    """Raised inside the readers; parse_sbom turns it into SbomError(source, message)."""
+class Invalid(InputError):
+    """Raised inside the readers (the document's fault); parse_sbom turns it into
+    SbomError(source, message)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from license_expression import AND, OR, LicenseSymbol, LicenseWithExceptionSymbol
 
+from sbomgate.errors import InputError, SbomgateError
 from sbomgate.sbom import _licensing
 from sbomgate.sbom.license_names import (
     EXPANDED,
@@ -68,11 +69,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 _SLASHED = re.compile(r"[A-Za-z0-9.+-]+(?:/[A-Za-z0-9.+-]+)+")
 
 
-class LicenseSyntaxError(ValueError):
+class LicenseSyntaxError(InputError):
     """An SPDX license expression that cannot be parsed (the document's fault)."""
 
 
-class LicenseLibraryError(Exception):
+class LicenseLibraryError(SbomgateError):
     """license-expression failed on a license text other than by refusing its syntax: the
     package's license cannot be judged (an error, never a silently unknown license)."""
 
