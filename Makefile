@@ -47,7 +47,7 @@ $(DOCKER_REGISTRY):
 	dpkg -x "$$(ls -t .cache/debs/docker-registry_*.deb | head -n1)" .cache/docker-registry
 	test -x $@ && touch $@
 
-# A real Kubernetes control plane for end-to-end admission tests (tests/kube_cluster.py):
+# A real Kubernetes control plane for end-to-end admission tests (tests/support/kube_cluster.py):
 # kube-apiserver and kubectl from a wrapper module that pins k8s.io/kubernetes and its staging
 # modules (tools/kube/go.mod), etcd from tools/kube/etcd/go.mod, and helm. The versions are read
 # from those go.mod files; each binary is keyed by its version through a stamp in
@@ -94,7 +94,7 @@ $(CACHE_BIN)/helm: $(VERSIONS)/helm@$(HELM_VERSION)
 kube-tools: $(KUBE_TOOLS)
 
 # kubeconform validates rendered manifests offline against schemas from tools/kube_schemas.py
-# (tests/test_kubeconform.py); the version is stamped as its release builds do (`kubeconform -v`).
+# (tests/e2e/test_kubeconform.py); the version is stamped as its release builds do (`kubeconform -v`).
 KUBECONFORM_VERSION := v0.8.0
 
 .PHONY: kubeconform
@@ -105,7 +105,7 @@ $(CACHE_BIN)/kubeconform:
 	CGO_ENABLED=0 go install -trimpath -ldflags '-s -w -X main.version=$(KUBECONFORM_VERSION)' \
 		github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
 
-# Toxiproxy, the fault-injecting TCP proxy for tests/test_faults.py (latency, bandwidth, resets,
+# Toxiproxy, the fault-injecting TCP proxy for tests/integration/serving/test_faults.py (latency, bandwidth, resets,
 # half-open connections). `go install` names the binary after its package (`server`).
 TOXIPROXY_VERSION := v2.5.0
 
@@ -116,7 +116,7 @@ $(CACHE_BIN)/toxiproxy-server:
 	mv .cache/toxiproxy/server $@
 
 # HAProxy from Debian, unpacked with the libraries it links that this machine lacks, as the
-# load balancer in front of two webhook replicas (tests/test_replicas.py); .cache/bin/haproxy
+# load balancer in front of two webhook replicas (tests/e2e/test_replicas.py); .cache/bin/haproxy
 # runs it with those libraries.
 HAPROXY_DEBS := haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1
 HAPROXY := .cache/haproxy/usr/sbin/haproxy
@@ -141,14 +141,20 @@ tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry 
 lint: venv
 	$(BIN)/ruff check controller tests bench examples tools fuzz
 	$(BIN)/ruff format --check controller tests bench examples tools fuzz
+	$(BIN)/lint-imports
+	$(BIN)/interrogate -c pyproject.toml controller/sbomgate
 
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv tools
-	$(BIN)/pytest
+# The fast inner loop: tests/unit only, which needs no Go-built tool and no server.
+unit: venv
+	$(BIN)/pytest -m unit tests/unit
 
-test: lint typecheck unit
+# What CI runs: lint, types, and every test (unit, integration, e2e, the hostile corpus). A
+# missing tool fails its tests; nothing is skipped (tests/conftest.py).
+test: lint typecheck tools
+	$(BIN)/pytest
 
 demo: venv tools
 	bash examples/demo.sh
@@ -170,10 +176,10 @@ fuzz: venv
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis
 
-# Verdaccio (an npm registry) for the trusted-source tests (tests/index_servers.py), installed
-# into .cache/verdaccio. verdaccio-audit asks for node-fetch@cjs, a dist-tag the registry no
+# Verdaccio (an npm registry) for the trusted-source tests (tests/support/index_servers.py),
+# installed into .cache/verdaccio. verdaccio-audit asks for node-fetch@cjs, a dist-tag the registry no
 # longer has, so it gets node-fetch 2.7.0 (the CommonJS line). Its 6.x CLI wants Node 22; the
 # tests start it through its library entry point, which runs on Node 20.
 VERDACCIO_VERSION := 6.10.4

@@ -15,8 +15,8 @@ request was due, so queueing in the server is not hidden). The mix:
     dry run --dry-run-fraction of all requests have request.dryRun true
 
 Cold images are signed here, in Python, in exactly the layout `cosign attest --key
---new-bundle-format` writes (see tests/oci_builder.py): a Sigstore bundle v0.3 referrer with a
-DSSE envelope over an in-toto statement naming that image's own digest, ECDSA P-256 over the
+--new-bundle-format` writes (see tests/support/oci_builder.py): a Sigstore bundle v0.3 referrer
+with a DSSE envelope over an in-toto statement naming that image's own digest, ECDSA P-256 over the
 DSSE PAE with the same key the real cosign signs the warm images with, and the fallback tag
 index distribution 2.8 needs. `cosign attest` takes ~0.7 s an image, too slow for thousands;
 the real `cosign verify-attestation` checks one Python-signed image before the run. SBOM
@@ -96,7 +96,8 @@ from bench_webhook import (  # noqa: E402
     machine_busy_seconds,
     scrape,
 )
-from oci_builder import (  # noqa: E402
+from sbomgen import make_cyclonedx  # noqa: E402
+from support.oci_builder import (  # noqa: E402
     COSIGN_BIN,
     CYCLONEDX_PREDICATE,
     IN_TOTO_MEDIA_TYPE,
@@ -115,8 +116,7 @@ from oci_builder import (  # noqa: E402
     push_image,
     sha256_digest,
 )
-from registry_servers import RegistryServer, start_distribution  # noqa: E402
-from sbomgen import make_cyclonedx  # noqa: E402
+from support.registry_servers import RegistryServer, start_distribution  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "soak.json"
 REQUEST_TIMEOUT = 10.0  # seconds: the webhook's default timeoutSeconds (the API server's limit)

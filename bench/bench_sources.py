@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from index_servers import build_sdist, start_pypiserver  # noqa: E402
 from sbomgate.intel.sources import SourceConfig, TrustedSources  # noqa: E402
 from sbomgate.sbom.model import Component  # noqa: E402
+from support.index_servers import build_sdist, start_pypiserver  # noqa: E402
 
 
 def main() -> None:

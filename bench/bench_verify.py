@@ -35,7 +35,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_eval import synthetic_facts  # noqa: E402
-from oci_builder import (  # noqa: E402
+from sbomgate.attest import AttestationVerifier, load_trust_policies  # noqa: E402
+from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images  # noqa: E402
+from sbomgate.policy import PolicyEngine, load_policy_dir  # noqa: E402
+from sbomgate.registry import RegistryAccess, RegistryClient  # noqa: E402
+from sbomgen import make_cyclonedx  # noqa: E402
+from support.oci_builder import (  # noqa: E402
     COSIGN_BIN,
     CosignKey,
     PushedImage,
@@ -45,17 +50,12 @@ from oci_builder import (  # noqa: E402
     cosign_registry_flags,
     push_image,
 )
-from registry_servers import (  # noqa: E402
+from support.registry_servers import (  # noqa: E402
     RegistryServer,
     make_test_ca,
     start_distribution,
     start_referrers_registry,
 )
-from sbomgate.attest import AttestationVerifier, load_trust_policies  # noqa: E402
-from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images  # noqa: E402
-from sbomgate.policy import PolicyEngine, load_policy_dir  # noqa: E402
-from sbomgate.registry import RegistryAccess, RegistryClient  # noqa: E402
-from sbomgen import make_cyclonedx  # noqa: E402
 
 COMPONENTS = 5000
 RUNS = 5

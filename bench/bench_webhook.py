@@ -54,9 +54,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_verify import trust_policy  # noqa: E402
-from oci_builder import CosignKey, PushedImage, cosign_attest, cosign_keypair, push_image  # noqa: E402
-from registry_servers import RegistryServer, make_test_ca, start_distribution  # noqa: E402
 from sbomgen import make_cyclonedx  # noqa: E402
+from support.oci_builder import CosignKey, PushedImage, cosign_attest, cosign_keypair, push_image  # noqa: E402
+from support.registry_servers import RegistryServer, make_test_ca, start_distribution  # noqa: E402
 
 # -- what is run (the whole run stays under ~10 minutes on 2 cores) ---------------------------
 

@@ -20,15 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's stack helpers
 
 import yaml  # noqa: E402
-
-from kube_cluster import start_kube_cluster  # noqa: E402
-from oci_builder import cosign_attest, cosign_keypair, push_image  # noqa: E402
-from registry_servers import start_distribution  # noqa: E402
 from test_e2e_kubernetes import (  # noqa: E402
     deployment,
     register_mutating_webhook,
     start_sbomgate,
 )
+
+from support.kube_cluster import start_kube_cluster  # noqa: E402
+from support.oci_builder import cosign_attest, cosign_keypair, push_image  # noqa: E402
+from support.registry_servers import start_distribution  # noqa: E402
 
 SBOMGATE = str(ROOT / ".venv" / "bin" / "sbomgate")
 TRUST = """\

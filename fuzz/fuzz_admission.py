@@ -1,6 +1,6 @@
 """Fuzz target: the webhook's answers, through the functions its routes call (`/validate`:
-webhook._review, the body parse and AdmissionController.review; `/validate-policy`:
-webhook._review_policy), with a controller built as `sbomgate serve` builds it.
+serving.handlers.review, the body parse and AdmissionController.review; `/validate-policy`:
+serving.handlers.review_policy), with a controller built as `sbomgate serve` builds it.
 
 No network, ever: the only allowed registry is a pattern no host can match, so every image is
 refused before anything is sent, and a guard on name resolution and connect() turns any
@@ -38,7 +38,9 @@ with atheris.instrument_imports(include=["sbomgate"]):
     from sbomgate.admission import OPERATIONS
     from sbomgate.config import ServeConfig
     from sbomgate.review import uid_of
-    from sbomgate.webhook import Metrics, _review, _review_policy, build_controller
+    from sbomgate.runtime import build_controller
+    from sbomgate.serving import handlers
+    from sbomgate.serving.metrics import Metrics
     from sbomgate.workload import POD_SPEC_PATHS, WorkloadError, read_workload
 
 API = "admission.k8s.io/v1"
@@ -252,13 +254,13 @@ def check_body(raw: bytes) -> None:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
-    validated = _review(CONTROLLER, raw, READY)
+    validated = handlers.review(CONTROLLER, raw, READY)
     ERRORS.raise_first()
     answer_of(validated, body, envelope_ok(body))
     if envelope_ok(body) and must_deny(body["request"]):
         allowed = orjson.loads(validated.body)["response"]["allowed"]
         fuzzlib.check(not allowed, "a workload with unverifiable images was allowed")
-    policy = _review_policy(raw)
+    policy = handlers.review_policy(raw)
     ERRORS.raise_first()
     answer_of(policy, body, bool(uid_of(body)))
     fuzzlib.check(not NETWORK_USED, f"the network was used: {NETWORK_USED}")

@@ -3,7 +3,7 @@ verifier, up to the SBOM parse of a verified predicate.
 
 The fuzzer cannot forge signatures, so the target signs what it builds: with a trusted P-256
 key (DSSE, or a bundle that names its key) and with an offline fake Sigstore (a keyless bundle
-sigstore-python accepts; tests/fake_sigstore.py). That reaches the code that runs on signed
+sigstore-python accepts; tests/support/fake_sigstore.py). That reaches the code that runs on signed
 but hostile content (a compromised builder, a bad predicate).
 
 Modes (first byte):
@@ -65,7 +65,7 @@ with atheris.instrument_imports(include=["sbomgate", "packageurl", "license_expr
 import sbomlib
 
 sys.path.insert(0, str(fuzzlib.REPO / "tests"))
-from fake_sigstore import FakeSigstore  # type: ignore[import-not-found,unused-ignore]
+from support.fake_sigstore import FakeSigstore  # type: ignore[import-not-found,unused-ignore]
 
 DIGEST = "sha256:" + "a" * 64
 PLATFORM = "sha256:" + "b" * 64

@@ -1,33 +1,49 @@
+"""The suite's layout and its rules.
+
+- tests/unit: no server, no Go-built tool (`make unit`, the fast loop);
+- tests/integration: real registries, cosign, OPA, package indexes, `sbomgate serve`;
+- tests/e2e: a real kube-apiserver and etcd (kubectl, helm);
+- tests/hostile: the black-box hostile corpus, over the same real components as integration.
+
+Each test is marked by the folder it is in (`-m unit`, `-m integration`, `-m e2e`). Nothing is
+ever skipped: a missing tool fails its test with what to run, and a skip is reported as a
+failure, so `make test` cannot pass by leaving something out.
+"""
+
 from __future__ import annotations
 
-import os
-import shutil
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
-from kube_cluster import *  # noqa: F403  (kube_cluster: a real etcd + kube-apiserver)
-from registry_servers import *  # noqa: F403  (registry fixtures: plain_registry, ...)
+# The helpers' asserts are rewritten too (pytest only rewrites test modules by itself).
+pytest.register_assert_rewrite("support")
 
-ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = [
+    "support.fixtures",
+    "support.registry_servers",
+    "support.kube_cluster",
+    "support.index_servers",
+    "support.toxiproxy",
+]
 
-
-@pytest.fixture(scope="session")
-def opa_bin() -> str:
-    """The real OPA binary built by `make tools` (the conformance oracle)."""
-    candidate = ROOT / ".cache" / "bin" / "opa"
-    found = str(candidate) if candidate.exists() else shutil.which("opa")
-    if not found:
-        pytest.fail("OPA is not built: run `make tools` (make test does it for you)")
-    return found
-
-
-@pytest.fixture(scope="session")
-def policies_dir() -> Path:
-    return ROOT / "policies"
+TESTS = Path(__file__).resolve().parent
+MARKS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "hostile": "integration"}
 
 
-@pytest.fixture(autouse=True)
-def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SBOMGATE_DEBUG", raising=False)
-    os.environ.setdefault("NO_COLOR", "1")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0]
+        item.add_marker(MARKS[folder])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and nothing may be: {report.longrepr}"
+    return report

@@ -20,4 +20,5 @@ class Action(StrEnum):
 
     @property
     def denies(self) -> bool:
+        """True for the actions that refuse the package (Deny, Quarantine)."""
         return self in (Action.DENY, Action.QUARANTINE)

@@ -1,4 +1,4 @@
-"""Admission decisions: AdmissionReview in, AdmissionReview out. No HTTP here (webhook.py).
+"""Admission decisions: AdmissionReview in, AdmissionReview out. No HTTP here (serving/).
 
 For each request: skip what is not ours (other operations, subresources, exempt namespaces),
 read every image of the workload, check the images in parallel (the same reference once; the
@@ -22,10 +22,9 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate._internal.deadline import Deadline
+from sbomgate._internal.logs import fields
 from sbomgate.actions import Action
 from sbomgate.cache_keys import policy_set_fingerprint, reads_workload, verdict_key
 from sbomgate.config import ImageReferences, Mode, ServeConfig
@@ -49,7 +48,7 @@ from sbomgate.workload import (
     read_workload,
 )
 
-log = logging.getLogger("sbomgate.admission")
+log = logging.getLogger(__name__)
 
 MAX_WARNING_LENGTH = 256  # the API server drops longer warnings
 MAX_WARNINGS = 20
@@ -64,8 +63,11 @@ MAX_PATHS_SHOWN = 3  # container paths named per image in a line (then "and N mo
 Line = str | tuple[Callable[[Finding, str], str], Finding, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
+    """The admission answer before it is an AdmissionReview: allowed or not, the message, warnings,
+    the images judged."""
+
     allowed: bool
     message: str
     warnings: tuple[str, ...] = ()
@@ -82,6 +84,7 @@ class SideEffects:
     records, Events. Runs off the request path; the default does nothing."""
 
     def after(self, request: Mapping[str, Any], decision: Decision) -> None:
+        """Act on a decision for a request (called off the request path)."""
         return None
 
 
@@ -89,26 +92,34 @@ class Observer:
     """Where decisions are reported (metrics); the default does nothing."""
 
     def request(self, kind: str, operation: str, decision: str, seconds: float) -> None:
+        """One request answered: its kind, operation, outcome and seconds taken."""
         return None
 
     def cache_hit(self, cache: str) -> None:
+        """A verdict or image check answered from the named cache."""
         return None
 
     def evaluation(self, seconds: float) -> None:
+        """One image's policy evaluation took `seconds`."""
         return None
 
     def pins(self, pinned: int, unresolved: int) -> None:
+        """A /mutate answer pinned `pinned` references and left `unresolved` ones as tags."""
         return None
 
 
 @dataclass(slots=True)
 class ImageTask:
+    """One image reference of a workload, with every container that runs it."""
+
     ref: str
     containers: list[ContainerImage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class ImageOutcome:
+    """What checking one image gave: its report, and its verdict when it was evaluated."""
+
     report: ImageReport
     verdict: Verdict | None
 
@@ -118,6 +129,9 @@ _ANSWER_MARGIN = 0.25
 
 
 class AdmissionController:
+    """Judges admission requests: a workload's images checked, evaluated and answered within the
+    deadline."""
+
     def __init__(
         self,
         config: ServeConfig,
@@ -159,6 +173,7 @@ class AdmissionController:
         self._uses_workload = any(reads_workload(p.module.source) for p in engine.policies)
 
     def close(self) -> None:
+        """Stop the check and evaluation threads, dropping queued work."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._evaluators.shutdown(wait=False, cancel_futures=True)
 
@@ -209,6 +224,7 @@ class AdmissionController:
             log.exception("side effects of an admission failed")
 
     def decide(self, request: AdmissionRequest, *, deadline: Deadline | None = None) -> Decision:
+        """A request's Decision: skipped, unreadable, or its images judged before `deadline`."""
         found = self.workload_of(request)
         if isinstance(found, Decision):
             return found
@@ -299,24 +315,25 @@ class AdmissionController:
         unresolved: Mapping[str, str],
         seconds: float,
     ) -> None:
-        record = {
-            "event": "mutation",
-            "uid": request.get("uid"),
-            "kind": _kind_of(request),
-            "namespace": request.get("namespace"),
-            "name": _name_of(request),
-            "operation": request.get("operation"),
-            "dryRun": bool(request.get("dryRun")),
-            "pinned": [
-                {"path": p.container.path, "image": p.container.image, "pinned": p.pinned}
-                for p in pins[:MAX_LOGGED]
-            ],
-            "unresolved": [
-                {"image": i, "error": e} for i, e in list(unresolved.items())[:MAX_LOGGED]
-            ],
-            "seconds": round(seconds, 4),
-        }
-        log.info(orjson.dumps(record).decode())
+        log.info(
+            "mutation",
+            extra=fields(
+                uid=request.get("uid"),
+                kind=_kind_of(request),
+                namespace=request.get("namespace"),
+                name=_name_of(request),
+                operation=request.get("operation"),
+                dryRun=bool(request.get("dryRun")),
+                pinned=[
+                    {"path": p.container.path, "image": p.container.image, "pinned": p.pinned}
+                    for p in pins[:MAX_LOGGED]
+                ],
+                unresolved=[
+                    {"image": i, "error": e} for i, e in list(unresolved.items())[:MAX_LOGGED]
+                ],
+                seconds=round(seconds, 4),
+            ),
+        )
 
     # -- judging the images ------------------------------------------------------------
 
@@ -413,7 +430,7 @@ class AdmissionController:
                 outcomes[ref] = future.result()
             elif future.done():
                 error = future.exception()
-                log.error("image check failed: %s: %r", ref, error)
+                log.error("image check failed", extra=fields(image=ref, error=repr(error)))
                 problem = Problem(
                     image=ref, message=f"internal error: {error}", kind=ProblemKind.INTERNAL
                 )
@@ -489,11 +506,12 @@ class AdmissionController:
         self.observer.evaluation(time.perf_counter() - started)
         findings = verdict.violations + verdict.warnings + verdict.audits + verdict.exemptions
         size = 512 * (len(findings) + len(verdict.errors) + 1)
-        return Loaded(verdict, size, negative=bool(verdict.errors))
+        return Loaded(value=verdict, size=size, negative=bool(verdict.errors))
 
     # -- the answer ------------------------------------------------------------------------
 
     def mode_of(self, finding: Finding) -> Mode:
+        """The mode a finding's policy runs in: its policyModes entry, else the global mode."""
         return self.config.policy_modes.get(finding.policy, self.config.mode)
 
     def _decide(
@@ -596,22 +614,23 @@ class AdmissionController:
     def _log(
         self, request: AdmissionRequest, kind: str, decision: Decision, seconds: float
     ) -> None:
-        record = {
-            "event": "admission",
-            "uid": request.get("uid"),
-            "kind": kind,
-            "namespace": request.get("namespace"),
-            "name": _name_of(request),
-            "operation": request.get("operation"),
-            "dryRun": bool(request.get("dryRun")),
-            "allowed": decision.allowed,
-            "skipped": decision.skipped,
-            "images": [{"ref": i.ref, "digest": i.digest} for i in decision.images],
-            "reasons": list(decision.reasons),
-            "unfinished": list(decision.unfinished),
-            "seconds": round(seconds, 4),
-        }
-        log.info(orjson.dumps(record).decode())
+        log.info(
+            "admission",
+            extra=fields(
+                uid=request.get("uid"),
+                kind=kind,
+                namespace=request.get("namespace"),
+                name=_name_of(request),
+                operation=request.get("operation"),
+                dryRun=bool(request.get("dryRun")),
+                allowed=decision.allowed,
+                skipped=decision.skipped,
+                images=[{"ref": i.ref, "digest": i.digest} for i in decision.images],
+                reasons=list(decision.reasons),
+                unfinished=list(decision.unfinished),
+                seconds=round(seconds, 4),
+            ),
+        )
 
 
 def _skipped(request: AdmissionRequest, exempt_namespaces: Sequence[str]) -> str | None:

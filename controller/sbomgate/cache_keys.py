@@ -74,6 +74,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def image_check_key(*, repository: str, digest: str, trust: str, settings: str) -> ImageCheckKey:
+    """The key of an image check (see the module docstring)."""
     return (repository, digest, trust, settings)
 
 
@@ -85,6 +86,7 @@ def verdict_key(
     workload: Mapping[str, Any] | None,
     scope: frozenset[str] | None,
 ) -> VerdictKey:
+    """The key of a verdict (see the module docstring); the workload as canonical JSON."""
     return (
         policies,
         image,

@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from sbomgate._internal.documents import load_data_files
+from sbomgate._internal.logs import LogLevel
 from sbomgate.errors import InputError, SbomgateError
 
 if TYPE_CHECKING:
     from sbomgate.policy import PolicyEngine
-    from sbomgate.policy.engine import FactSource
     from sbomgate.sbom import Sbom
     from sbomgate.verdict import Verdict
 
@@ -39,6 +38,8 @@ EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
 
 
 class OutputFormat(StrEnum):
+    """The formats `--format` accepts."""
+
     table = "table"
     json = "json"
     sarif = "sarif"
@@ -82,15 +83,8 @@ AllowEmptySbomOption = Annotated[
 EMPTY_SBOM = "sbomgate/empty-sbom"
 
 
-def bundled_policies_dir() -> Path:
-    """The bundled policies: $SBOMGATE_POLICIES, else the source tree's policies/."""
-    override = os.environ.get("SBOMGATE_POLICIES")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "policies"
-
-
 def fail(message: str) -> NoReturn:
+    """Print a one-line error to stderr and exit 2."""
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         "[red]error:[/red] ", message, sep=""
     )
@@ -106,26 +100,6 @@ def _sources(texts: list[str]) -> list[dict[str, str]]:
             raise InputError(f"--source {text!r}: expected KIND=URL (e.g. pypi=https://…/simple/)")
         configs.append({"name": f"source-{position + 1}", "kind": kind, "url": url})
     return configs
-
-
-def _policy_inputs(
-    policies: Path | None,
-    data: list[Path] | None,
-    facts: Path | None,
-    osv: list[Path] | None = None,
-    sources: list[str] | None = None,
-    typosquat: bool = True,
-) -> tuple[PolicyEngine, FactSource | None]:
-    from sbomgate.intel.facts import build_facts
-    from sbomgate.policy import PolicyEngine, load_policy_dir
-
-    engine = PolicyEngine(
-        load_policy_dir(policies or bundled_policies_dir()), load_data_files(data or [])
-    )
-    fact_source = build_facts(
-        snapshot=facts, osv=osv or [], sources=_sources(sources or []), typosquat=typosquat
-    )
-    return engine, fact_source
 
 
 def _emit(verdict: Verdict, output: OutputFormat, source: str, engine: PolicyEngine) -> NoReturn:
@@ -154,9 +128,17 @@ def eval_command(
 ) -> None:
     """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error."""
     from sbomgate.intel.facts import prefetch
+    from sbomgate.runtime import policy_inputs
     from sbomgate.sbom import load_sbom_file
 
-    engine, fact_source = _policy_inputs(policies, data, facts, osv, source, typosquat)
+    engine, fact_source = policy_inputs(
+        policies,
+        data or [],
+        snapshot=facts,
+        osv=osv or [],
+        sources=_sources(source or []),
+        typosquat=typosquat,
+    )
     document = load_sbom_file(sbom)
     prefetch(fact_source, document.components)
     verdict = engine.evaluate_sbom(document, facts=fact_source)
@@ -225,22 +207,26 @@ def verify_command(
 ) -> None:
     """Find, verify and evaluate the signed SBOMs of images: exit 0 allowed, 1 denied (a
     refused or unverifiable image, or a policy violation), 2 input or policy error."""
-    from sbomgate.attest import AttestationVerifier, load_trust_policies
-    from sbomgate.imagecheck import ImageChecker, judge_images
+    from sbomgate.attest import load_trust_policies
+    from sbomgate.imagecheck import judge_images
     from sbomgate.intel.facts import prefetch
-    from sbomgate.registry import (
-        CredentialStore,
-        RegistryAccess,
-        RegistryClient,
-        parse_reference,
+    from sbomgate.registry import parse_reference
+    from sbomgate.runtime import (
+        default_docker_config,
+        image_checker,
+        policy_inputs,
+        registry_client,
     )
 
-    engine, fact_source = _policy_inputs(policies, data, facts, osv, source, typosquat)
-    verifier = AttestationVerifier(load_trust_policies(trust))
-    credentials = CredentialStore()
-    config = docker_config or _default_docker_config()
-    if config is not None:
-        credentials.add_docker_config_file(config)
+    engine, fact_source = policy_inputs(
+        policies,
+        data or [],
+        snapshot=facts,
+        osv=osv or [],
+        sources=_sources(source or []),
+        typosquat=typosquat,
+    )
+    trust_policies = load_trust_policies(trust)
     allowed = list(allow_registry or [])
     if not allowed:
         # The person running the CLI named these images, so their registries are trusted
@@ -248,13 +234,16 @@ def verify_command(
         for ref in images:
             with contextlib.suppress(InputError):
                 allowed.append(parse_reference(ref).registry)
-    access = RegistryAccess(
-        allowed=tuple(dict.fromkeys(allowed)),
-        insecure=frozenset(h.lower() for h in insecure_registry or []),
-        ca_files=tuple(str(p) for p in registry_ca or []),
+    client = registry_client(
+        allowed=allowed,
+        insecure=insecure_registry or [],
+        ca_files=registry_ca or [],
+        docker_config=docker_config or default_docker_config(),
+        timeout=timeout,
     )
-    client = RegistryClient(access, credentials, timeout=timeout)
-    checker = ImageChecker(client, verifier, timeout=timeout, allow_empty_sbom=allow_empty_sbom)
+    checker = image_checker(
+        client, trust_policies, timeout=timeout, allow_empty_sbom=allow_empty_sbom
+    )
     try:
         results = checker.check_many(images)
     finally:
@@ -348,13 +337,18 @@ def serve_command(
         str | None,
         typer.Option("--image-references", help="Pin | RefuseTags | Resolve [Pin]"),
     ] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("--log-level", case_sensitive=False, help="least level logged [info]"),
+    ] = None,
 ) -> None:
-    """Serve the admission webhooks over HTTPS (POST /mutate pins tags, POST /validate)."""
+    """Serve the admission webhooks over HTTPS (POST /mutate pins tags, POST /validate); with
+    `kubernetes.watch`, also the operator (custom resources, audit, certificate rotation)."""
     from sbomgate.config import ServeConfig, load_config, parse_image_references, parse_mode
-    from sbomgate.webhook import serve
+    from sbomgate.serving.server import serve
 
-    base = load_config(config_file) if config_file else ServeConfig()
-    config = base.with_overrides(
+    settings = load_config(config_file) if config_file else ServeConfig()
+    config = settings.with_overrides(
         policies=policies,
         trust_policies=tuple(trust or ()),
         data=tuple(data or ()),
@@ -373,14 +367,9 @@ def serve_command(
         image_references=parse_image_references(image_references, "--image-references")
         if image_references
         else None,
+        log_level=log_level,
     )
     serve(config)
-
-
-def _default_docker_config() -> Path | None:
-    base = os.environ.get("DOCKER_CONFIG")
-    path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
-    return path if path.is_file() else None
 
 
 @app.command("test")
@@ -394,6 +383,7 @@ def test_command(
     ] = True,
 ) -> None:
     """Run the test_* rules of Rego test files, like `opa test`."""
+    from sbomgate._internal.documents import load_data_files
     from sbomgate.policy.testing import Outcome, run_tests
 
     merged = load_data_files(data or [])
@@ -424,6 +414,8 @@ def test_command(
 
 
 def main() -> None:
+    """The `sbomgate` entry point: SbomgateErrors as one line and exit 2, a bug as one line unless
+    SBOMGATE_DEBUG is set."""
     try:
         app(standalone_mode=True)
     except SbomgateError as exc:

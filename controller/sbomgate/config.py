@@ -1,4 +1,4 @@
-"""The webhook's configuration file (`sbomgate serve --config FILE`; flags override it).
+"""The settings of `sbomgate serve`: one model, read from a file (`--config FILE`), flags on top.
 
 ```yaml
 policies: /etc/sbomgate/policies          # directory of .rego policies [bundled]
@@ -26,26 +26,62 @@ osv: [/var/lib/osv/]                      # OSV exports: all.zip files or direct
 trustedSources:                           # checked in order, per ecosystem
   - {name: pypi-internal, kind: pypi, url: "https://pypi.acme.example/simple/"}
 typosquat: true                           # input.v0.package.typosquat_of
+logLevel: info                            # debug | info | warning | error
 ```
+
+`ServeConfig` is a frozen pydantic model: the type every module reads, built the same way from
+the file (`load_config`: camelCase keys, unknown keys refused, relative paths against the
+file's directory) and in Python (`ServeConfig(port=9443)`, by field name). Flags are laid over
+it with `with_overrides` (`model_copy(update=...)`). The file's `tls`, `listen` and
+`kubernetes` sections only group keys for the reader, so they are flat fields here, with
+dotted keys (`listen.port`); `cache` is read by the program as one value, so it is a model of
+its own. A validation error becomes the one-line message the CLI prints: the file, the key's
+path, what is wrong and what is allowed. `trustedSources` entries are checked where they are
+used (`intel.facts.source_configs`).
 """
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from sbomgate._internal.documents import load_json_or_yaml
+from sbomgate._internal.logs import LogLevel
 from sbomgate.errors import InputError
+
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class Mode(StrEnum):
+    """What a Deny finding does to a request: refuse it (Enforce), admit it with a warning (Warn),
+    or only record it (Audit)."""
+
     ENFORCE = "Enforce"  # refuse
     WARN = "Warn"  # admit, with AdmissionReview warnings (kubectl prints them)
     AUDIT = "Audit"  # admit, record only
+
+
+class Faults(StrEnum):
+    """What an image that could not be checked (an unreachable registry, a timeout) gets."""
+
+    DENY = "Deny"
+    ALLOW = "Allow"
 
 
 class ImageReferences(StrEnum):
@@ -63,92 +99,268 @@ class ImageReferences(StrEnum):
     RESOLVE = "Resolve"
 
 
-@dataclass(frozen=True, slots=True)
-class CacheSettings:
-    max_bytes: int = 256 << 20
-    ttl: float = 3600.0
-    negative_ttl: float = 30.0
-    verdict_ttl: float = 300.0
+# -- constrained types; each `description` says what is allowed, for the error message ------
+
+# Strict: YAML's `true` and `'8'` are not numbers; NaN compares false with everything, so it
+# would pass a plain `<= 0` test.
+PositiveNumber = Annotated[
+    float, Field(strict=True, gt=0, allow_inf_nan=False, description="a number above 0")
+]
+# Strict: a fraction would be cut down, 0.5 to 0.
+WholeNumber = Annotated[int, Field(strict=True, gt=0, description="a whole number above 0")]
+Port = Annotated[int, Field(strict=True, gt=0, lt=65536, description="a port number")]
+Switch = Annotated[bool, Field(strict=True, description="true or false")]
+NonEmptyText = Annotated[str, Field(strict=True, min_length=1)]
 
 
-@dataclass(frozen=True, slots=True)
-class ServeConfig:
-    policies: Path | None = None
-    data: tuple[Path, ...] = ()
-    facts: Path | None = None
-    trust_policies: tuple[Path, ...] = ()
-    allowed_registries: tuple[str, ...] = ()
-    insecure_registries: tuple[str, ...] = ()
-    registry_ca: tuple[Path, ...] = ()
-    docker_config: Path | None = None
-    exempt_namespaces: tuple[str, ...] = ("kube-system",)
-    mode: Mode = Mode.ENFORCE
-    policy_modes: Mapping[str, Mode] = field(default_factory=dict)
-    faults_allowed: bool = False
-    image_references: ImageReferences = ImageReferences.PIN
+def _path_text(value: object) -> object:
+    if isinstance(value, Path) or (isinstance(value, str) and value):
+        return value
+    raise PydanticCustomError("path_type", "not a path")
+
+
+def _against_the_file(path: Path, info: ValidationInfo) -> Path:
+    """A relative path in a file is relative to that file's directory, not to where the
+    process happens to run."""
+    base = (info.context or {}).get("base")
+    return path if base is None or path.is_absolute() else base / path
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _text_keys(value: object) -> object:
+    # YAML keys need not be strings (`1: Warn`); a policy name is text.
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+FilePath = Annotated[Path, BeforeValidator(_path_text), AfterValidator(_against_the_file)]
+Paths = Annotated[
+    tuple[FilePath, ...], BeforeValidator(_one_or_many), Field(description="a list of paths")
+]
+OptionalPath = Annotated[FilePath | None, Field(description="a path")]
+Strings = Annotated[tuple[NonEmptyText, ...], Field(description="a list of strings")]
+ResourceName = Annotated[NonEmptyText | None, Field(description="a resource name")]
+
+
+class _Settings(BaseModel):
+    # Frozen: one configuration is shared by every thread. By name in Python, by the file's
+    # camelCase key in a file (load_config turns names off).
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+    )
+
+
+class CacheSettings(_Settings):
+    """The `cache:` section: the image-check cache's size and TTLs, and the verdicts' TTL."""
+
+    max_bytes: WholeNumber = Field(default=256 << 20, validation_alias="maxBytes")
+    ttl: PositiveNumber = Field(default=3600.0, validation_alias="ttl")
+    negative_ttl: PositiveNumber = Field(default=30.0, validation_alias="negativeTtl")
+    verdict_ttl: PositiveNumber = Field(default=300.0, validation_alias="verdictTtl")
+
+
+class ServeConfig(_Settings):
+    """Every setting of `sbomgate serve`, by Python name or by the file's key (see the module
+    docstring)."""
+
+    policies: OptionalPath = Field(default=None, validation_alias="policies")
+    data: Paths = Field(default=(), validation_alias="data")
+    facts: OptionalPath = Field(default=None, validation_alias="facts")
+    trust_policies: Paths = Field(default=(), validation_alias="trustPolicies")
+    allowed_registries: Strings = Field(default=(), validation_alias="allowedRegistries")
+    insecure_registries: Strings = Field(default=(), validation_alias="insecureRegistries")
+    registry_ca: Paths = Field(default=(), validation_alias="registryCA")
+    docker_config: OptionalPath = Field(default=None, validation_alias="dockerConfig")
+    exempt_namespaces: Strings = Field(
+        default=("kube-system",), validation_alias="exemptNamespaces"
+    )
+    mode: Mode = Field(default=Mode.ENFORCE, validation_alias="mode")
+    policy_modes: Annotated[dict[str, Mode], BeforeValidator(_text_keys)] = Field(
+        default_factory=dict,
+        validation_alias="policyModes",
+        description="a mapping of policy names to modes",
+    )
+    faults: Faults = Field(default=Faults.DENY, validation_alias="faults")
+    image_references: ImageReferences = Field(
+        default=ImageReferences.PIN, validation_alias="imageReferences"
+    )
     # A verified SBOM that lists no packages proves nothing: refused unless this is set.
-    allow_empty_sbom: bool = False
-    admission_deadline: float = 8.0
-    registry_timeout: float = 3.0
+    allow_empty_sbom: Switch = Field(default=False, validation_alias="allowEmptySbom")
+    admission_deadline: PositiveNumber = Field(default=8.0, validation_alias="admissionDeadline")
+    registry_timeout: PositiveNumber = Field(default=3.0, validation_alias="registryTimeout")
     # Policy evaluation runs in worker processes; one image's evaluation that overruns the
     # budget is stopped and denies (a policy that runs away cannot hold the webhook).
-    evaluation_budget: float = 10.0
-    evaluation_processes: int = 2
-    cache: CacheSettings = field(default_factory=CacheSettings)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    host: str = "0.0.0.0"
-    port: int = 8443
-    max_message_lines: int = 12
+    evaluation_budget: PositiveNumber = Field(default=10.0, validation_alias="evaluationBudget")
+    evaluation_processes: WholeNumber = Field(default=2, validation_alias="evaluationProcesses")
+    cache: CacheSettings = Field(
+        default_factory=CacheSettings, validation_alias="cache", description="a mapping"
+    )
+    tls_cert: OptionalPath = Field(default=None, validation_alias="tls.certFile")
+    tls_key: OptionalPath = Field(default=None, validation_alias="tls.keyFile")
+    host: NonEmptyText = Field(
+        default="0.0.0.0", validation_alias="listen.host", description="a host name or address"
+    )
+    port: Port = Field(default=8443, validation_alias="listen.port")
+    max_message_lines: WholeNumber = Field(default=12, validation_alias="maxMessageLines")
     # The operator side: policies, trust and quarantine from custom resources.
-    watch_resources: bool = False
-    audit_interval: float = 300.0
-    kubeconfig: Path | None = None
+    watch_resources: Switch = Field(default=False, validation_alias="kubernetes.watch")
+    audit_interval: PositiveNumber = Field(
+        default=300.0, validation_alias="kubernetes.auditInterval"
+    )
+    kubeconfig: OptionalPath = Field(default=None, validation_alias="kubernetes.kubeconfig")
     # The self-signed serving certificate the elected replica renews (no cert-manager).
-    certificate_secret: str | None = None
-    webhook_configuration: str | None = None
-    renew_before_days: float = 30.0
+    certificate_secret: ResourceName = Field(
+        default=None, validation_alias="kubernetes.certificateSecret"
+    )
+    webhook_configuration: ResourceName = Field(
+        default=None, validation_alias="kubernetes.webhookConfiguration"
+    )
+    renew_before_days: PositiveNumber = Field(
+        default=30.0, validation_alias="kubernetes.renewBeforeDays"
+    )
     # Package intelligence beyond the facts snapshot.
-    osv: tuple[Path, ...] = ()
-    trusted_sources: tuple[Mapping[str, Any], ...] = ()
-    typosquat: bool = True
+    osv: Paths = Field(default=(), validation_alias="osv")
+    trusted_sources: tuple[dict[str, Any], ...] = Field(
+        default=(), validation_alias="trustedSources", description="a list of mappings"
+    )
+    typosquat: Switch = Field(default=True, validation_alias="typosquat")
+    log_level: LogLevel = Field(default=LogLevel.INFO, validation_alias="logLevel")
 
-    def with_overrides(self, **overrides: Any) -> ServeConfig:
-        """Flags given on the command line (None and empty mean "not given")."""
-        return replace(self, **{k: v for k, v in overrides.items() if v not in (None, (), [])})
+    @property
+    def faults_allowed(self) -> bool:
+        """True when images that could not be checked are admitted (`faults: Allow`)."""
+        return self.faults is Faults.ALLOW
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_shape(cls, data: Any) -> Any:
+        """The file's grouping sections as dotted keys (`listen: {port: 1}` is `listen.port`),
+        and `null` as "the default" where the default is empty (lists, mappings, optional
+        values); a number, a switch or a mode must be given a value."""
+        if not isinstance(data, dict):
+            return data
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            name = str(key)
+            if "." in name:  # would pass for a section's key
+                raise PydanticCustomError("unknown_setting", "unknown setting", {"setting": name})
+            if name in _SECTIONS:
+                if value is None:
+                    continue
+                if not isinstance(value, dict):
+                    raise PydanticCustomError(
+                        "section_type", "must be a mapping", {"setting": name}
+                    )
+                flat.update((f"{name}.{k}", v) for k, v in value.items())
+            else:
+                flat[name] = value
+        return {k: v for k, v in flat.items() if v is not None or k not in _NULL_IS_DEFAULT}
+
+    def with_overrides(self, **flags: Any) -> ServeConfig:
+        """Flags given on the command line, by field name (None and empty mean "not given").
+
+        Not validated again: the flags' own types (and `parse_mode`) check them."""
+        unknown = sorted(set(flags) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"ServeConfig has no setting {unknown[0]!r}")
+        given = {k: v for k, v in flags.items() if v not in (None, (), [])}
+        return self.model_copy(update=given)
 
 
-_KEYS = {
-    "policies",
-    "data",
-    "facts",
-    "trustPolicies",
-    "allowedRegistries",
-    "insecureRegistries",
-    "registryCA",
-    "dockerConfig",
-    "exemptNamespaces",
-    "mode",
-    "policyModes",
-    "faults",
-    "imageReferences",
-    "allowEmptySbom",
-    "admissionDeadline",
-    "registryTimeout",
-    "evaluationBudget",
-    "evaluationProcesses",
-    "cache",
-    "tls",
-    "listen",
-    "maxMessageLines",
-    "kubernetes",
-    "osv",
-    "trustedSources",
-    "typosquat",
-}
+def _key(info: FieldInfo) -> str:
+    assert isinstance(info.validation_alias, str)  # every setting names its key
+    return info.validation_alias
+
+
+def _empty_default(info: FieldInfo) -> bool:
+    default = info.get_default(call_default_factory=True)
+    return default is None or isinstance(default, tuple | Mapping | BaseModel)
+
+
+# Keys of the file: `listen.port` for a key in a section.
+_KEYS = {_key(info): info for info in ServeConfig.model_fields.values()}
+_SECTIONS = {key.partition(".")[0] for key in _KEYS if "." in key}
+_NULL_IS_DEFAULT = {key for key, info in _KEYS.items() if _empty_default(info)}
+_CACHE_KEYS = {_key(info): info for info in CacheSettings.model_fields.values()}
+_UNKNOWN = ("extra_forbidden", "unknown_setting")
+
+
+def load_config(path: Path) -> ServeConfig:
+    """The settings in a YAML or JSON file (an empty file: the defaults); InputError with one
+    line naming the file and the key when something in it cannot be used."""
+    doc = load_json_or_yaml(path, what="configuration", max_bytes=MAX_CONFIG_BYTES)
+    if doc is None:
+        return ServeConfig()
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: the configuration must be a mapping")
+    try:
+        return ServeConfig.model_validate(
+            doc, by_alias=True, by_name=False, context={"base": path.parent}
+        )
+    except ValidationError as exc:
+        raise InputError(f"{path}: {_first_problem(exc)}") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """Unknown keys first (sorted by text: YAML keys need not be strings), then the rest in
+    the order of the settings."""
+    errors = exc.errors()
+    unknown = sorted((e for e in errors if e["type"] in _UNKNOWN), key=_where)
+    return _describe((unknown or errors)[0])
+
+
+def _where(error: ErrorDetails) -> str:
+    """The key's path in the file: `cache.ttl`, `listen.port`, `data.1`."""
+    loc = error["loc"] or ((error.get("ctx") or {}).get("setting", ""),)
+    return ".".join(str(part) for part in loc)
+
+
+def _describe(error: ErrorDetails) -> str:
+    """What is wrong with the key, and what is allowed there."""
+    where, kind = _where(error), error["type"]
+    if kind in _UNKNOWN:
+        top_level = kind == "unknown_setting"  # a dotted key written at the top level
+        known = ", ".join(sorted(_known_next_to("" if top_level else where)))
+        return f"unknown setting {where!r} (known: {known})"
+    if kind in ("enum", "literal_error"):
+        allowed = re.findall(r"'([^']*)'", (error.get("ctx") or {}).get("expected", ""))
+        choices = " or ".join(allowed) if len(allowed) == 2 else "one of " + ", ".join(allowed)
+        return f"{where}: {error['input']!r} is not {choices}"
+    if kind == "section_type":
+        return f"{where} must be a mapping"
+    key, setting = _setting_at(where)
+    if setting is None or not setting.description:
+        return f"{where}: {error['msg']}"
+    item = where.removeprefix(f"{key}.")
+    detail = f": item {int(item) + 1} is {error['input']!r}" if item.isdigit() else ""
+    return f"{key} must be {setting.description}{detail}"
+
+
+def _known_next_to(where: str) -> set[str]:
+    """The keys allowed where an unknown one was found: the top level's, or a section's."""
+    section, dot, _ = where.rpartition(".")
+    if not dot:
+        return {key.partition(".")[0] for key in _KEYS}
+    if section == "cache":
+        return set(_CACHE_KEYS)
+    return {key.partition(".")[2] for key in _KEYS if key.startswith(f"{section}.")}
+
+
+def _setting_at(where: str) -> tuple[str, FieldInfo | None]:
+    """The setting an error's path falls in, and its key: `data.1` is in `data`."""
+    if where.startswith("cache."):
+        key = ".".join(where.split(".")[:2])
+        return key, _CACHE_KEYS.get(key.partition(".")[2])
+    for key, info in _KEYS.items():
+        if where == key or where.startswith(f"{key}."):
+            return key, info
+    return where, None
 
 
 def parse_mode(value: Any, where: str) -> Mode:
+    """A Mode from its name; an InputError naming `where` otherwise."""
     try:
         return Mode(value)
     except ValueError:
@@ -156,205 +368,9 @@ def parse_mode(value: Any, where: str) -> Mode:
 
 
 def parse_image_references(value: Any, where: str) -> ImageReferences:
+    """An ImageReferences setting from its name; an InputError naming `where` otherwise."""
     try:
         return ImageReferences(value)
     except ValueError:
         known = ", ".join(r.value for r in ImageReferences)
         raise InputError(f"{where}: {value!r} is not one of {known}") from None
-
-
-_CACHE_KEYS = {"maxBytes", "ttl", "negativeTtl", "verdictTtl"}
-_TLS_KEYS = {"certFile", "keyFile"}
-_LISTEN_KEYS = {"host", "port"}
-_KUBERNETES_KEYS = {
-    "watch",
-    "auditInterval",
-    "kubeconfig",
-    "certificateSecret",
-    "webhookConfiguration",
-    "renewBeforeDays",
-}
-
-
-def load_config(path: Path) -> ServeConfig:
-    doc = load_json_or_yaml(path, what="configuration", max_bytes=1 << 20)
-    if doc is None:
-        return ServeConfig()
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: the configuration must be a mapping")
-    base = path.parent
-
-    def where(key: str) -> str:
-        return f"{path}: {key}"
-
-    def check_keys(mapping: Mapping[Any, Any], known: set[str], prefix: str = "") -> None:
-        # sorted by text: YAML keys need not be strings, and mixed types do not compare
-        unknown = sorted((k for k in mapping if k not in known), key=str)
-        if unknown:
-            raise InputError(
-                f"{path}: unknown setting {prefix + str(unknown[0])!r} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-
-    def mapping(key: str) -> dict[Any, Any]:
-        value = doc.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise InputError(f"{where(key)} must be a mapping")
-        return value
-
-    def a_path(value: Any, key: str) -> Path:
-        if not isinstance(value, str) or not value:
-            raise InputError(f"{where(key)} must be a path")
-        p = Path(value)
-        return p if p.is_absolute() else base / p
-
-    def optional_path(value: Any, key: str) -> Path | None:
-        return None if value is None else a_path(value, key)
-
-    def paths(key: str) -> tuple[Path, ...]:
-        value = doc.get(key)
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise InputError(f"{where(key)} must be a list of paths")
-        return tuple(a_path(v, key) for v in value)
-
-    def strings(key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = doc.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise InputError(f"{where(key)} must be a list of strings")
-        return tuple(value)
-
-    def number(value: Any, key: str) -> float:
-        # NaN compares false with everything, so it would pass a plain `<= 0` test
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise InputError(f"{where(key)} must be a number above 0")
-        return float(value)
-
-    def whole(value: Any, key: str) -> int:
-        # a fraction would be cut down, 0.5 to 0
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise InputError(f"{where(key)} must be a whole number above 0")
-        return value
-
-    def name(value: Any, key: str) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            raise InputError(f"{where(key)} must be a resource name")
-        return value
-
-    check_keys(doc, _KEYS)
-    config = ServeConfig()
-    policy_modes = doc.get("policyModes")
-    if policy_modes is None:
-        policy_modes = {}
-    if not isinstance(policy_modes, dict):
-        raise InputError(f"{where('policyModes')} must map policy names to modes")
-    faults = doc.get("faults", "Deny")
-    if faults not in ("Deny", "Allow"):
-        raise InputError(f"{where('faults')}: {faults!r} is not Deny or Allow")
-    cache_doc = mapping("cache")
-    tls = mapping("tls")
-    listen = mapping("listen")
-    check_keys(cache_doc, _CACHE_KEYS, "cache.")
-    check_keys(tls, _TLS_KEYS, "tls.")
-    check_keys(listen, _LISTEN_KEYS, "listen.")
-    kube = mapping("kubernetes")
-    check_keys(kube, _KUBERNETES_KEYS, "kubernetes.")
-    watch = kube.get("watch", False)
-    if not isinstance(watch, bool):
-        raise InputError(f"{where('kubernetes.watch')} must be true or false")
-    cache = CacheSettings(
-        max_bytes=whole(cache_doc.get("maxBytes", config.cache.max_bytes), "cache.maxBytes"),
-        ttl=number(cache_doc.get("ttl", config.cache.ttl), "cache.ttl"),
-        negative_ttl=number(
-            cache_doc.get("negativeTtl", config.cache.negative_ttl), "cache.negativeTtl"
-        ),
-        verdict_ttl=number(
-            cache_doc.get("verdictTtl", config.cache.verdict_ttl), "cache.verdictTtl"
-        ),
-    )
-    port = listen.get("port", config.port)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise InputError(f"{where('listen.port')} must be a port number")
-    host = listen.get("host", config.host)
-    if not isinstance(host, str) or not host:
-        raise InputError(f"{where('listen.host')} must be a host name or address")
-    sources = doc.get("trustedSources")
-    if sources is None:
-        sources = []
-    if not isinstance(sources, list) or not all(isinstance(x, dict) for x in sources):
-        raise InputError(f"{where('trustedSources')} must be a list of mappings")
-    typosquat = doc.get("typosquat", True)
-    if not isinstance(typosquat, bool):
-        raise InputError(f"{where('typosquat')} must be true or false")
-    allow_empty_sbom = doc.get("allowEmptySbom", False)
-    if not isinstance(allow_empty_sbom, bool):
-        raise InputError(f"{where('allowEmptySbom')} must be true or false")
-    return ServeConfig(
-        osv=paths("osv"),
-        trusted_sources=tuple(sources),
-        typosquat=typosquat,
-        policies=optional_path(doc.get("policies"), "policies"),
-        data=paths("data"),
-        facts=optional_path(doc.get("facts"), "facts"),
-        trust_policies=paths("trustPolicies"),
-        allowed_registries=strings("allowedRegistries"),
-        insecure_registries=strings("insecureRegistries"),
-        registry_ca=paths("registryCA"),
-        docker_config=optional_path(doc.get("dockerConfig"), "dockerConfig"),
-        exempt_namespaces=strings("exemptNamespaces", config.exempt_namespaces),
-        mode=parse_mode(doc.get("mode", "Enforce"), where("mode")),
-        policy_modes={
-            str(k): parse_mode(v, where(f"policyModes.{k}")) for k, v in policy_modes.items()
-        },
-        faults_allowed=faults == "Allow",
-        image_references=parse_image_references(
-            doc.get("imageReferences", config.image_references.value), where("imageReferences")
-        ),
-        allow_empty_sbom=allow_empty_sbom,
-        admission_deadline=number(
-            doc.get("admissionDeadline", config.admission_deadline), "admissionDeadline"
-        ),
-        registry_timeout=number(
-            doc.get("registryTimeout", config.registry_timeout), "registryTimeout"
-        ),
-        evaluation_budget=number(
-            doc.get("evaluationBudget", config.evaluation_budget), "evaluationBudget"
-        ),
-        evaluation_processes=whole(
-            doc.get("evaluationProcesses", config.evaluation_processes), "evaluationProcesses"
-        ),
-        cache=cache,
-        tls_cert=optional_path(tls.get("certFile"), "tls.certFile"),
-        tls_key=optional_path(tls.get("keyFile"), "tls.keyFile"),
-        host=host,
-        port=port,
-        max_message_lines=whole(
-            doc.get("maxMessageLines", config.max_message_lines), "maxMessageLines"
-        ),
-        watch_resources=watch,
-        audit_interval=number(
-            kube.get("auditInterval", config.audit_interval), "kubernetes.auditInterval"
-        ),
-        kubeconfig=optional_path(kube.get("kubeconfig"), "kubernetes.kubeconfig"),
-        certificate_secret=name(kube.get("certificateSecret"), "kubernetes.certificateSecret"),
-        webhook_configuration=name(
-            kube.get("webhookConfiguration"), "kubernetes.webhookConfiguration"
-        ),
-        renew_before_days=number(
-            kube.get("renewBeforeDays", config.renew_before_days), "kubernetes.renewBeforeDays"
-        ),
-    )

@@ -186,7 +186,7 @@ def version_key(ptype: str, version: str | None) -> str | None:
     return v
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PackageIdentity:
     """One package at one version, canonical for its ecosystem (see the module docstring)."""
 
@@ -202,6 +202,7 @@ class PackageIdentity:
 
     @property
     def version_key(self) -> str | None:
+        """Equal for every spelling of this version (None without a version)."""
         return version_key(self.type, self.version)
 
     @property
@@ -216,6 +217,7 @@ class PackageIdentity:
 
     @property
     def origin_urls(self) -> tuple[str, ...]:
+        """The values of its URL qualifiers (download_url, repository_url)."""
         return tuple(v for k, v in self.origin if k in ORIGIN_URL_QUALIFIERS)
 
     def comes_from(self, url: str) -> bool:
@@ -228,6 +230,7 @@ class PackageIdentity:
 
     @property
     def purl(self) -> str:
+        """The canonical purl text of this identity."""
         return _purl_text(self)
 
     def to_input(self) -> dict[str, Any]:

@@ -50,15 +50,18 @@ from sbomgate.verdict import AttestationReport, ImageReport, Verdict, merge_verd
 Phase = str  # "resolve" | "discover" | "verify" | "parse" | "evaluate"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckedSbom:
+    """One verified SBOM of an image: parsed, with the manifest it speaks for and its
+    input.v0.image."""
+
     sbom: Sbom
     image: str  # registry/repository@digest of the manifest this SBOM speaks for
     digest: str
     image_input: Mapping[str, Any]  # input.v0.image for this SBOM's packages
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _KeptSbom:
     """A verified SBOM as the cache keeps it: its bytes, parsed again when needed."""
 
@@ -75,7 +78,7 @@ class _KeptSbom:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VerifiedImage:
     """The cached, per-digest result: what verification said, and the SBOMs as bytes.
 
@@ -94,8 +97,11 @@ class VerifiedImage:
     documents: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageResult:
+    """An image check: the report, what was verified, time per phase, whether it came from the
+    cache."""
+
     report: ImageReport
     verified: VerifiedImage | None = None
     seconds: Mapping[Phase, float] = field(default_factory=dict)
@@ -105,6 +111,7 @@ class ImageResult:
 
     @property
     def sboms(self) -> tuple[CheckedSbom, ...]:
+        """The verified SBOMs, parsed (again, when the result came from the cache)."""
         if self.parsed is not None:
             return self.parsed
         if self.verified is None:
@@ -133,6 +140,7 @@ class ImageChecker:
         self._settings = f"allow-empty-sbom={allow_empty_sbom}"
 
     def check(self, ref_text: str, *, deadline: Deadline | None = None) -> ImageResult:
+        """Resolve, discover, verify and parse one image, cached by repository and digest."""
         deadline = deadline or Deadline.after(self.timeout)
         seconds: dict[Phase, float] = {}
         try:
@@ -334,7 +342,7 @@ class ImageChecker:
             documents=documents_fingerprint([(k.data, k.image_input) for k in kept]),
         )
         size = sum(len(k.data) for k in kept) + 4096 * (1 + len(verification.checks))
-        return Loaded(value, size, negative=bool(refusals)), tuple(sboms)
+        return Loaded(value=value, size=size, negative=bool(refusals)), tuple(sboms)
 
     def check_many(
         self, refs: Sequence[str], *, deadline: Deadline | None = None, workers: int = 8

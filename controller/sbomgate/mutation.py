@@ -42,6 +42,8 @@ class PatchOperation(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class Pin:
+    """A container whose tag reference is rewritten to the digest it resolves to."""
+
     container: ContainerImage
     pinned: str  # registry/repository@sha256:…
 
@@ -66,6 +68,7 @@ def pin_targets(request: Mapping[str, Any], workload: Workload) -> tuple[Contain
 
 
 def json_patch(pins: Sequence[Pin]) -> list[PatchOperation]:
+    """The JSONPatch replacing each pinned container's image."""
     return [
         {"op": "replace", "path": pointer(pin.container.path) + "/image", "value": pin.pinned}
         for pin in pins

@@ -36,4 +36,5 @@ class Problem:
 
     @property
     def fault(self) -> bool:
+        """True when the problem is an infrastructure fault, not the image's failure."""
         return self.kind is ProblemKind.FAULT

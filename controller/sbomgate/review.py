@@ -25,18 +25,24 @@ class AdmissionFormatError(InputError):
 
 
 class GroupVersionKind(TypedDict):
+    """metav1.GroupVersionKind: the kind of the object under review."""
+
     group: str
     version: str
     kind: str
 
 
 class GroupVersionResource(TypedDict):
+    """metav1.GroupVersionResource: the resource the request is for."""
+
     group: str
     version: str
     resource: str
 
 
 class UserInfo(TypedDict, total=False):
+    """authenticationv1.UserInfo: who sent the request to the API server."""
+
     username: str
     uid: str
     groups: list[str]
@@ -44,6 +50,8 @@ class UserInfo(TypedDict, total=False):
 
 
 class AdmissionRequest(TypedDict, total=False):
+    """admissionv1.AdmissionRequest, as the API server sends it."""
+
     uid: str  # the only field `request_of` guarantees
     kind: GroupVersionKind
     resource: GroupVersionResource
@@ -62,6 +70,8 @@ class AdmissionRequest(TypedDict, total=False):
 
 
 class AdmissionReview(TypedDict):
+    """An AdmissionReview as received: its `request` is what is judged."""
+
     apiVersion: str
     kind: str
     request: AdmissionRequest
@@ -79,6 +89,8 @@ class Status(TypedDict):
 
 
 class AdmissionResponse(TypedDict):
+    """admissionv1.AdmissionResponse: the answer to one request, by uid."""
+
     uid: str
     allowed: bool
     status: NotRequired[Status]
@@ -89,6 +101,8 @@ class AdmissionResponse(TypedDict):
 
 
 class AdmissionReviewResponse(TypedDict):
+    """The AdmissionReview sent back, carrying the response."""
+
     apiVersion: Literal["admission.k8s.io/v1"]
     kind: Literal["AdmissionReview"]
     response: AdmissionResponse

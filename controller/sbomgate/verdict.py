@@ -55,7 +55,7 @@ class AttestationReport:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageReport:
     """An image judged: the digest it resolved to, its attestations, and why it failed.
 
@@ -72,18 +72,21 @@ class ImageReport:
 
     @property
     def ok(self) -> bool:
+        """True when nothing stopped the image (no problems)."""
         return not self.problems
 
     @property
     def errors(self) -> tuple[str, ...]:
+        """The problems as the one-line texts people read."""
         return tuple(str(p) for p in self.problems)
 
     @property
     def fault(self) -> bool:
+        """True when a problem is an infrastructure fault."""
         return any(p.fault for p in self.problems)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Verdict:
     """What the policies said of an SBOM (or, with `images`, of the images judged)."""
 
@@ -99,6 +102,7 @@ class Verdict:
 
     @property
     def allowed(self) -> bool:
+        """True without violations, evaluation failures or a failed image."""
         return not self.violations and not self.errors and all(i.ok for i in self.images)
 
 

@@ -39,13 +39,17 @@ class WorkloadError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class ContainerImage:
+    """One container's image reference, with the JSON path of the container."""
+
     image: str
     path: str  # e.g. spec.template.spec.containers[0]
     container: str  # the container's name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Workload:
+    """What a Kubernetes object asks to run: its identity, labels and every container image."""
+
     kind: str
     namespace: str | None
     name: str | None
@@ -67,11 +71,13 @@ class Workload:
 
     @property
     def display(self) -> str:
+        """`Kind namespace/name`, for messages."""
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {where}{self.name or '(unnamed)'}"
 
 
 def is_gated_kind(kind: str) -> bool:
+    """True for the kinds whose Pod templates are checked."""
     return kind in POD_SPEC_PATHS
 
 
@@ -124,7 +130,11 @@ def read_workload(obj: Any, *, kind: str | None = None) -> Workload:
             if not isinstance(image, str):
                 raise WorkloadError(f"{where}.image must be a string")
             name = container.get("name")
-            images.append(ContainerImage(image, where, name if isinstance(name, str) else ""))
+            images.append(
+                ContainerImage(
+                    image=image, path=where, container=name if isinstance(name, str) else ""
+                )
+            )
             if len(images) > MAX_CONTAINERS:
                 raise WorkloadError(f"more than {MAX_CONTAINERS} containers")
     return _workload(kind, meta, tuple(images))

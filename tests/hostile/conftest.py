@@ -15,10 +15,8 @@ from hostile.content import Lab
 from hostile.corpus import Outcome
 from hostile.doors import in_parallel, selected
 from hostile.sbom_cases import run_eval_case
-from index_servers import pypi_server  # noqa: F401  (a fixture: the trusted PyPI of section 5)
-from oci_builder import CosignKey, cosign_keypair
-from registry_servers import RegistryServer
-from toxiproxy import toxiproxy_server  # noqa: F401  (a fixture: the slow registry of section 3)
+from support.oci_builder import CosignKey, cosign_keypair
+from support.registry_servers import RegistryServer
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """What the hostile cases are made of: SBOMs, facts snapshots, OSV records, data files, and
-registry content pushed to the real registries (tests/oci_builder.py) and signed with the real
+registry content pushed to the real registries (tests/support/oci_builder.py) and signed with the real
 cosign.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oci_builder import (
+from support.oci_builder import (
     OCI_CONFIG,
     OCI_INDEX,
     OCI_LAYER_GZIP,
@@ -26,12 +26,12 @@ from oci_builder import (
     cosign_tag,
     sha256_digest,
 )
-from registry_servers import ROOT, RegistryServer
-from test_verify_registry import trust_file
+from support.paths import FACTS as EXAMPLE_FACTS
+from support.registry_servers import RegistryServer
+from support.trust import trust_file
 
 # What the examples' trusted repository says of the packages of CLEAN_SBOM and BAD_SBOM
 # (requests, idna, urllib3 are clean; ctx 0.2.2 is known malware, MAL-2022-7440).
-EXAMPLE_FACTS = ROOT / "examples" / "trusted-facts.yaml"
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import pytest
 
 from hostile.corpus import SAYS, Case, Outcome
-from index_servers import free_port
-from registry_servers import make_test_ca
+from support.index_servers import free_port
+from support.registry_servers import make_test_ca
 
 SBOMGATE = Path(sys.executable).with_name("sbomgate")
 # CLI runs at a time: the corpus runs on 2 cores, and each run is mostly Python start-up.

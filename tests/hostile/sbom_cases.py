@@ -7,7 +7,7 @@
     osv     OSV records (a --osv directory)
     vouch   purls the trusted repository has (a --facts snapshot); default: every purl the
             SBOM names, without qualifiers (so only the rule under test can deny)
-    source  True: ask the real pypiserver (tests/index_servers.py) instead of a snapshot
+    source  True: ask the real pypiserver (tests/support/index_servers.py) instead of a snapshot
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ from hostile.corpus import (
 )
 from hostile.doors import Webhook, in_parallel, review, run_cli, selected
 from hostile.fronts import Answer, RegistryFront, Seen
-from oci_builder import (
+from support.oci_builder import (
     OCI_MANIFEST,
     OciClient,
     canonical_json,
@@ -62,8 +62,8 @@ from oci_builder import (
     push_image,
     sha256_digest,
 )
-from registry_servers import RegistryServer
-from toxiproxy import Toxiproxy
+from support.registry_servers import RegistryServer
+from support.toxiproxy import Toxiproxy
 
 PADDING = 16 << 20  # bytes of padding in the signed SBOM: a ~21 MB attestation blob
 JUNK = 53 << 20

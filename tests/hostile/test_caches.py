@@ -29,7 +29,7 @@ from hostile import registry_cases
 from hostile.content import BAD_SBOM, CLEAN_SBOM, Lab, data_file
 from hostile.corpus import Case, Outcome, Verdict, case_ids, check_unique, judge
 from hostile.doors import Webhook, in_parallel, review, selected
-from oci_builder import (
+from support.oci_builder import (
     CYCLONEDX_PREDICATE,
     CosignKey,
     OciClient,

@@ -7,7 +7,7 @@ manifest) and annotation (`vnd.docker.reference.type: attestation-manifest`) agr
 BuildKit attestation; every other entry is runnable and must pass on its own. Nested indexes
 are refused (a runtime could pick an unverified image from one).
 
-Each index here is composed as an attacker would (tests/oci_builder.py's client, on the real
+Each index here is composed as an attacker would (tests/support/oci_builder.py's client, on the real
 registries), around platform manifests signed with the real cosign; the genuine BuildKit
 layouts (attestation manifests on unknown/unknown) around signed images are the controls.
 """
@@ -38,7 +38,7 @@ from hostile.content import (
 )
 from hostile.corpus import Case, Door, Outcome, Verdict, case_ids, check_unique, judge
 from hostile.doors import Webhook, in_parallel, review, selected
-from oci_builder import (
+from support.oci_builder import (
     CYCLONEDX_PREDICATE,
     DOCKER_LIST,
     OCI_INDEX,
@@ -47,7 +47,7 @@ from oci_builder import (
     push_buildkit_image,
     push_platform_manifest,
 )
-from registry_servers import RegistryServer
+from support.registry_servers import RegistryServer
 
 REPO = "hostile/index"
 DOORS: tuple[Door, ...] = ("verify", "validate")
@@ -301,7 +301,7 @@ CASES = check_unique(
 
 
 def _buildkit(lab: Lab, server: RegistryServer, name: str, sign: str) -> dict[str, str]:
-    """A BuildKit-shaped index (tests/oci_builder.py), signed as `sign` says."""
+    """A BuildKit-shaped index (tests/support/oci_builder.py), signed as `sign` says."""
     statement = in_toto_statement(CYCLONEDX_PREDICATE, CLEAN_SBOM)
     image = push_buildkit_image(
         server,

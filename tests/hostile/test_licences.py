@@ -31,7 +31,7 @@ from hostile.content import (
 from hostile.corpus import Case, Outcome, Verdict, case_ids, check_unique, judge
 from hostile.doors import cli_outcome, run_cli
 from hostile.sbom_cases import eval_case
-from oci_builder import push_image
+from support.oci_builder import push_image
 
 DENY_LIST = {"license": {"deny": ["GPL-*", "AGPL-*", "SSPL-*"]}}
 ALLOW_LIST = {"license": {"allow": ["MIT", "Apache-2.0", "BSD-*", "ISC"]}}

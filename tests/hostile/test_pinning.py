@@ -37,7 +37,7 @@ from hostile.corpus import (
 )
 from hostile.doors import Webhook, json_patch, review
 from hostile.fronts import Answer, RegistryFront, Seen
-from oci_builder import ACCEPT_ALL, OCI_MANIFEST, push_image
+from support.oci_builder import ACCEPT_ALL, OCI_MANIFEST, push_image
 
 RUNTIMES = ("containerd/", "cri-o/", "docker/")
 C0 = "/spec/containers/0/image"

@@ -46,7 +46,7 @@ from hostile.corpus import (
 from hostile.doors import Webhook, in_parallel, review, selected
 from hostile.fronts import Answer, RegistryFront, Seen
 from hostile.sbom_cases import eval_case, one, quarantine
-from oci_builder import OCI_INDEX, SIGSTORE_BUNDLE_V03, push_image
+from support.oci_builder import OCI_INDEX, SIGSTORE_BUNDLE_V03, push_image
 
 CTX_MAL = [osv_record("MAL-2022-7440", "PyPI", "ctx", versions=["0.2.2"])]
 NPM_MAL = [osv_record("MAL-2026-8001", "npm", "evil-npm", versions=["1.0.0"])]

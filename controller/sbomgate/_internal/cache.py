@@ -29,7 +29,7 @@ class Loaded(Generic[V]):
     negative: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Entry(Generic[V]):
     value: V
     size: int
@@ -47,6 +47,8 @@ class _Flight(Generic[V]):
 
 
 class DigestCache(Generic[V]):
+    """Results by key, bounded by bytes, with TTLs, loaded once for concurrent callers."""
+
     def __init__(
         self,
         *,
@@ -68,12 +70,14 @@ class DigestCache(Generic[V]):
 
     @property
     def size_bytes(self) -> int:
+        """The approximate bytes held."""
         return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: Hashable) -> V | None:
+        """The value cached for `key` and not yet expired, else None."""
         with self._lock:
             return self._get_locked(key)
 
@@ -111,6 +115,7 @@ class DigestCache(Generic[V]):
         self._lead(key, flight, loader)
 
     def get_or_load(self, key: Hashable, loader: Callable[[], Loaded[V]]) -> V:
+        """The cached value, else `loader`'s, loaded once however many callers wait for it."""
         with self._lock:
             value = self._get_locked(key)
             if value is not None:
@@ -152,7 +157,10 @@ class DigestCache(Generic[V]):
             if key in self._entries:
                 self._drop(key)
             self._entries[key] = _Entry(
-                loaded.value, loaded.size, self._clock() + ttl, loaded.negative
+                value=loaded.value,
+                size=loaded.size,
+                expires=self._clock() + ttl,
+                negative=loaded.negative,
             )
             self._bytes += loaded.size
             while self._bytes > self.max_bytes and self._entries:
@@ -164,6 +172,7 @@ class DigestCache(Generic[V]):
         self._bytes -= entry.size
 
     def clear(self) -> None:
+        """Drop every entry (loads in flight finish and store theirs)."""
         with self._lock:
             self._entries.clear()
             self._bytes = 0

@@ -11,7 +11,7 @@ Clock = Callable[[], float]
 """Seconds on a monotonic scale (`time.monotonic`; a test passes its own)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Deadline:
     """`expires` and `started` are readings of `clock`."""
 
@@ -30,6 +30,7 @@ class Deadline:
         return self.expires - self.clock()
 
     def elapsed(self) -> float:
+        """Seconds since it started."""
         return self.clock() - self.started
 
     def limit(self) -> float:

@@ -64,18 +64,23 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Signature:
+    """One DSSE signature: the key id it names (may be empty) and the signature bytes."""
+
     keyid: str
     sig: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
+    """A DSSE envelope: the payload, its type, and its signatures (unchecked)."""
+
     payload_type: str
     payload: bytes
     signatures: tuple[Signature, ...]
 
     @property
     def signed_bytes(self) -> bytes:
+        """What the signatures sign: DSSE's pre-authentication encoding of type and payload."""
         return pae(self.payload_type, self.payload)
 
 
@@ -99,6 +104,7 @@ def _load_object(
 
 
 def parse_envelope(data: bytes | Mapping[str, Any]) -> Envelope:
+    """A DSSE envelope from JSON bytes or a parsed document; FormatError when malformed."""
     doc = _load_object(data, "DSSE envelope")
     payload_type = doc.get("payloadType")
     if not isinstance(payload_type, str) or not payload_type:
@@ -117,15 +123,18 @@ def parse_envelope(data: bytes | Mapping[str, Any]) -> Envelope:
         signatures.append(
             Signature(str(keyid), b64decode(item.get("sig"), f"DSSE signatures[{i}].sig"))
         )
-    return Envelope(payload_type, payload, tuple(signatures))
+    return Envelope(payload_type=payload_type, payload=payload, signatures=tuple(signatures))
 
 
 @dataclass(frozen=True, slots=True)
 class Subject:
+    """An in-toto subject: a name and its digests by algorithm."""
+
     name: str
     digests: Mapping[str, str]
 
     def matches(self, digest: str) -> bool:
+        """True when `digest` (`algorithm:hex`) is one of the subject's digests."""
         algorithm, _, value = digest.partition(":")
         if not algorithm or not value:
             return False  # never let "sha256:" or "" match a subject that lacks the algorithm
@@ -133,17 +142,21 @@ class Subject:
         return found is not None and found.lower() == value.lower()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Statement:
+    """An in-toto statement: what it speaks of (subjects) and what it says (predicate)."""
+
     statement_type: str
     subjects: tuple[Subject, ...]
     predicate_type: str
     predicate: Any
 
     def binds(self, digest: str) -> bool:
+        """True when one of the subjects has `digest`."""
         return any(subject.matches(digest) for subject in self.subjects)
 
     def subject_digests(self) -> list[str]:
+        """Every subject digest as `algorithm:hex`."""
         return [
             f"{algorithm}:{value}"
             for subject in self.subjects
@@ -152,6 +165,7 @@ class Statement:
 
 
 def parse_statement(payload: bytes) -> Statement:
+    """An in-toto statement from a payload; FormatError when malformed."""
     doc = _load_object(payload, "in-toto statement", MAX_STATEMENT_VALUES)
     statement_type = doc.get("_type")
     if not isinstance(statement_type, str) or statement_type not in STATEMENT_TYPES:
@@ -182,10 +196,15 @@ def parse_statement(payload: bytes) -> Statement:
                 predicate = data
         elif isinstance(data, dict):
             predicate = data
-    return Statement(statement_type, tuple(subjects), predicate_type, predicate)
+    return Statement(
+        statement_type=statement_type,
+        subjects=tuple(subjects),
+        predicate_type=predicate_type,
+        predicate=predicate,
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Bundle:
     """The parts of a Sigstore bundle we route on; keyless bundles go whole to sigstore-python."""
 
@@ -197,6 +216,7 @@ class Bundle:
 
 
 def parse_bundle(data: bytes) -> Bundle:
+    """A Sigstore bundle carrying a DSSE envelope; FormatError otherwise."""
     doc = _load_object(data, "Sigstore bundle")
     media_type = doc.get("mediaType")
     if not isinstance(media_type, str) or not media_type.startswith(

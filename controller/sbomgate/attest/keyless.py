@@ -24,6 +24,8 @@ _ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # DER UTF8String
 
 @dataclass(frozen=True, slots=True)
 class SignerIdentity:
+    """Who a Fulcio certificate was issued to (subject) and by which OIDC issuer."""
+
     subject: str | None
     issuer: str | None
 

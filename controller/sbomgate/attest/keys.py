@@ -31,6 +31,7 @@ class PublicKey:
 
     @property
     def kind(self) -> str:
+        """The algorithm, with the curve or size (`ecdsa-secp256r1`, `ed25519`, `rsa-4096`)."""
         if isinstance(self.key, ec.EllipticCurvePublicKey):
             return f"ecdsa-{self.key.curve.name}"
         if isinstance(self.key, ed25519.Ed25519PublicKey):

@@ -65,21 +65,27 @@ def predicate_matches(wanted: str, actual: str) -> bool:
 
 
 def is_sbom_predicate(predicate_type: str) -> bool:
+    """True for CycloneDX and SPDX predicate types (any version)."""
     return any(predicate_matches(p, predicate_type) for p in SBOM_PREDICATES)
 
 
 def is_provenance_predicate(predicate_type: str) -> bool:
+    """True for SLSA provenance predicate types."""
     return predicate_type.startswith(PROVENANCE_PREDICATES)
 
 
 @dataclass(frozen=True, slots=True)
 class KeylessIdentity:
+    """A keyless signer a trust policy accepts: issuer and subject, each exact or a regular
+    expression."""
+
     issuer: str | None
     issuer_regexp: str | None
     subject: str | None
     subject_regexp: str | None
 
     def accepts(self, issuer: str | None, subject: str | None) -> bool:
+        """True when a certificate's issuer and subject both match."""
         if issuer is None or subject is None:
             return False
         if self.issuer is not None and issuer != self.issuer:
@@ -91,13 +97,16 @@ class KeylessIdentity:
         return self.subject_regexp is None or re.search(self.subject_regexp, subject) is not None
 
     def describe(self) -> str:
+        """`subject from issuer`, a regular expression between slashes."""
         issuer = self.issuer or f"/{self.issuer_regexp}/"
         subject = self.subject or f"/{self.subject_regexp}/"
         return f"{subject} from {issuer}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Authority:
+    """Who may sign an attestation: public keys, or keyless identities with their trusted root."""
+
     name: str
     keys: tuple[PublicKey, ...] = ()
     identities: tuple[KeylessIdentity, ...] = ()
@@ -108,11 +117,15 @@ class Authority:
 
     @property
     def keyless(self) -> bool:
+        """True when it accepts keyless (Fulcio) identities rather than keys."""
         return bool(self.identities)
 
 
 @dataclass(frozen=True, slots=True)
 class AttestationRequirement:
+    """An attestation a trust policy asks for: its predicate types and, for provenance, builders and
+    sources."""
+
     name: str
     predicate_types: tuple[str, ...]
     required: bool = True
@@ -120,11 +133,15 @@ class AttestationRequirement:
     source_repositories: tuple[str, ...] = ()
 
     def wants(self, predicate_type: str) -> bool:
+        """True when an attestation of `predicate_type` can meet this requirement."""
         return any(predicate_matches(p, predicate_type) for p in self.predicate_types)
 
 
 @dataclass(frozen=True)
 class TrustPolicy:
+    """A TrustPolicy document: the images it covers, its authorities and the attestations it
+    requires."""
+
     name: str
     images: tuple[str, ...]
     authorities: tuple[Authority, ...]
@@ -205,6 +222,8 @@ class _Reader:
 
 
 def parse_trust_policy(doc: Any, source: str, base_dir: Path | None = None) -> TrustPolicy:
+    """A TrustPolicy from a parsed document; TrustPolicyError naming `source` and the field
+    otherwise."""
     r = _Reader(source)
     doc = r.mapping(doc, "document")
     if doc.get("apiVersion") != API_VERSION or doc.get("kind") != KIND:

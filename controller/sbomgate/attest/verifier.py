@@ -36,7 +36,7 @@ from sbomgate.problems import Problem
 from sbomgate.registry.discovery import Content, DiscoveredImage, FoundAttestation
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttestationCheck:
     """The outcome for one attestation found on the image."""
 
@@ -63,8 +63,11 @@ class VerifiedDocument:
     location: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageVerification:
+    """An image's attestations checked against its covering policies: what passed and why it is
+    refused."""
+
     image: str  # registry/repository@digest
     digest: str
     policies: tuple[str, ...]
@@ -75,10 +78,13 @@ class ImageVerification:
 
     @property
     def ok(self) -> bool:
+        """True when nothing refuses the image."""
         return not self.refusals
 
 
 class AttestationVerifier:
+    """Verifies discovered attestations against a set of trust policies."""
+
     def __init__(
         self, policies: Sequence[TrustPolicy], keyless: KeylessVerifier | None = None
     ) -> None:
@@ -86,9 +92,11 @@ class AttestationVerifier:
         self.keyless = keyless or KeylessVerifier()
 
     def covering(self, image_name: str) -> list[TrustPolicy]:
+        """The trust policies whose image globs match `image_name`."""
         return [p for p in self.policies if p.covers(image_name)]
 
     def verify(self, found: DiscoveredImage) -> ImageVerification:
+        """Check every attestation of a discovered image and each covering policy's requirements."""
         pinned = found.pinned.pinned
         policies = self.covering(found.ref.name)
         if not policies:

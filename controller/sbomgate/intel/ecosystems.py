@@ -156,10 +156,12 @@ def osv_ecosystem(
 
 
 def identity_ecosystem(identity: PackageIdentity) -> str | None:
+    """The OSV ecosystem of a package identity, None when OSV has none for it."""
     return osv_ecosystem(identity.type, identity.namespace, dict(identity.origin))
 
 
 def component_ecosystem(component: Component) -> str | None:
+    """The OSV ecosystem of a component's purl, None without one."""
     identity = identity_of(component)
     return identity_ecosystem(identity) if identity is not None else None
 

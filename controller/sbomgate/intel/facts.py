@@ -15,25 +15,28 @@ host limits) before the engine asks package by package, which then hits the cach
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from sbomgate.errors import InputError
 from sbomgate.identity import identity_of
+from sbomgate.intel.model import NO_FACTS, FactSource, PackageFacts
 from sbomgate.intel.sources import SourceAnswer, SourceConfig, SourceKind, TrustedSources
 from sbomgate.intel.typosquat import TyposquatDetector
-from sbomgate.policy.input import NO_FACTS, PackageFacts
 from sbomgate.sbom.model import Component
-
-FactSource = Callable[[Component], PackageFacts]
 
 
 class OsvMatcher(Protocol):
-    def match_component(self, component: Component) -> tuple[dict[str, Any], ...]: ...
+    """An OSV index, reloading or not."""
+
+    def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
+        """The OSV records that affect the component's package at its version."""
 
 
 class IntelFacts:
+    """The configured intelligence sources as one FactSource (see the module docstring)."""
+
     def __init__(
         self,
         *,
@@ -48,6 +51,7 @@ class IntelFacts:
         self.typosquat = typosquat
 
     def prefetch(self, components: Iterable[Component]) -> None:
+        """Ask the trusted sources about every component the snapshot does not place, at once."""
         if self.sources is None:
             return
         wanted = [c for c in components if c.purl and self._snapshot(c).repository is None]

@@ -46,6 +46,7 @@ from sbomgate.identity import (
 )
 from sbomgate.intel.versions import (
     ALL_VERSIONS,
+    VersRangeError,
     in_range,
     parse_vers,
     same_version,
@@ -64,7 +65,7 @@ Matches = Mapping[str, tuple[Mapping[str, Any], ...]]
 EMPTY_MATCHES: Matches = {n: () for n in LIST_NAMES}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Entry:
     list: ListName
     label: str  # what the user wrote (quarantine: purl, range or "(all versions)")
@@ -160,7 +161,7 @@ def _quarantine_entry(item: Any, where: str) -> _Entry:
     if vers_text is not None:
         try:
             version_range = parse_vers(identity.type, vers_text)
-        except ValueError as exc:
+        except VersRangeError as exc:
             raise InputError(f"{where}.vers: {exc}") from None
     any_group = identity.type == "maven" and identity.namespace is None
     shown = purl.strip()
@@ -189,7 +190,7 @@ def check_quarantine_entry(item: Any, where: str) -> None:
     _quarantine_entry(item, where)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Hit:
     entry: str
     version: str
@@ -221,13 +222,13 @@ def _judge(entry: _Entry, ptype: str, version: str | None, have_key: str | None)
         else:
             answer = same_version(ptype, version, entry.version)
     else:
-        return _Hit(entry.label, ALL_VERSIONS, entry.reason, None)
+        return _Hit(entry=entry.label, version=ALL_VERSIONS, reason=entry.reason, uncertain=None)
     if answer is True:
-        return _Hit(entry.label, wanted, entry.reason, None)
+        return _Hit(entry=entry.label, version=wanted, reason=entry.reason, uncertain=None)
     if answer is None and deny:
         why = version_problem(ptype, version) or "it cannot be placed in the range"
         note = f"the version could not be compared with the entry's {wanted} ({why})"
-        return _Hit(entry.label, wanted, entry.reason, note)
+        return _Hit(entry=entry.label, version=wanted, reason=entry.reason, uncertain=note)
     return None
 
 

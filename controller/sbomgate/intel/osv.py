@@ -163,7 +163,7 @@ class _Counter:
         self.skipped = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class OsvIndex:
     """OSV records indexed by (ecosystem, normalised package name)."""
 
@@ -177,6 +177,7 @@ class OsvIndex:
 
     @property
     def package_count(self) -> int:
+        """How many (ecosystem, package) pairs have records."""
         return len(self._by_package)
 
     # --- building ----------------------------------------------------------------------------
@@ -293,6 +294,7 @@ class OsvIndex:
         return tuple(_finish(r) for r in _dedupe(records))
 
     def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
+        """OSV records affecting the component, looked up by its canonical identity."""
         identity = identity_of(component)
         if identity is None:
             return ()
@@ -624,13 +626,16 @@ class ReloadingOsvIndex:
 
     @property
     def index(self) -> OsvIndex:
+        """The index in force, after a reload check when one is due."""
         self.maybe_reload()
         return self._index
 
     def match(self, ecosystem: str, name: str, version: str) -> tuple[dict[str, Any], ...]:
+        """`OsvIndex.match` on the index in force."""
         return self.index.match(ecosystem, name, version)
 
     def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
+        """`OsvIndex.match_component` on the index in force."""
         return self.index.match_component(component)
 
     def maybe_reload(self, force: bool = False) -> bool:
@@ -689,6 +694,7 @@ class ReloadingOsvIndex:
         self._watcher.start()
 
     def stop(self) -> None:
+        """Stop the background reload thread and wait for it."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()

@@ -1,12 +1,20 @@
-"""An offline facts snapshot: exported trusted-repository answers and advisories, keyed by purl.
+"""The offline facts snapshot: trusted-repository answers and advisories, keyed by purl.
 
-The format (JSON or YAML):
+Written by `sbomgate snapshot` (`export_snapshot`, from the answers of `TrustedSources`) and
+read by `--facts` / `facts:` (`load_facts_snapshot`); this module is the format's one reader
+and one writer. The format (JSON or YAML):
 
     packages:
       "pkg:pypi/requests@2.31.0":
-        repository: {name: pypi-internal, url: "https://pypi.internal/simple"}
+        repository: {name: pypi-internal, url: "https://pypi.internal/simple", kind: pypi}
         published_at: "2023-05-22T15:12:42Z"
         osv: [ {OSV record}, ... ]
+        # as exported, what the repository said besides (defaults: as `repository` says)
+        found_package: true
+        found_version: true
+        yanked: false
+        deprecated: null
+        hash_mismatch: null
 
 Keys are matched by canonical package identity (`sbomgate.identity`): `pkg:pypi/Foo_Bar@1.0`
 is the key of `pkg:pypi/foo-bar@1.0.0`, `+` and `%2B` are one character, other qualifiers
@@ -23,16 +31,22 @@ treat as unverified (fail closed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import orjson
+import yaml
 
 from sbomgate._internal.documents import load_json_or_yaml
 from sbomgate.errors import InputError
 from sbomgate.identity import PackageIdentity, identity_from_purl, identity_of
-from sbomgate.policy.input import NO_FACTS, PackageFacts
+from sbomgate.intel.model import NO_FACTS, PackageFacts
 from sbomgate.sbom.model import Component
+
+if TYPE_CHECKING:  # the sources import this module (to re-export `export_snapshot`)
+    from sbomgate.intel.sources.interface import SourceAnswer
 
 MAX_SNAPSHOT_BYTES = 256 << 20
 
@@ -67,6 +81,7 @@ class IdentityTable(Generic[_T]):
         return len(self._by_purl)
 
     def get(self, component: Component) -> _T | None:
+        """A component's value: by canonical identity, else (no identity) by its purl text."""
         if not component.purl:
             return None
         identity = identity_of(component)
@@ -75,6 +90,8 @@ class IdentityTable(Generic[_T]):
         return self.lookup(identity)
 
     def lookup(self, identity: PackageIdentity) -> _T | None:
+        """The value for an identity; an entry without an origin applies only where its repository
+        matches."""
         found = self._values.get(identity.key)
         if found is not None or not identity.origin:
             return found
@@ -86,20 +103,64 @@ class IdentityTable(Generic[_T]):
         return found if url and identity.comes_from(url) else None
 
 
-def _repository_url(facts: PackageFacts) -> str | None:
-    url = facts.repository.get("url") if facts.repository is not None else None
-    return url if isinstance(url, str) else None
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotEntry:
+    """One package as the snapshot lists it."""
+
+    repository: Mapping[str, Any] | None = None
+    published_at: str | None = None
+    osv: tuple[Mapping[str, Any], ...] | None = None
+    found_package: bool = False
+    found_version: bool = False
+    yanked: bool = False
+    deprecated: str | None = None
+    hash_mismatch: str | None = None
+
+    def facts(self) -> PackageFacts:
+        """What a policy sees of it: the repository, when it was published, its advisories."""
+        # The answer fields (yanked, hash_mismatch, ...) have never reached a policy offline;
+        # passing them on would change verdicts, so it is left to its own change.
+        return PackageFacts(
+            repository=self.repository, published_at=self.published_at, osv=self.osv
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class FactsSnapshot:
-    packages: IdentityTable[PackageFacts]
+    """A loaded snapshot; called with a component, the facts it gives (a `FactSource`)."""
+
+    entries: IdentityTable[SnapshotEntry]
 
     def __call__(self, component: Component) -> PackageFacts:
-        return self.packages.get(component) or NO_FACTS
+        entry = self.entries.get(component)
+        return entry.facts() if entry is not None else NO_FACTS
+
+    def entry(self, component: Component) -> SnapshotEntry | None:
+        """Everything the snapshot lists for the component, or None (not listed)."""
+        return self.entries.get(component)
 
 
-def _facts(source: str, purl: str, entry: Any) -> PackageFacts:
+def load_facts_snapshot(path: str | Path) -> FactsSnapshot:
+    """Read a snapshot (JSON or YAML); `InputError` says what is wrong and where."""
+    file = Path(path)
+    document = load_json_or_yaml(file, what="facts snapshot", max_bytes=MAX_SNAPSHOT_BYTES)
+    packages = document.get("packages") if isinstance(document, dict) else None
+    if not isinstance(packages, dict):
+        raise InputError(f"{file}: expected a mapping with a `packages` mapping of purl -> facts")
+    return FactsSnapshot(
+        IdentityTable(
+            ((str(p), _entry(str(file), str(p), e)) for p, e in packages.items()),
+            _repository_url,
+        )
+    )
+
+
+def _repository_url(entry: SnapshotEntry) -> str | None:
+    url = entry.repository.get("url") if entry.repository is not None else None
+    return url if isinstance(url, str) else None
+
+
+def _entry(source: str, purl: str, entry: Any) -> SnapshotEntry:
     where = f"{source}: packages[{purl!r}]"
     if not isinstance(entry, dict):
         raise InputError(f"{where}: expected a mapping")
@@ -112,22 +173,60 @@ def _facts(source: str, purl: str, entry: Any) -> PackageFacts:
     osv = entry.get("osv")
     if osv is not None and not (isinstance(osv, list) and all(isinstance(r, dict) for r in osv)):
         raise InputError(f"{where}.osv: expected a list of OSV records or null")
-    return PackageFacts(
+
+    def flag(key: str, default: bool) -> bool:
+        value = entry.get(key, default)
+        if not isinstance(value, bool):
+            raise InputError(f"{where}.{key}: expected true or false")
+        return value
+
+    def text(key: str) -> str | None:
+        value = entry.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{where}.{key}: expected a string or null")
+        return value
+
+    # A hand-written entry that names a repository says the package is there at that version.
+    listed = repository is not None
+    return SnapshotEntry(
         repository=repository,
         published_at=published,
         osv=tuple(osv) if osv is not None else None,
+        found_package=flag("found_package", listed),
+        found_version=flag("found_version", listed),
+        yanked=flag("yanked", False),
+        deprecated=text("deprecated"),
+        hash_mismatch=text("hash_mismatch"),
     )
 
 
-def load_facts_snapshot(path: str | Path) -> FactsSnapshot:
+def export_snapshot(answers: Iterable[SourceAnswer], path: str | Path) -> int:
+    """Write trusted-source answers as a snapshot; returns how many packages it lists.
+
+    Faults (answers with `error`) and components without a purl are left out: unknown, so the
+    snapshot gives them no facts (unverified). JSON for `.json`, YAML otherwise; the file is
+    replaced whole.
+    """
+    packages = {a.purl: _answer_document(a) for a in answers if a.purl and a.error is None}
     file = Path(path)
-    document = load_json_or_yaml(file, what="facts snapshot", max_bytes=MAX_SNAPSHOT_BYTES)
-    packages = document.get("packages") if isinstance(document, dict) else None
-    if not isinstance(packages, dict):
-        raise InputError(f"{file}: expected a mapping with a `packages` mapping of purl -> facts")
-    return FactsSnapshot(
-        IdentityTable(
-            ((str(p), _facts(str(file), str(p), e)) for p, e in packages.items()),
-            _repository_url,
-        )
-    )
+    document = {"packages": packages}
+    if file.suffix.lower() == ".json":
+        data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    else:
+        data = yaml.safe_dump(document, sort_keys=True).encode()
+    temporary = file.with_name(file.name + ".tmp")
+    temporary.write_bytes(data)
+    temporary.replace(file)
+    return len(packages)
+
+
+def _answer_document(answer: SourceAnswer) -> dict[str, Any]:
+    return {
+        "repository": dict(answer.repository) if answer.repository is not None else None,
+        "published_at": answer.published_at,
+        "found_package": answer.found_package,
+        "found_version": answer.found_version,
+        "yanked": answer.yanked,
+        "deprecated": answer.deprecated,
+        "hash_mismatch": answer.hash_mismatch,
+    }

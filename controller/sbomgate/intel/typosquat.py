@@ -87,7 +87,7 @@ def _core_length(norm: str) -> int:
     return len(norm.rsplit("/", 1)[-1])
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Ecosystem:
     purl_type: str
     # normalised name -> the well-known spelling (first, i.e. most popular, wins)
@@ -219,7 +219,7 @@ class TyposquatDetector:
         self._ecosystems: dict[str, _Ecosystem] = {}
         for purl_type, names in well_known.items():
             t = _canon_type(purl_type)
-            eco = self._ecosystems.setdefault(t, _Ecosystem(t))
+            eco = self._ecosystems.setdefault(t, _Ecosystem(purl_type=t))
             for name in names:
                 eco.add(name)
 
@@ -229,6 +229,7 @@ class TyposquatDetector:
         return _default_detector()
 
     def ecosystems(self) -> frozenset[str]:
+        """The purl types it has popular-name lists for."""
         return frozenset(self._ecosystems)
 
     def closest(self, purl_type: str, name: str, namespace: str | None = None) -> str | None:

@@ -27,9 +27,17 @@ from typing import Any
 from univers.version_range import RANGE_CLASS_BY_SCHEMES, VersionRange
 from univers.versions import AllVersion, SemverVersion
 
+from sbomgate.errors import InputError
 from sbomgate.identity import SEMVER_TYPES, canonical_version
 
-__all__ = ["ALL_VERSIONS", "in_range", "parse_vers", "same_version", "version_problem"]
+__all__ = [
+    "ALL_VERSIONS",
+    "VersRangeError",
+    "in_range",
+    "parse_vers",
+    "same_version",
+    "version_problem",
+]
 
 ALL_VERSIONS = "*"
 # SemVer 2.0.0 (semver.org's grammar), for the types whose registries require it.
@@ -104,22 +112,27 @@ def same_version(ptype: str, have: str | None, want: str) -> bool | None:
     return bool(mine == theirs)
 
 
+class VersRangeError(InputError, ValueError):
+    """A `vers` range that does not parse, or whose scheme is not the package's. Also a
+    ValueError, which `parse_vers` raised before: callers that catch that still catch it."""
+
+
 def parse_vers(ptype: str, vers: str) -> VersionRange:
-    """A `vers:<scheme>/<constraints>` range for packages of `ptype`; ValueError (one line)
-    when it does not parse, or its scheme is not the package's."""
+    """A `vers:<scheme>/<constraints>` range for packages of `ptype`; VersRangeError (one
+    line) when it does not parse, or its scheme is not the package's."""
     text = "".join(vers.split())
     scheme = text.removeprefix("vers:").split("/", 1)[0]
     if not text.startswith("vers:") or "/" not in text:
-        raise ValueError(f"{vers!r} is not a vers range (vers:<scheme>/<constraints>)")
+        raise VersRangeError(f"{vers!r} is not a vers range (vers:<scheme>/<constraints>)")
     if scheme not in (_scheme(ptype), "all"):
-        raise ValueError(f"{vers!r} is a {scheme} range, but the package is a {ptype} package")
+        raise VersRangeError(f"{vers!r} is a {scheme} range, but the package is a {ptype} package")
     if text.endswith("/*"):
         text = "vers:all/*"
     try:
         parsed: VersionRange = VersionRange.from_string(text)  # type: ignore[no-untyped-call]
         return parsed
     except Exception as exc:  # univers raises several types for malformed ranges
-        raise ValueError(f"{vers!r} does not parse: {exc}") from None
+        raise VersRangeError(f"{vers!r} does not parse: {exc}") from None
 
 
 def in_range(ptype: str, version: str | None, vers: VersionRange) -> bool | None:

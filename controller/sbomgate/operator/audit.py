@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
+from sbomgate._internal.logs import fields
 from sbomgate.admission import AdmissionController, ImageOutcome
 from sbomgate.config import Mode
 from sbomgate.output import Report, policyreport
@@ -31,7 +30,7 @@ from sbomgate.output.policyreport import VERSION as REPORT_VERSION
 from sbomgate.verdict import Verdict
 from sbomgate.workload import WorkloadError, read_workload
 
-log = logging.getLogger("sbomgate.audit")
+log = logging.getLogger(__name__)
 LEASE_NAME = "sbomgate-audit"
 LEASE_SECONDS = 30
 AUDIT_DEADLINE = 60.0
@@ -40,8 +39,10 @@ AUDIT_DEADLINE = 60.0
 API_TIMEOUT = (5.0, 30.0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRun:
+    """What one audit pass covered: workloads, results written, namespaces, and its duration."""
+
     workloads: int
     results: int
     namespaces: int
@@ -63,6 +64,7 @@ class LeaseElection:
         self.identity = identity
 
     def acquire(self) -> bool:
+        """Take or renew the Lease; True while this replica holds it."""
         from kubernetes.client.exceptions import ApiException
 
         now = _now()
@@ -126,6 +128,9 @@ class LeaseElection:
 
 
 class Auditor:
+    """The background audit: every running workload checked as admission would, written as
+    PolicyReports."""
+
     def __init__(
         self,
         api: Any,
@@ -154,6 +159,7 @@ class Auditor:
         self._trigger.set()
 
     def run(self, stop: threading.Event) -> None:
+        """Audit on schedule and when triggered, while this replica leads, until `stop`."""
         next_run = time.monotonic() + 5.0
         while not stop.is_set():
             triggered = self._trigger.wait(
@@ -185,6 +191,7 @@ class Auditor:
     # -- one audit ----------------------------------------------------------------------
 
     def workloads(self) -> Iterator[dict[str, Any]]:
+        """Every Pod and pod controller in the cluster that no other controller owns, as JSON."""
         serialize = self.api.sanitize_for_serialization
         listings = (
             ("Pod", "v1", self.core.list_pod_for_all_namespaces),
@@ -210,6 +217,8 @@ class Auditor:
                 yield obj
 
     def audit_once(self) -> AuditRun:
+        """Check every workload outside the exempt namespaces and write one PolicyReport per
+        namespace."""
         controller = self.controller()
         if controller is None:
             raise RuntimeError("no policy set loaded yet")
@@ -245,17 +254,20 @@ class Auditor:
         for namespace, results in by_namespace.items():
             self._write(namespace, results, stamp)
         seconds = time.monotonic() - started
-        run = AuditRun(count, sum(map(len, by_namespace.values())), len(by_namespace), seconds)
+        run = AuditRun(
+            workloads=count,
+            results=sum(map(len, by_namespace.values())),
+            namespaces=len(by_namespace),
+            seconds=seconds,
+        )
         log.info(
-            orjson.dumps(
-                {
-                    "event": "audit finished",
-                    "workloads": run.workloads,
-                    "results": run.results,
-                    "namespaces": run.namespaces,
-                    "seconds": round(seconds, 3),
-                }
-            ).decode()
+            "audit finished",
+            extra=fields(
+                workloads=run.workloads,
+                results=run.results,
+                namespaces=run.namespaces,
+                seconds=round(seconds, 3),
+            ),
         )
         return run
 

@@ -16,17 +16,21 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-log = logging.getLogger("sbomgate.certs")
+from sbomgate._internal.logs import fields
+
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RotationSettings:
+    """Where the serving certificate lives, which webhook configuration trusts it, and when to
+    renew."""
+
     namespace: str
     secret: str
     webhook_configuration: str
@@ -104,6 +108,8 @@ def _names(cert: x509.Certificate) -> list[x509.GeneralName]:
 
 
 class CertificateRotator:
+    """Renews the self-signed CA and serving certificate, every request trusted meanwhile."""
+
     def __init__(self, api: Any, settings: RotationSettings) -> None:
         from kubernetes import client as k8s
 
@@ -140,13 +146,11 @@ class CertificateRotator:
             },
         )
         log.info(
-            orjson.dumps(
-                {
-                    "event": "certificate rotated",
-                    "secret": f"{s.namespace}/{s.secret}",
-                    "expired": current.not_valid_after_utc.isoformat(),
-                }
-            ).decode()
+            "certificate rotated",
+            extra=fields(
+                secret=f"{s.namespace}/{s.secret}",
+                expired=current.not_valid_after_utc.isoformat(),
+            ),
         )
         return True
 

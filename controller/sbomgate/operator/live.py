@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from sbomgate._internal.logs import fields
 from sbomgate.admission import AdmissionController, Decision, SideEffects
 from sbomgate.attest.trust import TrustPolicy
 from sbomgate.errors import SbomgateError
@@ -44,7 +45,7 @@ from sbomgate.operator.resources import (
 )
 from sbomgate.policy.loader import Policy
 
-log = logging.getLogger("sbomgate.operator")
+log = logging.getLogger(__name__)
 KINDS = (PACKAGE_POLICIES, TRUST_POLICIES, PACKAGE_QUARANTINES)
 DEBOUNCE_SECONDS = 0.1
 RETIRE_AFTER_SECONDS = 30.0  # an old controller finishes its in-flight reviews meanwhile
@@ -57,10 +58,11 @@ SIDE_EFFECT_BACKLOG = 1000  # quarantine records and Events waiting; more are dr
 
 
 def now_rfc3339() -> str:
+    """The current UTC time as RFC 3339, to the second."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Compiled:
     """What a rebuild hands to the controller factory."""
 
@@ -74,6 +76,9 @@ Factory = Callable[[Compiled], AdmissionController]
 
 
 class LivePolicySet:
+    """The custom resources as a policy set: watched, compiled, and installed as a new controller on
+    change."""
+
     def __init__(
         self,
         factory: Factory,
@@ -118,6 +123,7 @@ class LivePolicySet:
         self.rebuild()
 
     def observe(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Record a watch event (or a listed object, `event_type` None) and ask for a rebuild."""
         name = body.get("metadata", {}).get("name")
         if not name:
             return
@@ -131,6 +137,7 @@ class LivePolicySet:
         self._dirty.set()
 
     def observe_namespace(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Record a namespace's labels; rebuild when a policy selects namespaces by label."""
         meta = body.get("metadata", {})
         if event_type == "DELETED":
             self.namespaces.pop(meta.get("name"), None)
@@ -142,6 +149,7 @@ class LivePolicySet:
             self._dirty.set()  # selectors may now match differently: drop cached verdicts
 
     def run_rebuilds(self) -> None:
+        """Rebuild after changes (debounced), resync and retry status writes, until stopped."""
         while not self._stop.is_set():
             if self._resync.is_set() or time.monotonic() >= self._next_resync:
                 self._resync.clear()
@@ -150,9 +158,7 @@ class LivePolicySet:
                     self.resync()
                 except Exception as exc:  # the API server is away: enforce what we have
                     self._next_resync = time.monotonic() + RESYNC_RETRY_SECONDS
-                    log.warning(
-                        orjson.dumps({"event": "resync failed", "error": str(exc)[:200]}).decode()
-                    )
+                    log.warning("resync failed", extra=fields(error=str(exc)[:200]))
             if self._unwritten and time.monotonic() >= self._write_again_at:
                 self._write_statuses()
             expiry = self._next_expiry
@@ -185,20 +191,18 @@ class LivePolicySet:
                     if name not in present and current is not None and _version(current) == version:
                         del self.objects[plural][name]
                         changed = True
-                        log.info(
-                            orjson.dumps(
-                                {"event": "missed deletion", "kind": plural, "name": name}
-                            ).decode()
-                        )
+                        log.info("missed deletion", extra=fields(kind=plural, name=name))
         if changed:
             self._dirty.set()
 
     def stop(self) -> None:
+        """End `run_rebuilds`."""
         self._stop.set()
 
     # -- compiling -------------------------------------------------------------------
 
     def rebuild(self) -> None:
+        """Compile the resources seen, install a controller over them and write their statuses."""
         with self._lock:
             snapshot = {k: dict(v) for k, v in self.objects.items()}
         policies = self._compile(
@@ -224,10 +228,13 @@ class LivePolicySet:
                 self._status(PACKAGE_QUARANTINES, obj, None)
             except SbomgateError as exc:
                 self._status(PACKAGE_QUARANTINES, obj, str(exc))
-                log.warning(orjson.dumps({"event": "quarantine unusable", "name": name}).decode())
+                log.warning("quarantine unusable", extra=fields(name=name))
         labels = dict(self.namespaces)
         compiled = Compiled(
-            tuple(policies), tuple(trust), tuple(quarantine), lambda ns: labels.get(ns)
+            policies=tuple(policies),
+            trust_policies=tuple(trust),
+            quarantine=tuple(quarantine),
+            namespace_labels=lambda ns: labels.get(ns),
         )
         controller = self.factory(compiled)
         previous, self.current = self.current, controller
@@ -238,15 +245,13 @@ class LivePolicySet:
             timer.daemon = True
             timer.start()
         log.info(
-            orjson.dumps(
-                {
-                    "event": "policy set loaded",
-                    "generation": self.generation,
-                    "policies": [p.name for p in policies],
-                    "trustPolicies": [t.name for t in trust],
-                    "quarantined": len(quarantine),
-                }
-            ).decode()
+            "policy set loaded",
+            extra=fields(
+                generation=self.generation,
+                policies=[p.name for p in policies],
+                trustPolicies=[t.name for t in trust],
+                quarantined=len(quarantine),
+            ),
         )
         for callback in self.on_rebuilt:
             callback()
@@ -331,11 +336,7 @@ class LivePolicySet:
                     GROUP, VERSION, plural, name, {"status": status}, _request_timeout=API_TIMEOUT
                 )
             except Exception as exc:
-                log.warning(
-                    orjson.dumps(
-                        {"event": "status not written", "name": name, "error": str(exc)[:200]}
-                    ).decode()
-                )
+                log.warning("status not written", extra=fields(name=name, error=str(exc)[:200]))
                 if isinstance(exc, ApiException) and exc.status in (404, 409, 422):
                     del self._unwritten[key]  # gone, or refused as written: no use retrying
                     continue
@@ -374,12 +375,11 @@ class ClusterSideEffects(SideEffects):
         threading.Thread(target=self._run, name="sbomgate-side-effects", daemon=True).start()
 
     def after(self, request: Mapping[str, Any], decision: Decision) -> None:
+        """Queue a decision's quarantine records and Event; dropped (logged) when it is full."""
         try:
             self._queue.put_nowait((request, decision))
         except queue.Full:  # the API server has not taken the last SIDE_EFFECT_BACKLOG
-            log.warning(
-                orjson.dumps({"event": "side effects dropped", "uid": request.get("uid")}).decode()
-            )
+            log.warning("side effects dropped", extra=fields(uid=request.get("uid")))
 
     def _run(self) -> None:
         while True:
@@ -390,12 +390,14 @@ class ClusterSideEffects(SideEffects):
                 log.exception("side effects of an admission failed")
 
     def write(self, request: Mapping[str, Any], decision: Decision) -> None:
+        """Write a decision's quarantine records, and an Event when it refused."""
         for purl, policy, image in decision.quarantined:
             self.quarantine(purl, policy, image)
         if not decision.allowed:
             self.event(request, decision)
 
     def quarantine(self, purl: str, policy: str, image: str) -> None:
+        """Record a quarantined package as a PackageQuarantine resource (once per process)."""
         from kubernetes.client.exceptions import ApiException
 
         name = resources.quarantine_name(purl)
@@ -429,9 +431,10 @@ class ClusterSideEffects(SideEffects):
             if exc.status != 409:  # 409: already recorded (by us or another replica)
                 raise
         self._recorded.add(name)
-        log.info(orjson.dumps({"event": "quarantined", "purl": purl, "policy": policy}).decode())
+        log.info("quarantined", extra=fields(purl=purl, policy=policy))
 
     def event(self, request: Mapping[str, Any], decision: Decision) -> None:
+        """A Warning Event on the refused object, with the refusal's message."""
         namespace = request.get("namespace") or "default"
         kind = request.get("kind") or {}
         obj = request.get("object") or {}
@@ -508,6 +511,7 @@ def run_kopf(live: LivePolicySet, stop: threading.Event, ready: threading.Event)
     kopf.on.event("", "v1", "namespaces", registry=registry)(namespace_handler)
 
     async def main() -> None:
+        """Run kopf's operator until `stop` is set."""
         stop_flag: asyncio.Event = asyncio.Event()
         loop = asyncio.get_running_loop()
         threading.Thread(

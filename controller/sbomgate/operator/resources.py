@@ -80,6 +80,7 @@ def package_policy(obj: Mapping[str, Any], rego: str | None = None) -> Policy:
 
 
 def read_scope(scope: Any, name: str) -> Mapping[str, Any]:
+    """A PackagePolicy's `spec.scope`, checked; InputError naming the policy otherwise."""
     if not isinstance(scope, Mapping):
         raise InputError(f"PackagePolicy {name}: spec.scope must be an object")
     out: dict[str, Any] = {}

@@ -22,6 +22,7 @@ class JsonFormat:
     name = "json"
 
     def render(self, report: Report) -> str:
+        """The verdict as one indented JSON document."""
         return orjson.dumps(document(report.verdict), option=orjson.OPT_INDENT_2).decode() + "\n"
 
 

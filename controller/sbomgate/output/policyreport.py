@@ -24,6 +24,7 @@ class PolicyReportFormat:
     name = "policyreport"
 
     def render(self, report: Report) -> str:
+        """The report as a PolicyReport manifest in JSON."""
         namespace = str((report.resource or {}).get("namespace") or "")
         body = policy_report(namespace=namespace, results=results(report))
         return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n"

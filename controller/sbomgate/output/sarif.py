@@ -25,6 +25,7 @@ class SarifFormat:
     name = "sarif"
 
     def render(self, report: Report) -> str:
+        """The report as one SARIF 2.1.0 log."""
         return orjson.dumps(document(report), option=orjson.OPT_INDENT_2).decode() + "\n"
 
 

@@ -18,6 +18,7 @@ class TableFormat:
     name = "table"
 
     def render(self, report: Report) -> str:
+        """The verdict as rich tables, coloured only on a terminal."""
         # rich is imported here: only the CLI's table needs it, not the webhook or operator.
         from rich.console import Console
 

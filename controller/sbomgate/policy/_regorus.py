@@ -95,6 +95,7 @@ class RegoError(EvaluationError):
 
     @property
     def fatal(self) -> bool:
+        """True for the errors OPA raises even in non-strict mode (conflicts, recursion, ...)."""
         return any(marker in self.message for marker in _FATAL_MARKERS)
 
 
@@ -131,6 +132,8 @@ _EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
 
 
 def new_engine() -> Any:
+    """A regorus engine with our extensions: the lenient semver.compare, and the refused network
+    builtins."""
     engine = regorus.Engine()
     for path, nargs, fn in _EXTENSIONS:
         engine.add_extension(path, nargs, fn)
@@ -149,7 +152,7 @@ def regorus_builtins() -> frozenset[str]:
 # --------------------------------------------------------------------------- module analysis
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RuleDefinition:
     """One definition of a rule (a head with its body and else-chain): its byte span.
 
@@ -165,15 +168,19 @@ class RuleDefinition:
 
     @property
     def is_default(self) -> bool:
+        """True for a `default` definition."""
         return self.kind == "default"
 
     @property
     def is_function(self) -> bool:
+        """True for a function definition (`f(x) := ...`)."""
         return self.kind == "function"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegoModule:
+    """A Rego module as analysed: its package, rule definitions, imports and builtin calls."""
+
     path: str
     source: str
     package: str
@@ -182,6 +189,7 @@ class RegoModule:
     calls: tuple[tuple[str, int], ...] = field(default=())
 
     def definitions(self, name: str) -> list[RuleDefinition]:
+        """Every definition of the rule `name`, in source order."""
         return [r for r in self.rules if r.name == name]
 
     def without(self, keep: RuleDefinition | None, name: str) -> str:
@@ -394,6 +402,7 @@ class RegoEngine:
         return engine
 
     def set_input_json(self, document: str) -> None:
+        """Set `input` for the next evaluations (on the engine's own thread only)."""
         if threading.get_ident() != self._thread:
             # regorus would panic (a BaseException) on a foreign thread; say so plainly instead.
             raise RuntimeError("a RegoEngine is bound to the thread that created it")

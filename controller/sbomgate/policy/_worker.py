@@ -27,8 +27,11 @@ PROGRESS_BYTES = 8
 RawOutcome = tuple[str, bool, tuple[str, ...], str | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
+    """One evaluation request to a worker: a policy set (by id; its policies the first time) and
+    input documents."""
+
     set_id: str
     policies: tuple[Policy, ...] | None  # sent once per worker and policy set
     data: Mapping[str, Any] | None
@@ -37,6 +40,7 @@ class Request:
 
 
 def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[list[RawOutcome]]:
+    """Each document's outcomes, policy by policy, writing progress before each policy runs."""
     index = {p.name: i for i, p in enumerate(engine.policies)}
     current = 0
 
@@ -51,6 +55,8 @@ def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[
 
 
 def serve(connection: Connection, progress: mmap.mmap, keep: int) -> None:
+    """Answer requests on `connection` until the parent goes, keeping the last `keep` policy sets
+    compiled."""
     engines: OrderedDict[str, PolicyEngine] = OrderedDict()
     while True:
         try:
@@ -74,6 +80,7 @@ def serve(connection: Connection, progress: mmap.mmap, keep: int) -> None:
 
 
 def main(argv: Sequence[str]) -> None:
+    """The worker's entry point: `argv` is SOCKET and PROGRESS (file descriptors) and KEEP."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     socket_fd, progress_fd, keep = (int(a) for a in argv)
     progress = mmap.mmap(progress_fd, PROGRESS_BYTES)

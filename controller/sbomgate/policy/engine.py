@@ -17,13 +17,13 @@ import orjson
 from sbomgate.errors import EvaluationError
 from sbomgate.identity import component_disagreements, declared_fields
 from sbomgate.intel.lists import compile_lists
+from sbomgate.intel.model import NO_FACTS
+from sbomgate.intel.model import FactSource as FactSource
 from sbomgate.policy._regorus import RegoEngine
-from sbomgate.policy.input import NO_FACTS, PackageFacts, build_input
+from sbomgate.policy.input import build_input
 from sbomgate.policy.loader import Action, Policy
 from sbomgate.sbom.model import Component, Sbom
 from sbomgate.verdict import EvaluationFailure, Finding, Verdict
-
-FactSource = Callable[[Component], PackageFacts]
 
 # Who reports a package that no trusted repository could be asked about (not a policy).
 TRUSTED_SOURCES = "sbomgate/trusted-sources"
@@ -33,7 +33,7 @@ LICENSES = "sbomgate/licenses"
 IDENTITY = "sbomgate/identity"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyOutcome:
     """What one policy said of one input."""
 
@@ -129,15 +129,17 @@ class PolicyEngine:
                 engine.set_input_json(document)
                 matched_value, reasons = _evaluate(engine, policy)
             except EvaluationError as exc:
-                outcomes.append(PolicyOutcome(policy, matched=False, error=str(exc)))
+                outcomes.append(PolicyOutcome(policy=policy, matched=False, error=str(exc)))
                 continue
             if matched_value is not None and not isinstance(matched_value, bool):
                 got = orjson.dumps(matched_value).decode()
                 error = f"`match` must be a boolean, got {got}"
-                outcomes.append(PolicyOutcome(policy, matched=False, error=error))
+                outcomes.append(PolicyOutcome(policy=policy, matched=False, error=error))
                 continue
             matched = bool(matched_value)
-            outcomes.append(PolicyOutcome(policy, matched, reasons if matched else ()))
+            outcomes.append(
+                PolicyOutcome(policy=policy, matched=matched, reasons=reasons if matched else ())
+            )
             if matched and policy.terminal:
                 break
         return outcomes
@@ -175,7 +177,12 @@ class PolicyEngine:
         # A license text license-expression failed on cannot be judged: an error, not a pass.
         for failed in (c for c in (sbom.subject, *sbom.components) if c and c.license_error):
             collector.errors.append(
-                EvaluationFailure(failed.purl, failed.name, LICENSES, str(failed.license_error))
+                EvaluationFailure(
+                    purl=failed.purl,
+                    name=failed.name,
+                    policy=LICENSES,
+                    message=str(failed.license_error),
+                )
             )
         declared = declared_fields(sbom.document)
         for component in sbom.components:
@@ -204,10 +211,10 @@ class PolicyEngine:
             who = sbom.subject if number <= 0 else sbom.components[rows.index(number)]
             collector.errors.append(
                 EvaluationFailure(
-                    who.purl if who else None,
-                    who.name if who else None,
-                    getattr(exc, "policy", "(evaluation)"),
-                    str(exc),
+                    purl=who.purl if who else None,
+                    name=who.name if who else None,
+                    policy=getattr(exc, "policy", "(evaluation)"),
+                    message=str(exc),
                 )
             )
             return collector.verdict(len(sbom.components), sbom)
@@ -229,10 +236,10 @@ class _Collector:
     def unavailable(self, component: Component, why: str) -> None:
         self.errors.append(
             EvaluationFailure(
-                component.purl,
-                component.name,
-                TRUSTED_SOURCES,
-                f"no trusted repository could be asked about it ({why}): cannot verify",
+                purl=component.purl,
+                name=component.name,
+                policy=TRUSTED_SOURCES,
+                message=f"no trusted repository could be asked about it ({why}): cannot verify",
                 fault=True,
             )
         )
@@ -266,7 +273,11 @@ class _Collector:
         for outcome in outcomes:
             policy = outcome.policy
             if outcome.error is not None:
-                self.errors.append(EvaluationFailure(purl, name, policy.name, outcome.error))
+                self.errors.append(
+                    EvaluationFailure(
+                        purl=purl, name=name, policy=policy.name, message=outcome.error
+                    )
+                )
             elif outcome.matched:
                 self.by_action[policy.action].append(
                     Finding(

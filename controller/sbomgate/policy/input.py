@@ -17,10 +17,13 @@ Added to Cloudsmith's shape (its fields are unchanged):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sbomgate.identity import PackageIdentity, identity_of
+
+# Re-exported: the facts lived here, and `from sbomgate.policy.input import PackageFacts` works.
+from sbomgate.intel.model import NO_FACTS as NO_FACTS
+from sbomgate.intel.model import PackageFacts as PackageFacts
 from sbomgate.sbom.model import Component, Sbom
 
 ListMatches = Mapping[str, Sequence[Mapping[str, Any]]]
@@ -30,28 +33,8 @@ NO_LIST_MATCHES: ListMatches = {"allow": (), "blocklist": (), "quarantine": ()}
 class ListMatcher(Protocol):
     """The compiled data lists (`intel.lists.PackageLists`)."""
 
-    def match(self, identity: PackageIdentity | None) -> ListMatches: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PackageFacts:
-    """What intelligence sources know of one package; all unknown by default."""
-
-    repository: Mapping[str, Any] | None = None
-    published_at: str | None = None
-    osv: tuple[Mapping[str, Any], ...] | None = None
-    vulnerabilities: tuple[Mapping[str, Any], ...] | None = None
-    tags: tuple[str, ...] = ()
-    # The closest well-known name when this one looks like a typo of it (typosquat signal).
-    typosquat_of: str | None = None
-    # The trusted repository lists other hashes for this version than the SBOM: which.
-    checksum_mismatch: str | None = None
-    yanked: bool | None = None
-    # Why no trusted repository could be asked about it (a fault, not "not found").
-    unavailable: str | None = None
-
-
-NO_FACTS = PackageFacts()
+    def match(self, identity: PackageIdentity | None) -> ListMatches:
+        """The list entries that name `identity`, per list."""
 
 
 def _license(component: Component) -> dict[str, Any] | None:
@@ -66,6 +49,7 @@ def _license(component: Component) -> dict[str, Any] | None:
 
 
 def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> dict[str, Any]:
+    """`input.v0.package`: the component's own fields and what the facts say of it."""
     return {
         "name": component.name,
         "version": component.version,
@@ -89,6 +73,7 @@ def identity_document(
     identity: PackageIdentity | None = None,
     disagreements: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """`input.v0.identity`: the SBOM's name fields and the canonical identity."""
     canonical = None
     if identity is not None:
         canonical = identity.to_input()

@@ -158,6 +158,7 @@ class EvaluatorPool:
         worker.stop()
 
     def close(self) -> None:
+        """Stop every worker process; later evaluations fail."""
         with self._lock:
             self._closed = True
             workers, self._workers = self._workers, []
@@ -170,6 +171,8 @@ class EvaluatorPool:
         documents: Sequence[str],
         only: frozenset[str] | None,
     ) -> list[list[RawOutcome]]:
+        """Evaluate the documents on a free worker within the budget; EvaluationError naming the
+        policy that overran."""
         try:
             slot = self._idle.get(timeout=_QUEUE_WAIT)
         except queue.Empty:
@@ -203,11 +206,11 @@ class EvaluatorPool:
     ) -> list[list[RawOutcome]]:
         first = engine.set_id not in worker.known_sets
         request = Request(
-            engine.set_id,
-            engine.policies if first else None,
-            engine.data if first else None,
-            documents,
-            only,
+            set_id=engine.set_id,
+            policies=engine.policies if first else None,
+            data=engine.data if first else None,
+            documents=documents,
+            only=only,
         )
         worker.reset_progress()
         worker.connection.send(request)
@@ -270,8 +273,12 @@ class IsolatedPolicyEngine(PolicyEngine):
     def evaluate_documents(
         self, documents: Sequence[str], only: frozenset[str] | None = None
     ) -> list[list[PolicyOutcome]]:
+        """Each document's outcomes per policy, evaluated in a worker process."""
         by_name = {p.name: p for p in self.policies}
         return [
-            [PolicyOutcome(by_name[name], hit, why, error) for name, hit, why, error in row]
+            [
+                PolicyOutcome(policy=by_name[name], matched=hit, reasons=why, error=error)
+                for name, hit, why, error in row
+            ]
             for row in self.pool.evaluate(self, documents, only)
         ]

@@ -51,7 +51,7 @@ class _MetadataLoader(yaml.SafeLoader):
         return self.peek_event().start_mark  # type: ignore[no-untyped-call]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
     """A loaded, checked policy. Lower `precedence` runs first."""
 
@@ -70,10 +70,12 @@ class Policy:
 
     @property
     def match_rule(self) -> str:
+        """The query of the policy's `match` rule."""
         return f"data.{self.package}.match"
 
     @property
     def reason_rule(self) -> str:
+        """The query of the policy's `reason` rule."""
         return f"data.{self.package}.reason"
 
 
@@ -148,6 +150,8 @@ def _custom(path: str, source: str, meta: Mapping[str, Any], first: int | None) 
 
 
 def load_policy(path: str, source: str) -> Policy:
+    """A policy from its source: analysed, its builtins checked, its METADATA read; PolicyLoadError
+    otherwise."""
     if len(source) > MAX_POLICY_BYTES:  # a policy from a resource, not a file
         raise PolicyLoadError(path, f"policy is {len(source)} characters, over the 1 MiB limit")
     module = analyse_module(path, source)
@@ -167,10 +171,12 @@ def load_policy(path: str, source: str) -> Policy:
 
 
 def is_test_file(path: Path) -> bool:
+    """True for Rego test files (`*_test.rego`)."""
     return path.name.endswith("_test.rego")
 
 
 def read_policy_file(path: Path) -> str:
+    """A policy file's text; PolicyLoadError when it is too big, not UTF-8 or unreadable."""
     try:
         size = path.stat().st_size
         if size > MAX_POLICY_BYTES:

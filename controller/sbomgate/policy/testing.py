@@ -20,14 +20,18 @@ from sbomgate.policy.loader import is_test_file, read_policy_file
 
 
 class Outcome(StrEnum):
+    """How a Rego test ended."""
+
     PASS = "PASS"
     FAIL = "FAIL"
     ERROR = "ERROR"
     SKIP = "SKIP"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TestResult:
+    """One `test_*` rule's result, with the file and package it is in."""
+
     file: str
     package: str
     name: str
@@ -64,7 +68,13 @@ def run_tests(target: str | Path, data: Mapping[str, Any] | None = None) -> Iter
                 continue
             seen.add(rule.name)
             if rule.name.startswith("todo_test_"):
-                yield TestResult(str(test_path), test_module.package, rule.name, Outcome.SKIP, 0.0)
+                yield TestResult(
+                    file=str(test_path),
+                    package=test_module.package,
+                    name=rule.name,
+                    outcome=Outcome.SKIP,
+                    seconds=0.0,
+                )
                 continue
             if not rule.name.startswith("test_"):
                 continue
@@ -73,22 +83,26 @@ def run_tests(target: str | Path, data: Mapping[str, Any] | None = None) -> Iter
                 value = engine.eval_rule(f"data.{test_module.package}.{rule.name}")
             except RegoError as exc:
                 yield TestResult(
-                    str(test_path),
-                    test_module.package,
-                    rule.name,
-                    Outcome.ERROR,
-                    time.perf_counter() - started,
-                    str(exc),
+                    file=str(test_path),
+                    package=test_module.package,
+                    name=rule.name,
+                    outcome=Outcome.ERROR,
+                    seconds=time.perf_counter() - started,
+                    message=str(exc),
                 )
                 continue
             outcome = Outcome.PASS if value is True else Outcome.FAIL
             yield TestResult(
-                str(test_path),
-                test_module.package,
-                rule.name,
-                outcome,
-                time.perf_counter() - started,
-                "" if value is True else f"got {value!r}" if value is not None else "undefined",
+                file=str(test_path),
+                package=test_module.package,
+                name=rule.name,
+                outcome=outcome,
+                seconds=time.perf_counter() - started,
+                message=""
+                if value is True
+                else f"got {value!r}"
+                if value is not None
+                else "undefined",
             )
 
 

@@ -54,10 +54,13 @@ _DOCKER_CLI_SETTINGS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """A username and password (or token) for one registry; never printed."""
+
     username: str
     password: str
 
     def basic_header(self) -> str:
+        """The HTTP Basic `Authorization` header value."""
         raw = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
@@ -83,9 +86,11 @@ class CredentialStore:
         self._by_host: dict[str, Credentials] = dict(entries or {})
 
     def for_registry(self, registry: str) -> Credentials | None:
+        """The credentials for a registry host, if any."""
         return self._by_host.get(registry.lower())
 
     def hosts(self) -> list[str]:
+        """The hosts with credentials, sorted."""
         return sorted(self._by_host)
 
     def add_docker_config(self, config: Any, source: str) -> None:
@@ -108,6 +113,7 @@ class CredentialStore:
                 self._by_host[_normalise_key(str(key))] = creds
 
     def add_docker_config_file(self, path: Path) -> None:
+        """Add the logins of a docker config.json file; InputError when it cannot be read."""
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -168,6 +174,8 @@ def _entry_credentials(entry: Mapping[str, Any], where: str) -> Credentials | No
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
+    """A `WWW-Authenticate` challenge: its scheme and parameters."""
+
     scheme: str  # lowercased: "bearer" or "basic"
     params: Mapping[str, str]
 

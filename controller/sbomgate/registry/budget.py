@@ -36,6 +36,7 @@ class ProcessBodyBudget:
 
     @property
     def held(self) -> int:
+        """The bytes reserved now."""
         return self._held
 
     def acquire(self, size: int, timeout: float) -> bool:
@@ -50,6 +51,7 @@ class ProcessBodyBudget:
             return True
 
     def release(self, size: int) -> None:
+        """Give back `size` reserved bytes and wake the checks waiting for room."""
         with self._ready:
             self._held -= size
             self._ready.notify_all()
@@ -85,6 +87,7 @@ class ImageBodies:
         self.held += size
 
     def close(self) -> None:
+        """Release what this check holds from the process budget."""
         if self.held:
             self.process.release(self.held)
             self.held = 0

@@ -49,11 +49,14 @@ _MAX_TRACKED_HOSTS = 1024
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    """The OCI digest (`algorithm:hex`) of `data`."""
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FetchedManifest:
+    """A manifest or index as fetched: its verified digest, media type, parsed form and size."""
+
     digest: str
     media_type: str
     manifest: Manifest
@@ -94,6 +97,7 @@ class RegistryClient:
         self.requests = 0
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self._transport.close()
 
     # -- public operations -------------------------------------------------------------
@@ -148,7 +152,9 @@ class RegistryClient:
             raise RegistryError(
                 image.registry, f"manifest {image.name}@{digest} is not valid: {exc}"
             ) from None
-        return FetchedManifest(digest, manifest.media_type, manifest, len(data))
+        return FetchedManifest(
+            digest=digest, media_type=manifest.media_type, manifest=manifest, size=len(data)
+        )
 
     def resolve(
         self, image: ImageReference, *, deadline: Deadline | None = None

@@ -72,6 +72,8 @@ SPDX_DOCUMENT = "https://spdx.dev/Document"
 
 
 class Layout(StrEnum):
+    """Where an attestation was found (the four layouts of the module docstring)."""
+
     COSIGN_TAG = "cosign-tag"  # sha256-<hex>.att
     REFERRER = "referrer"  # OCI 1.1 referrer with a DSSE envelope, statement or raw SBOM
     SIGSTORE_BUNDLE = "sigstore-bundle"  # referrer carrying a Sigstore bundle
@@ -79,6 +81,8 @@ class Layout(StrEnum):
 
 
 class Content(StrEnum):
+    """What an attestation's body is: signed or not, enveloped or not."""
+
     DSSE = "dsse"  # a DSSE envelope (signed)
     BUNDLE = "bundle"  # a Sigstore bundle (signed)
     STATEMENT = "statement"  # an in-toto statement with no signature
@@ -100,17 +104,22 @@ class FoundAttestation:
 
     @property
     def signed(self) -> bool:
+        """True when the body carries a signature (a DSSE envelope or a Sigstore bundle)."""
         return self.content_type in (Content.DSSE, Content.BUNDLE)
 
 
 @dataclass(frozen=True, slots=True)
 class PlatformImage:
+    """One runnable manifest of an index, with its platform."""
+
     digest: str
     platform: Platform | None
 
 
 @dataclass(frozen=True, slots=True)
 class DiscoveredImage:
+    """An image resolved to a digest, with its platform manifests and every attestation found."""
+
     ref: ImageReference
     digest: str  # what the reference resolved to (manifest or index)
     is_index: bool
@@ -120,6 +129,7 @@ class DiscoveredImage:
 
     @property
     def pinned(self) -> ImageReference:
+        """The reference pinned to the digest it resolved to."""
         return self.ref.with_digest(self.digest)
 
 

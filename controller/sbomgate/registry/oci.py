@@ -44,6 +44,7 @@ VALUES_BESIDES = 1000
 
 
 def max_values(max_entries: int) -> int:
+    """How many JSON objects and arrays a document listing `max_entries` entries may hold."""
     return VALUES_PER_ENTRY * max_entries + VALUES_BESIDES
 
 
@@ -62,6 +63,8 @@ class ManifestFormatError(SbomgateError):
 
 @dataclass(frozen=True, slots=True)
 class Platform:
+    """An OCI platform: os, architecture, variant."""
+
     os: str
     architecture: str
     variant: str | None = None
@@ -73,6 +76,8 @@ class Platform:
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
+    """An OCI content descriptor: media type, digest and size of what it points at."""
+
     media_type: str
     digest: str
     size: int
@@ -81,8 +86,10 @@ class Descriptor:
     platform: Platform | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageManifest:
+    """An OCI image manifest (or Docker v2 schema 2 manifest)."""
+
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
@@ -96,8 +103,10 @@ class ImageManifest:
         return self.artifact_type or self.config.media_type
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageIndex:
+    """An OCI image index (or Docker manifest list)."""
+
     media_type: str
     manifests: tuple[Descriptor, ...]
     subject: Descriptor | None = None
@@ -125,6 +134,7 @@ def _optional_string(doc: Mapping[str, Any], key: str, where: str) -> str | None
 
 
 def parse_descriptor(value: Any, where: str) -> Descriptor:
+    """A descriptor from parsed JSON; ManifestFormatError naming `where` otherwise."""
     if not isinstance(value, dict):
         raise ManifestFormatError(f"{where} must be an object")
     media_type = value.get("mediaType")
@@ -146,7 +156,7 @@ def parse_descriptor(value: Any, where: str) -> Descriptor:
         if not isinstance(os_name, str) or not isinstance(arch, str):
             raise ManifestFormatError(f"{where}.platform needs os and architecture strings")
         variant = _optional_string(raw_platform, "variant", f"{where}.platform")
-        platform = Platform(os_name, arch, variant)
+        platform = Platform(os=os_name, architecture=arch, variant=variant)
     return Descriptor(
         media_type=media_type,
         digest=digest,

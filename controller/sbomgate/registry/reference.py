@@ -31,6 +31,7 @@ _UNSAFE = re.compile(r"[\s\x00-\x1f]")
 
 
 def is_digest(value: str) -> bool:
+    """True for a sha256 or sha512 digest in canonical form (`algorithm:hex`)."""
     return _DIGEST.fullmatch(value) is not None
 
 
@@ -50,10 +51,14 @@ class ImageReference:
 
     @property
     def name(self) -> str:
+        """`registry/repository`, without tag or digest."""
         return f"{self.registry}/{self.repository}"
 
     def with_digest(self, digest: str) -> ImageReference:
-        return ImageReference(self.registry, self.repository, self.tag, digest)
+        """The same reference with `digest`."""
+        return ImageReference(
+            registry=self.registry, repository=self.repository, tag=self.tag, digest=digest
+        )
 
     def __str__(self) -> str:
         out = self.name
@@ -167,4 +172,4 @@ def _parse(ref: str) -> ImageReference:
         raise _bad(ref, f"name longer than {MAX_NAME_LENGTH} characters")
     if tag is None and digest is None:
         tag = "latest"
-    return ImageReference(registry, path, tag, digest)
+    return ImageReference(registry=registry, repository=path, tag=tag, digest=digest)

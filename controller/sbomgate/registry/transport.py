@@ -69,7 +69,7 @@ MiB = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegistryLimits:
     """Caps on what one registry conversation may cost us."""
 
@@ -92,7 +92,7 @@ class RegistryLimits:
     read_timeout: float = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegistryAccess:
     """Which registries may be contacted, and how.
 
@@ -105,6 +105,7 @@ class RegistryAccess:
     ca_files: tuple[str, ...] = ()
 
     def is_allowed(self, host: str) -> bool:
+        """True when `host` is named or matched by a glob in the allowed registries."""
         host = host.lower()
         return any(
             pattern.lower() == host if is_literal(pattern) else fnmatchcase(host, pattern.lower())
@@ -117,6 +118,7 @@ class RegistryAccess:
         return any(pattern.lower() == host for pattern in self.allowed if is_literal(pattern))
 
     def check_host(self, host: str) -> None:
+        """RegistryNotAllowedError unless `host` is allowed."""
         if not self.is_allowed(host):
             raise RegistryNotAllowedError(
                 host,
@@ -125,6 +127,7 @@ class RegistryAccess:
             )
 
     def scheme_for(self, host: str) -> str:
+        """`http` for the insecure registries, else `https`."""
         return "http" if host.lower() in self.insecure else "https"
 
 
@@ -360,8 +363,10 @@ def url_host(url: str) -> str:
     return _host_port(host, parts.port)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Response:
+    """An HTTP response as read: status, lower-cased headers, body and URL."""
+
     status: int
     headers: Mapping[str, str]
     body: bytes
@@ -370,6 +375,7 @@ class Response:
     waited: float | None = None
 
     def header(self, name: str) -> str | None:
+        """A header's value by name (any case), if present."""
         return self.headers.get(name.lower())
 
 
@@ -401,6 +407,7 @@ class Transport:
         )
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._pool.close()
 
     def check_url(self, url: str, registry: str) -> None:

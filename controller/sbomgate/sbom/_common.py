@@ -42,6 +42,7 @@ class Limits:
         self.count = 0
 
     def add(self, n: int = 1) -> None:
+        """Count `n` more components; Invalid over the limit."""
         self.count += n
         if self.count > self.max_components:
             raise Invalid(f"more than {self.max_components} components (the limit)")
@@ -127,6 +128,7 @@ def hash_alg_cyclonedx(alg: str) -> str:
 
 
 def purl_or_error(purl: str, path: str) -> ParsedPurl:
+    """The parsed purl; Invalid naming `path` when it is not one."""
     try:
         return parse_purl(purl)
     except ValueError as exc:

@@ -34,6 +34,7 @@ PEDIGREE_LISTS = ("ancestors", "descendants", "variants")
 
 
 def check_spec_version(spec: Any) -> str:
+    """The specVersion when it is one we read; Invalid otherwise."""
     if spec is None:
         raise Invalid("CycloneDX document has no specVersion")
     if not isinstance(spec, str):

@@ -34,6 +34,7 @@ _TEXT_FIELDS = (
 
 
 def parse_xml(data: bytes | memoryview) -> Element:
+    """The root element of an XML document without a DOCTYPE; Invalid otherwise."""
     try:
         root: Element = fromstring(bytes(data), forbid_dtd=True)
     except ParseError as exc:
@@ -55,6 +56,7 @@ def parse_xml(data: bytes | memoryview) -> Element:
 
 
 def xml_to_cyclonedx(data: bytes | memoryview, max_depth: int) -> dict[str, Any]:
+    """A CycloneDX XML document in the CycloneDX JSON shape, nested at most `max_depth` deep."""
     root = parse_xml(data)
     tag = root.tag
     if tag.startswith("{"):

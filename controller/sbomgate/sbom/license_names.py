@@ -139,7 +139,8 @@ def spelling_key(text: str) -> str:
     return " ".join(tokens)
 
 
-# Common spellings the SPDX data does not cover, each checked by tests/test_licenses_real.py.
+# Common spellings the SPDX data does not cover, each checked by
+# tests/integration/policy/test_licenses_real.py.
 # The GNU licenses say that a program naming no version of them may be used under any version
 # ever published (GPLv3 section 14, GPLv2 section 9, LGPL, AGPL and GFDL alike): so a bare
 # `GPL` is `GPL-1.0-or-later`, not a guess at one version.
@@ -197,7 +198,7 @@ _FAMILY_PREFIXES: Mapping[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Index:
     exact: Mapping[str, KnownId]  # lower-case id or alias -> id
     keys: Mapping[str, KnownId]  # spelling key -> id (unambiguous keys only)
@@ -245,7 +246,7 @@ def _index() -> _Index:
             (only,) = family.members
             keys[name] = exact[only.lower()]
             del families[name]
-    return _Index(exact, keys, families)
+    return _Index(exact=exact, keys=keys, families=families)
 
 
 def _is_ref(text: str) -> bool:

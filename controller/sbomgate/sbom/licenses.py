@@ -81,7 +81,7 @@ class LicenseLibraryError(SbomgateError):
 # --- the normalised tree ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Leaf:
     text: str  # as rendered: an id, `L WITH E`, a LicenseRef, NOASSERTION or NONE
     spdx_id: str | None = None  # the license id when it is one (for families to compare)
@@ -96,7 +96,7 @@ class _Op:
 
 
 _Node = _Leaf | _Op
-_MARKER = _Leaf(INVALID_WITH)
+_MARKER = _Leaf(text=INVALID_WITH)
 
 
 def _license_ref(text: str) -> str:
@@ -122,7 +122,7 @@ def _leaf(text: str) -> tuple[_Leaf, Literal["license", "exception", "unknown"]]
     """One license or exception as written, resolved: the leaf and what it turned out to be."""
     text = clean_text(text)
     if text.upper() in _NO_INFORMATION:
-        return _Leaf(text.upper(), no_information=True), "unknown"
+        return _Leaf(text=text.upper(), no_information=True), "unknown"
     if _REF.fullmatch(text):
         # A document's own license; syft writes unknown names this way (`LicenseRef-GPLv3`).
         _, _, name = text.rpartition(":")
@@ -131,28 +131,28 @@ def _leaf(text: str) -> tuple[_Leaf, Literal["license", "exception", "unknown"]]
             leaf, kind = _leaf(found.id)  # deprecated ids read as their replacement
             return leaf, kind
         family = found if isinstance(found, Family) else None
-        return _Leaf(text, family=family), "unknown"
+        return _Leaf(text=text, family=family), "unknown"
     found = known_id(text) or resolve_spelling(text)
     if isinstance(found, KnownId):
         if found.id in EXPANDED:  # `GPL-2.0-with-classpath-exception`
             lic, exc = EXPANDED[found.id]
-            return _Leaf(f"{lic} WITH {exc}", spdx_id=lic), "license"
+            return _Leaf(text=f"{lic} WITH {exc}", spdx_id=lic), "license"
         if found.is_exception:
-            return _Leaf(found.id), "exception"
-        return _Leaf(found.id, spdx_id=found.id), "license"
-    return _Leaf(_license_ref(text), family=found), "unknown"
+            return _Leaf(text=found.id), "exception"
+        return _Leaf(text=found.id, spdx_id=found.id), "license"
+    return _Leaf(text=_license_ref(text), family=found), "unknown"
 
 
 def _as_license(leaf: _Leaf, kind: str) -> _Leaf:
     """A leaf where a license goes: an exception there is not a license (unknown)."""
-    return _Leaf(_license_ref(leaf.text)) if kind == "exception" else leaf
+    return _Leaf(text=_license_ref(leaf.text)) if kind == "exception" else leaf
 
 
 def _with(license_text: str, exception_text: str) -> _Node:
     lic, lic_kind = _leaf(license_text)
     exc, exc_kind = _leaf(exception_text)
     if lic_kind != "exception" and not lic.no_information and exc_kind == "exception":
-        return _Leaf(f"{lic.text} WITH {exc.text}")
+        return _Leaf(text=f"{lic.text} WITH {exc.text}")
     return _op("AND", (_as_license(lic, lic_kind), _as_license(exc, exc_kind), _MARKER))
 
 
@@ -220,7 +220,7 @@ def _tree(text: str, strict: bool) -> _Node | None:
         # The parse tree is walked recursively (here and in license-expression).
         if strict:
             raise LicenseSyntaxError(f"parentheses nested deeper than {MAX_NESTING} levels")
-        return _Leaf(_license_ref(cleaned))
+        return _Leaf(text=_license_ref(cleaned))
     if _SLASHED.fullmatch(cleaned):
         parts = cleaned.split("/")
         if all(isinstance(known_id(p) or resolve_spelling(p), KnownId) for p in parts):

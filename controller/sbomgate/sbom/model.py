@@ -39,7 +39,7 @@ class Component:
     license_error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sbom:
     """A parsed SBOM: its subject, its flattened components, and the CycloneDX-JSON-shaped
     document that image-level policies see as `input.v0.sbom` (SPDX is converted)."""

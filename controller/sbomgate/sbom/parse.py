@@ -176,7 +176,14 @@ def _parse(data: bytes, source: str, max_size: int, max_depth: int, max_componen
     if first == ord("<"):
         document = cyclonedx_xml.xml_to_cyclonedx(view, max_depth)
         spec, subject, components = read_cyclonedx(document, limits)
-        return Sbom(source, "cyclonedx", spec, subject, components, document)
+        return Sbom(
+            source=source,
+            format="cyclonedx",
+            spec_version=spec,
+            subject=subject,
+            components=components,
+            document=document,
+        )
     if first not in b"{[":
         raise Invalid(_not_json_or_xml(view))
     doc = _load_json(view)
@@ -211,10 +218,24 @@ def _from_document(doc: Any, source: str, limits: Limits) -> Sbom:
         raise Invalid("not a CycloneDX or SPDX document (a JSON document that is not an object)")
     if doc.get("bomFormat") == "CycloneDX":
         spec, subject, components = read_cyclonedx(doc, limits)
-        return Sbom(source, "cyclonedx", spec, subject, components, doc)
+        return Sbom(
+            source=source,
+            format="cyclonedx",
+            spec_version=spec,
+            subject=subject,
+            components=components,
+            document=doc,
+        )
     if "spdxVersion" in doc:
         spec, subject, components, converted = read_spdx(doc, limits)
-        return Sbom(source, "spdx", spec, subject, components, converted)
+        return Sbom(
+            source=source,
+            format="spdx",
+            spec_version=spec,
+            subject=subject,
+            components=components,
+            document=converted,
+        )
     raise Invalid(_not_a_document(doc))
 
 

@@ -42,6 +42,7 @@ _PURPOSE = {
 
 
 def check_spec_version(spec: Any) -> str:
+    """The spdxVersion when it is one we read; Invalid otherwise."""
     if not isinstance(spec, str):
         raise Invalid(f"spdxVersion: expected a string, got {describe(spec)}")
     if spec not in SUPPORTED_VERSIONS:

@@ -1,0 +1,272 @@
+"""Wiring: the registry client, facts, policy engine, verifier, image checker and admission
+controller, built from settings. The one place that knows how the parts fit; the front doors
+(the CLI, the server, the operator) ask for what they run on and do not assemble it.
+
+Heavy modules are imported where they are used: `sbomgate eval` needs no registry client, nor
+the admission controller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from sbomgate.errors import InputError
+
+if TYPE_CHECKING:
+    from sbomgate._internal.cache import DigestCache
+    from sbomgate.admission import AdmissionController, Observer, SideEffects
+    from sbomgate.attest.trust import TrustPolicy
+    from sbomgate.config import ServeConfig
+    from sbomgate.imagecheck import ImageChecker
+    from sbomgate.policy import PolicyEngine
+    from sbomgate.policy.engine import FactSource
+    from sbomgate.policy.isolated import EvaluatorPool
+    from sbomgate.policy.loader import Policy
+    from sbomgate.registry import RegistryClient, RegistryLimits
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@runtime_checkable
+class RegistryObserver(Protocol):
+    """An observer (the server's metrics) that also counts every registry response."""
+
+    def registry_response(self, host: str, code: str) -> None:
+        """A registry at `host` answered with status `code`."""
+
+
+def bundled_policies_dir() -> Path:
+    """The bundled policies: $SBOMGATE_POLICIES, else the source tree's policies/."""
+    override = os.environ.get("SBOMGATE_POLICIES")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "policies"
+
+
+def own_namespace() -> str | None:
+    """The namespace this process runs in: $POD_NAMESPACE, else the service account's."""
+    value = os.environ.get("POD_NAMESPACE")
+    if value:
+        return value
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def default_docker_config() -> Path | None:
+    """The docker config.json a person's registry logins are in, if there is one."""
+    base = os.environ.get("DOCKER_CONFIG")
+    path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+    return path if path.is_file() else None
+
+
+# -- the parts ----------------------------------------------------------------------------
+
+
+def registry_client(
+    *,
+    allowed: Sequence[str],
+    insecure: Sequence[str] = (),
+    ca_files: Sequence[Path] = (),
+    docker_config: Path | None = None,
+    timeout: float,
+    limits: RegistryLimits | None = None,
+    on_response: Callable[[str, str], None] | None = None,
+) -> RegistryClient:
+    """An OCI client that contacts only `allowed` registries (`insecure` ones over plain HTTP),
+    with the credentials of a docker config.json."""
+    from sbomgate.registry import CredentialStore, RegistryAccess, RegistryClient
+
+    credentials = CredentialStore()
+    if docker_config is not None:
+        credentials.add_docker_config_file(docker_config)
+    access = RegistryAccess(
+        allowed=tuple(dict.fromkeys(allowed)),
+        insecure=frozenset(h.lower() for h in insecure),
+        ca_files=tuple(str(p) for p in ca_files),
+    )
+    return RegistryClient(access, credentials, limits, timeout=timeout, on_response=on_response)
+
+
+def load_policies(directory: Path | None) -> list[Policy]:
+    """The policies of a directory, or the bundled ones."""
+    from sbomgate.policy import load_policy_dir
+
+    return load_policy_dir(directory or bundled_policies_dir())
+
+
+def policy_inputs(
+    policies: Path | None,
+    data: Sequence[Path],
+    *,
+    snapshot: Path | None = None,
+    osv: Sequence[Path] = (),
+    sources: Sequence[Mapping[str, Any]] = (),
+    typosquat: bool = True,
+) -> tuple[PolicyEngine, FactSource | None]:
+    """A policy engine over a directory (or the bundled policies) and data files, and the facts
+    the settings ask for: what evaluating an SBOM needs (`eval`, `verify`)."""
+    from sbomgate._internal.documents import load_data_files
+    from sbomgate.intel.facts import build_facts
+    from sbomgate.policy import PolicyEngine
+
+    engine = PolicyEngine(load_policies(policies), load_data_files(data))
+    facts = build_facts(snapshot=snapshot, osv=osv, sources=sources, typosquat=typosquat)
+    return engine, facts
+
+
+def image_checker(
+    client: RegistryClient,
+    trust_policies: Sequence[TrustPolicy],
+    cache: DigestCache[Any] | None = None,
+    *,
+    timeout: float,
+    allow_empty_sbom: bool,
+) -> ImageChecker:
+    """Image → attestations verified against the trust policies → SBOMs."""
+    from sbomgate.attest import AttestationVerifier
+    from sbomgate.imagecheck import ImageChecker
+
+    verifier = AttestationVerifier(trust_policies)
+    return ImageChecker(client, verifier, cache, timeout=timeout, allow_empty_sbom=allow_empty_sbom)
+
+
+# -- the admission controller of `serve` ----------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SharedParts:
+    """What every policy set of the process shares: the registry client, the digest cache
+    (its keys carry the trust policies' generation), the facts, the data files."""
+
+    config: ServeConfig
+    client: RegistryClient
+    cache: DigestCache[Any]
+    facts: FactSource | None
+    data: Mapping[str, Any]
+    observer: Observer
+    # The evaluation worker processes (`serve`); None evaluates on the calling thread.
+    evaluators: EvaluatorPool | None = None
+
+
+def shared_parts(
+    config: ServeConfig, observer: Observer, evaluators: EvaluatorPool | None = None
+) -> SharedParts:
+    """The registry client, cache, facts and data files built once from the settings."""
+    from sbomgate._internal.cache import DigestCache
+    from sbomgate._internal.documents import load_data_files
+    from sbomgate.intel.facts import build_facts
+    from sbomgate.registry import RegistryLimits
+
+    client = registry_client(
+        allowed=config.allowed_registries,
+        insecure=config.insecure_registries,
+        ca_files=config.registry_ca,
+        docker_config=config.docker_config,
+        timeout=config.admission_deadline,
+        limits=RegistryLimits(connect_timeout=config.registry_timeout),
+        on_response=(
+            observer.registry_response if isinstance(observer, RegistryObserver) else None
+        ),
+    )
+    cache = DigestCache[Any](
+        max_bytes=config.cache.max_bytes,
+        ttl=config.cache.ttl,
+        negative_ttl=config.cache.negative_ttl,
+    )
+    own = own_namespace()
+    if own and own not in config.exempt_namespaces:
+        # Our own Pods must never wait on ourselves (a deadlock at the first rollout).
+        config = config.model_copy(update={"exempt_namespaces": (*config.exempt_namespaces, own)})
+    facts = build_facts(
+        snapshot=config.facts,
+        osv=config.osv,
+        sources=config.trusted_sources,
+        typosquat=config.typosquat,
+        reload_osv=True,  # a long-running server follows the OSV export as it changes
+    )
+    return SharedParts(
+        config=config,
+        client=client,
+        cache=cache,
+        facts=facts,
+        data=load_data_files(config.data),
+        observer=observer,
+        evaluators=evaluators,
+    )
+
+
+def make_controller(
+    shared: SharedParts,
+    policies: Sequence[Policy],
+    trust_policies: Sequence[TrustPolicy],
+    *,
+    quarantine: Sequence[Mapping[str, Any]] = (),
+    side_effects: SideEffects | None = None,
+    namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+) -> AdmissionController:
+    """One policy set's controller over the shared parts (the operator makes one per change)."""
+    from sbomgate.admission import AdmissionController
+    from sbomgate.policy import PolicyEngine
+    from sbomgate.policy.isolated import IsolatedPolicyEngine
+
+    data: dict[str, Any] = dict(shared.data)
+    if quarantine:
+        sbomgate_data = dict(data.get("sbomgate") or {})
+        sbomgate_data["quarantine"] = [*(sbomgate_data.get("quarantine") or []), *quarantine]
+        data["sbomgate"] = sbomgate_data
+    engine = (
+        PolicyEngine(policies, data)
+        if shared.evaluators is None
+        else IsolatedPolicyEngine(policies, data, pool=shared.evaluators)
+    )
+    config = shared.config
+    checker = image_checker(
+        shared.client,
+        trust_policies,
+        shared.cache,
+        timeout=config.admission_deadline,
+        allow_empty_sbom=config.allow_empty_sbom,
+    )
+    return AdmissionController(
+        config,
+        engine=engine,
+        checker=checker,
+        facts=shared.facts,
+        observer=shared.observer,
+        side_effects=side_effects,
+        namespace_labels=namespace_labels,
+        evaluators=config.evaluation_processes if shared.evaluators is not None else 2,
+    )
+
+
+def file_policies(config: ServeConfig) -> list[Policy]:
+    """The policies in files: the configured directory, else the bundled ones (none when
+    PackagePolicy resources are the policies)."""
+    if config.policies is None and config.watch_resources:
+        return []
+    return load_policies(config.policies)
+
+
+def file_trust_policies(config: ServeConfig) -> list[TrustPolicy]:
+    """The trust policies in files; without any, TrustPolicy resources (or an InputError)."""
+    from sbomgate.attest import load_trust_policies
+
+    if config.trust_policies:
+        return load_trust_policies(list(config.trust_policies))
+    if config.watch_resources:
+        return []  # TrustPolicy resources
+    raise InputError("no trust policies configured (trustPolicies / --trust)")
+
+
+def build_controller(
+    config: ServeConfig, observer: Observer, evaluators: EvaluatorPool | None = None
+) -> AdmissionController:
+    """Policies, data, facts and trust policies from files; a SbomgateError when one is bad."""
+    shared = shared_parts(config, observer, evaluators)
+    return make_controller(shared, file_policies(config), file_trust_policies(config))

@@ -1,0 +1,271 @@
+"""Policy evaluation in worker processes: the same verdicts, an evaluation budget that stops a
+runaway policy and names it, and a webhook that keeps answering meanwhile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sbomgate.config import load_config
+from sbomgate.errors import InputError
+from sbomgate.intel.facts import build_facts
+from sbomgate.policy import PolicyEngine, load_policy_dir
+from sbomgate.policy.isolated import EvaluatorPool, IsolatedPolicyEngine
+from sbomgate.runtime import bundled_policies_dir
+from sbomgate.sbom import load_sbom_file
+from support.net import free_port
+from support.oci_builder import CosignKey, PushedImage
+from support.paths import FACTS
+from support.registry_servers import ROOT, RegistryServer, make_test_ca
+from support.trust import trust_file
+from support.workloads import deployment, review
+
+FACT_SOURCE = build_facts(snapshot=FACTS, osv=[], sources=[], typosquat=True)
+
+# CPU only, no memory: 10^10 candidate pairs, hours of work if nothing stops it.
+RUNAWAY = """\
+# METADATA
+# title: Runs away
+# custom:
+#   action: Deny
+package runaway
+
+import rego.v1
+
+default match := false
+
+match if {
+	some i in numbers.range(1, 100000)
+	some j in numbers.range(1, 100000)
+	i * j == -1
+}
+"""
+
+
+@pytest.fixture
+def pool() -> Iterator[EvaluatorPool]:
+    pool = EvaluatorPool(processes=1, budget=1.0)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def runaway_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("runaway-policies")
+    for policy in bundled_policies_dir().glob("*.rego"):
+        if not policy.name.endswith("_test.rego"):
+            shutil.copy(policy, directory / policy.name)
+    (directory / "runaway.rego").write_text(RUNAWAY)
+    return directory
+
+
+def test_isolated_verdicts_equal_in_process_ones(pool: EvaluatorPool) -> None:
+    pool.budget = 60.0  # a loaded machine must not turn this into a budget test
+    policies = load_policy_dir(bundled_policies_dir())
+    facts = FACT_SOURCE
+    for sbom_file in ("good-app.cdx.json", "bad-app.spdx.json"):
+        sbom = load_sbom_file(ROOT / "examples" / sbom_file)
+        local = PolicyEngine(policies).evaluate_sbom(sbom, facts=facts)
+        isolated = IsolatedPolicyEngine(policies, pool=pool).evaluate_sbom(sbom, facts=facts)
+        assert isolated == local
+    bad = load_sbom_file(ROOT / "examples" / "bad-app.spdx.json")
+    assert PolicyEngine(policies).evaluate_sbom(bad, facts=facts).violations  # not vacuous
+
+
+def test_a_runaway_policy_is_stopped_named_and_denies(
+    pool: EvaluatorPool, runaway_dir: Path
+) -> None:
+    sbom = load_sbom_file(ROOT / "examples" / "good-app.cdx.json")
+    engine = IsolatedPolicyEngine(load_policy_dir(runaway_dir), pool=pool)
+    started = time.monotonic()
+    verdict = engine.evaluate_sbom(sbom, facts=FACT_SOURCE)
+    elapsed = time.monotonic() - started
+    assert not verdict.allowed
+    [failure] = verdict.errors
+    assert failure.policy == "runaway"
+    assert failure.message.startswith("used up its 1 s evaluation budget (CPU time)")
+    assert "evaluationBudget" in failure.message
+    assert pool.stopped == 1
+    assert elapsed < 30  # stopped, not run for hours
+
+    # The worker was replaced: the next evaluation (other policies) works.
+    good = IsolatedPolicyEngine(load_policy_dir(bundled_policies_dir()), pool=pool)
+    pool.budget = 60.0
+    assert good.evaluate_sbom(sbom, facts=FACT_SOURCE).allowed
+
+
+def test_the_budget_is_cpu_time_with_a_wall_time_backstop(
+    pool: EvaluatorPool, runaway_dir: Path
+) -> None:
+    """A worker that gets no CPU (here: stopped with SIGSTOP, as a starved one would be) is
+    not charged for the wait, but is stopped after three budgets of wall time."""
+    import os
+    import signal
+
+    pool.budget = 0.5
+    sbom = load_sbom_file(ROOT / "examples" / "good-app.cdx.json")
+    engine = IsolatedPolicyEngine(load_policy_dir(runaway_dir), pool=pool)
+    pool.start()
+    [worker] = pool._workers
+
+    def starve() -> None:
+        time.sleep(0.2)
+        os.kill(worker.process.pid, signal.SIGSTOP)
+
+    starver = threading.Thread(target=starve)
+    starver.start()
+    verdict = engine.evaluate_sbom(sbom)
+    starver.join()
+    [failure] = verdict.errors
+    assert failure.message.startswith("was stopped after 1.5 s without finishing")
+    assert "too busy" in failure.message
+    assert worker.process.poll() is not None  # killed, though stopped
+
+
+def test_a_dead_worker_is_an_evaluation_error_and_is_replaced(
+    pool: EvaluatorPool, runaway_dir: Path
+) -> None:
+    pool.budget = 60.0
+    sbom = load_sbom_file(ROOT / "examples" / "good-app.cdx.json")
+    engine = IsolatedPolicyEngine(load_policy_dir(runaway_dir), pool=pool)
+
+    def kill_the_worker() -> None:
+        time.sleep(1.0)
+        for worker in list(pool._workers):
+            worker.process.kill()
+
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
+    verdict = engine.evaluate_sbom(sbom)
+    killer.join()
+    assert not verdict.allowed
+    assert [e.message for e in verdict.errors] == [
+        "the policy evaluation process died (see the server log)"
+    ]
+    good = IsolatedPolicyEngine(load_policy_dir(bundled_policies_dir()), pool=pool)
+    assert good.evaluate_sbom(sbom, facts=FACT_SOURCE).allowed
+
+
+def test_budget_and_processes_are_configurable(tmp_path: Path) -> None:
+    config_file = tmp_path / "sbomgate.yaml"
+    config_file.write_text("evaluationBudget: 2.5\nevaluationProcesses: 3\n")
+    config = load_config(config_file)
+    assert (config.evaluation_budget, config.evaluation_processes) == (2.5, 3)
+    for bad in ("evaluationBudget: 0", "evaluationBudget: .nan", "evaluationProcesses: 0.5"):
+        config_file.write_text(bad + "\n")
+        with pytest.raises(InputError, match=bad.split(":")[0]):
+            load_config(config_file)
+
+
+def test_serve_keeps_answering_while_a_policy_runs_away(
+    plain_registry: RegistryServer,
+    key: CosignKey,
+    work: Path,
+    hook_images: dict[str, PushedImage],
+    runaway_dir: Path,
+) -> None:
+    ca = make_test_ca(work / "budget-ca")
+    port = free_port()
+    config = work / "budget.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "policies": str(runaway_dir),
+                "trustPolicies": [str(trust_file(work, keys=[key]))],
+                "facts": str(FACTS),
+                "allowedRegistries": [plain_registry.host],
+                "insecureRegistries": [plain_registry.host],
+                "tls": {"certFile": str(ca.cert_file), "keyFile": str(ca.key_file)},
+                "listen": {"host": "127.0.0.1", "port": port},
+                "admissionDeadline": 8,
+                "evaluationBudget": 3,
+                "evaluationProcesses": 1,
+            }
+        )
+    )
+    log_path = work / "budget-serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sbomgate.cli", "serve", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    context = ssl.create_default_context(cafile=str(ca.ca_file))
+
+    def get(path: str, timeout: float = 5) -> bytes:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}{path}", context=context, timeout=timeout
+        ) as r:
+            body: bytes = r.read()
+            return body
+
+    def validate(image: str) -> dict[str, object]:
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{port}/validate",
+            data=json.dumps(review(deployment(image))).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=context, timeout=30) as r:
+            answer: dict[str, object] = json.loads(r.read())["response"]
+            return answer
+
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert get("/readyz", timeout=2) == b"ready"
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError(log_path.read_text()) from None
+                time.sleep(0.2)
+
+        answers: list[dict[str, object]] = []
+        reviewer = threading.Thread(
+            target=lambda: answers.append(validate(hook_images["good"].ref))
+        )
+        reviewer.start()
+        # While the policy runs away in its worker, the server itself is free: health checks
+        # are answered at once (with evaluation in-process they would wait for the GIL).
+        health_checks = 0
+        while reviewer.is_alive():
+            assert get("/healthz", timeout=2) == b"ok"
+            health_checks += 1
+            time.sleep(0.1)
+        reviewer.join()
+        assert health_checks >= 2  # answered while the policy ran, not after
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True)
+        workers = [int(pid) for pid in children.stdout.split()]
+        assert len(workers) == 1  # evaluationProcesses: 1 (the stopped one was replaced)
+        [answer] = answers
+        assert answer["allowed"] is False
+        status = answer["status"]
+        assert isinstance(status, dict)
+        message = str(status["message"])
+        assert "policy runaway failed to evaluate" in message
+        assert "used up its 3 s evaluation budget (CPU time) and was stopped" in message
+
+        # The replaced worker serves the next image (and the runaway policy is stopped again).
+        again = validate(hook_images["bad"].ref)
+        assert again["allowed"] is False
+        assert "evaluation budget" in str(again["status"])
+        assert b"sbomgate_policy_evaluation_seconds_count" in get("/metrics")
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    # No worker outlives the server.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived the server"
+        time.sleep(0.1)
