@@ -1,6 +1,6 @@
-"""SBOM ingestion: CycloneDX 1.2-1.6 (JSON, XML) and SPDX 2.2/2.3 (JSON) into `Sbom`."""
+"""SBOM ingestion: CycloneDX 1.2-1.7 (JSON, XML) and SPDX 2.2/2.3 (JSON) into `Sbom`."""
 
-from sbomgate.sbom.model import Component, Sbom, SbomFormat
+from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
 from sbomgate.sbom.parse import (
     MAX_COMPONENT_DEPTH,
     MAX_COMPONENTS,
@@ -16,9 +16,11 @@ __all__ = [
     "MAX_COMPONENT_DEPTH",
     "MAX_SBOM_BYTES",
     "Component",
+    "OperatingSystem",
     "Sbom",
     "SbomFormat",
     "format_for_purl_type",
+    "is_package",
     "load_sbom_file",
     "parse_sbom",
     "parse_sbom_document",

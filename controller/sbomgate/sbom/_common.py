@@ -145,6 +145,7 @@ def component_from_parts(
     license_error: str | None,
     hashes: dict[str, str],
     bom_ref: str | None,
+    type_: str | None = None,
 ) -> Component:
     """Build a Component; the purl (when there is one) decides name, namespace and format."""
     if parsed is None:
@@ -156,6 +157,7 @@ def component_from_parts(
             license_error=license_error,
             hashes=hashes,
             bom_ref=bom_ref,
+            type=type_,
         )
     ptype = parsed.type
     namespace = parsed.namespace
@@ -175,4 +177,5 @@ def component_from_parts(
         license_error=license_error,
         hashes=hashes,
         bom_ref=bom_ref,
+        type=type_,
     )

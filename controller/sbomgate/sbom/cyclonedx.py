@@ -1,4 +1,4 @@
-"""CycloneDX 1.2-1.6 in its JSON shape (parsed JSON, or XML converted by cyclonedx_xml) ->
+"""CycloneDX 1.2-1.7 in its JSON shape (parsed JSON, or XML converted by cyclonedx_xml) ->
 subject and flattened components. This is the admission hot path: keep it lean."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sbomgate.sbom.model import Component
 
 __all__ = ["PEDIGREE_LISTS", "SUPPORTED_VERSIONS", "read_cyclonedx"]
 
-SUPPORTED_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6")
+SUPPORTED_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")
 _LICENSE_KEYS: tuple[Literal["id", "name"], ...] = ("id", "name")
 # A component's pedigree lists other components it was derived from (ancestors), that were
 # derived from it (descendants) or that are variants of it: each is a package too, and is judged.
@@ -40,7 +40,7 @@ def check_spec_version(spec: Any) -> str:
     if not isinstance(spec, str):
         raise Invalid(f"specVersion: expected a string, got {describe(spec)}")
     if spec not in SUPPORTED_VERSIONS:
-        raise Invalid(f"CycloneDX specVersion {shown(spec)} is not supported (1.2–1.6 are)")  # noqa: RUF001
+        raise Invalid(f"CycloneDX specVersion {shown(spec)} is not supported (1.2–1.7 are)")  # noqa: RUF001
     return spec
 
 
@@ -120,6 +120,9 @@ def _component(obj: Any, path: str, index: int | None = None) -> Component:
     bom_ref = get("bom-ref")
     if bom_ref is not None and type(bom_ref) is not str:
         raise Invalid(f"{_at(path, index)}.bom-ref: expected a string, got {describe(bom_ref)}")
+    kind = get("type")
+    if kind is not None and type(kind) is not str:
+        raise Invalid(f"{_at(path, index)}.type: expected a string, got {describe(kind)}")
 
     license_: str | None = None
     raw_license: str | None = None
@@ -144,6 +147,7 @@ def _component(obj: Any, path: str, index: int | None = None) -> Component:
         license_error=license_error,
         hashes=hashes,
         bom_ref=bom_ref,
+        type_=kind,
     )
 
 

@@ -1,4 +1,4 @@
-"""CycloneDX XML 1.2-1.6 -> the CycloneDX JSON shape, so one reader serves both encodings.
+"""CycloneDX XML 1.2-1.7 -> the CycloneDX JSON shape, so one reader serves both encodings.
 
 Parsed with defusedxml: a DOCTYPE (and so any entity declaration, internal or external) is
 refused before anything is expanded.

@@ -37,12 +37,55 @@ class Component:
     hashes: Mapping[str, str] = field(default_factory=dict)
     bom_ref: str | None = None
     license_error: str | None = None
+    type: str | None = None
+    """The CycloneDX component type (`library`, `file`, `operating-system`, ...; SPDX's
+    primaryPackagePurpose is mapped to it), or None when the document gives none."""
+
+
+NOT_PACKAGE_TYPES = frozenset(
+    {
+        "file",
+        "data",
+        "cryptographic-asset",
+        "machine-learning-model",
+        "operating-system",
+        "device",
+        "platform",
+        "container",
+    }
+)
+"""Component types that name something other than a package: syft lists every file it saw
+(96,779 beside 727 debs in a Debian root filesystem), cdxgen adds data and cryptographic
+assets, and the operating system is an entry of its own."""
+
+
+def is_package(component: Component) -> bool:
+    """Whether `component` is judged as a package: any component with a purl (whatever type
+    it claims: a purl is a claim to be a package), and any other whose type is not one of
+    NOT_PACKAGE_TYPES (no type at all counts as a package)."""
+    return component.purl is not None or component.type not in NOT_PACKAGE_TYPES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatingSystem:
+    """The distribution an SBOM says its packages belong to (its `operating-system` entry):
+    `name` as the tools write it (`debian`, `alpine`, `ubuntu`), `version` (`12`, `3.20.3`)."""
+
+    name: str
+    version: str | None
+
+    @property
+    def distro(self) -> str:
+        """The purl `distro` qualifier this distribution's packages carry (`debian-12`)."""
+        return f"{self.name}-{self.version}" if self.version else self.name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sbom:
-    """A parsed SBOM: its subject, its flattened components, and the CycloneDX-JSON-shaped
-    document that image-level policies see as `input.v0.sbom` (SPDX is converted)."""
+    """A parsed SBOM: its subject, its flattened packages (`components`), what it lists that
+    is not a package (`others`: files, data, the operating system, ...; not judged as
+    packages), the distribution it names, and the CycloneDX-JSON-shaped document that
+    image-level policies see whole as `input.v0.sbom` (SPDX is converted)."""
 
     source: str
     format: SbomFormat
@@ -50,3 +93,5 @@ class Sbom:
     subject: Component | None
     components: tuple[Component, ...]
     document: Mapping[str, Any]
+    others: tuple[Component, ...] = ()
+    operating_system: OperatingSystem | None = None

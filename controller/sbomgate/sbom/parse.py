@@ -20,7 +20,7 @@ from sbomgate.errors import SbomError
 from sbomgate.sbom import cyclonedx_xml
 from sbomgate.sbom._common import Invalid, Limits
 from sbomgate.sbom.cyclonedx import read_cyclonedx
-from sbomgate.sbom.model import Sbom
+from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
 from sbomgate.sbom.spdx import read_spdx
 
 __all__ = [
@@ -85,7 +85,7 @@ def parse_sbom(
     max_depth: int = MAX_COMPONENT_DEPTH,
     max_components: int = MAX_COMPONENTS,
 ) -> Sbom:
-    """Parse a CycloneDX 1.2-1.6 (JSON or XML) or SPDX 2.2/2.3 (JSON) document.
+    """Parse a CycloneDX 1.2-1.7 (JSON or XML) or SPDX 2.2/2.3 (JSON) document.
 
     `source` names the document in error messages (a path, `image@sha256:...`, ...).
     Raises SbomError for anything that is not a readable, supported SBOM within the limits.
@@ -176,14 +176,7 @@ def _parse(data: bytes, source: str, max_size: int, max_depth: int, max_componen
     if first == ord("<"):
         document = cyclonedx_xml.xml_to_cyclonedx(view, max_depth)
         spec, subject, components = read_cyclonedx(document, limits)
-        return Sbom(
-            source=source,
-            format="cyclonedx",
-            spec_version=spec,
-            subject=subject,
-            components=components,
-            document=document,
-        )
+        return _sbom(source, "cyclonedx", spec, subject, components, document)
     if first not in b"{[":
         raise Invalid(_not_json_or_xml(view))
     doc = _load_json(view)
@@ -218,25 +211,46 @@ def _from_document(doc: Any, source: str, limits: Limits) -> Sbom:
         raise Invalid("not a CycloneDX or SPDX document (a JSON document that is not an object)")
     if doc.get("bomFormat") == "CycloneDX":
         spec, subject, components = read_cyclonedx(doc, limits)
-        return Sbom(
-            source=source,
-            format="cyclonedx",
-            spec_version=spec,
-            subject=subject,
-            components=components,
-            document=doc,
-        )
+        return _sbom(source, "cyclonedx", spec, subject, components, doc)
     if "spdxVersion" in doc:
         spec, subject, components, converted = read_spdx(doc, limits)
-        return Sbom(
-            source=source,
-            format="spdx",
-            spec_version=spec,
-            subject=subject,
-            components=components,
-            document=converted,
-        )
+        return _sbom(source, "spdx", spec, subject, components, converted)
     raise Invalid(_not_a_document(doc))
+
+
+def _sbom(
+    source: str,
+    format_: SbomFormat,
+    spec: str,
+    subject: Component | None,
+    listed: tuple[Component, ...],
+    document: Any,
+) -> Sbom:
+    """The Sbom, its packages apart from what it lists that is not one (files, data, the
+    operating system: policies still see them in `input.v0.sbom`)."""
+    packages = tuple(c for c in listed if is_package(c))
+    others = tuple(c for c in listed if not is_package(c)) if len(packages) < len(listed) else ()
+    return Sbom(
+        source=source,
+        format=format_,
+        spec_version=spec,
+        subject=subject,
+        components=packages,
+        document=document,
+        others=others,
+        operating_system=_operating_system(others, subject),
+    )
+
+
+def _operating_system(
+    others: tuple[Component, ...], subject: Component | None
+) -> OperatingSystem | None:
+    """The first `operating-system` entry (syft and trivy list one for an image or a root
+    filesystem; the subject is one when the SBOM describes the distribution itself)."""
+    for component in (*others, *((subject,) if subject is not None else ())):
+        if component.type == "operating-system" and component.name:
+            return OperatingSystem(name=component.name.lower(), version=component.version or None)
+    return None
 
 
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")

@@ -177,6 +177,8 @@ def _library_parse(purl: str) -> ParsedPurl:
         canonical, name = p.to_string(), p.name
         if p.type == "npm":
             canonical, name = _npm_case(purl, canonical, p.namespace)
+        if "/" in name:
+            canonical = _slash_in_name(canonical, p.type, p.namespace)
     except TypeError:  # packageurl-python's to_string() when a part decodes to nothing
         raise ValueError("a part of the purl is empty once percent-decoded") from None
     qualifiers = p.qualifiers if isinstance(p.qualifiers, dict) else {}
@@ -198,6 +200,20 @@ def _npm_case(purl: str, canonical: str, namespace: str | None) -> tuple[str, st
     rest = canonical[len(head) :]
     end = min((i for i in (rest.find(c) for c in "@?#") if i >= 0), default=len(rest))
     return f"{head}{quote(name)}{rest[end:]}", name
+
+
+def _slash_in_name(canonical: str, ptype: str, namespace: str | None) -> str:
+    """The canonical purl with the `/` of a name written `%2F` again, as the purl specification
+    says a name's `/` must be. packageurl-python 0.17 writes it bare, and the purl it writes then
+    reads back as another package: `pkg:npm/gar%2Fpromise-retry` became the scoped-looking
+    `pkg:npm/gar/promise-retry` (namespace `gar`)."""
+    head = f"pkg:{ptype}/"
+    rest = canonical[len(head) :]
+    end = min((i for i in (rest.find(c) for c in "@?#") if i >= 0), default=len(rest))
+    segments = rest[:end].split("/")
+    kept = namespace.count("/") + 1 if namespace else 0
+    path = "/".join([*segments[:kept], "%2F".join(segments[kept:])])
+    return f"{head}{path}{rest[end:]}"
 
 
 @lru_cache(maxsize=65536)

@@ -175,6 +175,7 @@ def _package(pkg: Any, i: int) -> tuple[tuple[Component, ...], str | None]:
             license_error=license_error,
             hashes=hashes,
             bom_ref=spdx_id,
+            type_=kind,
         )
         for parsed in targets
     )

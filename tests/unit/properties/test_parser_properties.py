@@ -340,7 +340,7 @@ def test_xml_root_attributes_and_encodings(
     [
         (
             {"bomFormat": "CycloneDX", "specVersion": "1.6\nimage allowed"},
-            "CycloneDX specVersion '1.6\\nimage allowed' is not supported (1.2–1.6 are)",  # noqa: RUF001
+            "CycloneDX specVersion '1.6\\nimage allowed' is not supported (1.2–1.7 are)",  # noqa: RUF001
         ),
         (
             {"spdxVersion": "SPDX-2.3\r\n" + "x" * 200},

@@ -93,11 +93,11 @@ def test_empty() -> None:
 def test_unsupported_versions() -> None:
     assert (
         error_of(b'{"bomFormat": "CycloneDX", "specVersion": "1.1"}')
-        == "CycloneDX specVersion 1.1 is not supported (1.2–1.6 are)"  # noqa: RUF001
+        == "CycloneDX specVersion 1.1 is not supported (1.2–1.7 are)"  # noqa: RUF001
     )
     assert (
         error_of(b'<bom xmlns="http://cyclonedx.org/schema/bom/1.1" version="1"/>')
-        == "CycloneDX specVersion 1.1 is not supported (1.2–1.6 are)"  # noqa: RUF001
+        == "CycloneDX specVersion 1.1 is not supported (1.2–1.7 are)"  # noqa: RUF001
     )
     assert (
         error_of(b'{"spdxVersion": "SPDX-2.1", "packages": []}')
