@@ -154,3 +154,53 @@ def test_cyclonedx_hash_algorithms(alg: str, normalised: str) -> None:
 def test_spdx_checksum_algorithms(alg: str, normalised: str) -> None:
     c = spdx_one({"checksums": [{"algorithm": alg, "checksumValue": "00FF"}]})
     assert c.hashes == {normalised: "00ff"}
+
+
+@pytest.mark.parametrize(
+    ("licenses", "expected"),
+    [
+        # cyclonedx-py 7.5 over this project's venv: License-Expression and classifiers together
+        ([("id", "ISC"), ("name", "License :: OSI Approved :: BSD License")], "ISC"),
+        ([("id", "Zlib"), ("name", "License :: OSI Approved :: BSD License")], "Zlib"),
+        (
+            [
+                ("expression", "MIT OR Apache-2.0"),
+                ("name", "License :: OSI Approved :: Apache Software License"),
+            ],
+            "MIT OR Apache-2.0",
+        ),
+        # a classifier alone names a family, not a license: unknown, for a policy to decide
+        (
+            [("name", "License :: OSI Approved :: BSD License")],
+            "LicenseRef-License-OSI-Approved-BSD-License",
+        ),
+        # a LicenseRef is not an SPDX id: the classifier is kept beside it
+        (
+            [("id", "LicenseRef-Acme"), ("name", "License :: OSI Approved :: BSD License")],
+            "LicenseRef-Acme AND LicenseRef-License-OSI-Approved-BSD-License",
+        ),
+        # or-later is kept, in a name as in an expression
+        ([("name", "LGPLv3+")], "LGPL-3.0-or-later"),
+        ([("expression", "LGPL-3.0+")], "LGPL-3.0-or-later"),
+    ],
+)
+def test_spdx_ids_win_over_trove_classifiers(
+    licenses: list[tuple[str, str]], expected: str
+) -> None:
+    entries = [
+        {"expression": text} if kind == "expression" else {"license": {kind: text}}
+        for kind, text in licenses
+    ]
+    assert one({"licenses": entries}).license == expected
+
+
+@pytest.mark.parametrize("text", ["LicenseRef-GPL", "GPL"])
+def test_a_gpl_named_without_version_reads_the_same_in_every_format(text: str) -> None:
+    as_cyclonedx_name = one({"licenses": [{"license": {"name": text}}]}).license
+    as_spdx = spdx_one(
+        {"licenseDeclared": text if text.startswith("LicenseRef") else "NOASSERTION"}
+    )
+    assert as_cyclonedx_name == "GPL-1.0-or-later"
+    if text.startswith("LicenseRef"):
+        assert as_spdx.license == as_cyclonedx_name
+        assert one({"licenses": [{"expression": text}]}).license == as_cyclonedx_name
