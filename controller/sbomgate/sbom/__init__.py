@@ -1,4 +1,5 @@
-"""SBOM ingestion: CycloneDX 1.2-1.7 (JSON, XML) and SPDX 2.2/2.3 (JSON) into `Sbom`."""
+"""SBOM ingestion: CycloneDX 1.2-1.7 (JSON, XML), SPDX 2.2/2.3 (JSON) and SPDX 3.0 (JSON-LD)
+into `Sbom`."""
 
 from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
 from sbomgate.sbom.parse import (

@@ -24,7 +24,7 @@ from sbomgate.sbom.licenses import (
 )
 from sbomgate.sbom.model import Component
 
-__all__ = ["PEDIGREE_LISTS", "SUPPORTED_VERSIONS", "read_cyclonedx"]
+__all__ = ["PEDIGREE_LISTS", "SUPPORTED_VERSIONS", "read_cyclonedx", "read_licenses"]
 
 SUPPORTED_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")
 _LICENSE_KEYS: tuple[Literal["id", "name"], ...] = ("id", "name")
@@ -205,6 +205,12 @@ def _licenses(
         return combine_and(tuple(entries)), raw, None
     except LicenseLibraryError as exc:
         return None, raw, str(exc)
+
+
+def read_licenses(licenses: Any, path: str) -> tuple[str | None, str | None, str | None]:
+    """A CycloneDX `licenses` array at `path` -> (SPDX expression or None, raw text, license
+    error or None), as a component's own are read."""
+    return _licenses(licenses, path, None)
 
 
 def _entry(path: str, index: int | None, j: int) -> str:

@@ -22,6 +22,7 @@ from sbomgate.sbom._common import Invalid, Limits
 from sbomgate.sbom.cyclonedx import read_cyclonedx
 from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
 from sbomgate.sbom.spdx import read_spdx
+from sbomgate.sbom.spdx3 import is_spdx3, read_spdx3
 
 __all__ = [
     "MAX_COMPONENTS",
@@ -85,7 +86,7 @@ def parse_sbom(
     max_depth: int = MAX_COMPONENT_DEPTH,
     max_components: int = MAX_COMPONENTS,
 ) -> Sbom:
-    """Parse a CycloneDX 1.2-1.7 (JSON or XML) or SPDX 2.2/2.3 (JSON) document.
+    """Parse a CycloneDX 1.2-1.7 (JSON or XML), SPDX 2.2/2.3 (JSON) or SPDX 3.0 (JSON-LD) document.
 
     `source` names the document in error messages (a path, `image@sha256:...`, ...).
     Raises SbomError for anything that is not a readable, supported SBOM within the limits.
@@ -215,6 +216,9 @@ def _from_document(doc: Any, source: str, limits: Limits) -> Sbom:
     if "spdxVersion" in doc:
         spec, subject, components, converted = read_spdx(doc, limits)
         return _sbom(source, "spdx", spec, subject, components, converted)
+    if is_spdx3(doc):
+        spec, subject, components, converted = read_spdx3(doc, limits)
+        return _sbom(source, "spdx", spec, subject, components, converted)
     raise Invalid(_not_a_document(doc))
 
 
@@ -339,9 +343,8 @@ def _not_json_or_xml(view: memoryview) -> str:
 
 
 def _not_a_document(doc: dict[str, Any]) -> str:
-    context = doc.get("@context")
-    if "spdx.org" in str(context):
-        return "SPDX 3 JSON-LD is not supported (SPDX 2.2 and 2.3 JSON are)"
+    if "spdx.org" in str(doc.get("@context")):
+        return "not an SPDX 3 JSON-LD document sbomgate reads (its @context is not SPDX 3's)"
     if "predicateType" in doc and "predicate" in doc:
         return (
             "not a CycloneDX or SPDX document: this is an in-toto statement; "

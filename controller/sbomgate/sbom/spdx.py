@@ -23,7 +23,7 @@ from sbomgate.sbom.licenses import (
 from sbomgate.sbom.model import Component
 from sbomgate.sbom.purl import ParsedPurl
 
-__all__ = ["SUPPORTED_VERSIONS", "read_spdx"]
+__all__ = ["SUPPORTED_VERSIONS", "read_spdx", "to_cyclonedx"]
 
 SUPPORTED_VERSIONS = ("SPDX-2.2", "SPDX-2.3")
 _PURL_CATEGORIES = frozenset({"PACKAGE-MANAGER", "PACKAGE_MANAGER"})
@@ -74,11 +74,11 @@ def read_spdx(
             # The described package's first purl is the subject; any other purl it lists
             # is judged as a package like every other.
             subject = found[0]
-            subject_doc = _to_cyclonedx(subject, purpose or "application")
+            subject_doc = to_cyclonedx(subject, purpose or "application")
             found = found[1:]
         for component in found:
             components.append(component)
-            converted.append(_to_cyclonedx(component, purpose or "library"))
+            converted.append(to_cyclonedx(component, purpose or "library"))
 
     metadata: dict[str, Any] = {
         "properties": [{"name": "sbomgate:converted-from", "value": spec}],
@@ -235,7 +235,7 @@ def _license(get: Any, path: str) -> tuple[str | None, str | None, str | None]:
     return None, raw_license, None
 
 
-def _to_cyclonedx(c: Component, kind: str) -> dict[str, Any]:
+def to_cyclonedx(c: Component, kind: str) -> dict[str, Any]:
     """A Component in CycloneDX JSON shape (absent facts are omitted, as CycloneDX does)."""
     out: dict[str, Any] = {"type": kind, "name": c.name}
     if c.bom_ref is not None:
