@@ -9,6 +9,10 @@
 #   LicenseRef not on the list in use) is never an acceptable alternative.
 #   A package with no license information (none given, NOASSERTION, NONE) is
 #   unknown too; the image subject's own license is judged only when given.
+#   The operating system's own packages (deb, rpm, apk, alpm, ...) are not
+#   judged unless data.sbomgate.license.os_packages is true: a base image's
+#   bash, coreutils and libc are GPL, and a license policy for application
+#   dependencies is not about the distribution it runs on.
 # custom:
 #   action: Deny
 #   precedence: 70
@@ -74,6 +78,31 @@ _allow := [e | some e in a; is_string(e); e != ""] if {
 }
 
 _allow_mode if count(_allow) > 0
+
+# The purl types (and format slugs) of a distribution's own packages.
+_os_formats := {"deb", "rpm", "apk", "alpine", "alpm", "ebuild", "opkg"}
+
+default _judge_os_packages := false
+
+_judge_os_packages if data.sbomgate.license.os_packages == true
+
+_os_package if {
+	format := input.v0.package.format
+	is_string(format)
+	lower(format) in _os_formats
+}
+
+_os_package if {
+	purl := input.v0.package.purl
+	is_string(purl)
+	startswith(purl, "pkg:")
+	lower(split(trim_prefix(purl, "pkg:"), "/")[0]) in _os_formats
+}
+
+# Judged: every package, but the distribution's own only when asked for.
+_judged if not _os_package
+
+_judged if _judge_os_packages
 
 default _deny_unknown := false
 
@@ -336,6 +365,7 @@ _unknown_why := "unknown licenses are denied in allow-list mode" if {
 # --- reasons ----------------------------------------------------------------
 
 reason contains msg if {
+	_judged
 	not _allow_mode
 	_verdict == "F"
 	entries := {d | some d in _deny; some id in _bad_ids; _entry_matches(d, id)}
@@ -346,6 +376,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	_judged
 	_allow_mode
 	_verdict == "F"
 	msg := sprintf("license %s%s of %s is not allowed: %s not on the license allow list (allowed: %s)%s%s%s", [
@@ -355,6 +386,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	_judged
 	_deny_unknown
 	_verdict == "U"
 	msg := sprintf("license %s%s of %s is unknown: %s %s on the SPDX list or on the license list in use, and %s%s", [
@@ -363,6 +395,7 @@ reason contains msg if {
 }
 
 reason contains msg if {
+	_judged
 	_deny_unknown
 	_missing
 	msg := sprintf("license of %s is unknown: the SBOM states none%s, and %s", [_pkg, _stated, _unknown_why])

@@ -328,3 +328,43 @@ test_missing_license_reason if {
 	r2 := cloudsmith.reason with input as _no_licence(null) with data.sbomgate.license.deny_unknown as true
 	r2 == {"license of pkg:pypi/foo@1.0.0 is unknown: the SBOM states none, and data.sbomgate.license.deny_unknown is set"}
 }
+
+# --- the distribution's own packages ------------------------------------------
+
+_deb(expr) := {"v0": {
+	"package": {
+		"name": "bash",
+		"version": "5.2.15-2+b7",
+		"format": "deb",
+		"purl": "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12",
+		"license": {"oss_license": {"spdx_identifier": expr}, "raw_license": expr},
+	},
+	"osv": null,
+	"repository": {"name": "debian"},
+	"sbom": null,
+}}
+
+test_os_packages_are_not_judged_by_default if {
+	not cloudsmith.match with input as _deb("GPL-3.0-or-later")
+	not cloudsmith.match with input as _deb("GPL-3.0-or-later")
+		with data.sbomgate.license as {"allow": ["MIT"]}
+}
+
+test_os_packages_are_judged_when_asked_for if {
+	cloudsmith.match with input as _deb("GPL-3.0-or-later")
+		with data.sbomgate.license as {"os_packages": true}
+}
+
+test_an_os_purl_type_without_a_format_is_an_os_package if {
+	doc := object.union(_deb("Sleepycat"), {"v0": {"package": {"format": null}}})
+	not cloudsmith.match with input as doc
+}
+
+test_rpm_and_apk_are_os_packages if {
+	every purl in ["pkg:rpm/fedora/bash@5.2", "pkg:apk/alpine/busybox@1.36.1-r29"] {
+		doc := object.union(_lic("GPL-2.0-only"), {"v0": {"package": {"purl": purl, "format": null}}})
+		not cloudsmith.match with input as doc
+	}
+}
+
+test_language_packages_are_still_judged if _denied("GPL-3.0-only")

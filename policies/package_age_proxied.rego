@@ -1,0 +1,224 @@
+# METADATA
+# title: Young projects through a proxied repository
+# description: >-
+#   Deny PyPI and npm packages whose project was first released fewer than
+#   data.sbomgate.package_age.min_project_days days ago (default 30) when the
+#   trusted repository that vouched for them proxies a public registry
+#   (input.v0.repository.hosting is not "hosted"): a name an attacker
+#   registered last month, a slopsquat of a hallucinated dependency, is
+#   "found" through the proxy like any other. When nothing says when the
+#   project was first released, the package is denied as well (a rule that
+#   cannot decide does not pass it), unless
+#   data.sbomgate.package_age.allow_unknown_first_release is true.
+# custom:
+#   action: Deny
+#   precedence: 55
+#   terminal: false
+package cloudsmith
+
+import rego.v1
+
+# Reads input.v0.package.upstream_metadata.first_published_at (the project's
+# first release, any version, as the vouching repository says; null: it does
+# not say) and input.v0.repository.hosting ("hosted" or "proxied").
+#
+# Proxied means anything but an explicit "hosted": a repository entry without
+# hosting (an old facts snapshot, a hand-written one) or with a value that is
+# not "hosted" may pass a public registry's names through, so it is treated as
+# one that does. Hosted repositories hold what the organisation put there; their
+# young projects are not refused here (package_age.rego still warns about young
+# versions).
+#
+# PyPI and npm only: their repositories say when a project began (PEP 700
+# upload times, the packument's time.created), and anyone can register a name
+# there. Timestamps are read as package_age.rego reads them (RFC 3339, or a bare
+# YYYY-MM-DD as midnight UTC, 1970 to 2199, a real calendar date); a value that
+# cannot be read is unknown, never old. A first release dated in the future
+# matches too.
+
+default match := false
+
+match if count(reason) > 0
+
+default _min_project_days := 30
+
+_min_project_days := d if {
+	d := data.sbomgate.package_age.min_project_days
+	is_number(d)
+}
+
+default _allow_unknown := false
+
+_allow_unknown := b if {
+	b := data.sbomgate.package_age.allow_unknown_first_release
+	is_boolean(b)
+}
+
+_ns_per_day := ((24 * 60) * 60) * 1000000000
+
+_first_release_types := {"pypi", "npm"}
+
+# ----------------------------------------------------------------- where it came from
+
+_repository := r if {
+	r := input.v0.repository
+	is_object(r)
+}
+
+_is_image if {
+	s := input.v0.sbom
+	s != null
+}
+
+_hosted if _repository.hosting == "hosted"
+
+_proxied if {
+	is_object(_repository)
+	not _hosted
+	not _is_image
+}
+
+_type := t if {
+	t := input.v0.identity.canonical.type
+	is_string(t)
+} else := t if {
+	p := input.v0.package.purl
+	is_string(p)
+	startswith(p, "pkg:")
+	t := lower(split(trim_prefix(p, "pkg:"), "/")[0])
+}
+
+_covered if _type in _first_release_types
+
+_repo_name := n if {
+	n := _repository.name
+	is_string(n)
+	n != ""
+} else := u if {
+	u := _repository.url
+	is_string(u)
+	u != ""
+} else := "the trusted repository"
+
+_through := sprintf("%s, which proxies a public registry", [_repo_name]) if {
+	_repository.hosting == "proxied"
+} else := sprintf("%s, which is not marked hosting: hosted and so is taken to proxy a public registry", [_repo_name])
+
+# ----------------------------------------------------------------- when the project began
+
+_rfc3339 := `^(19[7-9][0-9]|2[01][0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
+
+_date_only := `^(19[7-9][0-9]|2[01][0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$`
+
+_first := ts if {
+	ts := input.v0.package.upstream_metadata.first_published_at
+	is_string(ts)
+	regex.match(_rfc3339, ts)
+} else := ts if {
+	d := input.v0.package.upstream_metadata.first_published_at
+	is_string(d)
+	regex.match(_date_only, d)
+	ts := concat("", [d, "T00:00:00Z"])
+}
+
+# day-of-month check with string comparison (two-digit strings compare like numbers)
+_month_days := {
+	"01": "31", "02": "28", "03": "31", "04": "30", "05": "31", "06": "30",
+	"07": "31", "08": "31", "09": "30", "10": "31", "11": "30", "12": "31",
+}
+
+_leap(y) if {
+	y % 4 == 0
+	y % 100 != 0
+}
+
+_leap(y) if y % 400 == 0
+
+_max_day(year, "02") := "29" if _leap(year)
+
+_max_day(year, month) := _month_days[month] if {
+	not month == "02"
+} else := "28" if not _leap(year)
+
+_valid_date(ts) if {
+	year := to_number(substring(ts, 0, 4))
+	day := substring(ts, 8, 2)
+	day <= _max_day(year, substring(ts, 5, 2))
+}
+
+_first_ns := time.parse_rfc3339_ns(_first) if _valid_date(_first)
+
+_known if _first_ns
+
+_age_ns := time.now_ns() - _first_ns
+
+_given if {
+	v := input.v0.package.upstream_metadata.first_published_at
+	v != null
+}
+
+default _unknown_why := "nothing says when the project was first released (PEP 503 HTML pages, and proxies that do not pass upload times on, do not)"
+
+_unknown_why := "the date given for the project's first release cannot be read" if _given
+
+# ----------------------------------------------------------------- the message
+
+_pkg := p if {
+	p := input.v0.package.purl
+	is_string(p)
+	p != ""
+} else := sprintf("%s@%s", [n, v]) if {
+	n := input.v0.package.name
+	is_string(n)
+	v := input.v0.package.version
+	is_string(v)
+} else := n if {
+	n := input.v0.package.name
+	is_string(n)
+} else := "package"
+
+_plural(1) := "day"
+
+_plural(n) := "days" if n != 1
+
+_typosquat_of := t if {
+	t := input.v0.package.typosquat_of
+	is_string(t)
+	trim_space(t) != ""
+}
+
+default _did_you_mean := ""
+
+_did_you_mean := sprintf(" (did you mean %s?)", [_typosquat_of])
+
+_review := "Review it, then add it to a hosted repository or to sbomgate.allow, or fix the dependency name"
+
+reason contains msg if {
+	_proxied
+	_covered
+	_age_ns >= 0
+	_age_ns < _min_project_days * _ns_per_day
+	days := floor(_age_ns / _ns_per_day)
+	msg := sprintf("%s: the project was first released %d %s ago (%s) and came through %s: a project this young may be a slopsquat%s. %s (projects younger than %v days are refused through a proxy)", [
+		_pkg, days, _plural(days), _first, _through, _did_you_mean, _review, _min_project_days,
+	])
+}
+
+reason contains msg if {
+	_proxied
+	_covered
+	_age_ns < 0
+	msg := sprintf("%s: the project's first release is dated in the future (%s) and it came through %s: its age cannot be checked%s. %s", [
+		_pkg, _first, _through, _did_you_mean, _review,
+	])
+}
+
+reason contains msg if {
+	_proxied
+	_covered
+	not _known
+	not _allow_unknown
+	msg := sprintf("%s came through %s, and %s: its age cannot be checked%s. %s, or mark the repository hosting: hosted if it serves only what you put there", [
+		_pkg, _through, _unknown_why, _did_you_mean, _review,
+	])
+}
