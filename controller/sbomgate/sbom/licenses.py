@@ -318,33 +318,16 @@ Entry = tuple[Literal["expression", "id", "name"], str]
 @lru_cache(maxsize=8192)
 def combine_and(entries: tuple[Entry, ...]) -> str | None:
     """A CycloneDX component's `licenses[]` entries as one expression: all of them apply
-    (AND). Entries saying nothing are skipped; trove classifiers are dropped when an SPDX id
-    is also listed (a family-only classifier, `Apache Software License`, is dropped next to one
-    of its members in any case). Raises as normalise_expression for `expression` entries."""
-    trees = [
-        (kind, text, node)
+    (AND). Entries saying nothing are skipped; a trove classifier naming the family of an
+    SPDX id also listed is dropped. Raises as normalise_expression for `expression` entries."""
+    nodes = [
+        node
         for kind, text in entries
         if (node := _tree(text, kind == "expression")) is not None and not _no_information(node)
     ]
-    # SPDX ids win over trove classifiers: cyclonedx-py lists a project's License-Expression
-    # and its classifiers side by side (`ISC` beside `License :: OSI Approved :: BSD License`),
-    # and a classifier is a coarse category picked from a fixed list, not a second license.
-    if any(kind != "name" and _names_an_spdx_id(node) for kind, _, node in trees):
-        trees = [t for t in trees if not (t[0] == "name" and t[1].startswith(_CLASSIFIER))]
-    nodes = [node for _, _, node in trees]
     if not nodes:
         return None
     return _render(_op("AND", nodes))
-
-
-_CLASSIFIER = "License ::"
-
-
-def _names_an_spdx_id(node: _Node) -> bool:
-    """Whether an SPDX license id (not a LicenseRef, not NOASSERTION) is in the tree."""
-    if isinstance(node, _Leaf):
-        return node.spdx_id is not None
-    return any(_names_an_spdx_id(arg) for arg in node.args)
 
 
 def clear_caches() -> None:
