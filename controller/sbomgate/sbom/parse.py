@@ -23,6 +23,7 @@ from sbomgate.sbom.cyclonedx import read_cyclonedx
 from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
 from sbomgate.sbom.spdx import read_spdx
 from sbomgate.sbom.spdx3 import is_spdx3, read_spdx3
+from sbomgate.sbom.spdx_tagvalue import is_tag_value, tag_value_to_spdx_json
 
 __all__ = [
     "MAX_COMPONENTS",
@@ -86,7 +87,8 @@ def parse_sbom(
     max_depth: int = MAX_COMPONENT_DEPTH,
     max_components: int = MAX_COMPONENTS,
 ) -> Sbom:
-    """Parse a CycloneDX 1.2-1.7 (JSON or XML), SPDX 2.2/2.3 (JSON) or SPDX 3.0 (JSON-LD) document.
+    """Parse a CycloneDX 1.2-1.7 (JSON or XML), SPDX 2.2/2.3 (JSON or tag-value) or SPDX 3.0
+    (JSON-LD) document.
 
     `source` names the document in error messages (a path, `image@sha256:...`, ...).
     Raises SbomError for anything that is not a readable, supported SBOM within the limits.
@@ -178,6 +180,13 @@ def _parse(data: bytes, source: str, max_size: int, max_depth: int, max_componen
         document = cyclonedx_xml.xml_to_cyclonedx(view, max_depth)
         spec, subject, components = read_cyclonedx(document, limits)
         return _sbom(source, "cyclonedx", spec, subject, components, document)
+    if is_tag_value(bytes(view[:256])):
+        try:
+            text = bytes(view).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(_utf8_error(view)) from None
+        spec, subject, components, converted = read_spdx(tag_value_to_spdx_json(text), limits)
+        return _sbom(source, "spdx", spec, subject, components, converted)
     if first not in b"{[":
         raise Invalid(_not_json_or_xml(view))
     doc = _load_json(view)
@@ -338,7 +347,7 @@ def _utf8_error(view: memoryview) -> str:
 def _not_json_or_xml(view: memoryview) -> str:
     head = view[:8192].tobytes()
     if b"SPDXVersion:" in head:
-        return "SPDX tag-value is not supported; convert it to SPDX JSON"
+        return "SPDX tag-value must start with its SPDXVersion line"
     return "not a CycloneDX or SPDX document (neither JSON nor XML)"
 
 

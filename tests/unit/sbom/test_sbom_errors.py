@@ -71,8 +71,10 @@ def test_not_an_sbom(data: bytes) -> None:
 
 
 def test_helpful_hints_for_near_misses() -> None:
-    tag_value = (FIXTURES / "spdx-2.3.spdx").read_bytes()
-    assert error_of(tag_value) == "SPDX tag-value is not supported; convert it to SPDX JSON"
+    # SPDX tag-value is read (tests/unit/sbom/test_sbom_tagvalue.py), from its SPDXVersion line
+    assert error_of(b"DocumentName: x\nSPDXVersion: SPDX-2.3\n") == (
+        "SPDX tag-value must start with its SPDXVersion line"
+    )
     statement = orjson.dumps(
         {"_type": "https://in-toto.io/Statement/v1", "predicateType": "x", "predicate": {}}
     )
