@@ -23,6 +23,7 @@ from sbomgate.sbom.cyclonedx import read_cyclonedx
 from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
 from sbomgate.sbom.spdx import read_spdx
 from sbomgate.sbom.spdx3 import is_spdx3, read_spdx3
+from sbomgate.sbom.spdx_stream import STREAM_FROM_BYTES, is_spdx_json_head, stream_spdx
 from sbomgate.sbom.spdx_tagvalue import is_tag_value, tag_value_to_spdx_json
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "MAX_DOCUMENT_DEPTH",
     "MAX_JSON_DEPTH",
     "MAX_NESTED_VALUES",
+    "MAX_PARSED_BYTES",
     "MAX_SBOM_BYTES",
     "load_sbom_file",
     "parse_sbom",
@@ -38,8 +40,12 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
-MAX_SBOM_BYTES = 64 * MiB
-"""Largest SBOM document accepted, in bytes."""
+MAX_SBOM_BYTES = 128 * MiB
+"""Largest SBOM document accepted, in bytes: syft's default SPDX JSON of a Debian image is about
+70 MB (mostly files[], streamed past: sbom/spdx_stream.py)."""
+MAX_PARSED_BYTES = 64 * MiB
+"""Largest SBOM parsed whole (every format but large SPDX JSON): parsing takes about 7 bytes of
+memory per byte."""
 MAX_COMPONENT_DEPTH = 32
 """Deepest nesting of CycloneDX `components[].components[]` accepted."""
 MAX_COMPONENTS = 200_000
@@ -172,15 +178,31 @@ def _parse(data: bytes, source: str, max_size: int, max_depth: int, max_componen
         raise Invalid("SBOM is empty")
     limits = Limits(max_depth, max_components)
     raw = data if isinstance(data, bytes | bytearray) else bytes(data)
+    if (
+        first == ord("{")
+        and len(view) >= STREAM_FROM_BYTES
+        and is_spdx_json_head(bytes(view[:65536]))
+    ):
+        # Mostly files[] and relationships, which are not judged: only the packages are built,
+        # so neither the size nor the count of values bounds what this costs.
+        streamed = stream_spdx(view)
+        _check_depth(raw, streamed)
+        return _from_document(streamed, source, limits)
+    tag_value = is_tag_value(bytes(view[:256]))
+    if len(view) > MAX_PARSED_BYTES and not tag_value:
+        raise Invalid(
+            f"SBOM is {_size(len(view))}, over the {_limit(MAX_PARSED_BYTES)} limit for "
+            "documents parsed whole (only SPDX JSON and tag-value are read past it)"
+        )
     values = raw.count(b"<") - raw.count(b"</") if first == ord("<") else _values(raw)
-    if values > MAX_NESTED_VALUES:
+    if values > MAX_NESTED_VALUES and not tag_value:
         what = "elements" if first == ord("<") else "objects and arrays"
         raise Invalid(f"SBOM holds over {MAX_NESTED_VALUES} {what}: refused unread")
     if first == ord("<"):
         document = cyclonedx_xml.xml_to_cyclonedx(view, max_depth)
         spec, subject, components = read_cyclonedx(document, limits)
         return _sbom(source, "cyclonedx", spec, subject, components, document)
-    if is_tag_value(bytes(view[:256])):
+    if tag_value:
         try:
             text = bytes(view).decode("utf-8")
         except UnicodeDecodeError:

@@ -204,11 +204,24 @@ def test_size_limit_parse() -> None:
 def test_size_limit_file(tmp_path: Path) -> None:
     path = tmp_path / "huge.json"
     with path.open("wb") as f:  # sparse: costs no disk
+        f.truncate(int(130.1 * 1024 * 1024))
+    with pytest.raises(SbomError) as err:
+        load_sbom_file(path)
+    assert err.value.message == "SBOM is 130.1 MiB, over the 128 MiB limit"
+    assert err.value.source == str(path)
+
+
+def test_only_spdx_json_and_tag_value_are_read_past_64_mib(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    with path.open("wb") as f:  # sparse: costs no disk
+        f.write(b'{"bomFormat": "CycloneDX", "specVersion": "1.7", "components": []}')
         f.truncate(int(70.1 * 1024 * 1024))
     with pytest.raises(SbomError) as err:
         load_sbom_file(path)
-    assert err.value.message == "SBOM is 70.1 MiB, over the 64 MiB limit"
-    assert err.value.source == str(path)
+    assert err.value.message == (
+        "SBOM is 70.1 MiB, over the 64 MiB limit for documents parsed whole "
+        "(only SPDX JSON and tag-value are read past it)"
+    )
 
 
 def test_missing_file(tmp_path: Path) -> None:

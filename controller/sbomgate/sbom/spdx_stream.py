@@ -1,0 +1,107 @@
+"""Large SPDX 2 JSON documents read as a stream: only what spdx.py uses is built.
+
+syft's default SPDX of a Debian image is about 70 MB, nearly all of it `files[]` and the
+relationships between packages and files, none of which sbomgate judges. Parsed whole (orjson)
+such a document takes about 7 bytes of memory per byte of JSON; streamed (ijson over yajl), the
+packages, the top-level scalars, `creationInfo`, `documentDescribes` and the DESCRIBES
+relationships are built and the rest is read past, in about 14 MB whatever the size.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import ijson
+from ijson.common import ObjectBuilder
+
+from sbomgate.sbom._common import Invalid
+
+__all__ = ["STREAM_FROM_BYTES", "is_spdx_json_head", "stream_spdx"]
+
+STREAM_FROM_BYTES = 16 * 1024 * 1024
+"""SPDX JSON documents from this size on are streamed; smaller ones are parsed whole (faster)."""
+
+# The top-level members spdx.py reads, besides `packages` and `relationships`.
+_TOP = frozenset(
+    {"spdxVersion", "SPDXID", "name", "documentNamespace", "creationInfo", "documentDescribes"}
+)
+_DESCRIBING = frozenset({"DESCRIBES", "DESCRIBED_BY"})
+_OPEN = frozenset({"start_map", "start_array"})
+_CLOSE = frozenset({"end_map", "end_array"})
+_SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
+
+
+def is_spdx_json_head(head: bytes) -> bool:
+    """Whether a JSON document's first bytes name it SPDX 2 (syft and trivy write the version
+    first); a document whose head says neither SPDX nor CycloneDX is parsed whole."""
+    return b'"spdxVersion"' in head and b'"bomFormat"' not in head
+
+
+def stream_spdx(data: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The SPDX JSON-shaped dict spdx.py reads, built from a stream of `data`; Invalid when
+    the JSON is broken or is not an object."""
+    doc: dict[str, Any] = {}
+    packages: list[Any] = []
+    describing: list[Any] = []
+    keep_describing = _keep_describing(describing)
+    builder: ObjectBuilder | None = None
+    depth = 0
+    done: Callable[[Any], None] = packages.append
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(data), use_float=True):
+            if builder is not None:  # inside a value being built
+                builder.event(event, value)
+                if event in _OPEN:
+                    depth += 1
+                elif event in _CLOSE:
+                    depth -= 1
+                if depth == 0:
+                    done(builder.value)
+                    builder = None
+                continue
+            if prefix == "":
+                if event in ("start_map", "end_map", "map_key"):
+                    continue
+                raise Invalid(_NOT_AN_OBJECT)
+            if event not in _OPEN:
+                if event in _SCALARS and (prefix in _TOP or prefix == "packages"):
+                    doc[prefix] = value  # a scalar (spdx.py says what it thinks of it)
+                continue
+            if prefix == "packages.item":
+                done = packages.append
+            elif prefix == "relationships.item":
+                done = keep_describing
+            elif prefix == "packages" and event == "start_array":
+                doc["packages"] = packages
+                continue
+            elif prefix in _TOP or prefix == "packages":
+                done = _setter(doc, prefix)
+            else:
+                continue  # files[], the relationships array itself, anything else: read past
+            builder = ObjectBuilder()
+            builder.event(event, value)
+            depth = 1
+    except ijson.JSONError as exc:
+        raise Invalid(f"invalid JSON: {exc}") from None
+    doc["relationships"] = describing
+    return doc
+
+
+_NOT_AN_OBJECT = "not a CycloneDX or SPDX document (a JSON document that is not an object)"
+
+
+def _keep_describing(out: list[Any]) -> Callable[[Any], None]:
+    def keep(relationship: Any) -> None:
+        if type(relationship) is dict and relationship.get("relationshipType") in _DESCRIBING:
+            out.append(relationship)
+
+    return keep
+
+
+def _setter(doc: dict[str, Any], key: str) -> Callable[[Any], None]:
+    def set_(value: Any) -> None:
+        doc[key] = value
+
+    return set_
