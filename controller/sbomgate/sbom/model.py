@@ -60,10 +60,14 @@ assets, and the operating system is an entry of its own."""
 
 
 def is_package(component: Component) -> bool:
-    """Whether `component` is judged as a package: any component with a purl (whatever type
-    it claims: a purl is a claim to be a package), and any other whose type is not one of
-    NOT_PACKAGE_TYPES (no type at all counts as a package)."""
-    return component.purl is not None or component.type not in NOT_PACKAGE_TYPES
+    """Whether `component` is judged as a package: any whose type is not one of
+    NOT_PACKAGE_TYPES (no type at all counts as a package), and any other whose purl names a
+    package in an ecosystem, whatever type it claims (a `pkg:pypi` purl is a claim to be that
+    package). A `pkg:generic` purl names no ecosystem: cdxgen gives one to every file it lists
+    (481 files of a Debian root filesystem)."""
+    if component.type not in NOT_PACKAGE_TYPES:
+        return True
+    return component.purl_type is not None and component.purl_type != "generic"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

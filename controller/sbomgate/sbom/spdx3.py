@@ -34,7 +34,7 @@ from sbomgate.sbom.licenses import (
     LicenseSyntaxError,
     normalise_expression,
 )
-from sbomgate.sbom.model import Component
+from sbomgate.sbom.model import NOT_PACKAGE_TYPES, Component
 from sbomgate.sbom.spdx import to_cyclonedx
 
 __all__ = ["SUPPORTED_VERSIONS", "is_spdx3", "read_spdx3"]
@@ -166,7 +166,7 @@ def _package(
     if parsed is None and not name:
         raise Invalid(f"{path}: package has neither a name nor a purl")
     purpose = get("software_primaryPurpose")
-    kind = _PURPOSE.get(purpose) if isinstance(purpose, str) else None
+    kind = _PURPOSE.get(purpose) if isinstance(purpose, str) else _cdxgen_type(element)
     hashes = _hashes(get("verifiedUsing"), path)
     license_, raw, error = _license(ident, relationships, by_id, element, path)
     return component_from_parts(
@@ -263,6 +263,22 @@ def _license_text(target: dict[str, Any] | None) -> str | None:
 
 def _cdxgen_licenses(element: dict[str, Any]) -> Any:
     """The CycloneDX `licenses` array cdxgen keeps in an extension property, or None."""
+    return _cdxgen_property(element, "licenses")
+
+
+def _cdxgen_type(element: dict[str, Any]) -> str | None:
+    """The component type cdxgen keeps among its `tags` when SPDX 3 has no purpose for it
+    (`cryptographic-asset` for the keys and certificates of a root filesystem)."""
+    tags = _cdxgen_property(element, "tags")
+    if type(tags) is list:
+        for tag in tags:
+            if tag in NOT_PACKAGE_TYPES:
+                return str(tag)
+    return None
+
+
+def _cdxgen_property(element: dict[str, Any], name: str) -> Any:
+    """The JSON value of one of cdxgen's CycloneDX extension properties, or None."""
     extensions = element.get("extension")
     if type(extensions) is not list:
         return None
@@ -273,7 +289,7 @@ def _cdxgen_licenses(element: dict[str, Any]) -> Any:
         if type(entries) is not list:
             continue
         for entry in entries:
-            if type(entry) is dict and entry.get("extension_cdxPropName") == "licenses":
+            if type(entry) is dict and entry.get("extension_cdxPropName") == name:
                 value = entry.get("extension_cdxPropValue")
                 if isinstance(value, str):
                     try:

@@ -67,6 +67,13 @@ def test_a_non_package_type_with_a_purl_is_still_judged_as_a_package() -> None:
     assert sbom.others == ()
 
 
+def test_a_file_with_a_generic_purl_is_not_a_package() -> None:
+    # cdxgen gives every file of a root filesystem a pkg:generic purl: it names no ecosystem
+    file = {"type": "file", "name": "ld.so", "purl": "pkg:generic/ld.so@sha256:ab?path=/lib"}
+    sbom = parse_sbom(cyclonedx("1.7", [file]), source="cdxgen")
+    assert sbom.components == () and [c.name for c in sbom.others] == ["ld.so"]
+
+
 def test_no_type_and_unknown_types_are_packages() -> None:
     sbom = parse_sbom(
         cyclonedx("1.6", [{"name": "a"}, {"type": "something-new", "name": "b"}]), source="x"
