@@ -63,11 +63,14 @@ def is_package(component: Component) -> bool:
     """Whether `component` is judged as a package: any whose type is not one of
     NOT_PACKAGE_TYPES (no type at all counts as a package), and any other whose purl names a
     package in an ecosystem, whatever type it claims (a `pkg:pypi` purl is a claim to be that
-    package). A `pkg:generic` purl names no ecosystem: cdxgen gives one to every file it lists
-    (481 files of a Debian root filesystem)."""
+    package). A `pkg:generic` purl names no ecosystem, and without a version it names no
+    release either: cdxgen gives `pkg:generic/<file name>` to every file it lists (481 of a
+    Debian root filesystem), while a vendored `pkg:generic/vendor.tar.gz@1` is a raw package."""
     if component.type not in NOT_PACKAGE_TYPES:
         return True
-    return component.purl_type is not None and component.purl_type != "generic"
+    if component.purl_type == "generic":
+        return component.version is not None
+    return component.purl_type is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

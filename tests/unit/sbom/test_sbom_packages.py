@@ -67,11 +67,13 @@ def test_a_non_package_type_with_a_purl_is_still_judged_as_a_package() -> None:
     assert sbom.others == ()
 
 
-def test_a_file_with_a_generic_purl_is_not_a_package() -> None:
-    # cdxgen gives every file of a root filesystem a pkg:generic purl: it names no ecosystem
-    file = {"type": "file", "name": "ld.so", "purl": "pkg:generic/ld.so@sha256:ab?path=/lib"}
-    sbom = parse_sbom(cyclonedx("1.7", [file]), source="cdxgen")
-    assert sbom.components == () and [c.name for c in sbom.others] == ["ld.so"]
+def test_a_file_with_a_versionless_generic_purl_is_not_a_package() -> None:
+    # cdxgen gives every file of a root filesystem a pkg:generic purl with no version
+    file = {"type": "file", "name": "addpart", "purl": "pkg:generic/addpart"}
+    vendored = {"type": "file", "name": "vendor.tar.gz", "purl": "pkg:generic/vendor.tar.gz@1"}
+    sbom = parse_sbom(cyclonedx("1.7", [file, vendored]), source="cdxgen")
+    assert [c.name for c in sbom.components] == ["vendor.tar.gz"]
+    assert [c.name for c in sbom.others] == ["addpart"]
 
 
 def test_no_type_and_unknown_types_are_packages() -> None:
