@@ -65,11 +65,12 @@ def is_package(component: Component) -> bool:
     package in an ecosystem, whatever type it claims (a `pkg:pypi` purl is a claim to be that
     package). A `pkg:generic` purl names no ecosystem, and without a version it names no
     release either: cdxgen gives `pkg:generic/<file name>` to every file it lists (481 of a
-    Debian root filesystem), while a vendored `pkg:generic/vendor.tar.gz@1` is a raw package."""
+    Debian root filesystem), while a vendored file `pkg:generic/vendor.tar.gz@1` is a raw
+    package. cdxgen's apt source (`data`, `pkg:generic/os-repository/...@bookworm`) is not."""
     if component.type not in NOT_PACKAGE_TYPES:
         return True
     if component.purl_type == "generic":
-        return component.version is not None
+        return component.type == "file" and component.version is not None
     return component.purl_type is not None
 
 
