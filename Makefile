@@ -135,8 +135,106 @@ $(CACHE_BIN)/haproxy: $(HAPROXY)
 		'LD_LIBRARY_PATH="$$here/usr/lib/x86_64-linux-gnu$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec "$$here/usr/sbin/haproxy" "$$@"' > $@
 	chmod +x $@
 
+# The real SBOM producers for tests/integration/sbom/test_real_sboms.py (tests/support/real_sboms.py).
+# syft and trivy are built as their release builds are (goreleaser: CGO off, the version stamped
+# so that `syft version` and `trivy --version` print it; trivy's release sets GOEXPERIMENT=jsonv2).
+# Building trivy takes minutes on two cores: `make trivy` alone starts it early.
+SYFT_VERSION := v1.57.1
+TRIVY_VERSION := v0.74.0
+SYFT_LDFLAGS := -s -w -X main.version=$(patsubst v%,%,$(SYFT_VERSION)) -X main.gitDescription=$(SYFT_VERSION)
+TRIVY_LDFLAGS := -s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=$(patsubst v%,%,$(TRIVY_VERSION))
+
+.PHONY: syft trivy sbom-tools
+syft: $(CACHE_BIN)/syft
+trivy: $(CACHE_BIN)/trivy
+
+$(CACHE_BIN)/syft: $(VERSIONS)/syft@$(SYFT_VERSION)
+	CGO_ENABLED=0 go install -trimpath -ldflags '$(SYFT_LDFLAGS)' \
+		github.com/anchore/syft/cmd/syft@$(SYFT_VERSION)
+
+$(CACHE_BIN)/trivy: $(VERSIONS)/trivy@$(TRIVY_VERSION)
+	CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go install -trimpath -ldflags '$(TRIVY_LDFLAGS)' \
+		github.com/aquasecurity/trivy/cmd/trivy@$(TRIVY_VERSION)
+
 tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY) \
 	$(KUBE_TOOLS) kubeconform $(CACHE_BIN)/toxiproxy-server $(CACHE_BIN)/haproxy
+
+# cyclonedx-py in a venv of its own (PyPI's cyclonedx-bom, hash-locked), and cdxgen and
+# cyclonedx-npm from tools/sbom-tools/package-lock.json (npm ci, without the optional packages:
+# cdxgen's prebuilt plugin binaries and native XML validator are not needed, and trivy is ours).
+# The registry has only the linux-amd64 build of cdxgen's optional @cdxgen/safer-exec-*, and
+# `npm ci` refuses a lock that lacks the other three, so package.json's overrides alias them to it.
+SBOM_TOOLS := .cache/sbom-tools
+CYCLONEDX_PY := $(SBOM_TOOLS)/cyclonedx-py/bin/cyclonedx-py
+SBOM_NPM_STAMP := $(SBOM_TOOLS)/node_modules/.installed
+
+$(CYCLONEDX_PY): tools/sbom-tools/requirements-cyclonedx-py.lock
+	rm -rf $(SBOM_TOOLS)/cyclonedx-py
+	$(PYTHON) -m venv $(SBOM_TOOLS)/cyclonedx-py
+	$(SBOM_TOOLS)/cyclonedx-py/bin/python -m pip install -q --require-hashes --only-binary :all: -r $<
+	test -x $@ && touch $@
+
+$(SBOM_NPM_STAMP): tools/sbom-tools/package.json tools/sbom-tools/package-lock.json
+	mkdir -p $(SBOM_TOOLS)
+	cp tools/sbom-tools/package.json tools/sbom-tools/package-lock.json $(SBOM_TOOLS)/
+	cd $(SBOM_TOOLS) && npm ci --no-audit --no-fund --omit=optional
+	touch $@
+
+sbom-tools: $(CACHE_BIN)/syft $(CACHE_BIN)/trivy $(CYCLONEDX_PY) $(SBOM_NPM_STAMP)
+
+# What those tools scan (tests/support/real_sboms.py), built by the real tools:
+# - a Debian 12 minbase root filesystem made by debootstrap (unpacked from its Debian package,
+#   like the other Debian tools here) from the mirror this machine's apt sources name; both
+#   stages run here as root (the second one chroots into the new tree);
+# - a venv with the pinned packages of tests/fixtures/python-env/requirements.lock;
+# - tests/fixtures/node-app with its node_modules from `npm ci`.
+SBOM_TARGETS := .cache/sbom-targets
+DEBIAN_ROOTFS := $(SBOM_TARGETS)/debian-bookworm
+DEBIAN_DEBS := $(SBOM_TARGETS)/debian-bookworm-debs
+DEBIAN_MIRROR ?= $(or $(shell awk '$$1 == "URIs:" {print $$2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null),http://deb.debian.org/debian)
+DEBOOTSTRAP := .cache/debootstrap/usr/sbin/debootstrap
+PYTHON_ENV := $(SBOM_TARGETS)/python-env
+NODE_APP := $(SBOM_TARGETS)/node-app
+
+$(DEBOOTSTRAP):
+	mkdir -p .cache/debs/debootstrap
+	cd .cache/debs/debootstrap && { apt-get download debootstrap || \
+		{ apt-get update && apt-get download debootstrap; }; }
+	rm -rf .cache/debootstrap
+	dpkg -x "$$(ls -t .cache/debs/debootstrap/debootstrap_*.deb | head -n1)" .cache/debootstrap
+	test -x $@ && touch $@
+
+$(DEBIAN_ROOTFS).done: $(DEBOOTSTRAP)
+	@! grep -qs ' $(abspath $(SBOM_TARGETS))/' /proc/self/mounts || \
+		{ echo 'something is mounted under $(SBOM_TARGETS): unmount it first' >&2; exit 1; }
+	rm -rf $(DEBIAN_ROOTFS) $(DEBIAN_ROOTFS).tmp $(DEBIAN_DEBS)
+	mkdir -p $(SBOM_TARGETS) $(DEBIAN_DEBS)
+	DEBOOTSTRAP_DIR=$(abspath .cache/debootstrap/usr/share/debootstrap) $(DEBOOTSTRAP) \
+		--variant=minbase --arch=amd64 --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
+		bookworm $(DEBIAN_ROOTFS).tmp $(DEBIAN_MIRROR)
+	test -s $(DEBIAN_ROOTFS).tmp/var/lib/dpkg/status && test -s $(DEBIAN_ROOTFS).tmp/etc/os-release
+	# As Debian's images ship (apt-get clean): the downloaded .debs leave the root filesystem,
+	# and become the packages of the local apt repository the tests and the demo verify against.
+	mv $(DEBIAN_ROOTFS).tmp/var/cache/apt/archives/*.deb $(DEBIAN_DEBS)/
+	mv $(DEBIAN_ROOTFS).tmp $(DEBIAN_ROOTFS)
+	touch $@
+
+$(PYTHON_ENV).done: tests/fixtures/python-env/requirements.lock
+	rm -rf $(PYTHON_ENV)
+	$(PYTHON) -m venv $(PYTHON_ENV)
+	$(PYTHON_ENV)/bin/python -m pip install -q --require-hashes --only-binary :all: -r $<
+	touch $@
+
+$(NODE_APP).done: tests/fixtures/node-app/package.json tests/fixtures/node-app/package-lock.json
+	mkdir -p $(NODE_APP)
+	cp tests/fixtures/node-app/package.json tests/fixtures/node-app/package-lock.json $(NODE_APP)/
+	cd $(NODE_APP) && npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: sbom-targets
+sbom-targets: $(DEBIAN_ROOTFS).done $(PYTHON_ENV).done $(NODE_APP).done
+
+tools: sbom-tools sbom-targets
 
 lint: venv
 	$(BIN)/ruff check controller tests bench examples tools fuzz
@@ -197,3 +295,29 @@ $(VERDACCIO_STAMP):
 	touch $@
 
 tools: verdaccio
+
+# Real OS package repositories for the trusted-source tests (tests/support/os_repos.py), made by
+# the distributions' own tools, unpacked from Debian's packages as HAProxy is: apt-ftparchive
+# (apt-utils, with the libapt-pkg it is built against), createrepo_c and rpmbuild (rpm) with the
+# libraries they link that this machine lacks; and a few small real Debian packages (arch amd64
+# and all, one whose source package has another name) for the apt repository the tests build.
+# The tests sign with the machine's gpg (gnupg).
+OS_REPO_DEBS := apt-utils libapt-pkg6.0 createrepo-c libcreaterepo-c0 libmodulemd2 libzck1 \
+	libdrpm0 rpm rpm-common rpm2cpio librpm9 librpmbuild9 librpmio9 librpmsign9 libpopt0 \
+	liblua5.3-0 libfsverity0 debugedit
+OS_REPO_SAMPLES := hostname netbase libpopt0
+OS_REPO_TOOLS := .cache/os-repo-tools/.installed
+
+.PHONY: os-repo-tools
+os-repo-tools: $(OS_REPO_TOOLS)
+
+$(OS_REPO_TOOLS):
+	rm -rf .cache/debs/os-repo-tools .cache/os-repo-samples .cache/os-repo-tools
+	mkdir -p .cache/debs/os-repo-tools .cache/os-repo-samples
+	cd .cache/debs/os-repo-tools && { apt-get download $(OS_REPO_DEBS) || \
+		{ apt-get update && apt-get download $(OS_REPO_DEBS); }; }
+	cd .cache/os-repo-samples && apt-get download $(OS_REPO_SAMPLES)
+	for deb in .cache/debs/os-repo-tools/*.deb; do dpkg -x "$$deb" .cache/os-repo-tools; done
+	test -x .cache/os-repo-tools/usr/bin/apt-ftparchive && touch $@
+
+tools: os-repo-tools

@@ -65,7 +65,7 @@ def synthetic_facts(component: Component) -> PackageFacts:
     elif bucket < 8:
         osv = (VULN,)
     return PackageFacts(
-        repository={"name": "trusted", "url": "https://repo.example/"},
+        repository={"name": "trusted", "url": "https://repo.example/", "hosting": "hosted"},
         published_at="2024-01-01T00:00:00Z",
         osv=osv,
     )

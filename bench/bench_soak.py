@@ -147,7 +147,7 @@ UNVERIFIED = (
     ("pkg:pypi/python-dateutils@2.9.0", "python-dateutils", "2.9.0"),
     ("pkg:npm/lodahs@4.17.21", "lodahs", "4.17.21"),
 )
-REPOSITORY = {"name": "trusted", "url": "https://repo.acme.example/"}
+REPOSITORY = {"name": "trusted", "url": "https://repo.acme.example/", "hosting": "hosted"}
 
 
 # -- /proc: the server's process tree -----------------------------------------------------

@@ -100,9 +100,8 @@ _repo_name := n if {
 	u != ""
 } else := "the trusted repository"
 
-_through := sprintf("%s, which proxies a public registry", [_repo_name]) if {
-	_repository.hosting == "proxied"
-} else := sprintf("%s, which is not marked hosting: hosted and so is taken to proxy a public registry", [_repo_name])
+# One phrase whether the repository says proxied or says nothing: both read as proxied.
+_through := sprintf("%s, which is not marked hosting: hosted, so may pass a public registry's new names through", [_repo_name])
 
 # ----------------------------------------------------------------- when the project began
 
@@ -148,7 +147,7 @@ _valid_date(ts) if {
 
 _first_ns := time.parse_rfc3339_ns(_first) if _valid_date(_first)
 
-_known if _first_ns
+_known if is_number(_first_ns)
 
 _age_ns := time.now_ns() - _first_ns
 

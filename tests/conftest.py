@@ -25,6 +25,7 @@ pytest_plugins = [
     "support.registry_servers",
     "support.kube_cluster",
     "support.index_servers",
+    "support.os_repos",
     "support.toxiproxy",
 ]
 

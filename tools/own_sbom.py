@@ -87,7 +87,11 @@ def main() -> int:
         bom.components.add(component)
         if lock.get(name) == version:
             packages[str(purl)] = {
-                "repository": {"name": "lock files", "url": "requirements.lock"},
+                "repository": {
+                    "name": "lock files",
+                    "url": "requirements.lock",
+                    "hosting": "hosted",
+                },
                 "published_at": None,
                 "osv": [],
             }

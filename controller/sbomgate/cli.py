@@ -65,7 +65,9 @@ SourceOption = Annotated[
     list[str] | None,
     typer.Option(
         "--source",
-        help="trusted repository KIND=URL, kind pypi|npm|maven|go, checked in order (repeatable)",
+        help="trusted repository KIND=URL, kind pypi|npm|maven|go, checked in order "
+        "(repeatable); KIND:hosted=URL for one that serves only what you put there "
+        "[proxied: it may pass a public registry's names through]",
     ),
 ]
 TyposquatOption = Annotated[
@@ -92,13 +94,18 @@ def fail(message: str) -> NoReturn:
 
 
 def _sources(texts: list[str]) -> list[dict[str, str]]:
-    """`--source KIND=URL` flags as trusted-source settings, named in the order given."""
+    """`--source KIND[:HOSTING]=URL` flags as trusted-source settings, named in the order given
+    (`pypi:hosted=URL`; without a hosting, the source's default: proxied)."""
     configs = []
     for position, text in enumerate(texts):
         kind, sep, url = text.partition("=")
         if not sep:
             raise InputError(f"--source {text!r}: expected KIND=URL (e.g. pypi=https://…/simple/)")
-        configs.append({"name": f"source-{position + 1}", "kind": kind, "url": url})
+        kind, colon, hosting = kind.partition(":")
+        config = {"name": f"source-{position + 1}", "kind": kind, "url": url}
+        if colon:
+            config["hosting"] = hosting  # checked with the rest (intel.facts.source_configs)
+        configs.append(config)
     return configs
 
 
@@ -271,7 +278,11 @@ def verify_command(
 def snapshot_command(
     sboms: Annotated[list[Path], typer.Argument(help="SBOM files whose packages to look up")],
     source: Annotated[
-        list[str], typer.Option("--source", help="trusted repository KIND=URL (repeatable)")
+        list[str],
+        typer.Option(
+            "--source",
+            help="trusted repository KIND=URL, or KIND:hosted=URL (repeatable; as for eval)",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="snapshot file to write (.yaml or .json)")],
 ) -> None:

@@ -24,7 +24,11 @@ maxMessageLines: 12
 kubernetes: {watch: true, auditInterval: 300}  # PackagePolicy, TrustPolicy, PackageQuarantine
 osv: [/var/lib/osv/]                      # OSV exports: all.zip files or directories of JSON
 trustedSources:                           # checked in order, per ecosystem
-  - {name: pypi-internal, kind: pypi, url: "https://pypi.acme.example/simple/"}
+  - {name: pypi-internal, kind: pypi, url: "https://pypi.acme.example/simple/", hosting: hosted}
+  - {name: npm-proxy, kind: npm, url: "https://npm.acme.example/"}  # hosting: proxied (default)
+  - {name: debian, kind: apt, url: "http://deb.debian.org/debian", vendor: debian,
+     distro: [debian-12, bookworm], suites: [bookworm], components: [main],
+     architectures: [amd64], keyring: /usr/share/keyrings/debian-archive-keyring.gpg}
 typosquat: true                           # input.v0.package.typosquat_of
 logLevel: info                            # debug | info | warning | error
 ```

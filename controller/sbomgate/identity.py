@@ -15,8 +15,9 @@ list, the facts snapshot, OSV advisories, trusted repositories, the typosquat ch
 | maven     | `group:artifact`, as spelt                              | as spelt                  |
 | golang    | the module path, `!x` proxy escapes decoded to `X`      | `v`-prefixed (`go1.22` of |
 |           |                                                         | the toolchain too)        |
-| deb, apk, | the binary package (lower case for deb, apk, alpm); the | rpm: `epoch` qualifier    |
-| rpm, alpm | vendor is `namespace`; `upstream` names the source pkg  | folded in (`1:2.3-4`)     |
+| deb, apk, | the binary package (lower case for deb, apk, alpm); the | rpm, deb: `epoch`         |
+| rpm, alpm | vendor is `namespace`; `upstream` names the source pkg  | qualifier folded in       |
+|           |                                                         | (`1:2.3-4`)               |
 | other     | `namespace/name` as packageurl-python normalises it     | as spelt                  |
 
 `origin` holds the qualifiers that say where the artifact came from (`repository_url`,
@@ -28,7 +29,7 @@ tooling writes the package's source repository there for packages installed from
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -37,7 +38,7 @@ from urllib.parse import quote, urlsplit
 from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from sbomgate.sbom.model import Component
+from sbomgate.sbom.model import OS_PURL_TYPES, Component
 from sbomgate.sbom.purl import parse_purl
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "component_disagreements",
     "declared_fields",
     "disagreements",
+    "distro_matches",
     "go_escape",
     "go_unescape",
     "identity_from_purl",
@@ -61,7 +63,7 @@ __all__ = [
 ]
 
 ORIGIN_URL_QUALIFIERS = ("download_url", "repository_url")
-DISTRO_TYPES = frozenset({"alpm", "apk", "deb", "rpm"})
+DISTRO_TYPES = OS_PURL_TYPES
 # Types whose versions are SemVer (node-semver's `clean` applies).
 SEMVER_TYPES = frozenset({"cargo", "hex", "npm", "pub"})
 # Cloudsmith format slugs and other common spellings -> purl types.
@@ -77,6 +79,8 @@ _FORMAT_TYPES = {
     "raw": "generic",
 }
 _LOWER_NAME_TYPES = frozenset({"alpm", "apk", "deb", "nuget"})
+# Types whose `epoch` qualifier is part of the version (`1:2.3-4`): rpm's, and Trivy's for deb.
+_EPOCH_TYPES = frozenset({"deb", "rpm"})
 _PEP503 = re.compile(r"[-_.]+")
 _GO_ESCAPE = re.compile(r"!([a-z])")
 _GO_TOOLCHAIN = re.compile(r"go(\d.*)")
@@ -220,10 +224,16 @@ class PackageIdentity:
         """The values of its URL qualifiers (download_url, repository_url)."""
         return tuple(v for k, v in self.origin if k in ORIGIN_URL_QUALIFIERS)
 
-    def comes_from(self, url: str) -> bool:
-        """True unless the purl says the artifact came from another host than `url`'s (or
-        from another distribution, for OS packages)."""
-        if any(k == "distro" for k, _ in self.origin):
+    def comes_from(
+        self, url: str, *, vendor: str | None = None, releases: Collection[str] = ()
+    ) -> bool:
+        """True unless the purl says the artifact came from another host than `url`'s or, for
+        an OS package, from another vendor than `vendor` (its namespace) or another release
+        than `releases` name (its `distro` qualifier; see `distro_matches`)."""
+        if vendor is not None and self.vendor not in (None, vendor.strip().lower()):
+            return False
+        distro = next((v for k, v in self.origin if k == "distro"), None)
+        if distro is not None and not distro_matches(distro, vendor, releases):
             return False
         host = url_host(url)
         return all(url_host(u) == host for u in self.origin_urls)
@@ -245,6 +255,22 @@ class PackageIdentity:
             "origin": dict(self.origin),
             "source": self.source,
         }
+
+
+def distro_matches(distro: str, vendor: str | None, releases: Collection[str]) -> bool:
+    """Whether a purl's `distro` qualifier names one of `releases`: equal (case aside), or a
+    point release below one (`debian-12.5` under `debian-12`, `alpine-3.18.4` under
+    `alpine-3.18`); a bare version is read with the vendor before it (Trivy writes
+    `distro=3.18.4` for Alpine). Without `releases`, nothing matches."""
+    value = distro.strip().lower()
+    candidates = [value]
+    if vendor and not value.startswith(f"{vendor.strip().lower()}-"):
+        candidates.append(f"{vendor.strip().lower()}-{value}")
+    for release in releases:
+        wanted = release.strip().lower()
+        if wanted and any(c == wanted or c.startswith(f"{wanted}.") for c in candidates):
+            return True
+    return False
 
 
 def _purl_text(identity: PackageIdentity) -> str:
@@ -285,7 +311,7 @@ def _build(
 ) -> PackageIdentity:
     ptype = ptype.lower()
     ns, canonical_name, package = canonical_package(ptype, namespace, name)
-    if version and ptype == "rpm":
+    if version and ptype in _EPOCH_TYPES:
         epoch = qualifiers.get("epoch", "").strip()
         if epoch and ":" not in version:
             version = f"{epoch}:{version}"
@@ -365,7 +391,7 @@ def disagreements(
 
 
 def _with_epoch(identity: PackageIdentity, version: str) -> str:
-    if identity.type == "rpm" and identity.version and ":" in identity.version:
+    if identity.type in _EPOCH_TYPES and identity.version and ":" in identity.version:
         epoch = identity.version.split(":", 1)[0]
         if ":" not in version:
             return f"{epoch}:{version}"

@@ -88,5 +88,6 @@ def run_eval_case(case: Case, directory: Path, pypi_url: str | None) -> Outcome:
         args += ["--osv", str(directory / "osv")]
     if build.get("source"):
         assert pypi_url, "a case that asks pypiserver needs it running"
-        args += ["--source", f"pypi={pypi_url}"]
+        # The organisation's own index (hosted): the cases are about identity, not project age.
+        args += ["--source", f"pypi:hosted={pypi_url}"]
     return cli_outcome(run_cli(args))

@@ -2,11 +2,19 @@
 
 * ``pypi_server``: pypiserver (the venv's test extra) serving PEP 503 HTML from a directory of
   sdists and wheels built here, with ``--disable-fallback`` so unknown names are 404s.
+* ``pypi_fallback``: a "public" pypiserver anyone uploads to (an attacker's package, sent as
+  ``twine upload`` sends it) and an organisation's pypiserver that falls back to it for names it
+  does not hold (``--fallback-url``: pypiserver redirects there, it does not proxy).
 * ``pep691_server``: a static PEP 691 / PEP 503 index (``http.server``), for what pypiserver does
   not do: JSON, yanked files, PEP 700 ``upload-time``. It counts requests and can demand a token.
 * ``verdaccio``: Verdaccio 6 from ``.cache/verdaccio`` (``make verdaccio``), offline (no uplinks),
   storage in a temporary directory; a user is created through its API, a scoped package is
   published with ``npm publish`` and the others through the same registry API call npm makes.
+* ``npm_proxy``: two Verdaccios, a "public" registry and an organisation's proxy of it (an
+  uplink): an attacker publishes a fresh scoped near miss with ``npm publish`` on the public
+  one, and an old project's history (published with ``npm publish``, then dated 2019 in the
+  public registry's storage) is there too. Verdaccio stamps ``time`` with its own clock, and
+  the proxy passes the public registry's ``time`` through.
 * ``static_repo``: a Maven repository layout and a Go module proxy, as static files.
 
 A server that cannot start fails the test with the tail of its log; nothing is skipped.
@@ -33,6 +41,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,15 +51,22 @@ __all__ = [
     "INDEX_TOKEN",
     "VERDACCIO_MODULE",
     "IndexServer",
+    "NpmProxy",
+    "PypiFallback",
     "StaticIndex",
     "StaticRepo",
     "build_sdist",
     "build_wheel",
     "free_port",
+    "npm_proxy",
+    "npm_publish",
     "npm_publish_api",
     "pep691_server",
+    "pypi_fallback",
     "pypi_server",
+    "pypi_upload",
     "start_pypiserver",
+    "start_verdaccio",
     "static_repo",
     "verdaccio",
 ]
@@ -165,7 +181,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def start_pypiserver(directory: Path, log: Path) -> IndexServer:
+def start_pypiserver(directory: Path, log: Path, *, fallback: str | None = None) -> IndexServer:
+    """pypiserver over `directory`; unknown names are 404s, or with `fallback` redirects there."""
     port = free_port()
     command = [
         sys.executable,
@@ -180,7 +197,7 @@ def start_pypiserver(directory: Path, log: Path) -> IndexServer:
         ".",
         "-P",
         ".",
-        "--disable-fallback",
+        *(("--fallback-url", fallback) if fallback else ("--disable-fallback",)),
         "--backend",
         "simple-dir",
         str(directory),
@@ -210,6 +227,67 @@ def pypi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServe
         yield server
     finally:
         server.stop()
+
+
+def pypi_upload(index: IndexServer, path: Path) -> None:
+    """Upload a distribution as `twine upload` does: the legacy upload API's multipart POST
+    (`:action=file_upload`, the file as `content`, its digest) to the index's root."""
+    root = index.url.removesuffix("simple/")
+    name, version = path.name.removesuffix(".tar.gz").rsplit("-", 1)
+    fields = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "metadata_version": "2.1",
+        "name": name,
+        "version": version,
+        "filetype": "sdist",
+        "pyversion": "source",
+        "sha256_digest": _sha256(path),
+    }
+    boundary = "sbomgate-upload-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
+        f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + path.read_bytes()
+        + b"\r\n"
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    request = urllib.request.Request(root, body, headers, method="POST")
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.status == 200, response.status
+
+
+@dataclass
+class PypiFallback:
+    public: IndexServer  # anyone uploads here
+    internal: IndexServer  # the organisation's; unknown names redirect to `public`
+
+
+@pytest.fixture(scope="session")
+def pypi_fallback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PypiFallback]:
+    """`public`: python-dateutils 0.0.1, uploaded by an "attacker" through the upload API.
+    `internal`: Foo_Bar 1.0, falling back to `public` for every other name."""
+    base = tmp_path_factory.mktemp("pypi-fallback")
+    (base / "public").mkdir()
+    (base / "internal").mkdir()
+    build_sdist(base / "internal", "Foo_Bar", "1.0")
+    public = start_pypiserver(base / "public", base / "public.log")
+    try:
+        pypi_upload(public, build_sdist(base, "python-dateutils", "0.0.1"))
+        internal = start_pypiserver(base / "internal", base / "internal.log", fallback=public.url)
+    except BaseException:
+        public.stop()
+        raise
+    try:
+        yield PypiFallback(public, internal)
+    finally:
+        internal.stop()
+        public.stop()
 
 
 # --------------------------------------------------------------------------- static servers
@@ -286,7 +364,8 @@ def _serve(server: ThreadingHTTPServer) -> None:
 
 @pytest.fixture(scope="session")
 def pep691_server() -> Iterator[StaticIndex]:
-    """`yankee` 1.0 (yanked, both files), 1.1 (requires-python), with PEP 700 upload times.
+    """`yankee` 1.0 (yanked, both files), 1.1 (requires-python), with PEP 700 upload times;
+    `fresh-slop` 0.1 (uploaded three days ago) and 0.2 (yesterday), dated when the index starts.
     `/simple/` negotiates JSON or HTML, `/html/simple/` is HTML only, `/private/simple/` needs
     `Authorization: Bearer INDEX_TOKEN`."""
     handler = type("Handler", (_Pep691Handler,), {})
@@ -303,6 +382,16 @@ def pep691_server() -> Iterator[StaticIndex]:
         entry("yankee-1.0.tar.gz", "2023-11-14T22:13:20.123456Z", yanked="broken build"),
         entry("yankee-1.0-py3-none-any.whl", "2023-11-14T22:15:00Z", yanked=True),
         entry("yankee-1.1.tar.gz", "2024-01-02T03:04:05Z", **{"requires-python": ">=3.9"}),
+    ]
+
+    def ago(days: float) -> str:
+        when = time.time() - days * 86400
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+    # A project first uploaded three days (and an hour) ago, its second release yesterday.
+    index.projects["fresh-slop"] = [
+        entry("fresh_slop-0.1.tar.gz", ago(3.05)),
+        entry("fresh_slop-0.2.tar.gz", ago(1)),
     ]
     _serve(server)
     try:
@@ -424,24 +513,25 @@ def npm_publish_api(registry: str, token: str, name: str, version: str, **extra:
     return integrity
 
 
-@pytest.fixture(scope="session")
-def verdaccio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
-    """Verdaccio with left-pad-lite 1.0.0 and 1.1.0 (deprecated), and @acme/widget 2.0.0
-    (published with `npm publish`). `packages` maps name@version to the sha512 SRI."""
+def start_verdaccio(base: Path, *, uplink: str | None = None) -> IndexServer:
+    """Verdaccio with its storage (`base/storage`) and users under `base`: offline, or with
+    `uplink` a proxy of that registry for every package (an uplink on each package pattern)."""
     if not (VERDACCIO_MODULE / "package.json").exists():
         pytest.fail(f"Verdaccio is not installed at {VERDACCIO_MODULE}: run `make verdaccio`")
     if shutil.which("npm") is None or shutil.which("node") is None:
         pytest.fail("npm is not on PATH (Node 20 and npm are needed for the Verdaccio tests)")
-    base = tmp_path_factory.mktemp("verdaccio")
+    base.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = base / "config.yaml"
+    uplinks = f"uplinks:\n  public: {{url: '{uplink}'}}\n" if uplink else "uplinks: {}\n"
+    proxy = "    proxy: public\n" if uplink else ""
     config.write_text(
         f"storage: {base / 'storage'}\n"
         f"auth:\n  htpasswd:\n    file: {base / 'htpasswd'}\n    max_users: 100\n"
-        "uplinks: {}\n"
+        f"{uplinks}"
         "packages:\n"
-        "  '@*/*':\n    access: $all\n    publish: $authenticated\n"
-        "  '**':\n    access: $all\n    publish: $authenticated\n"
+        f"  '@*/*':\n    access: $all\n    publish: $authenticated\n{proxy}"
+        f"  '**':\n    access: $all\n    publish: $authenticated\n{proxy}"
         "log: {type: stdout, format: pretty, level: warn}\n"
     )
     log = base / "verdaccio.log"
@@ -456,13 +546,55 @@ def verdaccio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]
     registry = f"http://127.0.0.1:{port}"
     server = IndexServer(registry, log, process)
     _wait_http(f"{registry}/-/ping", server, "Verdaccio")
+    return server
+
+
+def verdaccio_user(registry: str, name: str) -> str:
+    """Create a user through the registry API (as `npm adduser` does); its token."""
+    created = _request(
+        "PUT",
+        f"{registry}/-/user/org.couchdb.user:{name}",
+        {"name": name, "password": "correct-horse-battery", "type": "user"},
+    )
+    return str(created["token"])
+
+
+def npm_publish(registry: str, token: str, work: Path, name: str, version: str) -> dict[str, Any]:
+    """`npm publish` a one-file package from a directory under `work`; its packument as the
+    registry then serves it."""
+    project = work / f"{name.replace('/', '+')}-{version}"
+    project.mkdir(parents=True)
+    (project / "package.json").write_text(
+        json.dumps({"name": name, "version": version, "main": "index.js"})
+    )
+    (project / "index.js").write_text("module.exports = 42;\n")
+    npmrc = work / "npmrc"
+    npmrc.write_text(f"//{registry.removeprefix('http://')}/:_authToken={token}\n")
+    env = dict(os.environ, npm_config_userconfig=str(npmrc), npm_config_cache=str(work / "npm"))
+    done = subprocess.run(
+        ["npm", "publish", "--registry", registry, "--access", "public"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"npm publish {name}@{version} failed:\n{done.stdout}\n{done.stderr}")
+    with urllib.request.urlopen(f"{registry}/{name.replace('/', '%2f')}", timeout=10) as response:
+        document: dict[str, Any] = json.loads(response.read())
+    return document
+
+
+@pytest.fixture(scope="session")
+def verdaccio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+    """Verdaccio with left-pad-lite 1.0.0 and 1.1.0 (deprecated), and @acme/widget 2.0.0
+    (published with `npm publish`). `packages` maps name@version to the sha512 SRI."""
+    base = tmp_path_factory.mktemp("verdaccio")
+    server = start_verdaccio(base)
+    registry = server.url
     try:
-        created = _request(
-            "PUT",
-            f"{registry}/-/user/org.couchdb.user:sbomgate",
-            {"name": "sbomgate", "password": "correct-horse-battery", "type": "user"},
-        )
-        token = str(created["token"])
+        token = verdaccio_user(registry, "sbomgate")
         server.packages["left-pad-lite@1.0.0"] = npm_publish_api(
             registry, token, "left-pad-lite", "1.0.0"
         )
@@ -470,27 +602,7 @@ def verdaccio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]
         server.packages["left-pad-lite@1.1.0"] = npm_publish_api(
             registry, token, "left-pad-lite", "1.1.0", deprecated="use left-pad-lite@1.0.0"
         )
-        project = base / "widget"
-        project.mkdir()
-        (project / "package.json").write_text(
-            json.dumps({"name": "@acme/widget", "version": "2.0.0", "main": "index.js"})
-        )
-        (project / "index.js").write_text("module.exports = 42;\n")
-        npmrc = base / "npmrc"
-        npmrc.write_text(f"//127.0.0.1:{port}/:_authToken={token}\n")
-        env = dict(os.environ, npm_config_userconfig=str(npmrc), npm_config_cache=str(base / "npm"))
-        done = subprocess.run(
-            ["npm", "publish", "--registry", registry, "--access", "public"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"npm publish @acme/widget failed:\n{done.stdout}\n{done.stderr}")
-        with urllib.request.urlopen(f"{registry}/@acme%2fwidget", timeout=10) as response:
-            widget = json.loads(response.read())
+        widget = npm_publish(registry, token, base / "publish", "@acme/widget", "2.0.0")
         server.packages["@acme/widget@2.0.0"] = widget["versions"]["2.0.0"]["dist"]["integrity"]
     except BaseException:
         server.stop()
@@ -499,3 +611,53 @@ def verdaccio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]
         yield server
     finally:
         server.stop()
+
+
+# When the public registry says the old project of `npm_proxy` was published (its history).
+OLD_PROJECT_TIME = "2019-03-01T10:00:00.000Z"
+
+
+@dataclass
+class NpmProxy:
+    public: IndexServer  # the public registry: anyone publishes there
+    proxy: IndexServer  # the organisation's repository, an uplink to `public`
+    slopsquat: str  # name@version, published a moment ago by the "attacker"
+    old: str  # name@version, a project the public registry has had since 2019
+    packuments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by name, as published
+
+
+@pytest.fixture(scope="session")
+def npm_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NpmProxy]:
+    """A public Verdaccio and the organisation's Verdaccio proxying it (see the module docstring).
+    `packages` of `proxy` maps name@version to the sha512 SRI."""
+    base = tmp_path_factory.mktemp("npm-proxy")
+    public = start_verdaccio(base / "public")
+    proxy: IndexServer | None = None
+    try:
+        proxy = start_verdaccio(base / "proxy", uplink=f"{public.url}/")
+        token = verdaccio_user(public.url, "attacker")
+        slop = npm_publish(
+            public.url, token, base / "publish", "@babel/helper-plugin-utlis", "0.0.1"
+        )
+        old = npm_publish(public.url, token, base / "publish", "left-pad-classic", "1.0.0")
+        # The old project's history as a registry that has had it since 2019 holds it (Verdaccio
+        # dates a publication by its own clock); the proxy has not asked for it yet.
+        stored = base / "public" / "storage" / "left-pad-classic" / "package.json"
+        document = json.loads(stored.read_text())
+        document["time"] = {key: OLD_PROJECT_TIME for key in ("created", "modified", "1.0.0")}
+        stored.write_text(json.dumps(document))
+        old["time"] = document["time"]
+        for packument, version in ((slop, "0.0.1"), (old, "1.0.0")):
+            integrity = packument["versions"][version]["dist"]["integrity"]
+            proxy.packages[f"{packument['name']}@{version}"] = integrity
+        yield NpmProxy(
+            public=public,
+            proxy=proxy,
+            slopsquat="@babel/helper-plugin-utlis@0.0.1",
+            old="left-pad-classic@1.0.0",
+            packuments={"@babel/helper-plugin-utlis": slop, "left-pad-classic": old},
+        )
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        public.stop()

@@ -2,7 +2,8 @@
 
     snapshot (exported answers)  -> repository, published_at, osv (first: an air-gapped
                                     cluster runs on these alone)
-    trusted sources (live)       -> repository, published_at, yanked, checksum mismatch
+    trusted sources (live)       -> repository (with its hosting), published_at,
+                                    first_published_at, yanked, checksum mismatch
     OSV index                    -> osv records (added to the snapshot's, one per id)
     typosquat detector           -> typosquat_of
 
@@ -22,7 +23,14 @@ from typing import Any, Protocol, cast
 from sbomgate.errors import InputError
 from sbomgate.identity import identity_of
 from sbomgate.intel.model import NO_FACTS, FactSource, PackageFacts
-from sbomgate.intel.sources import SourceAnswer, SourceConfig, SourceKind, TrustedSources
+from sbomgate.intel.sources import (
+    DEFAULT_HOSTING,
+    Distribution,
+    SourceAnswer,
+    SourceConfig,
+    SourceKind,
+    TrustedSources,
+)
 from sbomgate.intel.typosquat import TyposquatDetector
 from sbomgate.sbom.model import Component
 
@@ -64,6 +72,7 @@ class IntelFacts:
     def __call__(self, component: Component) -> PackageFacts:
         base = self._snapshot(component)
         repository, published_at = base.repository, base.published_at
+        first_published_at = base.first_published_at
         tags = list(base.tags)
         mismatch = base.checksum_mismatch
         yanked = base.yanked
@@ -72,6 +81,7 @@ class IntelFacts:
             answer: SourceAnswer = self.sources.lookup(component)
             repository = answer.repository
             published_at = answer.published_at or published_at
+            first_published_at = answer.first_published_at or first_published_at
             mismatch = answer.hash_mismatch
             yanked = answer.yanked
             tags.extend(t for t in answer.facts().tags if t not in tags)
@@ -89,6 +99,7 @@ class IntelFacts:
         return PackageFacts(
             repository=repository,
             published_at=published_at,
+            first_published_at=first_published_at,
             osv=osv,
             vulnerabilities=base.vulnerabilities,
             tags=tuple(tags),
@@ -152,13 +163,15 @@ def build_facts(
 
 
 def source_configs(items: Sequence[Mapping[str, Any]]) -> list[SourceConfig]:
-    """`{name, kind, url, username?, password?, token?}` mappings, checked."""
+    """`{name, kind, url, hosting?, username?, password?, token?}` mappings, checked."""
     out = []
     for position, item in enumerate(items):
-        unknown = set(item) - {"name", "kind", "url", "username", "password", "token"}
+        unknown = set(item) - {"name", "kind", "url", "hosting", "username", "password", "token"}
+        unknown -= _OS_FIELDS
         if unknown:
             raise InputError(f"trustedSources[{position}]: unknown field {sorted(unknown)[0]!r}")
         try:
+            distribution = _distribution(item)  # apt and rpm sources
             out.append(
                 SourceConfig(
                     name=str(item.get("name") or item.get("url")),
@@ -167,8 +180,45 @@ def source_configs(items: Sequence[Mapping[str, Any]]) -> list[SourceConfig]:
                     username=item.get("username"),
                     password=item.get("password"),
                     token=item.get("token"),
+                    hosting=item.get("hosting", DEFAULT_HOSTING),  # SourceConfig checks it
+                    distribution=distribution,
                 )
             )
         except InputError as exc:
             raise InputError(f"trustedSources[{position}]: {exc}") from None
     return out
+
+
+# The fields of an OS package repository's entry (`Distribution`), beside name, kind and url:
+#   {kind: apt, vendor: debian, distro: [debian-12, bookworm], suites: [bookworm],
+#    components: [main], architectures: [amd64], keyring: /usr/share/keyrings/...gpg}
+_OS_FIELDS = frozenset({"vendor", "distro", "suites", "components", "architectures", "keyring"})
+
+
+def _distribution(item: Mapping[str, Any]) -> Distribution | None:
+    """The `Distribution` an entry describes, or None when it has none of its fields (which
+    `SourceConfig` then checks against the kind)."""
+    if not _OS_FIELDS & set(item):
+        return None
+
+    def names(key: str) -> tuple[str, ...]:
+        value = item.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value.strip(),)
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(v.strip() for v in value)
+        raise InputError(f"{key} must be a name or a list of names")
+
+    vendor, keyring = item.get("vendor"), item.get("keyring")
+    if not isinstance(vendor, str) or not isinstance(keyring, str):
+        raise InputError("an OS package repository needs vendor and keyring (a path)")
+    return Distribution(
+        vendor=vendor.strip().lower(),
+        releases=names("distro"),
+        keyring=keyring,
+        suites=names("suites"),
+        components=names("components"),
+        architectures=tuple(a.lower() for a in names("architectures")),
+    )

@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sbomgate.sbom.model import Component
+
+# What a trusted repository serves (`input.v0.repository.hosting`): only what the organisation
+# put there (`hosted`), or also whatever a public registry it proxies lists (`proxied`:
+# Artifactory remotes, Nexus proxies, Cloudsmith upstreams, Verdaccio uplinks, devpi mirrors),
+# where anyone may have registered a name last week. A repository that does not say is
+# `proxied`: the assumption that cannot let a slopsquat in by mistake. (pypiserver's fallback
+# redirects instead, and an answer from another host is a fault, never a vouch.)
+Hosting = Literal["hosted", "proxied"]
+HOSTINGS: tuple[Hosting, ...] = get_args(Hosting)
+DEFAULT_HOSTING: Hosting = "proxied"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -16,6 +26,9 @@ class PackageFacts:
 
     repository: Mapping[str, Any] | None = None
     published_at: str | None = None
+    # When the project's first release was published (any version): a name registered last
+    # month is what a slopsquat looks like. None: the repository does not say.
+    first_published_at: str | None = None
     osv: tuple[Mapping[str, Any], ...] | None = None
     vulnerabilities: tuple[Mapping[str, Any], ...] | None = None
     tags: tuple[str, ...] = ()

@@ -6,8 +6,10 @@ and one writer. The format (JSON or YAML):
 
     packages:
       "pkg:pypi/requests@2.31.0":
-        repository: {name: pypi-internal, url: "https://pypi.internal/simple", kind: pypi}
+        repository: {name: pypi-internal, url: "https://pypi.internal/simple", kind: pypi,
+                     hosting: hosted}     # hosted | proxied; not said: proxied
         published_at: "2023-05-22T15:12:42Z"
+        first_published_at: "2011-02-14T15:13:45Z"   # the project's first release; null: unknown
         osv: [ {OSV record}, ... ]
         # as exported, what the repository said besides (defaults: as `repository` says)
         found_package: true
@@ -42,7 +44,7 @@ import yaml
 from sbomgate._internal.documents import load_json_or_yaml
 from sbomgate.errors import InputError
 from sbomgate.identity import PackageIdentity, identity_from_purl, identity_of
-from sbomgate.intel.model import NO_FACTS, PackageFacts
+from sbomgate.intel.model import DEFAULT_HOSTING, HOSTINGS, NO_FACTS, PackageFacts
 from sbomgate.sbom.model import Component
 
 if TYPE_CHECKING:  # the sources import this module (to re-export `export_snapshot`)
@@ -109,6 +111,7 @@ class SnapshotEntry:
 
     repository: Mapping[str, Any] | None = None
     published_at: str | None = None
+    first_published_at: str | None = None
     osv: tuple[Mapping[str, Any], ...] | None = None
     found_package: bool = False
     found_version: bool = False
@@ -117,11 +120,15 @@ class SnapshotEntry:
     hash_mismatch: str | None = None
 
     def facts(self) -> PackageFacts:
-        """What a policy sees of it: the repository, when it was published, its advisories."""
+        """What a policy sees of it: the repository, when it and its project were first
+        published, its advisories."""
         # The answer fields (yanked, hash_mismatch, ...) have never reached a policy offline;
         # passing them on would change verdicts, so it is left to its own change.
         return PackageFacts(
-            repository=self.repository, published_at=self.published_at, osv=self.osv
+            repository=self.repository,
+            published_at=self.published_at,
+            first_published_at=self.first_published_at,
+            osv=self.osv,
         )
 
 
@@ -167,9 +174,15 @@ def _entry(source: str, purl: str, entry: Any) -> SnapshotEntry:
     repository = entry.get("repository")
     if repository is not None and not isinstance(repository, dict):
         raise InputError(f"{where}.repository: expected a mapping or null")
+    if repository is not None and repository.get("hosting", DEFAULT_HOSTING) not in HOSTINGS:
+        # A typo would read as `proxied` (the safe side); said here rather than puzzled over.
+        raise InputError(f"{where}.repository.hosting: expected one of {', '.join(HOSTINGS)}")
     published = entry.get("published_at")
     if published is not None and not isinstance(published, str):
         raise InputError(f"{where}.published_at: expected an RFC 3339 string or null")
+    first = entry.get("first_published_at")
+    if first is not None and not isinstance(first, str):
+        raise InputError(f"{where}.first_published_at: expected an RFC 3339 string or null")
     osv = entry.get("osv")
     if osv is not None and not (isinstance(osv, list) and all(isinstance(r, dict) for r in osv)):
         raise InputError(f"{where}.osv: expected a list of OSV records or null")
@@ -191,6 +204,7 @@ def _entry(source: str, purl: str, entry: Any) -> SnapshotEntry:
     return SnapshotEntry(
         repository=repository,
         published_at=published,
+        first_published_at=first,
         osv=tuple(osv) if osv is not None else None,
         found_package=flag("found_package", listed),
         found_version=flag("found_version", listed),
@@ -224,6 +238,7 @@ def _answer_document(answer: SourceAnswer) -> dict[str, Any]:
     return {
         "repository": dict(answer.repository) if answer.repository is not None else None,
         "published_at": answer.published_at,
+        "first_published_at": answer.first_published_at,
         "found_package": answer.found_package,
         "found_version": answer.found_version,
         "yanked": answer.yanked,

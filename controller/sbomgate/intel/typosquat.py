@@ -237,17 +237,32 @@ class TyposquatDetector:
 
         ``purl_type`` is the purl type (``pypi``, ``npm``; ``python`` is accepted for PyPI);
         ``namespace`` the purl namespace (an npm scope, with or without ``@``, percent-encoded
-        or not). Returns None for a well-known name itself, an unrelated name, or an ecosystem
-        without a list.
+        or not). ``name`` may be the bare name (the purl's) or already carry the scope, as an
+        SBOM's component name does (``@babel/core``): the scope is added only once. Returns
+        None for a well-known name itself, an unrelated name, or an ecosystem without a list.
         """
         eco = self._ecosystems.get(_canon_type(purl_type or ""))
         if eco is None or not name or not name.strip():
             return None
-        full = unquote(name.strip())
-        if namespace and namespace.strip():
-            ns = unquote(namespace.strip()).strip("/")
-            full = f"@{ns.lstrip('@')}/{full}" if eco.purl_type == "npm" else f"{ns}/{full}"
-        return eco.closest(full)
+        return eco.closest(_full_name(eco.purl_type, unquote(name.strip()), namespace))
+
+
+def _full_name(purl_type: str, name: str, namespace: str | None) -> str:
+    """The name with its namespace (``@scope/name`` for npm), the namespace added once.
+
+    Given ``@babel/core`` and ``@babel`` (an SBOM's name field and the purl's namespace), the
+    name already carries the scope; prefixing it again (``@babel/@babel/core``) made every
+    scoped near miss an unrelated name (no "did you mean" for any of them)."""
+    if not namespace or not namespace.strip():
+        return name
+    ns = unquote(namespace.strip()).strip("/")
+    if purl_type == "npm":
+        scope = f"@{ns.lstrip('@')}"
+        carried = (f"{scope}/", f"{ns.lstrip('@')}/")
+        if name.startswith(carried):
+            return f"{scope}/{name.split('/', 1)[1]}"
+        return f"{scope}/{name}"
+    return name if name.startswith(f"{ns}/") else f"{ns}/{name}"
 
 
 def _read_list(purl_type: str) -> list[str]:

@@ -12,6 +12,11 @@ Added to Cloudsmith's shape (its fields are unchanged):
   this package, matched in Python against the canonical identity (`intel/lists.py`), each
   `{entry, version, reason, uncertain}`; `uncertain` says why the version could not be
   compared (deny lists count such a package as listed).
+- `package.upstream_metadata.first_published_at`: when the project's first release (any
+  version) was published, as the vouching repository says (null: it does not say), next to
+  `published_at`, this version's.
+- `repository.hosting`: `hosted` or `proxied` (`intel.model.Hosting`), beside the vouching
+  repository's `name`, `url` and `kind`.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> di
         "checksum_sha256": component.hashes.get("sha256"),
         "upstream_metadata": {
             "published_at": facts.published_at,
+            "first_published_at": facts.first_published_at,
             "checksum_mismatch": facts.checksum_mismatch,
             "yanked": facts.yanked,
         },

@@ -59,6 +59,11 @@ NOT_PACKAGE_TYPES = frozenset(
 assets, and the operating system is an entry of its own."""
 
 
+OS_PURL_TYPES = frozenset({"alpm", "apk", "deb", "rpm"})
+"""The purl types of a distribution's own packages, whose `distro` qualifier says which
+release of the distribution they belong to."""
+
+
 def is_package(component: Component) -> bool:
     """Whether `component` is judged as a package: any whose type is not one of
     NOT_PACKAGE_TYPES (no type at all counts as a package), and any other whose purl names a

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from sbomgate.errors import SbomError
 from sbomgate.sbom import cyclonedx_xml
 from sbomgate.sbom._common import Invalid, Limits
 from sbomgate.sbom.cyclonedx import read_cyclonedx
-from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
+from sbomgate.sbom.model import (
+    OS_PURL_TYPES,
+    Component,
+    OperatingSystem,
+    Sbom,
+    SbomFormat,
+    is_package,
+)
 from sbomgate.sbom.spdx import read_spdx
 from sbomgate.sbom.spdx3 import is_spdx3, read_spdx3
 from sbomgate.sbom.spdx_stream import STREAM_FROM_BYTES, is_spdx_json_head, stream_spdx
@@ -265,6 +273,9 @@ def _sbom(
     operating system: policies still see them in `input.v0.sbom`)."""
     packages = tuple(c for c in listed if is_package(c))
     others = tuple(c for c in listed if not is_package(c)) if len(packages) < len(listed) else ()
+    system = _operating_system(others, subject)
+    if system is not None:
+        packages = tuple(_with_distro(c, system) for c in packages)
     return Sbom(
         source=source,
         format=format_,
@@ -273,8 +284,16 @@ def _sbom(
         components=packages,
         document=document,
         others=others,
-        operating_system=_operating_system(others, subject),
+        operating_system=system,
     )
+
+
+def _with_distro(component: Component, system: OperatingSystem) -> Component:
+    """An OS package whose purl names no `distro` belongs to the distribution the SBOM names:
+    its trust check asks that release (its purl is left as written)."""
+    if component.purl_type not in OS_PURL_TYPES or "distro" in component.qualifiers:
+        return component
+    return replace(component, qualifiers={**component.qualifiers, "distro": system.distro})
 
 
 def _operating_system(

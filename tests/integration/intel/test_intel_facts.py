@@ -84,8 +84,9 @@ def test_eval_with_live_sources_osv_and_typosquat(pypi_server: IndexServer, tmp_
         _component("foo-bar", "1.0", "1" * 64),  # found, but not this artifact
     )
     osv = _osv_export(tmp_path / "osv")
+    # The organisation's own index (hosted): its old projects are not asked their age.
     result = _sbomgate(
-        "eval", "--sbom", str(path), "--source", f"pypi={pypi_server.url}",
+        "eval", "--sbom", str(path), "--source", f"pypi:hosted={pypi_server.url}",
         "--osv", str(osv), "--format", "json",
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
@@ -140,7 +141,7 @@ def test_snapshot_command_exports_answers_the_offline_eval_uses(
     path = _sbom_file(tmp_path, _component("tiny-pkg", "0.1"), _component("left-padd", "1.0"))
     snapshot = tmp_path / "facts.yaml"
     exported = _sbomgate(
-        "snapshot", str(path), "--source", f"pypi={pypi_server.url}", "--out", str(snapshot)
+        "snapshot", str(path), "--source", f"pypi:hosted={pypi_server.url}", "--out", str(snapshot)
     )
     assert exported.returncode == 0, exported.stderr
     assert "2 packages (1 found in a trusted repository)" in exported.stderr
@@ -214,7 +215,8 @@ def test_a_purl_from_another_origin_gets_no_trusted_facts(tmp_path: Path) -> Non
     snapshot.write_text(
         "packages:\n"
         '  "pkg:pypi/requests@2.32.3":\n'
-        "    repository: {name: pypi-trusted, url: 'https://pypi.acme.example/simple'}\n"
+        "    repository: {name: pypi-trusted, url: 'https://pypi.acme.example/simple',"
+        " hosting: hosted}\n"
         '  "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?distro=debian-12":\n'
         "    repository: {name: debian}\n"
     )

@@ -120,7 +120,14 @@ def test_every_kind_has_a_backend() -> None:
     assert set(BACKENDS) == set(SOURCE_KINDS)
     for kind, backend in BACKENDS.items():
         assert isinstance(backend, SourceBackend) and backend.kind == kind
-    assert dict(PURL_KINDS) == {"pypi": "pypi", "npm": "npm", "maven": "maven", "golang": "go"}
+    assert dict(PURL_KINDS) == {
+        "pypi": "pypi",
+        "npm": "npm",
+        "maven": "maven",
+        "golang": "go",
+        "deb": "apt",
+        "rpm": "rpm",
+    }
 
 
 # --------------------------------------------------------------------------- PyPI
@@ -131,8 +138,14 @@ def test_pypiserver_found_normalised_and_not_found(pypi_server: IndexServer) -> 
         for spelling in ("Foo_Bar", "foo.bar", "FOO-BAR", "foo_bar"):
             answer = sources.lookup(pypi(spelling, "1.0"))
             assert answer.found_version and answer.error is None, (spelling, answer)
-            assert answer.repository == {"name": "internal", "url": pypi_server.url, "kind": "pypi"}
+            assert answer.repository == {
+                "name": "internal",
+                "url": pypi_server.url,
+                "kind": "pypi",
+                "hosting": "proxied",  # not said: the safe assumption
+            }
         assert answer.published_at is None  # PEP 503 HTML has no upload time
+        assert answer.first_published_at is None  # nor, so, a first release
         assert sources.lookup(pypi("foo-bar", "2.0")).found_version
         missing_version = sources.lookup(pypi("foo-bar", "3.0"))
         assert missing_version.found_package and not missing_version.found_version
@@ -166,8 +179,11 @@ def test_pep691_and_html_yanked_published(pep691_server: StaticIndex, prefix: st
     if prefix == "simple":  # PEP 700 upload-time is JSON only
         assert yanked.published_at == "2023-11-14T22:13:20Z"  # the first file's
         assert current.published_at == "2024-01-02T03:04:05Z"
+        # The project began with 1.0's first file, yanked since or not.
+        assert yanked.first_published_at == current.first_published_at == "2023-11-14T22:13:20Z"
     else:
         assert yanked.published_at is None and current.published_at is None
+        assert yanked.first_published_at is None and current.first_published_at is None
     assert yanked.facts().tags == ("yanked",)
 
 
@@ -198,6 +214,11 @@ def test_verdaccio(verdaccio: IndexServer) -> None:
         )
         assert scoped.found_version and scoped.repository is not None, scoped
         assert scoped.published_at is not None
+        # Verdaccio's `time.created`: its one version's publication, by the server's clock.
+        assert scoped.first_published_at == scoped.published_at
+        assert first.first_published_at is not None and deprecated.published_at is not None
+        assert first.first_published_at <= deprecated.published_at
+        assert deprecated.first_published_at == first.first_published_at  # one project
         bad = sources.lookup(npm("@acme/widget", "2.0.0", sha512="00" * 64))
         assert bad.repository is None and bad.hash_mismatch and "sha512" in bad.hash_mismatch
         no_version = sources.lookup(npm("left-pad-lite", "9.9.9"))
@@ -342,6 +363,7 @@ def test_snapshot_round_trip(
     for component, answer in zip(components, answers, strict=True):
         assert facts(component).repository == answer.repository
         assert facts(component).published_at == answer.published_at
+        assert facts(component).first_published_at == answer.first_published_at
         entry = facts.entry(component)
         assert entry is not None
         listed = (entry.found_package, entry.found_version, entry.yanked, entry.deprecated)

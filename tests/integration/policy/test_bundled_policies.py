@@ -28,6 +28,7 @@ EXPECTED = {
     "vulnerability": ("Deny", 60, False),
     "license": ("Deny", 70, False),
     "package_age": ("Warn", 80, False),
+    "package_age_proxied": ("Deny", 55, False),
 }
 
 
@@ -219,6 +220,31 @@ INPUTS: list[Any] = [
         identity={"canonical": {"origin": {"download_url": "https://npm.acme.example/x.tgz"}}},
         lists={"allow": [_hit("python:foo:1.2.3", "1.2.3")]},
     ),
+    # The project's first release and the vouching repository's hosting (package_age_proxied).
+    *(
+        _v0(
+            package=_pkg(upstream_metadata={"published_at": None, "first_published_at": first}),
+            repository={"name": "pypi-proxy", "hosting": hosting},
+            identity={"canonical": {"type": "pypi"}},
+        )
+        for first in (None, "2019-01-01T00:00:00Z", "2199-01-01", "2024-02-30T00:00:00Z", 7)
+        for hosting in ("proxied", "hosted", None)
+    ),
+    _v0(
+        package=_pkg(
+            purl="pkg:npm/%40a/b@1.0.0",
+            format="npm",
+            upstream_metadata={"first_published_at": "2199-12-31T23:59:59Z"},
+            typosquat_of="@a/c",
+        ),
+        repository={"url": "https://npm.acme.example/", "hosting": "proxied"},
+    ),
+    _v0(
+        package=_pkg(purl="pkg:maven/a/b@1", upstream_metadata={"first_published_at": None}),
+        repository={"name": "maven-proxy", "hosting": "proxied"},
+    ),
+    _v0(repository="x", identity={"canonical": {"type": 5}}),
+    _v0(repository={"hosting": ["hosted"]}, identity={"canonical": None}),
 ]
 
 CUSTOM_DATA = {
@@ -233,7 +259,11 @@ CUSTOM_DATA = {
         "unverified": {"allow_no_purl": True, "exempt_formats": ["npm"]},
         "vulnerability": {"min_score": 5, "require_fix": False, "ignore": ["GHSA-1"]},
         "license": {"allow": ["MIT", "Apache-*"]},
-        "package_age": {"min_days": 30},
+        "package_age": {
+            "min_days": 30,
+            "min_project_days": 3650,
+            "allow_unknown_first_release": True,
+        },
     }
 }
 

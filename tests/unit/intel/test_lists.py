@@ -279,7 +279,8 @@ def evaluate(
     def trusted(component: Any) -> Any:  # every package is in the trusted repository, or none
         from dataclasses import replace
 
-        return replace(facts(component), repository={"name": "trusted"} if vouched else None)
+        repository = {"name": "trusted", "hosting": "hosted"}
+        return replace(facts(component), repository=repository if vouched else None)
 
     return engine.evaluate_sbom(sbom(*components), facts=trusted)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,121 @@ def test_the_facts_ask_by_canonical_identity(purl: str, expected: str | None) ->
     )
     facts = IntelFacts(typosquat=TyposquatDetector.default())
     assert facts(component).typosquat_of == expected
+
+
+# --------------------------------------------------------------------------- scoped near misses
+
+
+def _scoped_near_misses(count: int, seed: int = 7) -> list[str]:
+    """`count` distinct one-edit misspellings of the name part of popular scoped npm names
+    (substitution, deletion, insertion or transposition after the first character), none of
+    them a popular name itself."""
+    import random
+
+    from sbomgate.intel.typosquat import _read_list
+
+    popular = _read_list("npm")
+    known = set(popular)
+    scoped = [n for n in popular if n.startswith("@") and len(n.split("/", 1)[1]) >= 6]
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out: dict[str, None] = {}
+    while len(out) < count:
+        scope, name = rng.choice(scoped).split("/", 1)
+        at = rng.randrange(1, len(name) - 1)
+        edit = rng.choice("sdit")
+        if edit == "s":
+            new = name[:at] + rng.choice(letters) + name[at + 1 :]
+        elif edit == "d":
+            new = name[:at] + name[at + 1 :]
+        elif edit == "i":
+            new = name[:at] + rng.choice(letters) + name[at:]
+        else:
+            new = name[:at] + name[at + 1] + name[at] + name[at + 2 :]
+        if new != name and f"{scope}/{new}" not in known:
+            out[f"{scope}/{new}"] = None
+    return list(out)
+
+
+def test_a_name_that_carries_its_scope_gets_it_once(det: TyposquatDetector) -> None:
+    """An SBOM component's name is `@scope/name` and its namespace `@scope`: asked with both, the
+    scope used to be added twice (`@babel/@babel/...`), which matched nothing."""
+    for name, namespace in [
+        ("@babel/helper-plugin-utlis", "@babel"),
+        ("@babel/helper-plugin-utlis", "%40babel"),
+        ("babel/helper-plugin-utlis", "babel"),
+        ("helper-plugin-utlis", "@babel"),
+        ("@babel/helper-plugin-utlis", None),
+    ]:
+        assert det.closest("npm", name, namespace) == "@babel/helper-plugin-utils", name
+    assert det.closest("npm", "@babel/core", "@babel") is None  # the popular name itself
+
+
+def test_scoped_near_misses_reach_the_policy_through_the_cli_and_the_webhook(
+    det: TyposquatDetector, tmp_path: Path
+) -> None:
+    """500 scoped near misses in one CycloneDX SBOM, none in any trusted repository (an empty
+    facts snapshot): every one the detector finds directly must get its "did you mean" from the
+    bundled `unverified` policy through `sbomgate eval`, and through the facts `serve` builds.
+    (Before the scope was added once, the CLI and webhook gave 0 of them.)"""
+    import json
+    import subprocess
+    import sys
+    from urllib.parse import quote
+
+    from sbomgate.admission import Observer
+    from sbomgate.config import ServeConfig
+    from sbomgate.policy import PolicyEngine
+    from sbomgate.policy.loader import load_policy_dir
+    from sbomgate.runtime import shared_parts
+    from sbomgate.sbom import parse_sbom
+    from support.paths import POLICIES
+
+    misses = _scoped_near_misses(500)
+    direct = {m: det.closest("npm", m) for m in misses}
+    found = {m: hit for m, hit in direct.items() if hit is not None}
+    print(f"scoped near misses found directly: {len(found)} of {len(misses)}")
+    assert len(found) >= 400
+    components = []
+    for number, miss in enumerate(misses):
+        scope, name = miss.split("/", 1)
+        purl = f"pkg:npm/{quote(scope)}/{quote(name)}@1.0.0"
+        components.append(
+            {"type": "library", "bom-ref": f"c{number}", "group": scope, "name": name,
+             "version": "1.0.0", "purl": purl}
+        )  # fmt: skip
+    document = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1}
+    sbom_file = tmp_path / "scoped.cdx.json"
+    sbom_file.write_text(json.dumps({**document, "components": components}))
+    facts_file = tmp_path / "facts.yaml"
+    facts_file.write_text("packages: {}\n")
+
+    def did_you_mean(reasons_by_purl: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for purl, reason in reasons_by_purl.items():
+            if "(did you mean " in reason:
+                name = purl.removeprefix("pkg:npm/").rsplit("@", 1)[0].replace("%40", "@")
+                out[name] = reason.split("(did you mean ", 1)[1].split("?", 1)[0]
+        return out
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sbomgate.cli", "eval", "--sbom", str(sbom_file),
+         "--facts", str(facts_file), "--format", "json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    verdict = json.loads(result.stdout)
+    cli = did_you_mean(
+        {v["purl"]: v["reasons"][0] for v in verdict["violations"] if v["policy"] == "unverified"}
+    )
+    print(f"through sbomgate eval: {len(cli)} of {len(misses)}")
+    assert cli == found
+
+    shared = shared_parts(ServeConfig(facts=facts_file), Observer())
+    sbom = parse_sbom(sbom_file.read_bytes(), source=str(sbom_file))
+    served = PolicyEngine(load_policy_dir(POLICIES)).evaluate_sbom(sbom, facts=shared.facts)
+    webhook = did_you_mean(
+        {v.purl: v.reasons[0] for v in served.violations if v.policy == "unverified" and v.purl}
+    )
+    print(f"through the facts serve builds: {len(webhook)} of {len(misses)}")
+    assert webhook == found

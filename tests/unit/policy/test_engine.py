@@ -301,6 +301,7 @@ def test_input_has_every_key_with_nulls() -> None:
     assert v0["package"]["license"] is None
     assert v0["package"]["upstream_metadata"] == {
         "published_at": None,
+        "first_published_at": None,
         "checksum_mismatch": None,
         "yanked": None,
     }

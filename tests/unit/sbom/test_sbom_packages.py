@@ -151,3 +151,18 @@ def test_a_slash_inside_a_name_stays_encoded(
     )
     [component] = sbom.components
     assert component.purl == written and component.namespace == namespace
+
+
+def test_an_os_package_without_a_distro_belongs_to_the_sboms_operating_system() -> None:
+    components = [
+        {"type": "operating-system", "name": "debian", "version": "12"},
+        {"type": "library", "name": "bash", "purl": "pkg:deb/debian/bash@5.2.15-2%2Bb7"},
+        {"type": "library", "name": "zlib1g", "purl": "pkg:deb/debian/zlib1g@1?distro=debian-11"},
+        {"type": "library", "name": "requests", "purl": "pkg:pypi/requests@2.32.3"},
+    ]
+    sbom = parse_sbom(cyclonedx("1.7", components), source="s")
+    by_name = {c.name: c for c in sbom.components}
+    assert by_name["bash"].qualifiers == {"distro": "debian-12"}
+    assert by_name["bash"].purl == "pkg:deb/debian/bash@5.2.15-2%2Bb7"  # as written
+    assert by_name["zlib1g"].qualifiers == {"distro": "debian-11"}  # the purl's own wins
+    assert by_name["requests"].qualifiers == {}

@@ -2,12 +2,18 @@
 
 `GET <base>/<name>` (a scoped name as `@scope%2fname`): `versions`, `time` (publication),
 `dist.integrity` (Subresource Integrity) and `dist.shasum` (digests), `deprecated`.
+
+The project's first release is the packument's `time.created`, else the earliest version time
+in `time` (unpublished versions keep theirs there); None when neither is there. A proxy passes
+the upstream's `time` through (Verdaccio uplinks do), so a name registered last week on the
+public registry shows as created last week.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -38,7 +44,7 @@ class NpmBackend:
         name = identity.package  # `@scope/name`, case kept: npm names are case-sensitive
         host = client.config.host
 
-        def load() -> dict[str, VersionInfo] | None:
+        def load() -> tuple[dict[str, VersionInfo], str | None] | None:
             response = client.get(
                 f"{client.config.base}/{quote(name, safe='@')}", "application/json"
             )
@@ -71,13 +77,37 @@ class NpmBackend:
                     deprecated=deprecated if isinstance(deprecated, str) and deprecated else None,
                     hashes=frozen_hashes(hashes),
                 )
-            return out
+            return out, first_publication(times)
 
-        versions = client.cached(("npm", name), load)
-        if versions is None:
+        packument = client.cached(("npm", name), load)
+        if packument is None:
             return NOT_LISTED
+        versions, first = packument
         version = identity.version or ""
-        return Listing(found_package=True, version=versions.get(version.removeprefix("v")))
+        return Listing(
+            found_package=True,
+            version=versions.get(version.removeprefix("v")),
+            first_published_at=first,
+        )
+
+
+# `time` keys that are not versions.
+_NOT_VERSIONS = frozenset({"created", "modified", "unpublished"})
+
+
+def first_publication(times: Mapping[str, object]) -> str | None:
+    """When the package was first published: `time.created`, else the earliest version time
+    (RFC 3339 UTC), else None."""
+    created = times.get("created")
+    if isinstance(created, str) and (when := rfc3339(created)) is not None:
+        return when
+    published = [
+        when
+        for key, value in times.items()
+        if key not in _NOT_VERSIONS and isinstance(value, str)
+        if (when := rfc3339(value)) is not None
+    ]
+    return min(published) if published else None
 
 
 def sri_to_hex(integrity: str) -> dict[str, str]:

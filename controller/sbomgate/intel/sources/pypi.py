@@ -5,6 +5,11 @@ first and reading PEP 503 HTML otherwise. Versions come from the file names (whe
 eggs); a version is yanked when all of its files are (PEP 592) and published when its first
 file was uploaded (PEP 700 `upload-time`, JSON only); `#sha256=` fragments and `hashes` are the
 digests.
+
+The project's first release is its earliest upload over every file of every version, yanked
+ones too (`first_upload`). It is known only when every file says when it was uploaded: PEP 503
+HTML never does (pypiserver, Nexus, most proxies), and a JSON page where some files have no
+`upload-time` cannot say what came first. Unknown is None, never "old".
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ class PypiBackend:
         project = canonicalize_name(identity.package)
         host = client.config.host
 
-        def load() -> dict[str, VersionInfo] | None:
+        def load() -> tuple[dict[str, VersionInfo], str | None] | None:
             response = client.get(f"{client.config.base}/{quote(project)}/", _ACCEPT)
             if response is None:
                 return None
@@ -72,13 +77,18 @@ class PypiBackend:
                 entries = [f for f in files if isinstance(f, dict)]
             else:
                 entries = files_from_html(response.body)
-            return versions_from_files(entries, project)
+            return versions_from_files(entries, project), first_upload(entries, project)
 
-        versions = client.cached(("pypi", project), load)
-        if versions is None:
+        page = client.cached(("pypi", project), load)
+        if page is None:
             return NOT_LISTED
+        versions, first = page
         # identity.version_key is the same PEP 440 key the file versions are filed under.
-        return Listing(found_package=True, version=versions.get(identity.version_key or ""))
+        return Listing(
+            found_package=True,
+            version=versions.get(identity.version_key or ""),
+            first_published_at=first,
+        )
 
 
 # --------------------------------------------------------------------------- file names
@@ -199,6 +209,30 @@ def files_from_html(body: bytes) -> list[dict[str, Any]]:
     return files
 
 
+def _upload_time(entry: Mapping[str, Any]) -> str | None:
+    """A file entry's PEP 700 `upload-time` as RFC 3339 UTC, or None."""
+    value = entry.get("upload-time")
+    return rfc3339(value) if isinstance(value, str) else None
+
+
+def first_upload(files: Iterable[Mapping[str, Any]], project: str) -> str | None:
+    """When the project's first file was uploaded: the earliest PEP 700 `upload-time` over the
+    files of every version (yanked or not), or None when any of them does not say (or there
+    are none): a page that dates only some files cannot tell what came first."""
+    times = []
+    for entry in files:
+        filename = entry.get("filename")
+        if not isinstance(filename, str):
+            continue
+        if _file_version(unquote(filename.rsplit("/", 1)[-1]), project) is None:
+            continue  # not a file of this project: it says nothing of when the project began
+        uploaded = _upload_time(entry)
+        if uploaded is None:
+            return None
+        times.append(uploaded)
+    return min(times) if times else None
+
+
 def versions_from_files(files: Iterable[Mapping[str, Any]], project: str) -> dict[str, VersionInfo]:
     """{version key: info} from PEP 691-shaped file entries."""
     collected: dict[str, tuple[list[str], list[bool], dict[str, set[str]]]] = {}
@@ -210,8 +244,7 @@ def versions_from_files(files: Iterable[Mapping[str, Any]], project: str) -> dic
         if version is None:
             continue
         times, yanks, hashes = collected.setdefault(_version_key(version), ([], [], {}))
-        upload_time = entry.get("upload-time")
-        uploaded = rfc3339(upload_time) if isinstance(upload_time, str) else None
+        uploaded = _upload_time(entry)
         if uploaded:
             times.append(uploaded)
         yanked = entry.get("yanked")

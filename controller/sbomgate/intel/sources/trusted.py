@@ -41,11 +41,13 @@ class TrustedSources:
     """Asks the configured repositories about SBOM components; thread-safe.
 
     The sources of a component's kind are asked in their configured order; the first that
-    lists the package at that version, with no digest that contradicts the SBOM's, vouches.
+    lists the package at that version, with no digest that contradicts the SBOM's, vouches (and
+    says, with its `hosting`, whether it may have passed the name through from a public one).
     A source that cannot be asked is a fault (`SourceAnswer.error`), never "not found"; faults
     are not cached, answers are (found for `positive_ttl`, not found for `negative_ttl`
     seconds). A source vouches only for a component whose purl does not say it came from
-    another host (`repository_url`, `download_url`).
+    another host (`repository_url`, `download_url`) or, for an OS package, from another vendor
+    or distribution release (`SourceConfig.may_vouch_for`).
 
     Without `transport`, one is made whose allow-list names exactly the configured hosts (so an
     in-cluster repository on a private address may be reached) and which speaks plain HTTP only
@@ -116,7 +118,7 @@ class TrustedSources:
         kind = PURL_KINDS.get(identity.type)
         if kind is None:
             return ()
-        return tuple(c for c in self.configs if c.kind == kind and identity.comes_from(c.url))
+        return tuple(c for c in self.configs if c.kind == kind and c.may_vouch_for(identity))
 
     # ----------------------------------------------------------------- lookups
 
@@ -149,6 +151,7 @@ class TrustedSources:
                 found_package=True,
                 found_version=True,
                 published_at=info.published_at,
+                first_published_at=listing.first_published_at,
                 yanked=info.yanked,
                 deprecated=info.deprecated,
             )
@@ -267,6 +270,9 @@ class _Client:
     def cached(self, key: tuple[str, ...], load: Callable[[], _T | None]) -> _T | None:
         return self._sources._cached(self._config, key, load)
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        self._sources._cache.forget((self._config.name, *key))
+
 
 def _hash_mismatch(component: Component, info: VersionInfo, where: str) -> str | None:
     """Why the SBOM's digests contradict the source's, or None (agree, or nothing to compare)."""
@@ -304,6 +310,10 @@ class _TtlCache:
             return
         with self._lock:
             self._entries[key] = (self._clock() + ttl, value)
+
+    def forget(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
