@@ -193,7 +193,7 @@ def _parse(data: bytes, source: str, max_size: int, max_depth: int, max_componen
     ):
         # Mostly files[] and relationships, which are not judged: only the packages are built,
         # so neither the size nor the count of values bounds what this costs.
-        streamed = stream_spdx(view)
+        streamed = stream_spdx(view, limits)
         _check_depth(raw, streamed)
         return _from_document(streamed, source, limits)
     tag_value = is_tag_value(bytes(view[:256]))

@@ -16,7 +16,7 @@ from typing import Any
 import ijson
 from ijson.common import ObjectBuilder
 
-from sbomgate.sbom._common import Invalid
+from sbomgate.sbom._common import Invalid, Limits
 
 __all__ = ["STREAM_FROM_BYTES", "is_spdx_json_head", "stream_spdx"]
 
@@ -39,9 +39,11 @@ def is_spdx_json_head(head: bytes) -> bool:
     return b'"spdxVersion"' in head and b'"bomFormat"' not in head
 
 
-def stream_spdx(data: bytes | bytearray | memoryview) -> dict[str, Any]:
+def stream_spdx(data: bytes | bytearray | memoryview, limits: Limits) -> dict[str, Any]:
     """The SPDX JSON-shaped dict spdx.py reads, built from a stream of `data`; Invalid when
-    the JSON is broken or is not an object."""
+    the JSON is broken or is not an object, or when it lists more packages than `limits`
+    allow (counted as they are read: packages are what the stream builds)."""
+    counted = Limits(limits.max_depth, limits.max_components)
     doc: dict[str, Any] = {}
     packages: list[Any] = []
     describing: list[Any] = []
@@ -70,6 +72,7 @@ def stream_spdx(data: bytes | bytearray | memoryview) -> dict[str, Any]:
                     doc[prefix] = value  # a scalar (spdx.py says what it thinks of it)
                 continue
             if prefix == "packages.item":
+                counted.add()
                 done = packages.append
             elif prefix == "relationships.item":
                 done = keep_describing

@@ -92,3 +92,10 @@ def test_other_formats_past_the_whole_parse_limit_are_refused(
     with pytest.raises(SbomError) as caught:
         parse_sbom(data, source="s")
     assert "over the 100 bytes limit for documents parsed whole" in str(caught.value)
+
+
+def test_packages_are_counted_as_they_are_streamed(always_streamed: None) -> None:
+    doc = {"spdxVersion": "SPDX-2.3", "packages": [{"name": f"p{i}"} for i in range(5)]}
+    with pytest.raises(SbomError) as caught:
+        parse_sbom(orjson.dumps(doc), source="s", max_components=3)
+    assert "more than 3 components (the limit)" in str(caught.value)
