@@ -20,15 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's stack helpers
 
 import yaml  # noqa: E402
-from test_e2e_kubernetes import (  # noqa: E402
-    deployment,
-    register_mutating_webhook,
-    start_sbomgate,
-)
 
 from support.kube_cluster import start_kube_cluster  # noqa: E402
 from support.oci_builder import cosign_attest, cosign_keypair, push_image  # noqa: E402
 from support.registry_servers import start_distribution  # noqa: E402
+from support.sbomgate_server import register_mutating_webhook, start_sbomgate  # noqa: E402
+from support.workloads import app_deployment  # noqa: E402
 
 SBOMGATE = str(ROOT / ".venv" / "bin" / "sbomgate")
 TRUST = """\
@@ -112,7 +109,7 @@ def main() -> int:
             print("registered (failurePolicy: Fail)")
             for name, image in (("web", web), ("api", api)):
                 manifest = work / f"{name}.yaml"
-                manifest.write_text(yaml.safe_dump(deployment(name, image.ref, "shop")))
+                manifest.write_text(yaml.safe_dump(app_deployment(name, image.ref, "shop")))
                 print()
                 code = show(
                     [
