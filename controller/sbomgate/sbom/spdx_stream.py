@@ -87,9 +87,17 @@ def stream_spdx(data: bytes | bytearray | memoryview, limits: Limits) -> dict[st
             builder.event(event, value)
             depth = 1
     except ijson.JSONError as exc:
-        raise Invalid(f"invalid JSON: {exc}") from None
+        raise Invalid(f"invalid JSON: {_first_line(exc)}") from None
     doc["relationships"] = describing
     return doc
+
+
+def _first_line(exc: Exception) -> str:
+    """yajl's message without the excerpt it draws under it (errors are one line)."""
+    text = exc.args[0] if exc.args else exc
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text).strip().splitlines()[0] if str(text).strip() else "cannot be parsed"
 
 
 _NOT_AN_OBJECT = "not a CycloneDX or SPDX document (a JSON document that is not an object)"

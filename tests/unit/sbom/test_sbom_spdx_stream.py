@@ -72,6 +72,8 @@ def test_files_and_their_relationships_are_read_past(monkeypatch: pytest.MonkeyP
         (b'{"spdxVersion": "SPDX-2.3", "packages": {}}', "packages: expected an array"),
         (b'{"spdxVersion": "SPDX-2.3", "packages": 3}', "packages: expected an array"),
         (b'{"spdxVersion": 2.3}', "spdxVersion: expected a string"),
+        (b'{"spdxVersion": "SPDX-2.3", "name": "\xff"}', "invalid JSON: lexical error"),
+        (b'{"spdxVersion": "SPDX-2.3"} trailing', "invalid JSON: parse error: trailing garbage"),
     ],
 )
 def test_broken_documents_are_refused_when_streamed(
@@ -80,6 +82,7 @@ def test_broken_documents_are_refused_when_streamed(
     with pytest.raises(SbomError) as caught:
         parse_sbom(data, source="s")
     assert message in str(caught.value)
+    assert "\n" not in str(caught.value)  # one line, as every SBOM error
 
 
 def test_other_formats_past_the_whole_parse_limit_are_refused(
