@@ -531,11 +531,11 @@ class KubeCluster:
                 "name": name,
                 "labels": {"app.kubernetes.io/managed-by": "sbomgate-tests"},
             },
-            "webhooks": [webhook, self._canary_webhook(name)],
+            "webhooks": [webhook, self.canary_webhook(name)],
         }
         self.apply(configuration)
         if wait:
-            self._wait_for_canary(name, live=True)
+            self.wait_for_canary(name, live=True)
         return configuration
 
     def delete_validating_webhook(self, name: str, *, wait: bool = True) -> None:
@@ -544,9 +544,11 @@ class KubeCluster:
             "delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=True
         )
         if wait:
-            self._wait_for_canary(name, live=False)
+            self.wait_for_canary(name, live=False)
 
-    def _canary_webhook(self, name: str) -> dict[str, Any]:
+    def canary_webhook(self, name: str) -> dict[str, Any]:
+        """The webhook that nothing answers, refusing only ConfigMaps labelled `name`: its
+        configuration is in force once a probe carrying that label is refused."""
         return {
             "name": f"canary.{name}.sbomgate.test",
             "admissionReviewVersions": ["v1"],
@@ -566,7 +568,8 @@ class KubeCluster:
             "objectSelector": {"matchLabels": {CANARY_LABEL: name}},
         }
 
-    def _wait_for_canary(self, name: str, *, live: bool) -> None:
+    def wait_for_canary(self, name: str, *, live: bool) -> None:
+        """Wait until the canary webhook `name` is in force (`live`) or gone."""
         probe = {
             "apiVersion": "v1",
             "kind": "ConfigMap",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import socket
 import ssl
 import subprocess
@@ -18,11 +17,8 @@ from typing import Any
 import yaml
 
 from support.kube_cluster import (
-    CANARY_LABEL,
-    CANARY_URL,
     DEFAULT_NAMESPACE_SELECTOR,
     DEFAULT_WEBHOOK_RULES,
-    WEBHOOK_TIMEOUT,
     KubeCluster,
 )
 from support.paths import FACTS
@@ -147,28 +143,11 @@ def register_mutating_webhook(
                 "timeoutSeconds": timeout_seconds,
                 "namespaceSelector": dict(namespace_selector or DEFAULT_NAMESPACE_SELECTOR),
             },
-            {
-                "name": f"canary.{canary}.sbomgate.test",
-                "admissionReviewVersions": ["v1"],
-                "clientConfig": {"url": CANARY_URL, "caBundle": ca_bundle},
-                "rules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "resources": ["configmaps"],
-                        "operations": ["CREATE"],
-                        "scope": "Namespaced",
-                    }
-                ],
-                "failurePolicy": "Fail",
-                "sideEffects": "None",
-                "timeoutSeconds": 2,
-                "objectSelector": {"matchLabels": {CANARY_LABEL: canary}},
-            },
+            cluster.canary_webhook(canary),
         ],
     }
     cluster.apply(configuration)
-    wait_for_mutating_canary(cluster, canary, live=True)
+    cluster.wait_for_canary(canary, live=True)
     return configuration
 
 
@@ -176,31 +155,4 @@ def delete_mutating_webhook(cluster: KubeCluster, name: str) -> None:
     cluster.kubectl(
         "delete", "mutatingwebhookconfiguration", name, "--ignore-not-found", check=True
     )
-    wait_for_mutating_canary(cluster, f"mutating-{name}", live=False)
-
-
-def wait_for_mutating_canary(cluster: KubeCluster, canary: str, *, live: bool) -> None:
-    probe = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "generateName": "webhook-canary-",
-            "namespace": "default",
-            "labels": {CANARY_LABEL: canary},
-        },
-    }
-    marker = f'"canary.{canary}.sbomgate.test"'
-    deadline = time.monotonic() + WEBHOOK_TIMEOUT
-    while True:
-        result = cluster.kubectl(
-            "create", "--dry-run=server", "-o", "name", "-f", "-", input=json.dumps(probe)
-        )
-        called = result.returncode != 0 and marker in result.stderr
-        if result.returncode != 0 and not called:
-            raise AssertionError(f"webhook canary probe failed: {result.stderr}")
-        if called == live:
-            return
-        if time.monotonic() > deadline:
-            state = "in force" if live else "gone"
-            raise AssertionError(f"mutating webhook {canary} not {state} after {WEBHOOK_TIMEOUT}s")
-        time.sleep(0.05)
+    cluster.wait_for_canary(f"mutating-{name}", live=False)

@@ -271,11 +271,13 @@ def _sbom(
 ) -> Sbom:
     """The Sbom, its packages apart from what it lists that is not one (files, data, the
     operating system: policies still see them in `input.v0.sbom`)."""
-    packages = tuple(c for c in listed if is_package(c))
-    others = tuple(c for c in listed if not is_package(c)) if len(packages) < len(listed) else ()
+    kept: list[Component] = []
+    apart: list[Component] = []
+    for component in listed:
+        (kept if is_package(component) else apart).append(component)
+    others = tuple(apart)
     system = _operating_system(others, subject)
-    if system is not None:
-        packages = tuple(_with_distro(c, system) for c in packages)
+    packages = tuple(kept) if system is None else tuple(_with_distro(c, system) for c in kept)
     return Sbom(
         source=source,
         format=format_,

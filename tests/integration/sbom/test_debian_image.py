@@ -59,3 +59,18 @@ def test_a_package_the_mirror_does_not_hold_is_refused(
     [finding] = verdict.violations
     assert finding.purl == bash["purl"] and finding.policy == "unverified"
     assert "was not found in any trusted repository" in " ".join(finding.reasons)
+
+
+def test_a_package_retyped_as_a_file_is_still_judged(
+    debian_image_archive: ImageArchive, tmp_path: Path
+) -> None:
+    """Whoever writes the SBOM cannot take a package out of judgement by calling it a file:
+    a purl of an ecosystem is a claim to be that package."""
+    document = json.loads(real_sbom(IMAGE_SBOMS[0]).read_bytes())
+    [bash] = [c for c in document["components"] if c["name"] == "bash"]
+    bash["type"] = "file"
+    bash["purl"] = bash["purl"].replace("%2Bb13", "%2Bb99")
+    changed = tmp_path / "image.cdx.json"
+    changed.write_text(json.dumps(document))
+    verdict = judge(changed, debian_image_archive)
+    assert [f.purl for f in verdict.violations] == [bash["purl"]]
