@@ -219,6 +219,41 @@ $(DEBIAN_ROOTFS).done: $(DEBOOTSTRAP)
 	mv $(DEBIAN_ROOTFS).tmp $(DEBIAN_ROOTFS)
 	touch $@
 
+# The demo's real image (tests/support/real_image.py): the same Debian 12 minbase with Debian's
+# python3 in it, its .debs kept as the apt repository the demo verifies them against; and the
+# wheels of its application (examples/real-image/requirements.lock, hash-locked, for CPython
+# 3.11 on manylinux x86_64 as Debian 12's python3 is) downloaded from PyPI.
+DEMO_IMAGE := .cache/demo-image
+DEMO_ROOTFS := $(DEMO_IMAGE)/debian-bookworm-python
+DEMO_DEBS := $(DEMO_IMAGE)/debian-bookworm-python-debs
+DEMO_WHEELS := $(DEMO_IMAGE)/wheels
+
+$(DEMO_ROOTFS).done: $(DEBOOTSTRAP)
+	@! grep -qs ' $(abspath $(DEMO_IMAGE))/' /proc/self/mounts || \
+		{ echo 'something is mounted under $(DEMO_IMAGE): unmount it first' >&2; exit 1; }
+	rm -rf $(DEMO_ROOTFS) $(DEMO_ROOTFS).tmp $(DEMO_DEBS)
+	mkdir -p $(DEMO_IMAGE) $(DEMO_DEBS)
+	DEBOOTSTRAP_DIR=$(abspath .cache/debootstrap/usr/share/debootstrap) $(DEBOOTSTRAP) \
+		--variant=minbase --include=python3 --arch=amd64 \
+		--keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
+		bookworm $(DEMO_ROOTFS).tmp $(DEBIAN_MIRROR)
+	test -x $(DEMO_ROOTFS).tmp/usr/bin/python3 && test -s $(DEMO_ROOTFS).tmp/var/lib/dpkg/status
+	mv $(DEMO_ROOTFS).tmp/var/cache/apt/archives/*.deb $(DEMO_DEBS)/
+	mv $(DEMO_ROOTFS).tmp $(DEMO_ROOTFS)
+	touch $@
+
+$(DEMO_WHEELS)/.done: examples/real-image/requirements.lock
+	rm -rf $(DEMO_WHEELS)
+	$(BIN)/pip download -q --require-hashes --only-binary :all: --no-deps \
+		--platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
+		-d $(DEMO_WHEELS) -r $<
+	touch $@
+
+.PHONY: demo-image
+demo-image: $(DEMO_ROOTFS).done $(DEMO_WHEELS)/.done
+
+tools: demo-image
+
 $(PYTHON_ENV).done: tests/fixtures/python-env/requirements.lock
 	rm -rf $(PYTHON_ENV)
 	$(PYTHON) -m venv $(PYTHON_ENV)

@@ -70,6 +70,15 @@ SourceOption = Annotated[
         "[proxied: it may pass a public registry's names through]",
     ),
 ]
+SourceFileOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--source-file",
+        help="YAML or JSON list of trusted repositories, as `trustedSources` in the serve "
+        "configuration (a whole serve configuration works too); apt and rpm sources need one "
+        "(keyring, suites); asked before --source (repeatable)",
+    ),
+]
 TyposquatOption = Annotated[
     bool,
     typer.Option("--typosquat/--no-typosquat", help="look for near-misses of popular names"),
@@ -109,6 +118,33 @@ def _sources(texts: list[str]) -> list[dict[str, str]]:
     return configs
 
 
+# A list of sources is small; the bound keeps a wrong file (an SBOM) from being read whole.
+MAX_SOURCE_FILE_BYTES = 1 << 20
+
+
+def _source_file(path: Path) -> list[dict[str, Any]]:
+    """The trusted sources a `--source-file` lists (checked later with the rest)."""
+    from sbomgate._internal.documents import load_json_or_yaml
+
+    value = load_json_or_yaml(path, what="trusted sources", max_bytes=MAX_SOURCE_FILE_BYTES)
+    if isinstance(value, dict) and "trustedSources" in value:
+        value = value["trustedSources"]
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InputError(
+            f"{path}: expected a list of trusted sources (mappings with name, kind, url, ...) "
+            "or a serve configuration with trustedSources"
+        )
+    return value
+
+
+def _all_sources(files: list[Path] | None, flags: list[str] | None) -> list[dict[str, Any]]:
+    """`--source-file` entries first, in file order, then `--source` flags."""
+    configs: list[dict[str, Any]] = []
+    for path in files or []:
+        configs.extend(_source_file(path))
+    return [*configs, *_sources(flags or [])]
+
+
 def _emit(verdict: Verdict, output: OutputFormat, source: str, engine: PolicyEngine) -> NoReturn:
     """Print the verdict in the chosen format and exit with its code."""
     from sbomgate.output import PolicyInfo, Report, get_format
@@ -129,6 +165,7 @@ def eval_command(
     facts: FactsOption = None,
     osv: OsvOption = None,
     source: SourceOption = None,
+    source_file: SourceFileOption = None,
     typosquat: TyposquatOption = True,
     allow_empty_sbom: AllowEmptySbomOption = False,
     output: FormatOption = OutputFormat.table,
@@ -143,7 +180,7 @@ def eval_command(
         data or [],
         snapshot=facts,
         osv=osv or [],
-        sources=_sources(source or []),
+        sources=_all_sources(source_file, source),
         typosquat=typosquat,
     )
     document = load_sbom_file(sbom)
@@ -186,6 +223,7 @@ def verify_command(
     facts: FactsOption = None,
     osv: OsvOption = None,
     source: SourceOption = None,
+    source_file: SourceFileOption = None,
     typosquat: TyposquatOption = True,
     insecure_registry: Annotated[
         list[str] | None,
@@ -230,7 +268,7 @@ def verify_command(
         data or [],
         snapshot=facts,
         osv=osv or [],
-        sources=_sources(source or []),
+        sources=_all_sources(source_file, source),
         typosquat=typosquat,
     )
     trust_policies = load_trust_policies(trust)

@@ -357,9 +357,36 @@ class StaticIndex:
         with self.lock:
             return len(self.requests)
 
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
 
 def _serve(server: ThreadingHTTPServer) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def start_static_index() -> StaticIndex:
+    """A PEP 691 index on loopback serving `StaticIndex.projects` (filename -> file entries, as
+    PEP 691 spells them, with PEP 700 `upload-time`)."""
+    handler = type("Handler", (_Pep691Handler,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    index = StaticIndex(f"http://127.0.0.1:{server.server_address[1]}/simple/", server)
+    handler.index = index
+    _serve(server)
+    return index
+
+
+def index_entry(filename: str, upload: str, **extra: object) -> dict[str, object]:
+    """A PEP 691 file entry uploaded at `upload` (RFC 3339); its digest is the name's."""
+    digest = hashlib.sha256(filename.encode()).hexdigest()
+    files = {"filename": filename, "url": f"/files/{filename}", "hashes": {"sha256": digest}}
+    return files | {"upload-time": upload} | extra
+
+
+def upload_time(days_ago: float) -> str:
+    """The RFC 3339 UTC time `days_ago` days before now."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - days_ago * 86400))
 
 
 @pytest.fixture(scope="session")
@@ -368,15 +395,8 @@ def pep691_server() -> Iterator[StaticIndex]:
     `fresh-slop` 0.1 (uploaded three days ago) and 0.2 (yesterday), dated when the index starts.
     `/simple/` negotiates JSON or HTML, `/html/simple/` is HTML only, `/private/simple/` needs
     `Authorization: Bearer INDEX_TOKEN`."""
-    handler = type("Handler", (_Pep691Handler,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    index = StaticIndex(f"http://127.0.0.1:{server.server_address[1]}/simple/", server)
-    handler.index = index
-
-    def entry(filename: str, upload: str, **extra: object) -> dict[str, object]:
-        digest = hashlib.sha256(filename.encode()).hexdigest()
-        files = {"filename": filename, "url": f"/files/{filename}", "hashes": {"sha256": digest}}
-        return files | {"upload-time": upload} | extra
+    index = start_static_index()
+    entry = index_entry
 
     index.projects["yankee"] = [
         entry("yankee-1.0.tar.gz", "2023-11-14T22:13:20.123456Z", yanked="broken build"),
@@ -384,21 +404,15 @@ def pep691_server() -> Iterator[StaticIndex]:
         entry("yankee-1.1.tar.gz", "2024-01-02T03:04:05Z", **{"requires-python": ">=3.9"}),
     ]
 
-    def ago(days: float) -> str:
-        when = time.time() - days * 86400
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-
     # A project first uploaded three days (and an hour) ago, its second release yesterday.
     index.projects["fresh-slop"] = [
-        entry("fresh_slop-0.1.tar.gz", ago(3.05)),
-        entry("fresh_slop-0.2.tar.gz", ago(1)),
+        entry("fresh_slop-0.1.tar.gz", upload_time(3.05)),
+        entry("fresh_slop-0.2.tar.gz", upload_time(1)),
     ]
-    _serve(server)
     try:
         yield index
     finally:
-        server.shutdown()
-        server.server_close()
+        index.stop()
 
 
 @dataclass

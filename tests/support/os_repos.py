@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -413,21 +414,19 @@ class ImageArchive:
         }
 
 
-@pytest.fixture(scope="session")
-def debian_image_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageArchive]:
-    """The base image's packages as a signed apt repository on loopback."""
+@contextmanager
+def serve_image_archive(work: Path, debs: Path) -> Iterator[ImageArchive]:
+    """The .debs in `debs` as a signed apt repository on loopback, built in `work`: the
+    organisation's mirror of what its base image is made of."""
     _need_tools()
-    if not list(DEBIAN_IMAGE_DEBS.glob("*.deb")):
-        pytest.fail(
-            f"the base image's packages are not in {DEBIAN_IMAGE_DEBS}: run `make sbom-targets`"
-        )
-    work = tmp_path_factory.mktemp("image-archive")
+    if not list(debs.glob("*.deb")):
+        raise RuntimeError(f"no .deb in {debs}: run `make sbom-targets demo-image`")
     top = work / "www"
     gpg = Gpg(work / "gnupg")
     try:
         key = gpg.new_key("sbomgate test mirror <mirror@sbomgate.test>")
         keyring = gpg.export(key, work / "mirror-keyring.gpg")
-        debs = _apt_repo(top / "debian", gpg, key, debs=DEBIAN_IMAGE_DEBS)
+        listed = _apt_repo(top / "debian", gpg, key, debs=debs)
     finally:
         gpg.stop()
     handler: type[_Handler] = type(
@@ -437,11 +436,22 @@ def debian_image_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[I
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield ImageArchive(
-            url=f"http://127.0.0.1:{server.server_address[1]}/debian", keyring=keyring, debs=debs
+            url=f"http://127.0.0.1:{server.server_address[1]}/debian", keyring=keyring, debs=listed
         )
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def debian_image_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageArchive]:
+    """The base image's packages as a signed apt repository on loopback."""
+    if not list(DEBIAN_IMAGE_DEBS.glob("*.deb")):
+        pytest.fail(
+            f"the base image's packages are not in {DEBIAN_IMAGE_DEBS}: run `make sbom-targets`"
+        )
+    with serve_image_archive(tmp_path_factory.mktemp("image-archive"), DEBIAN_IMAGE_DEBS) as a:
+        yield a
 
 
 # --------------------------------------------------------------------------- the real archive

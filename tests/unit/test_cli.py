@@ -253,6 +253,24 @@ USER_MISTAKES: dict[str, Callable[[Path], tuple[list[str], str]]] = {
     ),
     "sbom-missing": lambda t: (["eval", "--sbom", f"{t}/s.json"], "s.json"),
     "sbom-garbage": lambda t: (["eval", "--sbom", _file(t / "s.json", b"\x00\xff{")], "s.json"),
+    "source-file-missing": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--source-file", f"{t}/sources.yaml"],
+        "sources.yaml",
+    ),
+    "source-file-not-a-list": lambda t: (
+        ["eval", "--sbom", GOOD_SBOM, "--source-file", _file(t / "sources.yaml", b"kind: apt")],
+        "sources.yaml",
+    ),
+    "source-file-bad-entry": lambda t: (
+        [
+            "eval",
+            "--sbom",
+            GOOD_SBOM,
+            "--source-file",
+            _file(t / "sources.yaml", b"- {name: deb, kind: apt, url: 'http://127.0.0.1:9/'}"),
+        ],
+        "deb",
+    ),
     "trust-missing": lambda t: (
         ["verify", "localhost:1/app:1", "--trust", f"{t}/t.yaml"],
         "t.yaml",
@@ -291,3 +309,20 @@ def test_user_mistake_is_one_line_exit_2_never_internal_error(tmp_path: Path, ca
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and named in lines[0], lines[0]
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_source_file_takes_a_list_or_a_serve_configuration(tmp_path: Path) -> None:
+    """`--source-file` reads the same entries as the serve configuration's `trustedSources`
+    (or that whole file); its sources are asked, here a PyPI index that is not there, so each
+    package is a fault (exit 1 with the source named), never a silent allow."""
+    entry = {"name": "internal", "kind": "pypi", "url": "http://127.0.0.1:9/simple/"}
+    listed = tmp_path / "sources.json"
+    listed.write_text(json.dumps([entry]))
+    config = tmp_path / "sbomgate.yaml"
+    config.write_text(json.dumps({"trustedSources": [entry], "mode": "enforce"}))
+    for path in (listed, config):
+        proc = run("eval", "--sbom", GOOD_SBOM, "--source-file", str(path), "--format", "json")
+        assert proc.returncode == 1, proc.stderr
+        report = json.loads(proc.stdout)
+        assert not report["allowed"]
+        assert "internal" in json.dumps(report["violations"] + report["errors"])
