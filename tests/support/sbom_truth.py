@@ -51,6 +51,9 @@ class Written:
     # among its `tags`) where SPDX 3 has none.
     extension_licenses: tuple[tuple[str, str], ...] = ()
     extension_type: str | None = None
+    # Where syft says it found the component (its `syft:location:N:path` properties; its
+    # SPDX `sourceInfo` after "from the following paths: ").
+    locations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,11 @@ def _cdx_component(obj: dict[str, Any], where: str) -> Written:
         licenses=_cdx_licenses(obj.get("licenses")),
         ref=obj.get("bom-ref"),
         group=obj.get("group") or None,
+        locations=tuple(
+            p["value"]
+            for p in obj.get("properties") or ()
+            if re.fullmatch(r"syft:location:\d+:path", p.get("name", ""))
+        ),
     )
 
 
@@ -178,6 +186,13 @@ def _xml_component(element: ET.Element, where: str) -> Written:
         licenses=_xml_licenses(element),
         ref=element.get("bom-ref"),
         group=_text(element, "group") or None,
+        locations=tuple(
+            (p.text or "").strip()
+            for props in element
+            if _local(props.tag) == "properties"
+            for p in props
+            if re.fullmatch(r"syft:location:\d+:path", p.get("name", ""))
+        ),
     )
 
 
@@ -268,6 +283,7 @@ def spdx_json(doc: dict[str, Any]) -> WrittenSbom:
                 type=_purpose(pkg.get("primaryPackagePurpose")),
                 licenses=_spdx_license(pkg, "licenseConcluded", "licenseDeclared"),
                 ref=pkg.get("SPDXID"),
+                locations=_syft_source_paths(pkg.get("sourceInfo")),
             )
             for purl in (purls or [None])
         ]
@@ -290,6 +306,13 @@ def spdx_json(doc: dict[str, Any]) -> WrittenSbom:
     return WrittenSbom("spdx", spec, subject, tuple(components), files)
 
 
+def _syft_source_paths(info: str | None) -> tuple[str, ...]:
+    marker = "from the following paths: "
+    if not info or marker not in info:
+        return ()
+    return tuple(info.split(marker, 1)[1].split(", "))
+
+
 # SPDX 2 tag-value, turned into the JSON shape (only the fields read above).
 
 _PACKAGE_TAGS = {
@@ -298,6 +321,7 @@ _PACKAGE_TAGS = {
     "PackageLicenseConcluded": "licenseConcluded",
     "PackageLicenseDeclared": "licenseDeclared",
     "PrimaryPackagePurpose": "primaryPackagePurpose",
+    "PackageSourceInfo": "sourceInfo",
 }
 _FILE_TAGS = {"SPDXID": "SPDXID", "LicenseConcluded": "licenseConcluded"}
 _TAG = re.compile(r"^([A-Za-z][A-Za-z0-9]*):\s?(.*)$")

@@ -146,8 +146,10 @@ def component_from_parts(
     hashes: dict[str, str],
     bom_ref: str | None,
     type_: str | None = None,
+    locations: tuple[str, ...] = (),
 ) -> Component:
-    """Build a Component; the purl (when there is one) decides name, namespace and format."""
+    """Build a Component; the purl (when there is one) decides name, namespace and format;
+    `locations` are kept for a component without one."""
     if parsed is None:
         return Component(
             name=name or "",
@@ -158,6 +160,7 @@ def component_from_parts(
             hashes=hashes,
             bom_ref=bom_ref,
             type=type_,
+            locations=locations,
         )
     ptype = parsed.type
     namespace = parsed.namespace

@@ -3,6 +3,7 @@ subject and flattened components. This is the admission hot path: keep it lean."
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from sbomgate.sbom._common import (
@@ -148,7 +149,33 @@ def _component(obj: Any, path: str, index: int | None = None) -> Component:
         hashes=hashes,
         bom_ref=bom_ref,
         type_=kind,
+        locations=_locations(obj) if parsed is None else (),
     )
+
+
+def _locations(obj: dict[str, Any]) -> tuple[str, ...]:
+    """Where the tool says it found the component: `evidence.occurrences[].location` (CycloneDX
+    1.5+) and syft's `syft:location:N:path` properties. Entries of another shape are left out:
+    fewer locations only ever keep a component judged."""
+    found: list[str] = []
+    evidence = obj.get("evidence")
+    occurrences = evidence.get("occurrences") if type(evidence) is dict else None
+    if type(occurrences) is list:
+        found += [
+            o["location"] for o in occurrences if type(o) is dict and type(o.get("location")) is str
+        ]
+    properties = obj.get("properties")
+    if type(properties) is list:
+        for prop in properties:
+            if type(prop) is not dict:
+                continue
+            key, value = prop.get("name"), prop.get("value")
+            if type(key) is str and type(value) is str and _SYFT_LOCATION.fullmatch(key):
+                found.append(value)
+    return tuple(found)
+
+
+_SYFT_LOCATION = re.compile(r"syft:location:\d+:path")
 
 
 def _at(path: str, index: int | None) -> str:

@@ -40,6 +40,10 @@ class Component:
     type: str | None = None
     """The CycloneDX component type (`library`, `file`, `operating-system`, ...; SPDX's
     primaryPackagePurpose is mapped to it), or None when the document gives none."""
+    locations: tuple[str, ...] = ()
+    """Where the tool found a component without a purl (file paths in the image: CycloneDX
+    `evidence.occurrences`, syft's `syft:location:N:path`, syft's SPDX `sourceInfo`); not read
+    for components with a purl, which their purl identifies."""
 
 
 NOT_PACKAGE_TYPES = frozenset(

@@ -20,6 +20,7 @@ import orjson
 from sbomgate.errors import SbomError
 from sbomgate.sbom import cyclonedx_xml
 from sbomgate.sbom._common import Invalid, Limits
+from sbomgate.sbom.containment import split_contained
 from sbomgate.sbom.cyclonedx import read_cyclonedx
 from sbomgate.sbom.model import (
     OS_PURL_TYPES,
@@ -275,9 +276,10 @@ def _sbom(
     apart: list[Component] = []
     for component in listed:
         (kept if is_package(component) else apart).append(component)
-    others = tuple(apart)
-    system = _operating_system(others, subject)
-    packages = tuple(kept) if system is None else tuple(_with_distro(c, system) for c in kept)
+    judged, contained = split_contained(tuple(kept))
+    others = (*apart, *contained)
+    system = _operating_system(tuple(apart), subject)
+    packages = judged if system is None else tuple(_with_distro(c, system) for c in judged)
     return Sbom(
         source=source,
         format=format_,

@@ -176,10 +176,20 @@ def _package(pkg: Any, i: int) -> tuple[tuple[Component, ...], str | None]:
             hashes=hashes,
             bom_ref=spdx_id,
             type_=kind,
+            locations=() if purls else _source_paths(get("sourceInfo")),
         )
         for parsed in targets
     )
     return components, kind
+
+
+def _source_paths(info: Any) -> tuple[str, ...]:
+    """The file paths a package's `sourceInfo` names, as syft writes it ("acquired package info
+    from the following paths: /a, /b"); none from text of another shape."""
+    if type(info) is not str or ": /" not in info:
+        return ()
+    paths = info.split(": /", 1)[1]
+    return tuple("/" + p if i == 0 else p for i, p in enumerate(paths.split(", ")))
 
 
 def _purls(refs: Any, path: str) -> list[ParsedPurl]:

@@ -24,6 +24,7 @@ _PACKAGE_FIELDS = {
     "PackageLicenseConcluded": "licenseConcluded",
     "PackageLicenseDeclared": "licenseDeclared",
     "PrimaryPackagePurpose": "primaryPackagePurpose",
+    "PackageSourceInfo": "sourceInfo",
 }
 
 

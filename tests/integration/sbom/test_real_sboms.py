@@ -402,9 +402,26 @@ def test_packages(output: Output) -> None:
         kind = written_type(w)
         if kind in NOT_PACKAGES and judged:
             problems.append(f"{_label(w)}: a {kind} ({w.purl}), judged as a package")
-        elif kind in SOFTWARE and not judged:
+        elif kind in SOFTWARE and not judged and not _file_of_a_listed_package(w, result):
             problems.append(f"{_label(w)}: a {kind or 'component'} ({w.purl}), not judged")
     _fail_on(problems, "whether it is judged as a package", len(result.pairs))
+
+
+def _file_of_a_listed_package(w: Written, result: Reading) -> bool:
+    """syft's entries for the Windows launchers in pip and setuptools (no purl, found under
+    `site-packages/<a PyPI package the same SBOM lists>/`) are files of that package
+    (sbomgate.sbom.containment)."""
+    listed = {
+        c.name.lower()
+        for c in result.written.components
+        if c.purl and c.purl.startswith("pkg:pypi/") and c.name
+    }
+    inside = [re.search(r"/site-packages/([^/]+)/.", path) for path in w.locations]
+    return (
+        w.purl is None
+        and bool(inside)
+        and all(m is not None and m.group(1).lower() in listed for m in inside)
+    )
 
 
 def _category(kind: str | None) -> str:
