@@ -262,7 +262,7 @@ def _families(keys: Mapping[str, KnownId], known: Iterable[KnownId]) -> dict[str
     members: dict[str, set[str]] = {}
     for key, target in keys.items():
         matched = _VERSIONED.fullmatch(key)
-        if matched and not target.is_exception:
+        if matched and not target.is_exception and not _glued(matched, target.id):
             members.setdefault(matched.group(1), set()).add(target.id)
     families = {k: Family(frozenset(v)) for k, v in members.items() if k not in keys}
     ids = {k.id for k in known if not k.is_exception}
@@ -271,6 +271,17 @@ def _families(keys: Mapping[str, KnownId], known: Iterable[KnownId]) -> dict[str
             frozenset(i for i in ids if i.startswith(prefixes) or i in prefixes)
         )
     return families
+
+
+def _glued(matched: re.Match[str], spdx_id: str) -> bool:
+    """Whether the key's "version" is digits the id writes glued to the name (`X11`, `HDF5`,
+    `SGP4`, `CC0-1.0`'s `0`): part of the name, not a version, so `X` does not name X11, nor
+    `CC` CC0-1.0."""
+    last = matched.group(1).rpartition(" ")[2]
+    return (
+        re.search(rf"{re.escape(last)}{re.escape(matched.group(2))}(?![0-9])", spdx_id.lower())
+        is not None
+    )
 
 
 def known_id(text: str) -> KnownId | None:

@@ -130,8 +130,9 @@ def _leaf(text: str) -> tuple[_Leaf, Literal["license", "exception", "unknown"]]
         if isinstance(found, KnownId) and not found.is_exception:
             leaf, kind = _leaf(found.id)  # deprecated ids read as their replacement
             return leaf, kind
-        family = found if isinstance(found, Family) else None
-        return _Leaf(text=text, family=family), "unknown"
+        # Not a family to drop: syft writes Debian's `Artistic` (1.0, beside `Artistic-2.0` in
+        # perl's copyright) this way, and dropping it would lose a license that applies.
+        return _Leaf(text=text), "unknown"
     found = known_id(text) or resolve_spelling(text)
     if isinstance(found, KnownId):
         if found.id in EXPANDED:  # `GPL-2.0-with-classpath-exception`
@@ -140,7 +141,14 @@ def _leaf(text: str) -> tuple[_Leaf, Literal["license", "exception", "unknown"]]
         if found.is_exception:
             return _Leaf(text=found.id), "exception"
         return _Leaf(text=found.id, spdx_id=found.id), "license"
-    return _Leaf(text=_license_ref(text), family=found), "unknown"
+    # Only a trove classifier's family is dropped next to one of its members: cyclonedx-py
+    # writes the classifier beside the id it stands for. Free text (`BSD`, `Artistic`) next to
+    # an id may name another license of the package, and stays (unknown).
+    family = found if text.startswith(_CLASSIFIER) else None
+    return _Leaf(text=_license_ref(text), family=family), "unknown"
+
+
+_CLASSIFIER = "License ::"
 
 
 def _as_license(leaf: _Leaf, kind: str) -> _Leaf:
@@ -169,9 +177,10 @@ def _from_parsed(node: Any) -> _Node:
 
 
 def _op(op: Literal["AND", "OR"], args: Iterable[_Node]) -> _Node:
-    """Nested same operators flattened, duplicates dropped; under AND, a version-less family
-    next to one of its members says nothing more and is dropped (cyclonedx-py lists the SPDX
-    id and the trove classifier: `Apache-2.0` and `Apache Software License`)."""
+    """Nested same operators flattened, duplicates dropped; under AND, a trove classifier's
+    version-less family next to one of its members says nothing more and is dropped
+    (cyclonedx-py lists the SPDX id and the trove classifier: `Apache-2.0` and
+    `License :: OSI Approved :: Apache Software License`)."""
     unique: dict[_Node, None] = {}
     for arg in args:
         unique.update(dict.fromkeys(arg.args if isinstance(arg, _Op) and arg.op == op else (arg,)))

@@ -413,6 +413,26 @@ def test_reason_names_what_was_written() -> None:
             D,
             D,
         ),
+        # a version-less name that is not a classifier may be another license of the package
+        # (Debian's `Artistic`, 1.0, beside `Artistic-2.0` in perl's copyright): it stays
+        (
+            [{"license": {"id": "Artistic-2.0"}}, {"license": {"name": "Artistic"}}],
+            "Artistic-2.0 AND LicenseRef-Artistic",
+            OK,
+            D,
+        ),
+        (
+            [{"expression": "LicenseRef-Artistic AND Artistic-2.0"}],
+            "LicenseRef-Artistic AND Artistic-2.0",
+            OK,
+            D,
+        ),
+        (
+            [{"license": {"id": "BSD-3-Clause"}}, {"license": {"name": "BSD"}}],
+            "BSD-3-Clause AND LicenseRef-BSD",
+            OK,
+            D,
+        ),
         (
             [{"license": {"id": "MIT"}}, {"expression": "NOASSERTION"}],
             "MIT",

@@ -154,3 +154,24 @@ def test_cyclonedx_hash_algorithms(alg: str, normalised: str) -> None:
 def test_spdx_checksum_algorithms(alg: str, normalised: str) -> None:
     c = spdx_one({"checksums": [{"algorithm": alg, "checksumValue": "00FF"}]})
     assert c.hashes == {normalised: "00ff"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # digits written into a name are not its version: a name without them names nothing
+        ("LicenseRef-x", "LicenseRef-x"),
+        ("X", "LicenseRef-X"),
+        ("CC", "LicenseRef-CC"),
+        ("HDF", "LicenseRef-HDF"),
+        # the names themselves, and real version-less names, still resolve
+        ("X11", "X11"),
+        ("CC0", "CC0-1.0"),
+        ("HDF5", "HDF5"),
+        ("Server Side Public License", "SSPL-1.0"),
+        ("LicenseRef-MIT-X11", "MIT"),
+        ("MIT-X11", "MIT"),
+    ],
+)
+def test_a_name_without_the_digits_written_into_it(text: str, expected: str) -> None:
+    assert normalise_expression(text) == expected
