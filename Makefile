@@ -298,6 +298,7 @@ bench: venv tools
 	$(BIN)/python bench/bench_webhook.py
 	$(BIN)/python bench/bench_osv.py
 	$(BIN)/python bench/bench_sources.py
+	$(BIN)/python bench/bench_large_attestation.py
 
 # The 10-minute soak at half the measured maximum rate (bench/bench_soak.py).
 soak: venv tools

@@ -136,7 +136,7 @@ CASES = check_unique(
         one_door(
             "descriptor-over-the-blob-cap",
             "validate",
-            "a .att layer declared 65 MiB (over the 64 MiB cap)",
+            "a .att layer declared 129 MiB (over the 128 MiB cap)",
             "denied",
             "{too_big}",
         ),
@@ -303,7 +303,7 @@ def world(lab: Lab) -> Iterator[World]:
     liar = lab.client(lab.referrers)
     big = liar.push_blob("hostile/junk-lies", os.urandom(JUNK), "application/octet-stream")
     for key, layers in {
-        "too_big": [dsse_layer(fake_digest("too-big"), 65 << 20)],
+        "too_big": [dsse_layer(fake_digest("too-big"), 129 << 20)],
         "size_lies": [dsse_layer(big["digest"], 100)],
         "missing": [dsse_layer(fake_digest("missing"), 2048)],
     }.items():

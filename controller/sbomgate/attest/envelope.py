@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import ijson
 import orjson
+from ijson.common import ObjectBuilder
 
-from sbomgate.errors import VerificationError
+from sbomgate.errors import InputError, VerificationError
+from sbomgate.sbom import MAX_COMPONENTS
+from sbomgate.sbom.spdx_stream import STREAM_FROM_BYTES, SpdxStreamReader, json_error
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = frozenset(
@@ -22,8 +27,10 @@ STATEMENT_TYPES = frozenset(
 )
 MAX_SIGNATURES = 16
 # Base64 only shrinks (4 characters -> 3 bytes), and what is decoded here is already capped
-# (blobs at 64 MiB, manifests at 4 MiB); this bound keeps that true for any other caller.
-MAX_BASE64_CHARS = 96 << 20
+# (blobs at 128 MiB, manifests at 4 MiB); this bound keeps that true for any other caller.
+MAX_BASE64_CHARS = 128 << 20
+# The predicate types whose large statements are streamed (sbom/spdx_stream.py).
+SPDX_PREDICATE_TYPES = frozenset({"https://spdx.dev/Document"})
 # Objects and arrays a document may hold, checked on the bytes before parsing: an envelope or a
 # bundle is parsed before its signature is checked, and 64 MiB of `[[],[],...]` (anyone can
 # push that next to an image) parse to 21 million lists, 2 GB. Envelopes and bundles hold a
@@ -165,8 +172,13 @@ class Statement:
 
 
 def parse_statement(payload: bytes) -> Statement:
-    """An in-toto statement from a payload; FormatError when malformed."""
-    doc = _load_object(payload, "in-toto statement", MAX_STATEMENT_VALUES)
+    """An in-toto statement from a payload; FormatError when malformed.
+
+    A large statement whose predicate is SPDX JSON (syft's default SPDX of a Debian image is
+    about 70 MB, nearly all `files[]`) is streamed: only what sbomgate reads of the SPDX
+    document is built, in bounded memory, as `sbom.parse` does for such a file."""
+    streamed = _stream_statement(payload) if len(payload) >= STREAM_FROM_BYTES else None
+    doc = streamed or _load_object(payload, "in-toto statement", MAX_STATEMENT_VALUES)
     statement_type = doc.get("_type")
     if not isinstance(statement_type, str) or statement_type not in STATEMENT_TYPES:
         raise FormatError(f"not an in-toto statement (_type {str(statement_type)[:80]!r})")
@@ -202,6 +214,50 @@ def parse_statement(payload: bytes) -> Statement:
         predicate_type=predicate_type,
         predicate=predicate,
     )
+
+
+def _stream_statement(payload: bytes) -> dict[str, Any] | None:
+    """The statement with its SPDX predicate read as a stream, or None when its predicate
+    type is not SPDX or is not known before the predicate begins (cosign writes `_type`,
+    `predicateType` and `subject` first): then it is parsed whole, within its limits."""
+    doc: dict[str, Any] = {}
+    spdx: SpdxStreamReader | None = None
+    builder: ObjectBuilder | None = None
+    depth = 0
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(payload), use_float=True):
+            if spdx is not None:
+                if prefix == "predicate" and event == "end_map":
+                    doc["predicate"] = spdx.document()
+                    spdx = None
+                else:
+                    spdx.feed(prefix.removeprefix("predicate").removeprefix("."), event, value)
+                continue
+            if builder is not None:
+                builder.event(event, value)
+                depth += 1 if event in ("start_map", "start_array") else 0
+                depth -= 1 if event in ("end_map", "end_array") else 0
+                if depth == 0:
+                    doc["subject"] = builder.value
+                    builder = None
+                continue
+            if prefix == "":
+                if event not in ("start_map", "end_map", "map_key"):
+                    raise FormatError("in-toto statement is not a JSON object")
+            elif prefix in ("_type", "predicateType") and isinstance(value, str):
+                doc[prefix] = value
+            elif prefix == "subject" and event == "start_array":
+                builder, depth = ObjectBuilder(), 1
+                builder.event(event, value)
+            elif prefix == "predicate" and event == "start_map":
+                if doc.get("predicateType") not in SPDX_PREDICATE_TYPES:
+                    return None
+                spdx = SpdxStreamReader(MAX_COMPONENTS)
+    except ijson.JSONError as exc:
+        raise FormatError(f"in-toto statement is not JSON ({json_error(exc)})") from None
+    except InputError as exc:  # the SPDX predicate's own: not an object, too many packages
+        raise FormatError(f"in-toto statement's SPDX predicate: {exc}") from None
+    return doc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

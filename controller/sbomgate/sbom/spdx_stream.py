@@ -18,7 +18,13 @@ from ijson.common import ObjectBuilder
 
 from sbomgate.sbom._common import Invalid, Limits
 
-__all__ = ["STREAM_FROM_BYTES", "is_spdx_json_head", "stream_spdx"]
+__all__ = [
+    "STREAM_FROM_BYTES",
+    "SpdxStreamReader",
+    "is_spdx_json_head",
+    "json_error",
+    "stream_spdx",
+]
 
 STREAM_FROM_BYTES = 16 * 1024 * 1024
 """SPDX JSON documents from this size on are streamed; smaller ones are parsed whole (faster)."""
@@ -43,53 +49,76 @@ def stream_spdx(data: bytes | bytearray | memoryview, limits: Limits) -> dict[st
     """The SPDX JSON-shaped dict spdx.py reads, built from a stream of `data`; Invalid when
     the JSON is broken or is not an object, or when it lists more packages than `limits`
     allow (counted as they are read: packages are what the stream builds)."""
-    counted = Limits(limits.max_depth, limits.max_components)
-    doc: dict[str, Any] = {}
-    packages: list[Any] = []
-    describing: list[Any] = []
-    keep_describing = _keep_describing(describing)
-    builder: ObjectBuilder | None = None
-    depth = 0
-    done: Callable[[Any], None] = packages.append
+    reader = SpdxStreamReader(limits.max_components)
     try:
         for prefix, event, value in ijson.parse(io.BytesIO(data), use_float=True):
-            if builder is not None:  # inside a value being built
-                builder.event(event, value)
-                if event in _OPEN:
-                    depth += 1
-                elif event in _CLOSE:
-                    depth -= 1
-                if depth == 0:
-                    done(builder.value)
-                    builder = None
-                continue
-            if prefix == "":
-                if event in ("start_map", "end_map", "map_key"):
-                    continue
-                raise Invalid(_NOT_AN_OBJECT)
-            if event not in _OPEN:
-                if event in _SCALARS and (prefix in _TOP or prefix == "packages"):
-                    doc[prefix] = value  # a scalar (spdx.py says what it thinks of it)
-                continue
-            if prefix == "packages.item":
-                counted.add()
-                done = packages.append
-            elif prefix == "relationships.item":
-                done = keep_describing
-            elif prefix == "packages" and event == "start_array":
-                doc["packages"] = packages
-                continue
-            elif prefix in _TOP or prefix == "packages":
-                done = _setter(doc, prefix)
-            else:
-                continue  # files[], the relationships array itself, anything else: read past
-            builder = ObjectBuilder()
-            builder.event(event, value)
-            depth = 1
+            reader.feed(prefix, event, value)
     except ijson.JSONError as exc:
-        raise Invalid(f"invalid JSON: {_first_line(exc)}") from None
-    doc["relationships"] = describing
-    return doc
+        raise Invalid(f"invalid JSON: {json_error(exc)}") from None
+    return reader.document()
+
+
+class SpdxStreamReader:
+    """Builds what spdx.py reads of an SPDX document from ijson's `(prefix, event, value)`
+    events, prefixes relative to the document (`""` is the document itself): also what an
+    in-toto statement's `predicate` holds (sbomgate.attest.envelope strips `predicate.`)."""
+
+    def __init__(self, max_components: int) -> None:
+        # Packages are counted as they are read (depth is not: packages are flat in SPDX).
+        self._counted = Limits(0, max_components)
+        self._doc: dict[str, Any] = {}
+        self._packages: list[Any] = []
+        self._describing: list[Any] = []
+        self._keep_describing = _keep_describing(self._describing)
+        self._builder: ObjectBuilder | None = None
+        self._depth = 0
+        self._done: Callable[[Any], None] = self._packages.append
+
+    def feed(self, prefix: str, event: str, value: Any) -> None:
+        """One event; Invalid when the document is not an object or lists too many packages."""
+        if self._builder is not None:  # inside a value being built
+            self._builder.event(event, value)
+            if event in _OPEN:
+                self._depth += 1
+            elif event in _CLOSE:
+                self._depth -= 1
+            if self._depth == 0:
+                self._done(self._builder.value)
+                self._builder = None
+            return
+        if prefix == "":
+            if event in ("start_map", "end_map", "map_key"):
+                return
+            raise Invalid(_NOT_AN_OBJECT)
+        if event not in _OPEN:
+            if event in _SCALARS and (prefix in _TOP or prefix == "packages"):
+                self._doc[prefix] = value  # a scalar (spdx.py says what it thinks of it)
+            return
+        if prefix == "packages.item":
+            self._counted.add()
+            self._done = self._packages.append
+        elif prefix == "relationships.item":
+            self._done = self._keep_describing
+        elif prefix == "packages" and event == "start_array":
+            self._doc["packages"] = self._packages
+            return
+        elif prefix in _TOP or prefix == "packages":
+            self._done = _setter(self._doc, prefix)
+        else:
+            return  # files[], the relationships array itself, anything else: read past
+        self._builder = ObjectBuilder()
+        self._builder.event(event, value)
+        self._depth = 1
+
+    def document(self) -> dict[str, Any]:
+        """What was read: the top-level members spdx.py reads, the packages, and the
+        DESCRIBES relationships."""
+        return {**self._doc, "relationships": self._describing}
+
+
+def json_error(exc: Exception) -> str:
+    """yajl's message without the excerpt it draws under it (errors are one line)."""
+    return _first_line(exc)
 
 
 def _first_line(exc: Exception) -> str:
