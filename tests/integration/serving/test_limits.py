@@ -789,8 +789,9 @@ def test_a_200_mib_attestation_in_a_real_registry_is_refused_by_its_descriptor(
         result = _check(checker, image.ref)
         m["outcome"] = _errors(result)
     assert not result.report.ok and not result.report.fault
-    assert f"blob {blob['digest']} is {200 * MiB} bytes, over the {128 * MiB} byte limit" in _errors(
-        result
+    assert (
+        f"blob {blob['digest']} is {200 * MiB} bytes, over the {128 * MiB} byte limit"
+        in _errors(result)
     )
     assert m["peak"] < 16 * MiB  # not downloaded
     assert m["seconds"] < 20
