@@ -334,15 +334,17 @@ tools: verdaccio
 
 # Real OS package repositories for the trusted-source tests (tests/support/os_repos.py), made by
 # the distributions' own tools, unpacked from Debian's packages as HAProxy is: apt-ftparchive
-# (apt-utils, with the libapt-pkg it is built against), createrepo_c and rpmbuild (rpm) with the
+# (apt-utils, with the libapt-pkg it is built against), createrepo_c and rpmbuild (rpm), zstd
+# (Fedora's metadata compression, which Debian's createrepo_c cannot write), with the
 # libraries they link that this machine lacks; and a few small real Debian packages (arch amd64
 # and all, one whose source package has another name) for the apt repository the tests build.
 # The tests sign with the machine's gpg (gnupg).
 OS_REPO_DEBS := apt-utils libapt-pkg6.0 createrepo-c libcreaterepo-c0 libmodulemd2 libzck1 \
 	libdrpm0 rpm rpm-common rpm2cpio librpm9 librpmbuild9 librpmio9 librpmsign9 libpopt0 \
-	liblua5.3-0 libfsverity0 debugedit
+	liblua5.3-0 libfsverity0 debugedit zstd
 OS_REPO_SAMPLES := hostname netbase libpopt0
-OS_REPO_TOOLS := .cache/os-repo-tools/.installed
+# Named by the lists, so that a changed list is fetched again.
+OS_REPO_TOOLS := .cache/os-repo-tools/.installed-$(shell echo $(OS_REPO_DEBS) $(OS_REPO_SAMPLES) | md5sum | cut -c1-8)
 
 .PHONY: os-repo-tools
 os-repo-tools: $(OS_REPO_TOOLS)
@@ -354,6 +356,7 @@ $(OS_REPO_TOOLS):
 		{ apt-get update && apt-get download $(OS_REPO_DEBS); }; }
 	cd .cache/os-repo-samples && apt-get download $(OS_REPO_SAMPLES)
 	for deb in .cache/debs/os-repo-tools/*.deb; do dpkg -x "$$deb" .cache/os-repo-tools; done
-	test -x .cache/os-repo-tools/usr/bin/apt-ftparchive && touch $@
+	test -x .cache/os-repo-tools/usr/bin/apt-ftparchive && test -x .cache/os-repo-tools/usr/bin/zstd
+	touch .cache/os-repo-tools/.installed $@
 
 tools: os-repo-tools

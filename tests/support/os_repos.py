@@ -21,8 +21,10 @@ asked for. A missing tool fails the test with what to run; nothing is skipped.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import lzma
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -75,7 +77,8 @@ def _run(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = 
 
 
 def _need_tools() -> None:
-    if not (TOOLS / ".installed").exists() or not list(SAMPLES.glob("*.deb")):
+    ready = (TOOLS / ".installed").exists() and (TOOLS / "usr" / "bin" / "zstd").exists()
+    if not ready or not list(SAMPLES.glob("*.deb")):
         pytest.fail(f"the OS repository tools are not in {TOOLS}: run `make os-repo-tools`")
     if shutil.which("gpg") is None:
         pytest.fail("gpg is not on PATH: `apt-get install gnupg` (Debian's OpenPGP tool)")
@@ -264,12 +267,14 @@ echo {name} > %{{buildroot}}/usr/share/{name}/README
 """
 
 
-def _rpm_repo(root: Path, rpms: list[Path], gpg: Gpg, key: str) -> None:
+def _rpm_repo(root: Path, rpms: list[Path], gpg: Gpg, key: str, zstd: bool = False) -> None:
     root.mkdir(parents=True)
     for rpm in rpms:
         shutil.copy(rpm, root / rpm.name)
     _run(["createrepo_c", "--no-database", str(root)], root, _tool_env())
     repodata = root / "repodata"
+    if zstd:
+        _primary_as_zstd(repodata)
     gpg(
         "--local-user",
         key,
@@ -280,6 +285,29 @@ def _rpm_repo(root: Path, rpms: list[Path], gpg: Gpg, key: str) -> None:
         "repomd.xml",
         cwd=repodata,
     )
+
+
+def _primary_as_zstd(repodata: Path) -> None:
+    """The primary index compressed by Debian's `zstd` as Fedora's createrepo_c does (Debian's
+    createrepo_c 0.17 writes no zstd), listed in repomd.xml in its place (digest, size and
+    location; the expanded digest and size are createrepo_c's)."""
+    [gz] = repodata.glob("*-primary.xml.gz")
+    plain = repodata / "primary.xml"
+    plain.write_bytes(gzip.decompress(gz.read_bytes()))
+    _run(["zstd", "-q", "-19", str(plain), "-o", str(plain) + ".zst"], env=_tool_env())
+    packed = (repodata / "primary.xml.zst").read_bytes()
+    digest = hashlib.sha256(packed).hexdigest()
+    target = repodata / f"{digest}-primary.xml.zst"
+    (repodata / "primary.xml.zst").rename(target)
+    plain.unlink()
+    gz.unlink()
+    repomd = (repodata / "repomd.xml").read_text()
+    head, _, rest = repomd.partition('<data type="primary">')
+    entry, _, tail = rest.partition("</data>")
+    entry = re.sub(r'(<checksum type="sha256">)[0-9a-f]+', rf"\g<1>{digest}", entry)
+    entry = re.sub(r'(<location href=")[^"]+', rf"\g<1>repodata/{target.name}", entry)
+    entry = re.sub(r"(<size>)\d+", rf"\g<1>{len(packed)}", entry)
+    (repodata / "repomd.xml").write_text(f'{head}<data type="primary">{entry}</data>{tail}')
 
 
 def _build_rpm(
@@ -307,6 +335,7 @@ def _build_rpm(
         )
     built = sorted((work / "rpmbuild" / "RPMS").glob("*/*.rpm"))
     _rpm_repo(top / "rpm-good", built, gpg, trusted)
+    _rpm_repo(top / "rpm-zstd", built, gpg, trusted, zstd=True)  # as Fedora compresses them
     _rpm_repo(top / "rpm-unknown-key", built, gpg, other)
     _rpm_repo(top / "rpm-unsigned", built, gpg, trusted)
     (top / "rpm-unsigned" / "repodata" / "repomd.xml.asc").unlink()

@@ -321,6 +321,17 @@ def test_rpm_packages_by_epoch_version_release_and_arch(os_repos: OsRepos) -> No
     assert wrong.repository is None and wrong.hash_mismatch
 
 
+def test_rpm_primary_compressed_with_zstd(os_repos: OsRepos) -> None:
+    """Fedora's repositories compress their metadata with Zstandard (`primary.xml.zst`)."""
+    primary = list((os_repos.root / "rpm-zstd" / "repodata").glob("*primary.xml*"))
+    assert [p.suffix for p in primary] == [".zst"]
+    hello = os_repos.rpms["sbg-hello"]
+    config = rpm_source(os_repos.url("rpm-zstd"), os_repos.keyring)
+    assert ask(config, rpm("sbg-hello", hello["evr"], "noarch")).repository
+    absent = ask(config, rpm("sbg-nothing", "1.0-1", "x86_64"))
+    assert (absent.repository, absent.error) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("repo", "why"),
     [

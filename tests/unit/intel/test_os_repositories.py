@@ -17,6 +17,7 @@ from typing import Any
 
 import pysequoia
 import pytest
+import zstandard
 
 from sbomgate.errors import InputError
 from sbomgate.identity import distro_matches, identity_from_purl
@@ -275,7 +276,29 @@ def test_decompress_is_bounded() -> None:
     with pytest.raises(BadIndex, match="does not decompress"):
         decompress(b"not gzip", "Packages.gz", 100)
     with pytest.raises(BadIndex, match="compression is not read"):
-        decompress(b"", "primary.xml.zst", 100)
+        decompress(b"", "primary.xml.lz4", 100)
+
+
+def test_zstd_is_bounded_whole_and_single() -> None:
+    data = b"<package/>" * 1000
+    declared = zstandard.ZstdCompressor().compress(data)
+    undeclared = zstandard.ZstdCompressor(write_content_size=False).compress(data)
+    for packed in (declared, undeclared):
+        assert decompress(packed, "primary.xml.zst", len(data)) == data
+        with pytest.raises(BadIndex, match=r"beyond|within"):
+            decompress(packed, "primary.xml.zst", len(data) - 1)
+        with pytest.raises(BadIndex, match="does not decompress"):
+            decompress(packed[:-8], "primary.xml.zst", len(data))  # cut short
+    # Anything after the frame is refused (zstd checks it for frames that declare their size;
+    # for others, the signed `open-checksum` of what was expanded does: rpm.py).
+    with pytest.raises(BadIndex, match="does not decompress"):
+        decompress(declared + declared, "primary.xml.zst", 2 * len(data))
+    # A bomb that says its size is refused before anything is expanded.
+    bomb = zstandard.ZstdCompressor().compress(bytes(64 << 20))
+    with pytest.raises(BadIndex, match="beyond"):
+        decompress(bomb, "primary.xml.zst", 1 << 20)
+    with pytest.raises(BadIndex, match="does not decompress"):
+        decompress(b"not zstd", "primary.xml.zst", 100)
 
 
 def test_check_digest() -> None:

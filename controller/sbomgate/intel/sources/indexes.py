@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+import zstandard
+
 from sbomgate.errors import SbomgateError
 
 MiB = 1 << 20
@@ -116,12 +118,33 @@ def check_digest(
         )
 
 
+def _unzstd(body: bytes, name: str, limit: int) -> bytes:
+    """One Zstandard frame, whole (a frame cut short, or followed by anything, is refused),
+    expanded within `limit`: a declared size over it is refused unread, and an undeclared one
+    stops at the limit."""
+    try:
+        declared = zstandard.frame_content_size(body)
+        if declared > limit:
+            raise BadIndex(f"{name} expands beyond {limit} bytes, over what is read")
+        out = zstandard.ZstdDecompressor().decompress(
+            body, max_output_size=limit + 1, allow_extra_data=False
+        )
+    except zstandard.ZstdError as exc:
+        raise BadIndex(f"{name} does not decompress within {limit} bytes: {exc}") from None
+    if len(out) > limit:
+        raise BadIndex(f"{name} expands beyond {limit} bytes, over what is read")
+    return out
+
+
 def decompress(body: bytes, name: str, limit: int) -> bytes:
-    """`body` decompressed by the suffix of `name` (`.xz`, `.lzma`, `.gz`, `.bz2`, or none);
+    """`body` decompressed by the suffix of `name` (`.zst`, `.xz`, `.lzma`, `.gz`, `.bz2`, or
+    none);
     BadIndex when it is corrupt, cut short, or larger than `limit` bytes once expanded."""
     lowered = name.lower()
-    if lowered.endswith((".zst", ".zstd", ".lz4")):
-        raise BadIndex(f"{name}: this compression is not read (xz, gzip, bzip2 or none are)")
+    if lowered.endswith((".zst", ".zstd")):
+        return _unzstd(body, name, limit)
+    if lowered.endswith(".lz4"):
+        raise BadIndex(f"{name}: this compression is not read (zstd, xz, gzip, bzip2 or none are)")
     if not lowered.endswith((".xz", ".lzma", ".bz2", ".gz")):
         if len(body) > limit:
             raise BadIndex(f"{name} is {len(body)} bytes, over the {limit} read")

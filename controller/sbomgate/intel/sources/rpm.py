@@ -4,8 +4,8 @@ RHEL, Rocky, Alma, openSUSE, Artifactory/Nexus yum repositories, a plain web ser
 `<url>/repodata/repomd.xml` is fetched with its detached signature `repomd.xml.asc` and
 verified against the source's keyring (`openpgp`): an unsigned or badly signed repomd is a
 fault, never "not found". The `primary` index it lists is fetched, checked against the digest
-and size repomd lists (and its `open-checksum` once expanded: `.gz`, `.xz`, `.bz2` or none;
-`.zst`, which Fedora uses, is not read), parsed once and kept by that digest
+and size repomd lists (and its `open-checksum` once expanded: `.zst` as Fedora writes it, `.gz`,
+`.xz`, `.bz2` or none), parsed once and kept by that digest
 (`indexes.IndexCache`). repomd carries no expiry (apt's `Valid-Until` has no counterpart), so
 a frozen mirror cannot be told from a quiet one.
 
