@@ -23,20 +23,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.oci_builder import cosign_attest, cosign_keypair, push_image  # noqa: E402
 from support.registry_servers import start_distribution  # noqa: E402
+from support.trust import trust_file  # noqa: E402
 
 SYFT = ROOT / ".cache" / "bin" / "syft"
 SBOM = ROOT / ".cache" / "bench" / "machine.spdx.json"
 # What is not the machine's installed software: kernel filesystems, scratch, this checkout.
 EXCLUDED = ("proc", "sys", "dev", "run", "tmp", "root", str(ROOT.relative_to("/")))
-TRUST = """\
-apiVersion: sbomgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: large}}
-spec:
-  images: ["{host}/large/**"]
-  authorities: [{{name: ci-key, key: {{file: {key}}}}}]
-  attestations: [{{name: sbom, predicateTypes: [spdxjson]}}]
-"""
 
 
 def machine_sbom() -> Path:
@@ -80,8 +72,12 @@ def main() -> None:
         registry = start_distribution(work / "registry", ca=None)
         try:
             key = cosign_keypair(work / "keys")
-            trust = work / "trust.yaml"
-            trust.write_text(TRUST.format(host=registry.host, key=key.public_key_path))
+            trust = trust_file(
+                work,
+                keys=[key],
+                images=(f"{registry.host}/large/**",),
+                attestations=[{"name": "sbom", "predicateTypes": ["spdxjson"]}],
+            )
             for bundle in (True, False):
                 layout = "v3 bundle" if bundle else "legacy .att"
                 image = push_image(registry, "large/machine", "bundle" if bundle else "att")

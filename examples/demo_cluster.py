@@ -42,22 +42,11 @@ from support.real_image import (  # noqa: E402
 )
 from support.registry_servers import RegistryServer, start_distribution  # noqa: E402
 from support.sbomgate_server import register_mutating_webhook, start_sbomgate  # noqa: E402
+from support.trust import trust_file  # noqa: E402
 from support.workloads import app_deployment  # noqa: E402
 
 SBOMGATE = str(ROOT / ".venv" / "bin" / "sbomgate")
 KUBECTL = str(ROOT / ".cache" / "bin" / "kubectl")
-TRUST = """\
-apiVersion: sbomgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: demo}}
-spec:
-  images: ["{host}/demo/**"]
-  authorities:
-    - name: ci-key
-      key: {{file: {key}}}
-  attestations:
-    - {{name: sbom, predicateTypes: [cyclonedx, spdxjson]}}
-"""
 
 
 def step(text: str) -> None:
@@ -134,8 +123,12 @@ def run_demo(
             workdir=work / "cosign",
         )
         print(f"$ cosign attest --key cosign.key --type cyclonedx {image.ref}")
-    trust = work / "trust.yaml"
-    trust.write_text(TRUST.format(host=registry.host, key=key.public_key_path))
+    trust = trust_file(
+        work,
+        keys=[key],
+        images=(f"{registry.host}/demo/**",),
+        attestations=[{"name": "sbom", "predicateTypes": ["cyclonedx", "spdxjson"]}],
+    )
 
     step("CI: sbomgate verify (finds the signed SBOM, verifies it, checks every package)")
     for image in (good, slop):

@@ -31,19 +31,7 @@ from support.real_image import (
     syft_sbom,
 )
 from support.registry_servers import RegistryServer
-
-TRUST = """\
-apiVersion: sbomgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: shop}}
-spec:
-  images: ["{host}/shop/**"]
-  authorities:
-    - name: ci-key
-      key: {{file: {key}}}
-  attestations:
-    - {{name: sbom, predicateTypes: [cyclonedx]}}
-"""
+from support.trust import trust_file
 
 
 @dataclass
@@ -78,8 +66,12 @@ def shop(plain_registry: RegistryServer, work: Path) -> Iterator[Shop]:
                 new_bundle_format=True,
                 workdir=work / "cosign",
             )
-        trust = work / "trust.yaml"
-        trust.write_text(TRUST.format(host=plain_registry.host, key=key.public_key_path))
+        trust = trust_file(
+            work,
+            keys=[key],
+            images=(f"{plain_registry.host}/shop/**",),
+            attestations=[{"name": "sbom", "predicateTypes": ["cyclonedx"]}],
+        )
         sources = work / "sources.yaml"
         sources.write_text(yaml.safe_dump(repos.sources()))
         yield Shop(plain_registry, good, slop, sboms, trust, sources, work, repos.slopsquat_wheel)
