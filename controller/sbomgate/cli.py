@@ -34,7 +34,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
+# 3: nothing was found wrong, but something could not be checked (a registry or repository
+# that could not be asked): a fault to retry, not a verdict on the image.
+EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR, EXIT_FAULT = 0, 1, 2, 3
 
 
 class OutputFormat(StrEnum):
@@ -56,7 +58,9 @@ FactsOption = Annotated[
     Path | None,
     typer.Option("--facts", help="offline facts snapshot (trusted repositories, advisories)"),
 ]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", help="output format")]
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--output", "-o", "--format", help="output format")
+]
 OsvOption = Annotated[
     list[Path] | None,
     typer.Option("--osv", help="OSV export: an all.zip or a directory of OSV JSON (repeatable)"),
@@ -154,12 +158,53 @@ def _emit(verdict: Verdict, output: OutputFormat, source: str, engine: PolicyEng
     )
     report = Report(verdict=verdict, source=source, policies=policies)
     sys.stdout.write(get_format(output.value).render(report))
-    raise typer.Exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+    raise typer.Exit(exit_code(verdict))
+
+
+def exit_code(verdict: Verdict) -> int:
+    """0 allowed; 3 when all that stands in the way is faults (something could not be asked:
+    retry); 1 denied (a violation, a policy error, an image refused for what it is)."""
+    if verdict.allowed:
+        return EXIT_ALLOWED
+    faults_only = (
+        not verdict.violations
+        and all(e.fault for e in verdict.errors)
+        and all(i.ok or all(p.fault for p in i.problems) for i in verdict.images)
+    )
+    return EXIT_FAULT if faults_only else EXIT_DENIED
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from sbomgate import __version__
+
+        print(f"sbomgate {__version__}")
+        raise typer.Exit(EXIT_ALLOWED)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """sbomgate: verify, then trust. Gate SBOMs with Cloudsmith-compatible Rego policies."""
 
 
 @app.command("eval")
 def eval_command(
-    sbom: Annotated[Path, typer.Option("--sbom", help="CycloneDX (JSON/XML) or SPDX JSON file")],
+    sbom: Annotated[
+        Path,
+        typer.Option(
+            "--sbom",
+            help="CycloneDX (JSON/XML) or SPDX (JSON, tag-value, 3.0 JSON-LD) file, `-` for "
+            "stdin, or what `cosign download attestation` prints (its SBOM; not verified: "
+            "`verify` verifies)",
+        ),
+    ],
     policies: PoliciesOption = None,
     data: DataOption = None,
     facts: FactsOption = None,
@@ -170,10 +215,10 @@ def eval_command(
     allow_empty_sbom: AllowEmptySbomOption = False,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error."""
+    """Evaluate an SBOM against policies: exit 0 allowed, 1 denied, 2 input or policy error,
+    3 something could not be checked (a fault: retry)."""
     from sbomgate.intel.facts import prefetch
     from sbomgate.runtime import policy_inputs
-    from sbomgate.sbom import load_sbom_file
 
     engine, fact_source = policy_inputs(
         policies,
@@ -183,12 +228,40 @@ def eval_command(
         sources=_all_sources(source_file, source),
         typosquat=typosquat,
     )
-    document = load_sbom_file(sbom)
+    document, source_name = _read_sbom(sbom)
     prefetch(fact_source, document.components)
     verdict = engine.evaluate_sbom(document, facts=fact_source)
     if not document.components and not allow_empty_sbom:
         verdict = _refused_as_empty(verdict)
-    _emit(verdict, output, str(sbom), engine)
+    _emit(verdict, output, source_name, engine)
+
+
+def _read_sbom(path: Path) -> tuple[Sbom, str]:
+    """The SBOM of a file or stdin (`-`): an SBOM document, or the SBOM attestation among the
+    lines `cosign download attestation` printed (said on stderr: it is not verified here)."""
+    from sbomgate.attest.download import is_attestation_download, sbom_from_download
+    from sbomgate.errors import SbomError
+    from sbomgate.sbom import MAX_SBOM_BYTES, parse_sbom
+
+    source = "<stdin>" if str(path) == "-" else str(path)
+    try:
+        if source == "<stdin>":
+            data = sys.stdin.buffer.read(MAX_SBOM_BYTES + 1)
+        else:
+            with path.open("rb") as f:
+                data = f.read(MAX_SBOM_BYTES + 1)
+    except OSError as exc:
+        raise SbomError(source, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_SBOM_BYTES:
+        raise SbomError(source, f"SBOM is over the {MAX_SBOM_BYTES >> 20} MiB limit")
+    if is_attestation_download(data):
+        attested = sbom_from_download(data, source)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"note: {source}: the {attested.predicate_type} attestation's SBOM, its signature "
+            "not verified (`sbomgate verify` verifies)"
+        )
+        return parse_sbom(attested.document, source=source), source
+    return parse_sbom(data, source=source), source
 
 
 def _refused_as_empty(verdict: Verdict) -> Verdict:
@@ -251,7 +324,8 @@ def verify_command(
     ] = False,
 ) -> None:
     """Find, verify and evaluate the signed SBOMs of images: exit 0 allowed, 1 denied (a
-    refused or unverifiable image, or a policy violation), 2 input or policy error."""
+    refused or unverifiable image, or a policy violation), 2 input or policy error, 3 only
+    faults (a registry or repository that could not be asked: retry)."""
     from sbomgate.attest import load_trust_policies
     from sbomgate.imagecheck import judge_images
     from sbomgate.intel.facts import prefetch
@@ -345,7 +419,7 @@ def snapshot_command(
         + (f"; {faults} could not be asked and were left out" if faults else "")
         + ")"
     )
-    raise typer.Exit(EXIT_ERROR if faults else EXIT_ALLOWED)
+    raise typer.Exit(EXIT_FAULT if faults else EXIT_ALLOWED)
 
 
 @app.command("serve")
@@ -423,9 +497,10 @@ def serve_command(
 
 @app.command("test")
 def test_command(
-    target: Annotated[Path, typer.Argument(help="a directory or a *_test.rego file")] = Path(
-        "policies"
-    ),
+    target: Annotated[
+        Path | None,
+        typer.Argument(help="a directory or a *_test.rego file [the bundled policies]"),
+    ] = None,
     data: Annotated[list[Path] | None, typer.Option("--data", help="JSON or YAML data")] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose/--quiet", "-v/-q", help="a line per test, or failures only")
@@ -434,6 +509,9 @@ def test_command(
     """Run the test_* rules of Rego test files, like `opa test`."""
     from sbomgate._internal.documents import load_data_files
     from sbomgate.policy.testing import Outcome, run_tests
+    from sbomgate.runtime import bundled_policies_dir
+
+    target = target if target is not None else bundled_policies_dir()
 
     merged = load_data_files(data or [])
     console = Console(highlight=False, soft_wrap=True)

@@ -8,6 +8,7 @@ the admission controller.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,11 +41,18 @@ class RegistryObserver(Protocol):
 
 
 def bundled_policies_dir() -> Path:
-    """The bundled policies: $SBOMGATE_POLICIES, else the source tree's policies/."""
+    """The bundled policies: $SBOMGATE_POLICIES, else the package's own `policies/` (package
+    data, found through importlib.resources, in a checkout and in an installed wheel alike)."""
     override = os.environ.get("SBOMGATE_POLICIES")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "policies"
+    found = Path(str(importlib.resources.files("sbomgate") / "policies"))
+    if not found.is_dir():  # a zipped or stripped install: nothing to read the files from
+        raise InputError(
+            f"the bundled policies are not at {found}: set SBOMGATE_POLICIES to a directory "
+            "of .rego policies, or pass --policies"
+        )
+    return found
 
 
 def own_namespace() -> str | None:

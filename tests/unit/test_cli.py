@@ -326,3 +326,45 @@ def test_source_file_takes_a_list_or_a_serve_configuration(tmp_path: Path) -> No
         report = json.loads(proc.stdout)
         assert not report["allowed"]
         assert "internal" in json.dumps(report["violations"] + report["errors"])
+
+
+def test_version() -> None:
+    from sbomgate import __version__
+
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"sbomgate {__version__}"
+
+
+@pytest.mark.parametrize("flag", ["-o", "--output", "--format"])
+def test_output_is_spelled_as_the_ecosystem_does(flag: str) -> None:
+    proc = run(
+        "eval", "--sbom", GOOD_SBOM, "--facts", str(EXAMPLES / "trusted-facts.yaml"), flag, "json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["allowed"] is True
+
+
+def test_sbom_from_stdin() -> None:
+    proc = subprocess.run(
+        [
+            *SBOMGATE,
+            "eval",
+            "--sbom",
+            "-",
+            "--facts",
+            str(EXAMPLES / "trusted-facts.yaml"),
+            "-o",
+            "json",
+        ],
+        input=(EXAMPLES / "bad-app.spdx.json").read_bytes(),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["allowed"] is False and report["violations"]
+    empty = subprocess.run(
+        [*SBOMGATE, "eval", "--sbom", "-"], input=b"", capture_output=True, check=False, timeout=120
+    )
+    assert empty.returncode == 2 and b"<stdin>" in empty.stderr and b"Traceback" not in empty.stderr

@@ -160,8 +160,10 @@ def test_a_source_that_cannot_be_asked_is_a_fault_not_unverified(tmp_path: Path)
     path = _sbom_file(tmp_path, _component("requests", "2.32.3"), _component("reqeusts", "2.31.0"))
     source = f"pypi=http://127.0.0.1:{port}/simple/"
     result = _sbomgate("eval", "--sbom", str(path), "--source", source, "--format", "json")
-    assert result.returncode == 1, result.stderr  # still denied: fail closed
+    # Not allowed (fail closed), and said as a fault: exit 3, nothing wrong was found, retry.
+    assert result.returncode == 3, result.stderr
     verdict = json.loads(result.stdout)
+    assert verdict["allowed"] is False
     assert [f["policy"] for f in verdict["violations"]] == []  # nothing claims "not found"
     assert sorted(e["purl"] for e in verdict["errors"]) == [
         "pkg:pypi/reqeusts@2.31.0",
