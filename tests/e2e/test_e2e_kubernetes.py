@@ -356,7 +356,7 @@ def test_decisions_are_logged_as_json(stack: Stack) -> None:
     records = [
         json.loads(line)
         for line in stack.gate.log.read_text().splitlines()
-        if line.startswith('{"event":"admission"')
+        if line.startswith('{"message":"admission"')
     ]
     denied = [r for r in records if r["allowed"] is False]
     assert denied and all(r["uid"] and r["kind"] and r["reasons"] for r in denied)

@@ -231,7 +231,7 @@ def _audits(op: Operator) -> list[dict[str, Any]]:
     return [
         json.loads(line)
         for line in op.gate.log.read_text().splitlines()
-        if line.startswith('{"event":"audit finished"')
+        if line.startswith('{"message":"audit finished"')
     ]
 
 

@@ -219,7 +219,7 @@ def lease(cluster: KubeCluster) -> dict[str, Any]:
 
 
 def audits(gate: Sbomgate) -> int:
-    return sum('"event":"audit finished"' in line for line in gate.log.read_text().splitlines())
+    return sum('"message":"audit finished"' in line for line in gate.log.read_text().splitlines())
 
 
 def identity(gate: Sbomgate) -> str:
@@ -357,7 +357,7 @@ def test_an_api_server_that_stops_answering_delays_only_the_writes(resume: Resum
         answered = time.monotonic() - started
         # The status write gives up after its read timeout (10 s), which may not have come yet.
         wait_for(
-            lambda: '"event":"status not written"' in a.log.read_text(),
+            lambda: '"message":"status not written"' in a.log.read_text(),
             30,
             "A: the unwritten status logged",
         )

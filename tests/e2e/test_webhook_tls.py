@@ -59,7 +59,7 @@ class Gate:
         for line in self.log.read_text(errors="replace").splitlines():
             if line.startswith("{"):
                 entry = json.loads(line)
-                if entry.get("event") == name:
+                if entry.get("message") == name:
                     out.append(entry)
         return out
 

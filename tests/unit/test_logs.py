@@ -1,4 +1,4 @@
-"""The JSON log lines: one formatter, the record's fields as keys, the event first."""
+"""The JSON log lines: one formatter, the record's fields as keys, the message first."""
 
 from __future__ import annotations
 
@@ -16,19 +16,32 @@ from sbomgate._internal.logs import JsonFormatter, LogLevel, configure, fields
 
 @pytest.fixture
 def lines() -> Iterator[io.StringIO]:
-    root = logging.getLogger("sbomgate")
-    saved = (root.handlers[:], root.level, root.propagate)
+    loggers = [logging.getLogger(), logging.getLogger("sbomgate")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     out = io.StringIO()
     configure(LogLevel.INFO, out)
     yield out
-    root.handlers[:], root.level, root.propagate = saved
+    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
 
 
-def test_a_record_with_fields_is_one_json_line_led_by_its_event(lines: io.StringIO) -> None:
+def test_other_libraries_log_json_lines_from_warning_up(lines: io.StringIO) -> None:
+    """Every line the process writes is one JSON object: uvicorn's and kopf's records too."""
+    logging.getLogger("uvicorn.error").info("Started server process")
+    logging.getLogger("kopf.objects").warning("Patching failed", extra={"k": 1})
+    [line] = [json.loads(t) for t in lines.getvalue().splitlines()]
+    assert (line["message"], line["level"], line["logger"]) == (
+        "Patching failed",
+        "warning",
+        "kopf.objects",
+    )
+
+
+def test_a_record_with_fields_is_one_json_line_led_by_its_message(lines: io.StringIO) -> None:
     log = logging.getLogger("sbomgate.admission")
     log.info("admission", extra=fields(uid="u1", name="web", allowed=False, path=Path("/x")))
     [text] = lines.getvalue().splitlines()
-    assert text.startswith('{"event":"admission","timestamp":"')
+    assert text.startswith('{"message":"admission","timestamp":"')
     line = json.loads(text)
     assert line["level"] == "info" and line["logger"] == "sbomgate.admission"
     assert line["timestamp"].endswith("Z")
@@ -42,7 +55,7 @@ def test_levels_below_the_configured_one_are_dropped(lines: io.StringIO) -> None
     log.info("policy set loaded")
     log.warning("resync failed", extra=fields(error="timed out"))
     [line] = [json.loads(t) for t in lines.getvalue().splitlines()]
-    assert (line["event"], line["level"], line["error"]) == (
+    assert (line["message"], line["level"], line["error"]) == (
         "resync failed",
         "warning",
         "timed out",
@@ -60,11 +73,11 @@ def test_an_exception_stays_inside_its_line() -> None:
     text = JsonFormatter().format(record)
     assert "\n" not in text
     line = json.loads(text)
-    assert line["event"] == "review failed" and "ValueError: boom" in line["exception"]
+    assert line["message"] == "review failed" and "ValueError: boom" in line["exception"]
 
 
 def test_fields_do_not_override_the_standard_keys() -> None:
     record = logging.LogRecord("sbomgate.x", logging.INFO, __file__, 1, "real", (), None)
     record.__dict__.update(fields(event="fake", level="fake", uid="u"))
     line = json.loads(JsonFormatter().format(record))
-    assert (line["event"], line["level"], line["uid"]) == ("real", "info", "u")
+    assert (line["message"], line["level"], line["uid"]) == ("real", "info", "u")

@@ -215,6 +215,63 @@ def test_table_names_each_action_and_the_decision() -> None:
     assert "DENIED  app.cdx.json: 4 components, 2 violations, 1 warnings, 1 errors" in text
 
 
+def _plain_table(report: Report, width: int = 80) -> str:
+    from sbomgate.output.table import to_text
+
+    return to_text(report.verdict, report.source, width=width)
+
+
+LONG = (
+    "pkg:pypi/huggingface-cli@0.1.0: the project was first released 2 days ago "
+    "(2026-11-30T11:45:31Z) and came through pypi-proxy, which is not marked hosting: hosted, "
+    "so may pass a public registry's new names through: a project this young may be a slopsquat"
+)
+
+
+def test_table_at_80_columns_is_one_readable_block_per_finding() -> None:
+    young = finding(
+        Action.DENY,
+        "huggingface-cli",
+        purl="pkg:pypi/huggingface-cli@0.1.0",
+        version="0.1.0",
+        policy="package_age_proxied",
+        reasons=(LONG,),
+    )
+    text = _plain_table(
+        Report(verdict=Verdict(components=1, subject=None, violations=(young,)), source="s")
+    )
+    lines = text.splitlines()
+    assert lines[0] == "Deny      pkg:pypi/huggingface-cli@0.1.0  [package_age_proxied]"
+    assert all(len(line) <= 80 and line == line.rstrip() for line in lines)
+    body = " ".join(line.strip() for line in lines[1:-1])
+    # The reason whole, wrapped at words only, without the package it opened with.
+    assert body == LONG.removeprefix("pkg:pypi/huggingface-cli@0.1.0: ")
+    assert text.count("pkg:pypi/huggingface-cli@0.1.0") == 1
+
+
+def test_verify_table_names_each_image_once_and_never_ok_beside_denied() -> None:
+    other = "ghcr.io/acme/api@sha256:" + "b" * 64
+    both = replace(
+        verdict(images=(image(), image(ref="ghcr.io/acme/api:2", digest="sha256:" + "b" * 64))),
+        violations=(
+            finding(Action.DENY, "evil", image=IMAGE),
+            finding(Action.DENY, "worse", image=IMAGE),
+            finding(Action.WARN, "meh", image=other),
+        ),
+        warnings=(),
+        audits=(),
+        errors=(),
+    )
+    text = _plain_table(Report(verdict=both, source="two images"))
+    assert text.count("ghcr.io/acme/web:1") == 1 and IMAGE not in text
+    assert "denied  ghcr.io/acme/web:1" in text
+    assert "allowed  ghcr.io/acme/api:2" in text  # only a warning there
+    assert " ok " not in text and not text.startswith("ok")
+    web, api = text.index("ghcr.io/acme/web:1"), text.index("ghcr.io/acme/api:2")
+    assert web < text.index("pkg:pypi/evil@1.0") < text.index("pkg:pypi/worse@1.0") < api
+    assert "DENIED  two images" in text
+
+
 def test_policy_report_results_of_one_image() -> None:
     resource = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": "shop"}
     report = Report(

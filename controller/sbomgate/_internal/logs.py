@@ -5,12 +5,14 @@ and each becomes a key of the line:
 
     log.info("admission", extra=fields(uid=uid, kind="Pod", allowed=False))
 
-    {"event":"admission","timestamp":"2026-12-02T07:57:54.123Z","level":"info",
+    {"message":"admission","timestamp":"2026-12-02T07:57:54.123Z","level":"info",
      "logger":"sbomgate.admission","uid":"…","kind":"Pod","allowed":false}
 
-The message is written as `event` (structlog's name for it), first: every line sbomgate has
-written starts with it, and log queries match on it. A record logged with an exception
-carries its traceback in `exception`, inside the one line.
+The message comes first, as `message` (the key log collectors read a line's text from): every
+line starts with it, and log queries match on it. A record logged with an exception carries
+its traceback in `exception`, inside the one line. Other libraries' records (uvicorn, kopf,
+the Kubernetes client) go through the same formatter from WARNING up, so that every line the
+process writes is one JSON object.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import orjson
 # The LogRecord attribute the fields travel in: one name, so no field (`name`, `message`)
 # can collide with LogRecord's own attributes.
 _FIELDS = "sbomgate_fields"
-_OWN = ("event", "timestamp", "level", "logger")
+_OWN = ("message", "timestamp", "level", "logger")
 
 
 class LogLevel(StrEnum):
@@ -44,13 +46,13 @@ def fields(**values: Any) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: event, timestamp (UTC), level, logger, then the fields."""
+    """One JSON object a line: message, timestamp (UTC), level, logger, then the fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as one JSON line: event first, then its fields."""
+        """The record as one JSON line: message first, then its fields."""
         seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line: dict[str, Any] = {
-            "event": record.getMessage(),
+            "message": record.getMessage(),
             "timestamp": f"{seconds}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -67,11 +69,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: LogLevel = LogLevel.INFO, stream: TextIO | None = None) -> None:
-    """Send the package's records, from `level` up, to `stream` (stdout) as JSON lines; other
-    libraries' loggers (uvicorn, kopf) are left as they are."""
+    """Send the package's records, from `level` up, and every other library's from WARNING up,
+    to `stream` (stdout) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("sbomgate")
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    root.setLevel(logging.WARNING)
+    ours = logging.getLogger("sbomgate")
+    ours.handlers[:] = []
+    ours.setLevel(level.upper())
+    ours.propagate = True

@@ -575,7 +575,7 @@ def test_pins_are_logged_and_counted(
     with caplog.at_level("INFO", logger="sbomgate.admission"):
         mutate(client, review(pod(images["good"].ref, "elsewhere.example/app:v1")))
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
-    [record] = [line for line in lines if line["event"] == "mutation"]
+    [record] = [line for line in lines if line["message"] == "mutation"]
     assert record["pinned"] == [
         {
             "path": "spec.containers[0]",

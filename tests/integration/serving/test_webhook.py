@@ -501,7 +501,7 @@ def test_serve_https_only_tls12_and_certificate_reload(
             if line.startswith("{")
         ]
         assert any(
-            entry.get("event") == "admission" and entry.get("allowed") is False for entry in logs
+            entry.get("message") == "admission" and entry.get("allowed") is False for entry in logs
         )
     finally:
         process.terminate()
