@@ -10,7 +10,7 @@ DOCKER_REGISTRY := .cache/docker-registry/usr/bin/docker-registry
 export GOBIN := $(abspath $(CACHE_BIN))
 export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 
-.PHONY: all venv tools kube-tools test lint typecheck unit demo bench soak fuzz clean
+.PHONY: all venv tools kube-tools test lint typecheck unit demo image bench soak fuzz clean
 
 all: test
 
@@ -291,6 +291,13 @@ test: lint typecheck tools
 
 demo: venv tools
 	bash examples/demo.sh
+
+# sbomgate's own OCI image (tools/build_image.py): an OCI image layout in .cache/image/oci, the
+# same digest from the same commit. Built offline from the demo's Debian root and the locked
+# wheels (downloaded once, with their hashes).
+.PHONY: image
+image: venv demo-image
+	$(BIN)/python tools/build_image.py --out .cache/image
 
 bench: venv tools
 	$(BIN)/python bench/bench_eval.py

@@ -12,20 +12,18 @@ project, a slopsquat of a name an assistant made up, is found like any other.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from ociimage import Image, Layer, cached_layer, image, tar_layer
 from packaging.utils import parse_wheel_filename
 
 from support.index_servers import (
@@ -36,15 +34,7 @@ from support.index_servers import (
     start_static_index,
     upload_time,
 )
-from support.oci_builder import (
-    OCI_CONFIG,
-    OCI_LAYER_GZIP,
-    OCI_MANIFEST,
-    OciClient,
-    PushedImage,
-    canonical_json,
-    sha256_digest,
-)
+from support.oci_builder import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, OciClient, PushedImage
 from support.os_repos import ImageArchive, serve_image_archive
 from support.paths import ROOT
 from support.registry_servers import RegistryServer
@@ -59,7 +49,6 @@ SYFT = ROOT / ".cache" / "bin" / "syft"
 SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"
 # Every timestamp in the image (SOURCE_DATE_EPOCH, as reproducible builds set it).
 EPOCH = 1700000000
-CREATED = "2023-11-14T22:13:20Z"
 # The slopsquat: a name assistants suggest for the Hugging Face command line (which is really
 # `huggingface_hub[cli]`), registered on the public index by someone else two days ago.
 SLOPSQUAT = ("huggingface-cli", "0.1.0")
@@ -82,72 +71,10 @@ def need_demo_image() -> None:
 # --------------------------------------------------------------------------- layers
 
 
-@dataclass(frozen=True)
-class Layer:
-    path: Path  # the gzipped tar
-    digest: str  # of the gzipped bytes: the blob
-    diff_id: str  # of the tar: what the config lists
-
-    def descriptor(self) -> dict[str, Any]:
-        return {
-            "mediaType": OCI_LAYER_GZIP,
-            "digest": self.digest,
-            "size": self.path.stat().st_size,
-        }
-
-
-class _TarSink:
-    """Where the tar stream goes: hashed as written (the diff_id), then gzipped."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-        self.sha = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        return self.out.write(data)
-
-
-def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.mtime = min(int(info.mtime), EPOCH)
-    info.uname = info.gname = ""
-    return info
-
-
-def tar_layer(tree: Path, target: Path) -> Layer:
-    """A reproducible layer of everything under `tree` (names relative to it, in sorted order,
-    owners kept, times clamped to EPOCH, hard links as links)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    with (
-        partial.open("wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=3) as zipped,
-    ):
-        sink = _TarSink(zipped)
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for child in sorted(tree.iterdir()):
-                tar.add(child, arcname=child.name, filter=_normalised)
-    digest = "sha256:" + hashlib.sha256(partial.read_bytes()).hexdigest()
-    partial.replace(target)
-    return Layer(target, digest, "sha256:" + sink.sha.hexdigest())
-
-
 def base_layer() -> Layer:
     """The debootstrap root filesystem as a layer, cached beside it (rebuilt when it is)."""
     stamp = DEMO_CACHE / f"{ROOTFS.name}.done"
-    target = DEMO_CACHE / "layers" / "base.tar.gz"
-    meta = target.with_suffix(".json")
-    if target.exists() and meta.exists():
-        known = json.loads(meta.read_text())
-        if known["stamp"] == stamp.stat().st_mtime_ns:
-            return Layer(target, known["digest"], known["diff_id"])
-    layer = tar_layer(ROOTFS, target)
-    meta.write_text(
-        json.dumps(
-            {"stamp": stamp.stat().st_mtime_ns, "digest": layer.digest, "diff_id": layer.diff_id}
-        )
-    )
-    return layer
+    return cached_layer(ROOTFS, stamp, DEMO_CACHE / "layers" / "base.tar.gz", epoch=EPOCH)
 
 
 def _pip(*args: str) -> None:
@@ -177,7 +104,7 @@ def app_layer(work: Path, extra_wheels: Sequence[Path] = ()) -> Layer:
              f"{name}=={version}")  # fmt: skip
     (tree / "app").mkdir()
     shutil.copy(APP / "app.py", tree / "app" / "app.py")
-    return tar_layer(tree, work / "app.tar.gz")
+    return tar_layer(tree, work / "app.tar.gz", epoch=EPOCH)
 
 
 def push_layers(
@@ -185,35 +112,44 @@ def push_layers(
 ) -> PushedImage:
     """Push the layers, an OCI image config that runs the application as a non-root user, and
     the manifest (tagged)."""
-    client = OciClient(registry)
-    descriptors = [
-        client.push_blob(repo, layer.path.read_bytes(), OCI_LAYER_GZIP) for layer in layers
-    ]
-    config = {
-        "created": CREATED,
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
+    built = image(
+        layers,
+        epoch=EPOCH,
+        history=history,
+        config={
             "User": "65532:65532",
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "Cmd": ["python3", "/app/app.py"],
             "WorkingDir": "/app",
             "ExposedPorts": {"8080/tcp": {}},
         },
-        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
-        "history": [{"created": CREATED, "created_by": line} for line in history],
-    }
-    config_desc = client.push_blob(repo, canonical_json(config), OCI_CONFIG)
-    manifest = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config_desc,
-            "layers": descriptors,
-        }
     )
+    return push_image_blobs(registry, repo, tag, built)
+
+
+def push_image_blobs(registry: RegistryServer, repo: str, tag: str, built: Image) -> PushedImage:
+    """Push a built image's layers, config and manifest (tagged)."""
+    client = OciClient(registry)
+    for layer in built.layers:
+        client.push_blob(repo, layer.path.read_bytes(), OCI_LAYER_GZIP)
+    client.push_blob(repo, built.config, OCI_CONFIG)
+    client.put_manifest(repo, tag, built.manifest, OCI_MANIFEST)
+    return PushedImage(registry, repo, tag, built.digest, OCI_MANIFEST, built.manifest)
+
+
+def push_layout(registry: RegistryServer, repo: str, tag: str, layout: Path) -> PushedImage:
+    """Push the one image of an OCI image layout directory (as `make image` writes it)."""
+    index = json.loads((layout / "index.json").read_bytes())
+    [entry] = index["manifests"]
+    blobs = layout / "blobs" / "sha256"
+    manifest = (blobs / entry["digest"].removeprefix("sha256:")).read_bytes()
+    document = json.loads(manifest)
+    client = OciClient(registry)
+    for descriptor in [document["config"], *document["layers"]]:
+        data = (blobs / descriptor["digest"].removeprefix("sha256:")).read_bytes()
+        client.push_blob(repo, data, descriptor["mediaType"])
     client.put_manifest(repo, tag, manifest, OCI_MANIFEST)
-    return PushedImage(registry, repo, tag, sha256_digest(manifest), OCI_MANIFEST, manifest)
+    return PushedImage(registry, repo, tag, entry["digest"], OCI_MANIFEST, manifest)
 
 
 HISTORY = [
