@@ -135,8 +135,11 @@ def _one_or_many(value: object) -> object:
 
 
 def _text_keys(value: object) -> object:
-    # YAML keys need not be strings (`1: Warn`); a policy name is text.
-    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    # YAML keys need not be strings (`1: Warn`); a policy name is text, with `_` written `-`
+    # as policy.loader.policy_name writes every policy's name (`package_age` is `package-age`).
+    if not isinstance(value, dict):
+        return value
+    return {str(k).replace("_", "-"): v for k, v in value.items()}
 
 
 FilePath = Annotated[Path, BeforeValidator(_path_text), AfterValidator(_against_the_file)]

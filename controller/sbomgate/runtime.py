@@ -9,14 +9,17 @@ the admission controller.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from sbomgate._internal.logs import fields
 from sbomgate.errors import InputError
 
+log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from sbomgate._internal.cache import DigestCache
     from sbomgate.admission import AdmissionController, Observer, SideEffects
@@ -234,6 +237,12 @@ def make_controller(
         else IsolatedPolicyEngine(policies, data, pool=shared.evaluators)
     )
     config = shared.config
+    unknown = unknown_policy_modes(config, policies)
+    if unknown:  # PackagePolicy resources may come later: said, not fatal
+        log.warning(
+            "policyModes names no loaded policy",
+            extra=fields(unknown=unknown, policies=sorted(p.name for p in policies)),
+        )
     checker = image_checker(
         shared.client,
         trust_policies,
@@ -275,6 +284,22 @@ def file_trust_policies(config: ServeConfig) -> list[TrustPolicy]:
 def build_controller(
     config: ServeConfig, observer: Observer, evaluators: EvaluatorPool | None = None
 ) -> AdmissionController:
-    """Policies, data, facts and trust policies from files; a SbomgateError when one is bad."""
+    """Policies, data, facts and trust policies from files; a SbomgateError when one is bad
+    (or when `policyModes` names a policy there is not)."""
+    policies = file_policies(config)
+    unknown = unknown_policy_modes(config, policies)
+    if unknown and not config.watch_resources:
+        raise InputError(
+            f"policyModes: no policy is named {', '.join(unknown)} (the policies: "
+            f"{', '.join(sorted(p.name for p in policies)) or 'none'})"
+        )
     shared = shared_parts(config, observer, evaluators)
-    return make_controller(shared, file_policies(config), file_trust_policies(config))
+    return make_controller(shared, policies, file_trust_policies(config))
+
+
+def unknown_policy_modes(config: ServeConfig, policies: Sequence[Policy]) -> list[str]:
+    """The `policyModes` keys that name none of `policies` (nor sbomgate's own checks)."""
+    known = {p.name for p in policies}
+    return sorted(
+        k for k in config.policy_modes if k not in known and not k.startswith("sbomgate/")
+    )

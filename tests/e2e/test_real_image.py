@@ -142,7 +142,7 @@ def test_one_slopsquatted_dependency_through_the_proxy_is_refused(shop: Shop) ->
     name, version = SLOPSQUAT
     [finding] = report["violations"]
     assert finding["purl"] == f"pkg:pypi/{name}@{version}"
-    assert finding["policy"] == "package_age_proxied"
+    assert finding["policy"] == "package-age-proxied"
     [reason] = finding["reasons"]
     assert "first released 2 days ago" in reason and "pypi-proxy" in reason
     assert "may be a slopsquat" in reason

@@ -368,3 +368,32 @@ def test_sbom_from_stdin() -> None:
         [*SBOMGATE, "eval", "--sbom", "-"], input=b"", capture_output=True, check=False, timeout=120
     )
     assert empty.returncode == 2 and b"<stdin>" in empty.stderr and b"Traceback" not in empty.stderr
+
+
+def test_a_mode_for_a_policy_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    """`policyModes` names policies as every output does (`package-age`; `package_age` is the
+    same name); one naming no policy stops the server from starting instead of doing nothing."""
+    from support.oci_builder import offline_trust_file
+    from support.registry_servers import make_test_ca
+
+    ca = make_test_ca(tmp_path / "ca")
+    config = {
+        "trustPolicies": [str(offline_trust_file(tmp_path))],
+        "tls": {"certFile": str(ca.cert_file), "keyFile": str(ca.key_file)},
+        "listen": {"host": "127.0.0.1", "port": 1},
+        "policyModes": {"package_age": "Warn", "licence": "Audit"},
+    }
+    path = tmp_path / "sbomgate.yaml"
+    path.write_text(json.dumps(config))
+    proc = run("serve", "--config", str(path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "policyModes: no policy is named licence" in line and "package-age" in line
+    assert "package-age," not in line.split("(the policies:")[0]  # package_age was understood
+
+
+def test_policy_names_are_the_same_in_every_output() -> None:
+    proc = run("eval", "--sbom", str(EXAMPLES / "bad-app.spdx.json"), "-o", "sarif")
+    rules = {r["id"] for r in json.loads(proc.stdout)["runs"][0]["tool"]["driver"]["rules"]}
+    assert "package-age" in rules and "package-age-proxied" in rules and "allow-list" in rules
+    assert not any("_" in rule for rule in rules)

@@ -234,14 +234,14 @@ def test_table_at_80_columns_is_one_readable_block_per_finding() -> None:
         "huggingface-cli",
         purl="pkg:pypi/huggingface-cli@0.1.0",
         version="0.1.0",
-        policy="package_age_proxied",
+        policy="package-age-proxied",
         reasons=(LONG,),
     )
     text = _plain_table(
         Report(verdict=Verdict(components=1, subject=None, violations=(young,)), source="s")
     )
     lines = text.splitlines()
-    assert lines[0] == "Deny      pkg:pypi/huggingface-cli@0.1.0  [package_age_proxied]"
+    assert lines[0] == "Deny      pkg:pypi/huggingface-cli@0.1.0  [package-age-proxied]"
     assert all(len(line) <= 80 and line == line.rstrip() for line in lines)
     body = " ".join(line.strip() for line in lines[1:-1])
     # The reason whole, wrapped at words only, without the package it opened with.

@@ -160,7 +160,7 @@ def load_policy(path: str, source: str) -> Policy:
     if not module.definitions("match"):
         raise PolicyLoadError(path, f"package {module.package} has no `match` rule")
     return Policy(
-        name=Path(path).stem,
+        name=policy_name(Path(path).stem),
         path=path,
         package=module.package,
         module=module,
@@ -168,6 +168,13 @@ def load_policy(path: str, source: str) -> Policy:
         description=str(meta.get("description") or ""),
         **_custom(path, source, meta, line),
     )
+
+
+def policy_name(text: str) -> str:
+    """A policy's name: its file's stem (or its resource's name) with `_` written `-`, as a
+    Kubernetes name must be, so that `package_age.rego` is `package-age` in the CLI, SARIF,
+    the cluster and `policyModes` alike."""
+    return text.replace("_", "-")
 
 
 def is_test_file(path: Path) -> bool:

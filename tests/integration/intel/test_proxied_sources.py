@@ -148,15 +148,15 @@ def test_a_young_project_through_the_proxy_is_refused_an_old_one_admitted(
     verdict = json.loads(result.stdout)
     denied = _by_policy(verdict["violations"])
     slop = _purl(npm_proxy.slopsquat, "npm")
-    assert set(denied) == {"package_age_proxied"}, denied  # found: not "unverified"
-    assert list(denied["package_age_proxied"]) == [slop]  # the old project is admitted
-    (reason,) = denied["package_age_proxied"][slop]
+    assert set(denied) == {"package-age-proxied"}, denied  # found: not "unverified"
+    assert list(denied["package-age-proxied"]) == [slop]  # the old project is admitted
+    (reason,) = denied["package-age-proxied"][slop]
     assert reason.startswith(f"{slop}: the project was first released 0 days ago (")
     assert "and came through source-1, which is not marked hosting: hosted, so may" in reason
     assert "(did you mean @babel/helper-plugin-utils?)" in reason
     assert "Review it, then add it to a hosted repository or to sbomgate.allow" in reason
     # The young version warns as before; the old project's version does not.
-    assert list(_by_policy(verdict["warnings"]).get("package_age", {})) == [slop]
+    assert list(_by_policy(verdict["warnings"]).get("package-age", {})) == [slop]
 
 
 def test_a_hosted_repository_is_not_refused_for_its_young_projects(
@@ -170,7 +170,7 @@ def test_a_hosted_repository_is_not_refused_for_its_young_projects(
     assert result.returncode == 0, result.stdout + result.stderr
     verdict = json.loads(result.stdout)
     assert verdict["violations"] == []
-    assert list(_by_policy(verdict["warnings"])["package_age"]) == [
+    assert list(_by_policy(verdict["warnings"])["package-age"]) == [
         _purl(npm_proxy.slopsquat, "npm")
     ]
 
@@ -196,7 +196,7 @@ def test_the_webhooks_facts_see_the_first_release_and_the_hosting(npm_proxy: Npm
     engine = PolicyEngine(load_policy_dir(POLICIES))
     verdict = engine.evaluate_sbom(sbom, facts=facts)
     refused = [(v.policy, v.purl) for v in verdict.violations]
-    assert refused == [("package_age_proxied", slop.purl)]
+    assert refused == [("package-age-proxied", slop.purl)]
 
 
 def test_the_snapshot_carries_the_first_release_offline(
@@ -216,7 +216,7 @@ def test_the_snapshot_carries_the_first_release_offline(
     assert offline.returncode == 1, offline.stderr
     denied = _by_policy(json.loads(offline.stdout)["violations"])
     assert {p: list(v) for p, v in denied.items()} == {
-        "package_age_proxied": [_purl(npm_proxy.slopsquat, "npm")]
+        "package-age-proxied": [_purl(npm_proxy.slopsquat, "npm")]
     }
 
 
@@ -259,7 +259,7 @@ def test_pypiserver_says_nothing_of_first_releases(
         "eval", "--sbom", str(sbom), "--source", f"pypi={internal}", "--format", "json"
     )
     assert refused.returncode == 1, refused.stderr
-    (reason,) = _by_policy(json.loads(refused.stdout)["violations"])["package_age_proxied"][
+    (reason,) = _by_policy(json.loads(refused.stdout)["violations"])["package-age-proxied"][
         "pkg:pypi/foo-bar@1.0"
     ]
     assert reason == (
@@ -291,19 +291,19 @@ def test_pep700_upload_times_date_the_project(pep691_server: StaticIndex, tmp_pa
     assert result.returncode == 1, result.stderr
     denied = _by_policy(json.loads(result.stdout)["violations"])
     assert {p: list(v) for p, v in denied.items()} == {
-        "package_age_proxied": ["pkg:pypi/fresh-slop@0.2"]
+        "package-age-proxied": ["pkg:pypi/fresh-slop@0.2"]
     }
-    (reason,) = denied["package_age_proxied"]["pkg:pypi/fresh-slop@0.2"]
+    (reason,) = denied["package-age-proxied"]["pkg:pypi/fresh-slop@0.2"]
     assert reason.startswith("pkg:pypi/fresh-slop@0.2: the project was first released 3 days ago")
     # The HTML page of the same index gives no times: unknown, so refused, never "old".
     html = pep691_server.url.replace("/simple/", "/html/simple/")
     result = _sbomgate("eval", "--sbom", str(sbom), "--source", f"pypi={html}", "--format", "json")
     denied = _by_policy(json.loads(result.stdout)["violations"])
-    assert sorted(denied["package_age_proxied"]) == [
+    assert sorted(denied["package-age-proxied"]) == [
         "pkg:pypi/fresh-slop@0.2",
         "pkg:pypi/yankee@1.1",
     ]
     assert all(
         "nothing says when the project was first released" in reasons[0]
-        for reasons in denied["package_age_proxied"].values()
+        for reasons in denied["package-age-proxied"].values()
     )

@@ -339,13 +339,13 @@ def test_a_name_only_allow_entry_never_exempts_malware(entry: str) -> None:
     assert by_policy(verdict) == {"malware": ["pkg:pypi/evil-pkg@6.6.6"]}
     # ...while it still exempts the versions that are not malware.
     clean = evaluate({"allow": [entry]}, lib("pkg:pypi/evil-pkg@1.0"), osv=[MAL])
-    assert by_policy(clean) == {"allow_list": ["pkg:pypi/evil-pkg@1.0"]}
+    assert by_policy(clean) == {"allow-list": ["pkg:pypi/evil-pkg@1.0"]}
 
 
 @pytest.mark.parametrize("entry", ["python:evil-pkg:6.6.6", "python:Evil_Pkg:v6.6.6"])
 def test_an_allow_entry_naming_the_version_does_exempt_it(entry: str) -> None:
     verdict = evaluate({"allow": [entry]}, lib("pkg:pypi/evil-pkg@6.6.6"), osv=[MAL])
-    assert by_policy(verdict) == {"allow_list": ["pkg:pypi/evil-pkg@6.6.6"]}
+    assert by_policy(verdict) == {"allow-list": ["pkg:pypi/evil-pkg@6.6.6"]}
 
 
 @pytest.mark.parametrize("version", ["", "@latest", "@1.0-evil!"])
@@ -383,5 +383,5 @@ def test_an_allow_entry_does_not_exempt_a_package_from_another_index(qualifier: 
     assert by_policy(verdict) == {"unverified": [purl]}
     # The same package from the trusted index is exempted.
     assert by_policy(evaluate(data, lib("pkg:pypi/requests@2.31.0"), vouched=False)) == {
-        "allow_list": ["pkg:pypi/requests@2.31.0"]
+        "allow-list": ["pkg:pypi/requests@2.31.0"]
     }
