@@ -83,6 +83,9 @@ def test_installed_outside_the_checkout(venv: Path, tmp_path: Path) -> None:
     policies = Path(where[1])
     assert (policies / "license.rego").is_file() and (policies / "license_test.rego").is_file()
     assert (policies / "data.example.yaml").is_file()
+    code = "import importlib.metadata as m; print(m.metadata('sbomgate')['License-Expression'])"
+    licence = _run([str(venv / "python"), "-I", "-c", code], cwd=tmp_path).stdout.strip()
+    assert licence == "Apache-2.0"
 
 
 def test_eval_with_the_bundled_policies(venv: Path, tmp_path: Path) -> None:
