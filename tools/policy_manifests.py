@@ -14,6 +14,7 @@ policy that no longer exists are removed (or, with --check, reported).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,8 @@ def expected_files(policies_dir: Path) -> dict[str, str]:
     for policy in load_policy_dir(policies_dir):
         path = Path(policy.path)
         try:
-            label = path.resolve().relative_to(ROOT).as_posix()
+            # Not resolved: policies/ links to the package's copy, and is the name users know.
+            label = Path(os.path.abspath(path)).relative_to(ROOT).as_posix()
         except ValueError:
             label = path.name
         name = f"{manifest_name(policy)}.yaml"

@@ -152,7 +152,8 @@ def test_default_render(helm_env: dict[str, str]) -> None:
     assert workloads["name"] == "workloads.sbomgate.dev"
     assert policies["name"] == "policies.sbomgate.dev"
     for webhook in (workloads, policies):
-        assert webhook["failurePolicy"] == "Fail"
+        # A first install (mode Warn) fails open until it enforces: see test_enforce_fails_closed.
+        assert webhook["failurePolicy"] == "Ignore"
         assert webhook["timeoutSeconds"] == 10
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["clientConfig"]["service"] == {
@@ -201,7 +202,7 @@ def test_default_render(helm_env: dict[str, str]) -> None:
         "path": "/mutate",
         "port": 443,
     }
-    assert pin["failurePolicy"] == "Fail" and pin["timeoutSeconds"] == 10
+    assert pin["failurePolicy"] == "Ignore" and pin["timeoutSeconds"] == 10
     assert pin["admissionReviewVersions"] == ["v1"] and pin["matchPolicy"] == "Equivalent"
     assert pin["reinvocationPolicy"] == "IfNeeded"
     assert pin["sideEffects"] == "None"  # a dry run gets the same patch; nothing is written
@@ -287,6 +288,31 @@ def test_default_render(helm_env: dict[str, str]) -> None:
         "resourceNames": [f"{RELEASE}-tls"],
         "verbs": ["get", "patch"],
     } in rendered.one("Role")["rules"]
+
+
+def test_a_first_install_refuses_nothing_and_enforcing_fails_closed(
+    helm_env: dict[str, str],
+) -> None:
+    """Default values: mode Warn, and every webhook failurePolicy Ignore (a webhook whose image
+    is still being pulled cannot lock the cluster). `config.mode=Enforce` makes them Fail; an
+    explicit webhook.failurePolicy wins either way."""
+
+    def policies(*args: str) -> tuple[str, set[str]]:
+        rendered = template(helm_env, *args)
+        hooks = [
+            *rendered.one("ValidatingWebhookConfiguration")["webhooks"],
+            *rendered.one("MutatingWebhookConfiguration")["webhooks"],
+        ]
+        return served_config(rendered)["mode"], {h["failurePolicy"] for h in hooks}
+
+    assert policies() == ("Warn", {"Ignore"})
+    assert policies("--set", "config.mode=Enforce") == ("Enforce", {"Fail"})
+    assert policies("--set", "config.mode=Audit") == ("Audit", {"Ignore"})
+    assert policies("--set", "webhook.failurePolicy=Fail") == ("Warn", {"Fail"})
+    assert policies("--set", "config.mode=Enforce", "--set", "webhook.failurePolicy=Ignore") == (
+        "Enforce",
+        {"Ignore"},
+    )
 
 
 @pytest.mark.parametrize("references", ["RefuseTags", "Resolve"])

@@ -113,3 +113,8 @@ service:
 caBundle: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* The webhooks' failurePolicy: as set, else Fail only once config.mode is Enforce. */}}
+{{- define "sbomgate.failurePolicy" -}}
+{{- .Values.webhook.failurePolicy | default (ternary "Fail" "Ignore" (eq .Values.config.mode "Enforce")) -}}
+{{- end -}}
