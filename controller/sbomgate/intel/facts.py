@@ -163,14 +163,17 @@ def build_facts(
 
 
 def source_configs(items: Sequence[Mapping[str, Any]]) -> list[SourceConfig]:
-    """`{name, kind, url, hosting?, username?, password?, token?}` mappings, checked."""
+    """`{name, kind, url, hosting?, username?, password? | passwordFile?, token? | tokenFile?}`
+    mappings, checked. A `...File` is read here: a mounted Secret's key, so that credentials
+    need not be written into the configuration."""
     out = []
+    fields = {"name", "kind", "url", "hosting", "username", "password", "token"}
     for position, item in enumerate(items):
-        unknown = set(item) - {"name", "kind", "url", "hosting", "username", "password", "token"}
-        unknown -= _OS_FIELDS
+        unknown = set(item) - fields - set(_SECRET_FILES.values()) - _OS_FIELDS
         if unknown:
             raise InputError(f"trustedSources[{position}]: unknown field {sorted(unknown)[0]!r}")
         try:
+            secrets = {key: _secret(item, key) for key in _SECRET_FILES}
             distribution = _distribution(item)  # apt and rpm sources
             out.append(
                 SourceConfig(
@@ -178,8 +181,8 @@ def source_configs(items: Sequence[Mapping[str, Any]]) -> list[SourceConfig]:
                     kind=cast(SourceKind, item.get("kind")),  # SourceConfig checks it
                     url=str(item.get("url")),
                     username=item.get("username"),
-                    password=item.get("password"),
-                    token=item.get("token"),
+                    password=secrets["password"],
+                    token=secrets["token"],
                     hosting=item.get("hosting", DEFAULT_HOSTING),  # SourceConfig checks it
                     distribution=distribution,
                 )
@@ -187,6 +190,33 @@ def source_configs(items: Sequence[Mapping[str, Any]]) -> list[SourceConfig]:
         except InputError as exc:
             raise InputError(f"trustedSources[{position}]: {exc}") from None
     return out
+
+
+# A credential given inline, or as the path of a file holding it (a mounted Secret's key).
+_SECRET_FILES = {"password": "passwordFile", "token": "tokenFile"}
+MAX_SECRET_BYTES = 64 * 1024
+
+
+def _secret(item: Mapping[str, Any], key: str) -> str | None:
+    """The credential `key` of an entry: inline, or read from its `...File`; not both."""
+    inline, path = item.get(key), item.get(_SECRET_FILES[key])
+    if path is None:
+        return inline if inline is None else str(inline)
+    if inline is not None:
+        raise InputError(f"give {key} or {_SECRET_FILES[key]}, not both")
+    if not isinstance(path, str) or not path:
+        raise InputError(f"{_SECRET_FILES[key]} must be a path")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{_SECRET_FILES[key]} {path}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise InputError(f"{_SECRET_FILES[key]} {path}: over {MAX_SECRET_BYTES >> 10} KiB")
+    text = data.decode("utf-8", "replace").rstrip("\r\n")
+    if not text:
+        raise InputError(f"{_SECRET_FILES[key]} {path}: empty")
+    return text
 
 
 # The fields of an OS package repository's entry (`Distribution`), beside name, kind and url:

@@ -266,3 +266,50 @@ def test_snapshot_checks_hosting_and_first_release(
     path.write_text(json.dumps({"packages": {"pkg:pypi/foo@1.0": entry}}))
     with pytest.raises(InputError, match=error):
         load_facts_snapshot(path)
+
+
+def test_credentials_from_files(tmp_path: Path) -> None:
+    """A mounted Secret's key: `tokenFile` / `passwordFile` are read (without the newline a
+    Secret often ends with), never together with the inline value."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    password = tmp_path / "password"
+    password.write_text("hunter2")
+    [bearer, basic] = source_configs(
+        [
+            {
+                "name": "a",
+                "kind": "pypi",
+                "url": "https://p.example/simple/",
+                "tokenFile": str(token),
+            },
+            {
+                "name": "b",
+                "kind": "npm",
+                "url": "https://n.example/",
+                "username": "ci",
+                "passwordFile": str(password),
+            },
+        ]
+    )
+    assert bearer.authorization() == "Bearer s3cret"
+    assert basic.password == "hunter2" and basic.authorization() is not None
+    for entry, message in (
+        ({"token": "x", "tokenFile": str(token)}, "give token or tokenFile, not both"),
+        ({"tokenFile": str(tmp_path / "missing")}, "cannot read"),
+        ({"tokenFile": str(tmp_path)}, "cannot read"),
+    ):
+        with pytest.raises(InputError, match=message):
+            source_configs([{"name": "c", "kind": "pypi", "url": "https://p.example/", **entry}])
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(InputError, match="empty"):
+        source_configs(
+            [
+                {
+                    "name": "c",
+                    "kind": "pypi",
+                    "url": "https://p.example/",
+                    "tokenFile": str(tmp_path / "empty"),
+                }
+            ]
+        )
