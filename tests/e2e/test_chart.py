@@ -315,6 +315,67 @@ def test_a_first_install_refuses_nothing_and_enforcing_fails_closed(
     )
 
 
+def test_every_setting_of_the_webhook_is_a_value(helm_env: dict[str, str], tmp_path: Path) -> None:
+    """ci/full-values.yaml: trusted sources with credentials from Secrets (mounted, named by
+    path: never in the ConfigMap), OSV, registry CA, cache, audit interval, log level, a mirror,
+    OpenShift's restricted-v2 contexts, extra env/volumes, a NetworkPolicy, and TrustPolicy and
+    PackagePolicy resources; the served configuration is one `sbomgate serve` accepts."""
+    rendered = template(helm_env, "--values", str(CHART / "ci" / "full-values.yaml"))
+    config = served_config(rendered)
+    pypi, npm, apt = config["trustedSources"]
+    assert pypi["passwordFile"] == "/etc/sbomgate/credentials/0/password"
+    assert npm["tokenFile"] == "/etc/sbomgate/credentials/1/token"
+    assert "passwordSecretRef" not in pypi and "tokenSecretRef" not in npm
+    assert apt["keyring"].endswith("debian-archive-keyring.gpg") and "passwordFile" not in apt
+    assert config["osv"] == ["/var/lib/osv/all.zip"]
+    assert config["registryCA"] == ["/etc/sbomgate/registry-ca/ca.crt"]
+    assert config["cache"]["maxBytes"] == 536870912 and config["logLevel"] == "debug"
+    assert config["kubernetes"]["auditInterval"] == 600 and config["typosquat"] is True
+    deployment = rendered.one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "registry.internal:5000/sbomgate/sbomgate:0.1.0"
+    assert (
+        "runAsUser" not in pod["securityContext"]
+        and "runAsUser" not in container["securityContext"]
+    )
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"} in container["env"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert (
+        mounts["credentials-0"] == "/etc/sbomgate/credentials/0" and mounts["osv"] == "/var/lib/osv"
+    )
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    [secret] = volumes["credentials-0"]["projected"]["sources"]
+    assert secret["secret"] == {
+        "name": "pypi-credentials",
+        "items": [{"key": "password", "path": "password"}],
+    }
+    assert "s3cret" not in json.dumps(rendered.one("ConfigMap", RELEASE))
+    policy = rendered.one("NetworkPolicy")
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 8443, "protocol": "TCP"}]
+    assert rule["from"][0] == {"ipBlock": {"cidr": "10.0.0.0/24"}}
+    assert rendered.one("TrustPolicy")["metadata"]["name"] == "acme"
+    assert rendered.one("PackagePolicy")["spec"]["action"] == "Deny"
+    # The served configuration loads (less what names files that exist only in the Pod).
+    written = tmp_path / "config.yaml"
+    config.pop("kubernetes")
+    config.pop("trustedSources")
+    for key in ("osv", "registryCA"):
+        config.pop(key)
+    config["tls"] = {"certFile": str(written), "keyFile": str(written)}
+    written.write_text(yaml.safe_dump(config))
+    loaded = load_config(written)
+    assert loaded.mode is Mode.ENFORCE and loaded.cache.max_bytes == 536870912
+
+
+def test_a_network_policy_needs_the_api_server(helm_env: dict[str, str]) -> None:
+    done = run_helm(
+        helm_env, "template", RELEASE, str(CHART), "--set", "networkPolicy.enabled=true"
+    )
+    assert done.returncode != 0 and "networkPolicy.apiServer" in done.stderr
+
+
 @pytest.mark.parametrize("references", ["RefuseTags", "Resolve"])
 def test_no_mutating_webhook_unless_pinning(helm_env: dict[str, str], references: str) -> None:
     """RefuseTags (the GitOps-friendly choice: nothing is rewritten, so nothing drifts) and

@@ -39,11 +39,27 @@ app.kubernetes.io/part-of: sbomgate
 {{- end -}}
 
 {{- define "sbomgate.image" -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $repository := .Values.image.repository -}}
+{{- if .Values.image.registry -}}
+{{- /* A mirror: its host replaces the repository's registry host (the first part, when it
+  names a host: it has a dot or a port, or is localhost). */ -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) -}}
+{{- $repository = join "/" (rest $parts) -}}
 {{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .Values.image.registry) $repository -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the credentials of trusted source number N are mounted. */}}
+{{- define "sbomgate.credentialsDir" -}}
+{{- printf "/etc/sbomgate/credentials/%d" . -}}
 {{- end -}}
 
 {{/* The webhook's Secret holding tls.crt, tls.key and ca.crt. */}}
