@@ -246,7 +246,13 @@ def test_audit_reports_a_deployment_that_became_non_compliant(operator: Operator
     assert cluster.apply(*fleet, check=False).returncode == 0
 
     cluster.apply(package_policy("no-certifi-audit", deny_package("certifi")))
+    try:
+        _audit_reports_the_drift(operator)
+    finally:  # never left behind to refuse the next tests' images
+        cluster.kubectl("delete", "packagepolicy", "no-certifi-audit", check=True)
 
+
+def _audit_reports_the_drift(operator: Operator) -> None:
     def failing() -> bool:
         report = _report(operator, "audited")
         return bool(report) and any(
@@ -266,9 +272,10 @@ def test_audit_reports_a_deployment_that_became_non_compliant(operator: Operator
     assert result["resources"][0]["kind"] == "Deployment"
     fleet_report = _report(operator, "fleet")
     assert fleet_report is not None and fleet_report["summary"]["fail"] == 200
+    # The audit logs its figures once every report is written: a moment after this one.
+    wait_for(lambda: any(a["workloads"] >= 201 for a in _audits(operator)), 30.0)
     audits = [a for a in _audits(operator) if a["workloads"] >= 201]
     print(f"report written {seconds:.1f} s after the policy change; audit: {audits[-1]}")
-    cluster.kubectl("delete", "packagepolicy", "no-certifi-audit", check=True)
 
 
 def test_trust_policy_resources_are_enforced_live(operator: Operator) -> None:

@@ -6,8 +6,8 @@ through, and the verdict the issue demands:
 
 * ``allowed``: `sbomgate eval`/`verify` exit 0, or the AdmissionReview says allowed;
 * ``denied``: exit 1 (or allowed: false) and no line of the answer is a fault;
-* ``fault``: exit 1 (or allowed: false) and some image or package is reported as a fault
-  ("... cannot verify": the registry or a trusted repository could not be asked).
+* ``fault``: exit 3, or 1 (or allowed: false), and some image or package is reported as a
+  fault ("... cannot verify": the registry or a trusted repository could not be asked).
 
 `says` are substrings the answer must contain; they may name values made while building
 (``{unsigned}``: a digest), filled in when the case is judged. Texts that depend on fixes

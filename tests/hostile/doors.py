@@ -89,7 +89,7 @@ def cli_outcome(run: CliRun, *, subject: str | None = None) -> Outcome:
     """The verdict of a `--format json` run: of the whole run, or of one image (`subject`)."""
     detail = f"$ sbomgate {' '.join(run.args)}\nexit {run.code}\n{run.stdout}\n{run.stderr}"
     figures: dict[str, float] = {}
-    if run.code not in (0, 1):
+    if run.code not in (0, 1, 3):  # 3: refused for faults only (`sbomgate.cli.exit_code`)
         return Outcome("error", run.stderr, detail, figures)
     try:
         doc = json.loads(run.stdout)
@@ -135,6 +135,8 @@ def cli_outcome(run: CliRun, *, subject: str | None = None) -> Outcome:
         )
     allowed = run.code == 0 if subject is None else not problem
     verdict = "allowed" if allowed else ("fault" if fault else "denied")
+    if run.code == 3 and verdict != "fault":  # the exit code says "only faults": it must be so
+        return Outcome("error", f"exit 3 but the answer is {verdict}", detail, figures)
     return Outcome(verdict, "\n".join(lines), detail, figures)
 
 

@@ -264,7 +264,7 @@ def test_verify_table_names_each_image_once_and_never_ok_beside_denied() -> None
     )
     text = _plain_table(Report(verdict=both, source="two images"))
     assert text.count("ghcr.io/acme/web:1") == 1 and IMAGE not in text
-    assert "denied  ghcr.io/acme/web:1" in text
+    assert "denied  ghcr.io/acme/web:1 -> sha256:" + "a" * 64 + "\n" in text  # whole, to copy
     assert "allowed  ghcr.io/acme/api:2" in text  # only a warning there
     assert " ok " not in text and not text.startswith("ok")
     web, api = text.index("ghcr.io/acme/web:1"), text.index("ghcr.io/acme/api:2")

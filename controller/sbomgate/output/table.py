@@ -32,7 +32,7 @@ def to_text(verdict: Verdict, source: str, *, width: int | None = None) -> str:
     # Capturing keeps what printing would write (colour only on a terminal).
     console = Console(highlight=False, width=width)
     with console.capture() as captured:
-        console.print(renderable(verdict, source))
+        console.print(renderable(verdict, source), crop=False)
     # rich pads each line to the widest of its group; trailing spaces are noise to copy.
     return "".join(_TRAILING.sub(r"\1", line) for line in captured.get().splitlines(True))
 
@@ -56,12 +56,16 @@ def renderable(verdict: Verdict, source: str) -> Any:
         mine = [f for f in findings if _in_image(f, image.digest)]
         shown.update(id(f) for f in mine)
         parts.append(
-            Text.assemble(_image_status(image, mine), f"  {image.ref} -> {image.digest or '?'}")
+            _whole(
+                Text.assemble(_image_status(image, mine), f"  {image.ref} -> {image.digest or '?'}")
+            )
         )
         for a in image.attestations:
             mark = "verified" if a.verified else "rejected"
             detail = f" by {a.signer}" if a.verified and a.signer else f": {a.error}"
-            parts.append(Text(f"    {mark} {a.predicate_type or '?'} ({a.location}){detail}"))
+            parts.append(
+                _whole(Text(f"    {mark} {a.predicate_type or '?'} ({a.location}){detail}"))
+            )
         for error in image.errors:
             parts.append(Text(f"    {error}", style="red"))
         parts.extend(_finding(f, indent=4) for f in mine)
@@ -81,6 +85,14 @@ def renderable(verdict: Verdict, source: str) -> Any:
     )
     parts.append(summary)
     return Group(*parts)
+
+
+def _whole(text: Any) -> Any:
+    """A line kept whole however wide (a reference and its digest are copied from it): the
+    terminal wraps it, rich does not break it."""
+    text.no_wrap = True
+    text.overflow = "ignore"
+    return text
 
 
 def _in_image(f: Finding | EvaluationFailure, digest: str | None) -> bool:
