@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the test suite's stack helpers
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]  # the tests' stack helpers, and theirs
 
 import yaml  # noqa: E402
 
