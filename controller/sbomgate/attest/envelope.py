@@ -253,6 +253,10 @@ def _stream_statement(payload: bytes) -> dict[str, Any] | None:
                 if doc.get("predicateType") not in SPDX_PREDICATE_TYPES:
                     return None
                 spdx = SpdxStreamReader(MAX_COMPONENTS)
+            elif prefix == "predicate" and event not in ("start_array", "map_key"):
+                doc["predicate"] = value  # a document embedded as text (`cosign --type spdx`)
+            elif prefix == "predicate":
+                return None  # a list: read whole
     except ijson.JSONError as exc:
         raise FormatError(f"in-toto statement is not JSON ({json_error(exc)})") from None
     except InputError as exc:  # the SPDX predicate's own: not an object, too many packages

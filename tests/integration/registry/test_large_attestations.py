@@ -9,6 +9,7 @@ measured through the same path: see the closing note of issue 14)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,6 +94,23 @@ def test_a_statement_whose_predicate_comes_first_is_parsed_whole(
     )
     statement = envelope.parse_statement(payload)
     assert statement.predicate == {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}
+
+
+def test_a_predicate_embedded_as_text_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cosign attest --type spdx` embeds the SBOM as a JSON string: streamed, it is kept as
+    that string (the SBOM parser reads it), never dropped."""
+    monkeypatch.setattr(envelope, "STREAM_FROM_BYTES", 0)
+    text = "SPDXVersion: SPDX-2.3\nDataLicense: CC0-1.0\n"
+    payload = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "predicateType": "https://spdx.dev/Document",
+            "subject": [{"name": "x", "digest": {"sha256": "a" * 64}}],
+            "predicate": text,
+        }
+    ).encode()
+    statement = envelope.parse_statement(payload)
+    assert statement.predicate == text and statement.binds("sha256:" + "a" * 64)
 
 
 @pytest.mark.parametrize(
