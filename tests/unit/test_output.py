@@ -256,9 +256,8 @@ def test_verify_table_names_each_image_once_and_never_ok_beside_denied() -> None
         violations=(
             finding(Action.DENY, "evil", image=IMAGE),
             finding(Action.DENY, "worse", image=IMAGE),
-            finding(Action.WARN, "meh", image=other),
         ),
-        warnings=(),
+        warnings=(finding(Action.WARN, "meh", image=other),),
         audits=(),
         errors=(),
     )
@@ -270,6 +269,9 @@ def test_verify_table_names_each_image_once_and_never_ok_beside_denied() -> None
     web, api = text.index("ghcr.io/acme/web:1"), text.index("ghcr.io/acme/api:2")
     assert web < text.index("pkg:pypi/evil@1.0") < text.index("pkg:pypi/worse@1.0") < api
     assert "DENIED  two images" in text
+    # A quarantine refuses too: never "allowed" beside it.
+    quarantined = replace(both, violations=(finding(Action.QUARANTINE, "q", image=IMAGE),))
+    assert "denied  ghcr.io/acme/web:1" in _plain_table(Report(verdict=quarantined, source="q"))
 
 
 def test_policy_report_results_of_one_image() -> None:

@@ -52,14 +52,12 @@ def renderable(verdict: Verdict, source: str) -> Any:
         *verdict.errors,
     ]
     shown: set[int] = set()
+    refusing = {id(f) for f in (*verdict.violations, *verdict.errors)}
     for image in verdict.images:
         mine = [f for f in findings if _in_image(f, image.digest)]
         shown.update(id(f) for f in mine)
-        parts.append(
-            _whole(
-                Text.assemble(_image_status(image, mine), f"  {image.ref} -> {image.digest or '?'}")
-            )
-        )
+        status = _image_status(image, any(id(f) in refusing for f in mine))
+        parts.append(_whole(Text.assemble(status, f"  {image.ref} -> {image.digest or '?'}")))
         for a in image.attestations:
             mark = "verified" if a.verified else "rejected"
             detail = f" by {a.signer}" if a.verified and a.signer else f": {a.error}"
@@ -99,15 +97,14 @@ def _in_image(f: Finding | EvaluationFailure, digest: str | None) -> bool:
     return bool(digest and f.image and f.image.endswith(f"@{digest}"))
 
 
-def _image_status(image: ImageReport, findings: list[Finding | EvaluationFailure]) -> Any:
-    """`allowed` only when nothing stands against the image: never a green word beside a
-    refusal."""
+def _image_status(image: ImageReport, refused: bool) -> Any:
+    """`allowed` only when nothing stands against the image (no violation, Deny or
+    Quarantine, and no failed policy in it): never a green word beside a refusal."""
     from rich.text import Text
 
     if not image.ok:
         return Text("fault" if image.fault else "refused", style="red")
-    blocking = [f for f in findings if isinstance(f, EvaluationFailure) or f.action is Action.DENY]
-    return Text("denied", style="red") if blocking else Text("allowed", style="green")
+    return Text("denied", style="red") if refused else Text("allowed", style="green")
 
 
 def _finding(f: Finding | EvaluationFailure, *, indent: int) -> Any:
