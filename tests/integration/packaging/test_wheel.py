@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import build_image
 import pytest
 
 from support.net import free_port
@@ -36,21 +37,8 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ of a fresh venv with the wheel and its locked dependencies installed."""
     base = tmp_path_factory.mktemp("wheel")
-    source = base / "source"
-    listed = _run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        origin = ROOT / name
-        if not origin.exists() and not origin.is_symlink():
-            continue  # deleted, not yet committed
-        target = source / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(origin, target, follow_symlinks=False)
-    python = ROOT / ".venv" / "bin" / "python"
-    _run([str(python), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "-w", str(base / "dist"), str(source)])  # fmt: skip
-    [wheel] = (base / "dist").glob("sbomgate-*.whl")
+    # Built from the checkout's files as `make image` builds it (tools/build_image.py).
+    [wheel] = build_image.own_wheel(base, build_image.source_date_epoch()).glob("sbomgate-*.whl")
     _run([sys.executable, "-m", "venv", str(base / "venv")])
     pip = [str(base / "venv" / "bin" / "python"), "-m", "pip", "install", "-q"]
     # The pip the project locks first (the venv's own may be older than the lock's syntax).
