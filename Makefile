@@ -69,6 +69,8 @@ HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION
 	-X $(pkg).k8sVersionMajor=$(HELM_K8S_MAJOR) -X $(pkg).k8sVersionMinor=$(HELM_K8S_MINOR))
 VERSIONS := $(CACHE_BIN)/.versions
 KUBE_TOOLS := $(CACHE_BIN)/kube-apiserver $(CACHE_BIN)/kubectl $(CACHE_BIN)/etcd $(CACHE_BIN)/helm
+# The node's components (tests/support/kube_node.py), from the same wrapper module.
+NODE_BINS := $(addprefix $(CACHE_BIN)/,kubelet kube-controller-manager kube-scheduler kube-proxy)
 
 # A stamp per tool and version: created when first needed, so it is newer than a binary built
 # from another version; the stamps of other versions of that tool are removed.
@@ -79,7 +81,11 @@ $(VERSIONS)/%:
 
 $(CACHE_BIN)/kube-apiserver: $(VERSIONS)/kube-apiserver@$(KUBE_VERSION)
 $(CACHE_BIN)/kubectl: $(VERSIONS)/kubectl@$(KUBE_VERSION)
-$(CACHE_BIN)/kube-apiserver $(CACHE_BIN)/kubectl:
+$(CACHE_BIN)/kubelet: $(VERSIONS)/kubelet@$(KUBE_VERSION)
+$(CACHE_BIN)/kube-controller-manager: $(VERSIONS)/kube-controller-manager@$(KUBE_VERSION)
+$(CACHE_BIN)/kube-scheduler: $(VERSIONS)/kube-scheduler@$(KUBE_VERSION)
+$(CACHE_BIN)/kube-proxy: $(VERSIONS)/kube-proxy@$(KUBE_VERSION)
+$(CACHE_BIN)/kube-apiserver $(CACHE_BIN)/kubectl $(NODE_BINS):
 	cd tools/kube && CGO_ENABLED=0 go build -trimpath -ldflags '$(KUBE_LDFLAGS)' \
 		-o $(abspath $@) k8s.io/kubernetes/cmd/$(notdir $@)
 
@@ -158,6 +164,49 @@ $(CACHE_BIN)/trivy: $(VERSIONS)/trivy@$(TRIVY_VERSION)
 
 tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY) \
 	$(KUBE_TOOLS) kubeconform $(CACHE_BIN)/toxiproxy-server $(CACHE_BIN)/haproxy
+
+# A real node for the chart tests (tests/support/kube_node.py; see ../shared/NODE.md in the
+# project's notes): containerd, runc, the CNI plugins, iptables and conntrack from Debian,
+# unpacked (not installed: the host's packages and alternatives stay as they are), with
+# wrappers in .cache/node/bin that run them with the unpacked libraries; iptables is the
+# nf_tables backend, Debian's default. The sandbox (pause) image is built from pause.c in the
+# pinned k8s.io/kubernetes module, statically, as its release is.
+NODE_DEBS := containerd runc containernetworking-plugins iptables conntrack libip4tc2 libip6tc2 \
+	libxtables12 libnftnl11 libnetfilter-conntrack3 libnfnetlink0 libmnl0
+NODE_ROOT := .cache/node/root
+NODE_STAMP := .cache/node/.unpacked-$(shell printf '%s' '$(NODE_DEBS)' | sha256sum | cut -c1-12)
+XTABLES_CMDS := iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
+
+$(NODE_STAMP):
+	mkdir -p .cache/debs/node
+	cd .cache/debs/node && { apt-get download $(NODE_DEBS) || \
+		{ apt-get update && apt-get download $(NODE_DEBS); }; }
+	rm -rf $(NODE_ROOT) .cache/node/bin .cache/node/.unpacked-* && mkdir -p .cache/node/bin
+	for deb in .cache/debs/node/*.deb; do dpkg -x "$$deb" $(NODE_ROOT); done
+	for tool in containerd containerd-shim-runc-v2 ctr runc; do \
+		ln -s ../root/usr/bin/$$tool .cache/node/bin/$$tool; done
+	for cmd in $(XTABLES_CMDS) conntrack; do \
+		case $$cmd in conntrack) run='"$$here/usr/sbin/conntrack"';; \
+			*) run="\"\$$here/usr/sbin/xtables-nft-multi\" $$cmd";; esac; \
+		printf '%s\n' '#!/bin/sh' 'here=$$(dirname "$$(readlink -f "$$0")")/../root' \
+			'export XTABLES_LIBDIR="$$here/usr/lib/x86_64-linux-gnu/xtables"' \
+			'LD_LIBRARY_PATH="$$here/usr/lib/x86_64-linux-gnu$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec '"$$run"' "$$@"' \
+			> .cache/node/bin/$$cmd; \
+		chmod +x .cache/node/bin/$$cmd; done
+	.cache/node/bin/iptables --version && .cache/node/bin/runc --version >/dev/null
+	touch $@
+
+.cache/node/pause: $(VERSIONS)/pause@$(KUBE_VERSION)
+	mkdir -p .cache/node
+	cd tools/kube && go mod download k8s.io/kubernetes
+	gcc -Os -static -Wall -Werror -DVERSION=$(KUBE_VERSION) -o $@ \
+		"$$(cd tools/kube && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+	strip $@
+
+.PHONY: node-tools
+node-tools: $(NODE_STAMP) .cache/node/pause $(NODE_BINS)
+
+tools: node-tools
 
 # cyclonedx-py in a venv of its own (PyPI's cyclonedx-bom, hash-locked), and cdxgen and
 # cyclonedx-npm from tools/sbom-tools/package-lock.json (npm ci, without the optional packages:

@@ -38,6 +38,8 @@ ROOTFS = DEMO_CACHE / "debian-bookworm-python"
 SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"
 LOCK = ROOT / "requirements-runtime.lock"
 PYTHON = ROOT / ".venv" / "bin" / "python"
+NONROOT_PASSWD = "nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin"
+NONROOT_GROUP = "nonroot:x:65532:"
 HISTORY = (
     "debootstrap --variant=minbase --include=python3 bookworm",
     "pip install --target /usr/local/lib/python3.11/dist-packages -r requirements-runtime.lock "
@@ -112,6 +114,12 @@ def app_tree(out: Path, wheels: Path, own: Path) -> Path:
     _run([*pip, "--find-links", str(own), "--no-deps", f"sbomgate=={version()}"])
     # Console scripts carry this machine's interpreter path; the image runs `python3 -m`.
     shutil.rmtree(site / "bin", ignore_errors=True)
+    # A name for the uid the image runs as (as distroless images have): without one, whatever
+    # asks the user database for it (getpass.getuser(), ~ expansion) fails.
+    for table, entry in (("passwd", NONROOT_PASSWD), ("group", NONROOT_GROUP)):
+        lines = (ROOTFS / "etc" / table).read_text().splitlines()
+        (tree / "etc").mkdir(exist_ok=True)
+        (tree / "etc" / table).write_text("\n".join([*lines, entry]) + "\n")
     return tree
 
 

@@ -75,6 +75,7 @@ def test_an_expiring_certificate_is_renewed_and_the_ca_bundle_follows(
                 secret=SECRET,
                 webhook_configuration=HOOK,
                 renew_before=dt.timedelta(days=30),
+                bundle_settle_seconds=0.5,
             ),
         )
         assert rotator.rotate_if_due() is True

@@ -79,7 +79,13 @@ def test_both_webhook_configurations_get_the_new_ca(kube_cluster: KubeCluster) -
     try:
         api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
         rotator = CertificateRotator(
-            api, RotationSettings(namespace=NAMESPACE, secret=SECRET, webhook_configuration=HOOK)
+            api,
+            RotationSettings(
+                namespace=NAMESPACE,
+                secret=SECRET,
+                webhook_configuration=HOOK,
+                bundle_settle_seconds=0.5,
+            ),
         )
         # Without a mutating configuration (RefuseTags, Resolve): the validating one is renewed.
         old_ca = expiring_secret()

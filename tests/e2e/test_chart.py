@@ -133,6 +133,7 @@ def test_default_render(helm_env: dict[str, str]) -> None:
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "Deployment",
+            "Pod",  # the `helm test` hook
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
@@ -146,6 +147,12 @@ def test_default_render(helm_env: dict[str, str]) -> None:
     assert {d["metadata"]["name"] for d in rendered.all("CustomResourceDefinition")} == set(
         REPORT_CRDS
     )
+    # The `helm test` Pod is a hook, and no replica: the Service, the PodDisruptionBudget and
+    # the Deployment's selector must not match it.
+    test_pod = rendered.one("Pod")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    selector = rendered.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert not selector.items() <= test_pod["metadata"]["labels"].items()
 
     configuration = rendered.one("ValidatingWebhookConfiguration")
     workloads, policies = configuration["webhooks"]

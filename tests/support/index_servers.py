@@ -181,8 +181,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def start_pypiserver(directory: Path, log: Path, *, fallback: str | None = None) -> IndexServer:
-    """pypiserver over `directory`; unknown names are 404s, or with `fallback` redirects there."""
+def start_pypiserver(
+    directory: Path, log: Path, *, fallback: str | None = None, bind: str = "127.0.0.1"
+) -> IndexServer:
+    """pypiserver over `directory` on `bind`; unknown names are 404s, or with `fallback`
+    redirects there."""
     port = free_port()
     command = [
         sys.executable,
@@ -192,7 +195,7 @@ def start_pypiserver(directory: Path, log: Path, *, fallback: str | None = None)
         "-p",
         str(port),
         "-i",
-        "127.0.0.1",
+        bind,
         "-a",
         ".",
         "-P",
@@ -204,8 +207,8 @@ def start_pypiserver(directory: Path, log: Path, *, fallback: str | None = None)
     ]
     handle = log.open("wb")
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-    server = IndexServer(f"http://127.0.0.1:{port}/simple/", log, process)
-    _wait_http(f"http://127.0.0.1:{port}/health", server, "pypiserver")
+    server = IndexServer(f"http://{bind}:{port}/simple/", log, process)
+    _wait_http(f"http://{bind}:{port}/health", server, "pypiserver")
     return server
 
 
@@ -366,12 +369,12 @@ def _serve(server: ThreadingHTTPServer) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-def start_static_index() -> StaticIndex:
-    """A PEP 691 index on loopback serving `StaticIndex.projects` (filename -> file entries, as
+def start_static_index(bind: str = "127.0.0.1") -> StaticIndex:
+    """A PEP 691 index on `bind` (loopback) serving `StaticIndex.projects` (filename -> file entries, as
     PEP 691 spells them, with PEP 700 `upload-time`)."""
     handler = type("Handler", (_Pep691Handler,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    index = StaticIndex(f"http://127.0.0.1:{server.server_address[1]}/simple/", server)
+    server = ThreadingHTTPServer((bind, 0), handler)
+    index = StaticIndex(f"http://{bind}:{server.server_address[1]}/simple/", server)
     handler.index = index
     _serve(server)
     return index

@@ -2,7 +2,8 @@
 
 Like controller-runtime's envtest: etcd and kube-apiserver only (no controller-manager, scheduler
 or kubelet), so objects are stored and admitted (webhooks included) but nothing reconciles them:
-a Deployment makes no ReplicaSet and a Pod is never scheduled. The binaries (etcd, kube-apiserver,
+a Deployment makes no ReplicaSet and a Pod is never scheduled (tests/support/kube_node.py adds
+a real node to a control plane started with ``node_ip``). The binaries (etcd, kube-apiserver,
 kubectl, helm) are built by `make tools` into `.cache/bin/` from tools/kube/.
 
 Everything listens on 127.0.0.1 only: etcd over plain HTTP on free ports, the API server over TLS
@@ -684,6 +685,16 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+# Flags a node's API server sets otherwise (see start_kube_cluster).
+_NODE_REPLACED = (
+    "--bind-address",
+    "--advertise-address",
+    "--authorization-mode",
+    "--disable-admission-plugins",
+    "--endpoint-reconciler-type",
+)
+
+
 def _readyz(server: str, ca_file: Path, cert: Path, key: Path) -> tuple[int, str]:
     context = ssl.create_default_context(cafile=str(ca_file))
     context.load_cert_chain(str(cert), str(key))
@@ -725,8 +736,14 @@ def _write_kubeconfig(path: Path, server: str, ca_file: Path, cert: Path, key: P
     path.chmod(0o600)
 
 
-def start_kube_cluster(directory: Path) -> KubeCluster:
+def start_kube_cluster(directory: Path, *, node_ip: str | None = None) -> KubeCluster:
     """Make certificates, start etcd and kube-apiserver under ``directory``, wait for /readyz.
+
+    With ``node_ip`` (the host's address), the API server is made for a real node
+    (tests/support/kube_node.py): it listens on every address and advertises ``node_ip`` (the
+    `kubernetes` Service's endpoint, reached from Pods through kube-proxy), authorizes kubelets
+    with the Node authorizer, gives Pods service-account tokens, and calls webhook Services'
+    endpoints itself (aggregator routing: no Service proxying needed on the host).
 
     Raises RuntimeError (with the tail of the failing server's log) when a server does not come
     up; the caller owns the returned cluster and must call ``stop()``."""
@@ -748,6 +765,7 @@ def start_kube_cluster(directory: Path) -> KubeCluster:
             "kubernetes.default",
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
+            *((node_ip,) if node_ip else ()),
         ),
     )
     admin_cert, admin_key = ca.issue(
@@ -780,6 +798,7 @@ def start_kube_cluster(directory: Path) -> KubeCluster:
             admin_key,
             sa_key_file,
             sa_pub_file,
+            node_ip,
         )
     except BaseException:
         etcd.stop()
@@ -825,6 +844,7 @@ def _start_apiserver(
     admin_key: Path,
     sa_key_file: Path,
     sa_pub_file: Path,
+    node_ip: str | None,
 ) -> tuple[_Process, str, list[str]]:
     last: RuntimeError | None = None
     for attempt in range(3):  # a free port can be taken between probe and bind
@@ -852,6 +872,16 @@ def _start_apiserver(
             "--endpoint-reconciler-type=none",
             "--v=1",
         ]
+        if node_ip is not None:
+            args = [a for a in args if not a.startswith(_NODE_REPLACED)] + [
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={node_ip}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-aggregator-routing=true",
+                f"--kubelet-client-certificate={admin_cert}",
+                f"--kubelet-client-key={admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
         process = _spawn("kube-apiserver", [str(KUBE_APISERVER_BIN), *args], log_file, env)
         deadline = time.monotonic() + START_TIMEOUT
         status, body = 0, ""

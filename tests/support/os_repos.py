@@ -444,9 +444,9 @@ class ImageArchive:
 
 
 @contextmanager
-def serve_image_archive(work: Path, debs: Path) -> Iterator[ImageArchive]:
-    """The .debs in `debs` as a signed apt repository on loopback, built in `work`: the
-    organisation's mirror of what its base image is made of."""
+def serve_image_archive(work: Path, debs: Path, bind: str = "127.0.0.1") -> Iterator[ImageArchive]:
+    """The .debs in `debs` as a signed apt repository on `bind` (loopback), built in `work`:
+    the organisation's mirror of what its base image is made of."""
     _need_tools()
     if not list(debs.glob("*.deb")):
         raise RuntimeError(f"no .deb in {debs}: run `make sbom-targets demo-image`")
@@ -461,11 +461,11 @@ def serve_image_archive(work: Path, debs: Path) -> Iterator[ImageArchive]:
     handler: type[_Handler] = type(
         "Handler", (_Handler,), {"requests": [], "lock": threading.Lock()}
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(top)))
+    server = ThreadingHTTPServer((bind, 0), partial(handler, directory=str(top)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield ImageArchive(
-            url=f"http://127.0.0.1:{server.server_address[1]}/debian", keyring=keyring, debs=listed
+            url=f"http://{bind}:{server.server_address[1]}/debian", keyring=keyring, debs=listed
         )
     finally:
         server.shutdown()

@@ -173,15 +173,19 @@ def push_app_image(
 
 def syft_sbom(image: PushedImage, target: Path, work: Path) -> Path:
     """syft's CycloneDX JSON of the image as it is in the registry (syft's default catalogers
-    for an image), pulled over plain HTTP from the loopback registry."""
+    for an image), pulled from the registry (over TLS when it has a CA)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYFT_")}
     env.update(
         HOME=str(work / "home"),
         SYFT_CHECK_FOR_APP_UPDATE="false",
         SYFT_CACHE_DIR=str(work / "syft-cache"),
-        SYFT_REGISTRY_INSECURE_USE_HTTP="true",
         TMPDIR=str(work),
     )
+    if image.server.scheme == "https" and image.server.ca_file is not None:
+        env["SSL_CERT_FILE"] = str(image.server.ca_file)
+    else:
+        env["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true"
+
     done = subprocess.run(
         [str(SYFT), "scan", f"registry:{image.digest_ref}", "-q", "-o", f"cyclonedx-json={target}"],
         capture_output=True,
@@ -221,19 +225,20 @@ class DemoRepositories:
 
 
 @contextmanager
-def demo_repositories(work: Path) -> Iterator[DemoRepositories]:
+def demo_repositories(work: Path, bind: str = "127.0.0.1") -> Iterator[DemoRepositories]:
     """The apt mirror of the base image's .debs, the hosted PyPI with the locked wheels, and the
-    pass-through PyPI where the slopsquat was published SLOPSQUAT_AGE_DAYS days ago."""
+    pass-through PyPI where the slopsquat was published SLOPSQUAT_AGE_DAYS days ago, listening
+    on `bind` (loopback, or a node's address for Pods)."""
     need_demo_image()
     with ExitStack() as stack:
-        apt = stack.enter_context(serve_image_archive(work / "apt", DEBS))
+        apt = stack.enter_context(serve_image_archive(work / "apt", DEBS, bind))
         wheels = work / "pypi-internal"
         wheels.mkdir(parents=True)
         for wheel in WHEELS.glob("*.whl"):
             shutil.copy(wheel, wheels / wheel.name)
-        hosted = start_pypiserver(wheels, work / "pypiserver.log")
+        hosted = start_pypiserver(wheels, work / "pypiserver.log", bind=bind)
         stack.callback(hosted.stop)
-        proxy = start_static_index()
+        proxy = start_static_index(bind)
         stack.callback(proxy.stop)
         name, version = SLOPSQUAT
         built = work / "slopsquat"

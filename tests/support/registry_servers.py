@@ -106,7 +106,8 @@ def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def make_test_ca(directory: Path) -> RegistryCA:
+def make_test_ca(directory: Path, hosts: tuple[str, ...] = ()) -> RegistryCA:
+    """A CA and a serving certificate for 127.0.0.1, localhost, ::1 and `hosts` (IPs)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -152,6 +153,7 @@ def make_test_ca(directory: Path) -> RegistryCA:
                     x509.DNSName("localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("::1")),
+                    *(x509.IPAddress(ipaddress.ip_address(host)) for host in hosts),
                 ]
             ),
             critical=False,
@@ -290,8 +292,10 @@ def start_distribution(
     auth: str = "none",
     username: str = TEST_USERNAME,
     password: str = TEST_PASSWORD,
+    bind: str = "127.0.0.1",
 ) -> RegistryServer:
-    """Start distribution 2.8 (Debian docker-registry). ``ca`` None means plain HTTP."""
+    """Start distribution 2.8 (Debian docker-registry). ``ca`` None means plain HTTP; ``bind``
+    is the address it listens on (a node's address for Pods and the node's containerd)."""
     _require(DISTRIBUTION_BIN)
     if auth != "none" and ca is None:
         raise ValueError("auth registries run over TLS")
@@ -323,7 +327,7 @@ def start_distribution(
     for _attempt in range(3):  # a free port can be taken between probe and bind
         port = free_port()
         http_config: dict[str, object] = {
-            "addr": f"127.0.0.1:{port}",
+            "addr": f"{bind}:{port}",
             "secret": secrets.token_hex(16),
             "headers": {"X-Content-Type-Options": ["nosniff"]},
         }
@@ -353,7 +357,7 @@ def start_distribution(
                 start_new_session=True,
             )
         server = RegistryServer(
-            host=f"127.0.0.1:{port}",
+            host=f"{bind}:{port}",
             scheme="https" if ca is not None else "http",
             kind="distribution",
             ca_file=ca.ca_file if ca is not None else None,

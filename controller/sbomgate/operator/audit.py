@@ -62,6 +62,14 @@ class LeaseElection:
         self.coordination: Any = k8s.CoordinationV1Api(api)
         self.namespace = namespace
         self.identity = identity
+        # The Lease's owner (see Auditor.owner_reference), so that it goes with the
+        # installation; None: a Lease without one.
+        self.owner_reference: Callable[[], dict[str, Any] | None] = lambda: None
+
+    def _metadata(self, **fields_: Any) -> dict[str, Any]:
+        owner = self.owner_reference()
+        metadata = {"name": LEASE_NAME, **fields_}
+        return {**metadata, "ownerReferences": [owner]} if owner is not None else metadata
 
     def acquire(self) -> bool:
         """Take or renew the Lease; True while this replica holds it."""
@@ -77,7 +85,7 @@ class LeaseElection:
             if exc.status != 404:
                 raise
             body = {
-                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+                "metadata": self._metadata(namespace=self.namespace),
                 "spec": {
                     "holderIdentity": self.identity,
                     "leaseDurationSeconds": LEASE_SECONDS,
@@ -107,7 +115,8 @@ class LeaseElection:
         acquired = stamp if taken else spec.acquire_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         transitions = (spec.lease_transitions or 0) + (holder != self.identity and bool(holder))
         body = {
-            "metadata": {"name": LEASE_NAME, "resourceVersion": lease.metadata.resource_version},
+            # A replace erases what it leaves out: the owner goes in again too.
+            "metadata": self._metadata(resourceVersion=lease.metadata.resource_version),
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": LEASE_SECONDS,
@@ -138,10 +147,15 @@ class Auditor:
         *,
         interval: float,
         election: LeaseElection,
+        owner: str | None = None,
     ) -> None:
+        """`owner`: a ValidatingWebhookConfiguration the reports are owned by (the
+        installation's), so that the garbage collector deletes them when it goes."""
         from kubernetes import client as k8s
 
         self.api = api
+        self.owner = owner
+        self._owner_reference: dict[str, Any] | None = None
         self.controller = controller
         self.interval = interval
         self.election = election
@@ -277,6 +291,9 @@ class Auditor:
         from kubernetes.client.exceptions import ApiException
 
         body = policyreport.policy_report(namespace=namespace, results=results, stamp=stamp)
+        owner = self.owner_reference()
+        if owner is not None:
+            body["metadata"]["ownerReferences"] = [owner]
         args = (REPORT_GROUP, REPORT_VERSION, namespace, "policyreports")
         try:
             existing = self.custom.get_namespaced_custom_object(
@@ -291,6 +308,36 @@ class Auditor:
         self.custom.replace_namespaced_custom_object(
             *args, REPORT_NAME, body, _request_timeout=API_TIMEOUT
         )
+
+    def owner_reference(self) -> dict[str, Any] | None:
+        """The owner reference to the installation's webhook configuration (a cluster-scoped
+        owner may own namespaced objects in any namespace), read once."""
+        if self.owner is None or self._owner_reference is not None:
+            return self._owner_reference
+        from kubernetes import client as k8s
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            found = k8s.AdmissionregistrationV1Api(self.api).read_validating_webhook_configuration(
+                self.owner, _request_timeout=API_TIMEOUT
+            )
+        except ApiException as exc:
+            log.warning(
+                "the reports' owner cannot be read: they will outlive the installation",
+                extra=fields(owner=self.owner, status=exc.status),
+            )
+            self.owner = None  # asked once: the reports are written without one
+            return None
+        uid = found.metadata.uid if found.metadata is not None else None
+        if not uid:
+            return None
+        self._owner_reference = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "name": self.owner,
+            "uid": uid,
+        }
+        return self._owner_reference
 
 
 def _results(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sbomgate._internal.logs import fields
 
 log = logging.getLogger(__name__)
+# The CAs trusted besides a new one: those of certificates replicas may still serve.
+CAS_KEPT = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +39,10 @@ class RotationSettings:
     webhook_configuration: str
     renew_before: dt.timedelta = dt.timedelta(days=30)
     validity: dt.timedelta = dt.timedelta(days=365)
+    # Seconds between trusting the new CA and serving its certificate: the API server applies
+    # a changed caBundle through its informer a moment later, and a replica that reloaded the
+    # new certificate before then would be refused ("certificate signed by unknown authority").
+    bundle_settle_seconds: float = 10.0
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -131,8 +138,12 @@ class CertificateRotator:
         names = _names(current) or [x509.DNSName(cn)]
         ca_pem, cert_pem, key_pem = new_pair(cn, names, s.validity)
         old_ca = base64.b64decode(data.get("ca.crt") or b"")
-        # 1. Trust both CAs, so replicas still serving the old certificate keep working.
-        self._set_ca_bundle(_last_certificate(old_ca) + ca_pem)
+        # 1. Trust the new CA beside the ones in force, so replicas still serving an older
+        #    certificate keep working (a replica serves what its volume held when it last
+        #    synced, which may be older than the Secret), and give the API server the time to
+        #    apply it.
+        self._set_ca_bundle(old_ca, ca_pem)
+        time.sleep(s.bundle_settle_seconds)
         # 2. The new pair; replicas reload it from their mounted Secret.
         self.core.patch_namespaced_secret(
             s.secret,
@@ -154,12 +165,20 @@ class CertificateRotator:
         )
         return True
 
-    def _set_ca_bundle(self, bundle: bytes) -> None:
+    def _set_ca_bundle(self, secret_ca: bytes, new_ca: bytes) -> None:
+        """Every webhook trusts `new_ca`, and the newest CAS_KEPT of the CAs it trusted and
+        the Secret's."""
         from kubernetes.client.exceptions import ApiException
 
         name = self.settings.webhook_configuration
-        encoded = base64.b64encode(bundle).decode()
         validating = self.admission.read_validating_webhook_configuration(name)
+        in_force = b"".join(
+            base64.b64decode(hook.client_config.ca_bundle or b"")
+            for hook in validating.webhooks or []
+            if hook.client_config is not None
+        )
+        kept = list(dict.fromkeys([*_certificates(in_force), *_certificates(secret_ca)]))
+        encoded = base64.b64encode(b"".join([*kept[-CAS_KEPT:], new_ca])).decode()
         self.admission.patch_validating_webhook_configuration(name, _bundles(validating, encoded))
         try:
             mutating = self.admission.read_mutating_webhook_configuration(name)
@@ -180,9 +199,11 @@ def _bundles(configuration: Any, encoded: str) -> dict[str, Any]:
     }
 
 
-def _last_certificate(bundle: bytes) -> bytes:
-    """The newest CA of a bundle (the last block): older ones leave at each rotation."""
+def _certificates(bundle: bytes) -> list[bytes]:
+    """The PEM blocks of a bundle, oldest first, each ending in one newline."""
     marker = b"-----BEGIN CERTIFICATE-----"
-    if marker not in bundle:
-        return b""
-    return marker + bundle.rsplit(marker, 1)[1]
+    return [
+        marker + b"\n" + block.strip() + b"\n"
+        for block in bundle.split(marker)[1:]
+        if block.strip()
+    ]

@@ -22,7 +22,9 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -465,9 +467,14 @@ class ClusterSideEffects(SideEffects):
         self.core.create_namespaced_event(namespace, body, _request_timeout=API_TIMEOUT)
 
 
-def run_kopf(live: LivePolicySet, stop: threading.Event, ready: threading.Event) -> None:
-    """kopf in a thread of its own (its own event loop), feeding the live set."""
+def run_kopf(
+    live: LivePolicySet, stop: threading.Event, ready: threading.Event, identity: str
+) -> None:
+    """kopf in a thread of its own (its own event loop), feeding the live set. Should it stop
+    with an error, the process is asked to stop (SIGTERM) so that it is restarted: a webhook
+    whose policy watch is dead would judge by stale policies without a word."""
     import kopf
+    from kopf._core.engines.peering import Identity  # kopf exports only the NewType's use
 
     registry = kopf.OperatorRegistry()
 
@@ -495,6 +502,9 @@ def run_kopf(live: LivePolicySet, stop: threading.Event, ready: threading.Event)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # kopf's own Events about handlers: noise here
         settings.watching.server_timeout = 300
+        # The resources watched are known: no scan of every CRD in the cluster (which would
+        # need list/watch on customresourcedefinitions, a privilege sbomgate has no use for).
+        settings.scanning.disabled = True
 
     for plural in KINDS:
 
@@ -523,6 +533,18 @@ def run_kopf(live: LivePolicySet, stop: threading.Event, ready: threading.Event)
             standalone=True,  # every replica watches; the audit elects its own leader
             stop_flag=stop_flag,
             ready_flag=ready,
+            # kopf names itself after the login user by default (getpass), which fails for a
+            # uid without a passwd entry, as in many images: name it as the leases do.
+            identity=Identity(identity),
         )
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        if stop.is_set():
+            return
+        log.error(
+            "the policy watch stopped; stopping the server so that it is restarted",
+            extra=fields(error=f"{type(exc).__name__}: {exc}"),
+        )
+        os.kill(os.getpid(), signal.SIGTERM)

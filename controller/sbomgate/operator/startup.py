@@ -72,11 +72,21 @@ def start_live_policy_set(
     ready.set()
     kopf_ready = threading.Event()
     threading.Thread(
-        target=run_kopf, args=(live, stop, kopf_ready), name="sbomgate-kopf", daemon=True
+        target=run_kopf,
+        args=(live, stop, kopf_ready, identity),
+        name="sbomgate-kopf",
+        daemon=True,
     ).start()
     threading.Thread(target=live.run_rebuilds, name="sbomgate-rebuild", daemon=True).start()
     election = LeaseElection(api, own_namespace() or "default", identity)
-    auditor = Auditor(api, current, interval=config.audit_interval, election=election)
+    auditor = Auditor(
+        api,
+        current,
+        interval=config.audit_interval,
+        election=election,
+        owner=config.webhook_configuration,
+    )
+    election.owner_reference = auditor.owner_reference
     live.on_rebuilt.append(auditor.trigger)
     if config.certificate_secret and config.webhook_configuration:
         rotator = CertificateRotator(

@@ -87,6 +87,9 @@ def in_image(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_it_runs_as_65532_with_its_bundled_policies(root: Path) -> None:
+    # The uid has a name: kopf (getpass.getuser()) and ~ expansion ask the user database.
+    assert "nonroot:x:65532:65532:" in (root / "etc" / "passwd").read_text()
+    assert "nonroot:x:65532:" in (root / "etc" / "group").read_text()
     version = in_image(root, "--version")
     assert version.returncode == 0 and version.stdout.startswith("sbomgate "), version.stderr
     tested = in_image(root, "test", "--quiet")
