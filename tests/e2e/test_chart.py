@@ -128,11 +128,14 @@ def test_default_render(helm_env: dict[str, str]) -> None:
     assert rendered.kinds() == sorted(
         [
             "ClusterRole",
+            "ClusterRole",  # the uninstall hook's (webhook-cleanup.yaml)
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ConfigMap",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "Deployment",
+            "Job",  # the uninstall hook
             "Pod",  # the `helm test` hook
             "PodDisruptionBudget",
             "Role",
@@ -140,6 +143,7 @@ def test_default_render(helm_env: dict[str, str]) -> None:
             "Secret",
             "Service",
             "MutatingWebhookConfiguration",
+            "ServiceAccount",
             "ServiceAccount",
             "ValidatingWebhookConfiguration",
         ]
@@ -282,7 +286,10 @@ def test_default_render(helm_env: dict[str, str]) -> None:
 
     # The certificate's renewal patches both configurations' caBundles and the Secret, and
     # nothing else of their kinds.
-    cluster_rules = rendered.one("ClusterRole")["rules"]
+    cluster_rules = rendered.one("ClusterRole", RELEASE)["rules"]
+    # The uninstall hook may delete the release's two webhook configurations, nothing else.
+    [cleanup_rule] = rendered.one("ClusterRole", f"{RELEASE}-webhook-cleanup")["rules"]
+    assert cleanup_rule["verbs"] == ["delete"] and cleanup_rule["resourceNames"] == [RELEASE]
     assert {
         "apiGroups": ["admissionregistration.k8s.io"],
         "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
@@ -475,7 +482,7 @@ def test_cert_manager_and_service_monitor(helm_env: dict[str, str]) -> None:
     assert not [
         rule
         for role in ("ClusterRole", "Role")
-        for rule in rendered.one(role)["rules"]
+        for rule in rendered.one(role, RELEASE)["rules"]
         if "patch" in rule["verbs"]
         and {"secrets", "validatingwebhookconfigurations"} & set(rule["resources"])
     ]
@@ -663,6 +670,8 @@ def installed(
                 "webhook": {
                     "failurePolicy": "Ignore",
                     "objectSelector": {"matchLabels": {NEVER_LABEL: "never"}},
+                    # No node runs its Job here (tests/e2e/test_chart_on_node.py runs it).
+                    "cleanupOnUninstall": False,
                 },
                 "config": {"allowedRegistries": ["ghcr.io"]},
             }
