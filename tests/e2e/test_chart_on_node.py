@@ -659,12 +659,25 @@ def test_uninstall_leaves_an_unlocked_cluster(enforcing: Stack) -> None:
 
     # What the Pods made (the audit's Lease and PolicyReports) is owned by the webhook
     # configuration: the garbage collector removes it with the release.
-    def collected() -> bool:
-        leases = enforcing.kubectl("get", "leases", "-n", NAMESPACE, "-o", "name").stdout
-        reports = enforcing.kubectl("get", "policyreports", "-A", "-o", "name").stdout
-        return not leases.strip() and not reports.strip()
+    left: list[str] = []
 
-    _wait("the Lease and the PolicyReports collected", collected, 60)
+    def collected() -> bool:
+        leases = enforcing.kubectl("get", "leases", "-n", NAMESPACE, "-o", "json").stdout
+        reports = enforcing.kubectl("get", "policyreports", "-A", "-o", "json").stdout
+        left[:] = [
+            f"{item['kind']} {item['metadata'].get('namespace')}/{item['metadata']['name']} "
+            f"owned by {item['metadata'].get('ownerReferences')}"
+            for text in (leases, reports) if text.strip()
+            for item in json.loads(text)["items"]
+        ]  # fmt: skip
+        return not left
+
+    started = time.monotonic()
+    try:
+        _wait("the Lease and the PolicyReports collected", collected, 150)
+    except AssertionError:
+        raise AssertionError(f"left after uninstall: {left}") from None
+    print(f"the Lease and the PolicyReports collected {time.monotonic() - started:.1f} s after")
     # Nothing is judged any more: the bad image is admitted without a word.
     bad = _deployment(enforcing, "shop-next", enforcing.bad)
     done = enforcing.cluster.apply(bad, check=False)

@@ -65,6 +65,11 @@ class LeaseElection:
         # The Lease's owner (see Auditor.owner_reference), so that it goes with the
         # installation; None: a Lease without one.
         self.owner_reference: Callable[[], dict[str, Any] | None] = lambda: None
+        # Whether that owner still exists (asked before a Lease is created), and whether it
+        # was found gone: the installation is being removed, and nothing is written again
+        # that nothing would delete.
+        self.owner_alive: Callable[[], bool] = lambda: True
+        self.owner_gone: Callable[[], bool] = lambda: False
 
     def _metadata(self, **fields_: Any) -> dict[str, Any]:
         owner = self.owner_reference()
@@ -84,6 +89,8 @@ class LeaseElection:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+            if not self.owner_alive():
+                return False
             body = {
                 "metadata": self._metadata(namespace=self.namespace),
                 "spec": {
@@ -125,6 +132,8 @@ class LeaseElection:
                 "leaseTransitions": transitions,
             },
         }
+        if self.owner_gone():
+            return False  # the installation is being removed: its Lease goes with it
         try:
             self.coordination.replace_namespaced_lease(
                 LEASE_NAME, self.namespace, body, _request_timeout=API_TIMEOUT
@@ -156,6 +165,7 @@ class Auditor:
         self.api = api
         self.owner = owner
         self._owner_reference: dict[str, Any] | None = None
+        self.owner_gone = False
         self.controller = controller
         self.interval = interval
         self.election = election
@@ -292,6 +302,8 @@ class Auditor:
 
         body = policyreport.policy_report(namespace=namespace, results=results, stamp=stamp)
         owner = self.owner_reference()
+        if self.owner_gone:
+            return  # the installation is being removed: its reports with it
         if owner is not None:
             body["metadata"]["ownerReferences"] = [owner]
         args = (REPORT_GROUP, REPORT_VERSION, namespace, "policyreports")
@@ -322,6 +334,9 @@ class Auditor:
                 self.owner, _request_timeout=API_TIMEOUT
             )
         except ApiException as exc:
+            if exc.status == 404:
+                self.owner_gone = True
+                return None
             log.warning(
                 "the reports' owner cannot be read: they will outlive the installation",
                 extra=fields(owner=self.owner, status=exc.status),
@@ -338,6 +353,24 @@ class Auditor:
             "uid": uid,
         }
         return self._owner_reference
+
+    def owner_alive(self) -> bool:
+        """Whether the owner still exists (True when there is none to ask about, or the
+        answer is not a clear "not found")."""
+        if self.owner is None:
+            return True
+        from kubernetes import client as k8s
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            k8s.AdmissionregistrationV1Api(self.api).read_validating_webhook_configuration(
+                self.owner, _request_timeout=API_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                self.owner_gone = True
+                return False
+        return True
 
 
 def _results(

@@ -87,6 +87,8 @@ def start_live_policy_set(
         owner=config.webhook_configuration,
     )
     election.owner_reference = auditor.owner_reference
+    election.owner_alive = auditor.owner_alive
+    election.owner_gone = lambda: auditor.owner_gone
     live.on_rebuilt.append(auditor.trigger)
     if config.certificate_secret and config.webhook_configuration:
         rotator = CertificateRotator(
