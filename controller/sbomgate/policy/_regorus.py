@@ -187,6 +187,10 @@ class RegoModule:
     rules: tuple[RuleDefinition, ...]
     imports: frozenset[str]
     calls: tuple[tuple[str, int], ...] = field(default=())
+    # Every path the module reads `input` through, up to its first computed key (`()`: the
+    # whole of `input`), and whether it replaces any of it (`with input...`).
+    input_reads: frozenset[tuple[str, ...]] = field(default=frozenset({()}))
+    replaces_input: bool = True
 
     def definitions(self, name: str) -> list[RuleDefinition]:
         """Every definition of the rule `name`, in source order."""
@@ -223,6 +227,60 @@ def _ref_name(node: Any) -> str | None:
         base = _ref_name(body["refr"])
         return None if base is None else f"{base}.{body['field'][1]}"
     return None
+
+
+def _static_ref(node: Any) -> tuple[tuple[str, ...], str | None, list[Any]]:
+    """A reference's static path from its root (cut at the first computed key), the root's
+    name (None when the root is not a variable), and the parts still to walk (computed keys,
+    a non-variable root)."""
+    fields: list[str] = []
+    rest: list[Any] = []
+    while isinstance(node, dict) and len(node) == 1:
+        kind, body = next(iter(node.items()))
+        if kind == "RefDot":
+            fields.append(str(body["field"][1]))
+        elif kind == "RefBrack":
+            index = body["index"]
+            literal = index.get("String") if isinstance(index, dict) else None
+            if isinstance(literal, dict):
+                fields.append(str(literal["value"]))
+            else:
+                fields.clear()  # what lies beyond a computed key is not static
+                rest.append(index)
+        elif kind == "Var":
+            return tuple(reversed(fields)), str(body["value"]), rest
+        else:
+            break
+        node = body["refr"]
+    rest.append(node)
+    return tuple(reversed(fields)), None, rest
+
+
+def _input_reads(node: Any) -> Iterator[tuple[str, ...]]:
+    """The static paths under `input` that `node` reads (`()` for `input` itself)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if len(item) == 1:
+            kind, body = next(iter(item.items()))
+            if kind in ("RefDot", "RefBrack"):
+                path, root, rest = _static_ref(item)
+                if root == "input":
+                    yield path
+                stack.extend(rest)
+                continue
+            if kind == "Var" and isinstance(body, dict) and body.get("value") == "input":
+                yield ()
+                continue
+        stack.extend(item.values())
+
+
+_WITH_INPUT = re.compile(r"\bwith\s+input\b")
 
 
 def _walk(node: Any) -> Iterator[Any]:
@@ -347,6 +405,8 @@ def analyse_module(path: str, source: str) -> RegoModule:
         rules=tuple(rules),
         imports=frozenset(imports),
         calls=tuple(calls),
+        input_reads=frozenset(_input_reads(module["rules"])),
+        replaces_input=_WITH_INPUT.search(source) is not None,
     )
 
 

@@ -22,6 +22,7 @@ from sbomgate.intel.model import FactSource as FactSource
 from sbomgate.policy._regorus import RegoEngine
 from sbomgate.policy.input import build_input
 from sbomgate.policy.loader import Action, Policy
+from sbomgate.policy.outcomes import OutcomeCache, context_free
 from sbomgate.sbom.model import Component, Sbom
 from sbomgate.verdict import EvaluationFailure, Finding, Verdict
 
@@ -80,16 +81,35 @@ def _evaluate(engine: RegoEngine, policy: Policy) -> tuple[Any, tuple[str, ...]]
 
 
 _THREAD = threading.local()
+# The outcome cache's default bound (policy/outcomes.py): about 150,000 packages' outcomes.
+DEFAULT_OUTCOME_CACHE_BYTES = 64 * 1024 * 1024
+# How a context-free input document ends: `image` and `workload` are its last two keys.
+_NO_CONTEXT = ',"image":null,"workload":null}}'
 
 
 class PolicyEngine:
     """Policies + data, compiled lazily into regorus engines, one set per thread."""
 
-    def __init__(self, policies: Sequence[Policy], data: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        data: Mapping[str, Any] | None = None,
+        *,
+        outcome_cache_bytes: int = DEFAULT_OUTCOME_CACHE_BYTES,
+    ) -> None:
         self.policies = tuple(sorted(policies, key=lambda p: (p.precedence, p.name)))
         self.data: Mapping[str, Any] = dict(data or {})
         # The data lists, matched per package in Python (InputError for an unreadable entry).
         self.lists = compile_lists(self.data)
+        # Outcomes of the policies that see only the package, kept across images; the cache
+        # is this engine's, so a new policy set (a new engine) starts empty.
+        self.context_free = frozenset(p.name for p in self.policies if context_free(p))
+        self._order = {p.name: i for i, p in enumerate(self.policies)}
+        self.outcomes = (
+            OutcomeCache(outcome_cache_bytes)
+            if outcome_cache_bytes > 0 and self.context_free
+            else None
+        )
 
     def _engines(self) -> dict[str, RegoEngine]:
         # regorus engines must be dropped on the thread that made them (PyO3 "unsendable"):
@@ -173,6 +193,11 @@ class PolicyEngine:
         # Identical components (same input) are evaluated once: documents[0] is the subject.
         documents: dict[str, int] = {_dump(subject_input): 0}
         rows: list[int] = []
+        # Each component document's outcome-cache key (by row), from its input without the
+        # image and the workload, which are spliced in after (see _with_context).
+        keys: dict[int, bytes] = {}
+        scope = "*" if only is None else ",".join(sorted(only))
+        context = _context_json(image, workload)
         collector = _Collector()
         # A license text license-expression failed on cannot be judged: an error, not a pass.
         for failed in (c for c in (sbom.subject, *sbom.components) if c and c.license_error):
@@ -192,19 +217,15 @@ class PolicyEngine:
             problems = component_disagreements(component, declared)
             if problems:
                 collector.disagrees(component, problems)
-            document = _dump(
-                build_input(
-                    component,
-                    facts=known,
-                    image=image,
-                    workload=workload,
-                    lists=self.lists,
-                    disagreements=problems,
-                )
+            free = _dump(
+                build_input(component, facts=known, lists=self.lists, disagreements=problems)
             )
-            rows.append(documents.setdefault(document, len(documents)))
+            row = documents.setdefault(_with_context(free, context), len(documents))
+            rows.append(row)
+            if row not in keys:
+                keys[row] = OutcomeCache.key(f"{free}\0{scope}")
         try:
-            answers = self.evaluate_documents(list(documents), only)
+            answers = self._evaluate_reusing(list(documents), keys, only)
         except EvaluationError as exc:
             # Nothing is known of this SBOM beyond the failure, which denies (fail closed).
             number = getattr(exc, "document", 0)
@@ -223,9 +244,94 @@ class PolicyEngine:
             collector.add(component, answers[row])
         return collector.verdict(len(sbom.components), sbom)
 
+    def _evaluate_reusing(
+        self, documents: list[str], keys: Mapping[int, bytes], only: frozenset[str] | None
+    ) -> list[list[PolicyOutcome]]:
+        """`evaluate_documents`, taking the context-free policies' outcomes from the outcome
+        cache where it has them (only the other policies are evaluated for those documents)
+        and keeping what it learns. The answers are those of `evaluate_documents`."""
+        cache = self.outcomes
+        if cache is None:
+            return self.evaluate_documents(documents, only)
+        cached = {row: hit for row, key in keys.items() if (hit := cache.get(key)) is not None}
+        answers: list[list[PolicyOutcome]] = [[] for _ in documents]
+        full = [row for row in range(len(documents)) if row not in cached]
+        for row, outcomes in zip(full, self._evaluate_rows(documents, full, only), strict=True):
+            answers[row] = outcomes
+            if row in keys:
+                self._remember(keys[row], outcomes)
+        if cached:
+            others = frozenset(
+                p.name
+                for p in self.policies
+                if p.name not in self.context_free and (only is None or p.name in only)
+            )
+            order = list(cached)
+            fresh = self._evaluate_rows(documents, order, others) if others else [[]] * len(order)
+            for row, outcomes in zip(order, fresh, strict=True):
+                answers[row] = self._merge(cached[row], outcomes)
+        return answers
+
+    def _evaluate_rows(
+        self, documents: list[str], rows: list[int], only: frozenset[str] | None
+    ) -> list[list[PolicyOutcome]]:
+        """`evaluate_documents` of some rows; an EvaluationError names the row it failed on."""
+        if not rows:
+            return []
+        try:
+            return self.evaluate_documents([documents[row] for row in rows], only)
+        except EvaluationError as exc:
+            number = getattr(exc, "document", None)
+            if isinstance(number, int) and 0 <= number < len(rows):
+                exc.document = rows[number]  # type: ignore[attr-defined]
+            raise
+
+    def _remember(self, key: bytes, outcomes: Sequence[PolicyOutcome]) -> None:
+        """Keep the context-free policies' outcomes of one document, when they are complete:
+        not cut short by a terminal match of a policy that sees the image or workload (the
+        policies after it were not evaluated, and another image may need them), and free of
+        errors."""
+        assert self.outcomes is not None
+        last = outcomes[-1] if outcomes else None
+        cut_short = last is not None and last.matched and last.policy.terminal
+        if cut_short and last is not None and last.policy.name not in self.context_free:
+            return
+        kept = [o for o in outcomes if o.policy.name in self.context_free]
+        if any(o.error is not None for o in kept):
+            return
+        self.outcomes.put(key, kept)
+
+    def _merge(
+        self, cached: Sequence[PolicyOutcome], fresh: Sequence[PolicyOutcome]
+    ) -> list[PolicyOutcome]:
+        """Both in policy order, cut after the first terminal match, as one evaluation
+        would have stopped there."""
+        merged = sorted([*cached, *fresh], key=lambda o: self._order[o.policy.name])
+        for index, outcome in enumerate(merged):
+            if outcome.matched and outcome.policy.terminal:
+                return merged[: index + 1]
+        return merged
+
 
 def _dump(document: Mapping[str, Any]) -> str:
     return orjson.dumps(document).decode()
+
+
+def _context_json(image: Mapping[str, Any] | None, workload: Mapping[str, Any] | None) -> str:
+    """The end of an input document with this image and workload (see _with_context)."""
+    return f',"image":{_dump_value(image)},"workload":{_dump_value(workload)}}}}}'
+
+
+def _dump_value(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _with_context(free: str, context: str) -> str:
+    """A component's document with the image and workload: its context-free serialisation
+    with the last two keys' nulls replaced (the same bytes as serialising it whole)."""
+    if not free.endswith(_NO_CONTEXT):
+        raise AssertionError("input.v0 must end with image and workload")
+    return free[: -len(_NO_CONTEXT)] + context
 
 
 class _Collector:

@@ -1,0 +1,122 @@
+"""Policy outcomes kept across images: the cold path's main saving.
+
+A new build of an image shares almost every package with the build before it, and many images
+share base images, so most per-package evaluations in a cluster are repeats. A policy whose
+answer can depend only on the package's own input is evaluated once per distinct package input
+and its outcome reused, for every later image, until the policy set changes.
+
+Which policies qualify is read from the policy itself (`context_free`), conservatively: it
+reads `input` only through `input.v0.<field>` for fields other than `image` and `workload`
+(the two that differ per image or workload for the same package), never `input` or
+`input.v0` as a whole nor through a computed key, replaces no part of `input` (`with`), and
+calls no builtin whose answer is not a function of its arguments (the clock, randomness, the
+network, the runtime). Anything else is evaluated per image, as without the cache.
+
+The key (`OutcomeCache.key`): the package's input as the policies see it, with `image` and
+`workload` left out, serialised (so every fact is in it: publication times, OSV records, the
+vouching repository, list matches); a cache belongs to one `PolicyEngine`, so to one set of
+policies and data: a changed policy set is a new engine with an empty cache. Facts keep their
+own TTLs: a fact that changes changes the input, so the key. The image subject's input (the
+one with `input.v0.sbom`) is never cached: it is one per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sbomgate.policy.engine import PolicyOutcome
+    from sbomgate.policy.loader import Policy
+
+__all__ = ["CONTEXT_FIELDS", "IMPURE_BUILTINS", "OutcomeCache", "context_free"]
+
+# input.v0 fields that differ per image or workload for the same package.
+CONTEXT_FIELDS = frozenset({"image", "workload"})
+# Builtins whose answer is not a function of their arguments alone.
+IMPURE_BUILTINS = frozenset(
+    {
+        "time.now_ns",
+        "rand.intn",
+        "uuid.rfc4122",
+        "opa.runtime",
+        "http.send",
+        "net.lookup_ip_addr",
+        "print",
+        "trace",
+    }
+)
+# A cached entry's bookkeeping beside its reasons' text (measured order of magnitude: the key,
+# the tuple and the outcome objects).
+ENTRY_OVERHEAD = 200
+
+
+def context_free(policy: Policy) -> bool:
+    """True when the policy's answer can depend only on the package's own input (see the
+    module docstring for the rules)."""
+    module = policy.module
+    if module.replaces_input:
+        return False
+    if any(name in IMPURE_BUILTINS for name, _ in module.calls):
+        return False
+    for path in module.input_reads:
+        if len(path) < 2 or path[0] != "v0" or path[1] in CONTEXT_FIELDS:
+            return False
+    return True
+
+
+class OutcomeCache:
+    """Outcomes of the context-free policies per package input, least recently used first
+    out, bounded by an estimate of their size in bytes. Thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, tuple[tuple[PolicyOutcome, ...], int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(document: str) -> bytes:
+        """The key of a context-free input document."""
+        return hashlib.blake2b(document.encode(), digest_size=16).digest()
+
+    def get(self, key: bytes) -> tuple[PolicyOutcome, ...] | None:
+        """The outcomes kept for `key`, or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: bytes, outcomes: Sequence[PolicyOutcome]) -> None:
+        """Keep `outcomes` for `key`, dropping the least recently used beyond the bound."""
+        size = ENTRY_OVERHEAD + sum(
+            64 + sum(len(r) for r in outcome.reasons) for outcome in outcomes
+        )
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (tuple(outcomes), size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    @property
+    def size_bytes(self) -> int:
+        """The estimated bytes held."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
