@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import http.client
 import json
 import shutil
 import socket
@@ -238,12 +237,7 @@ class AdmissionStream:
     to the API server (which calls the webhooks as for a real create): every answer counted."""
 
     def __init__(self, stack: Stack, deployment: dict[str, Any]) -> None:
-        cluster = stack.cluster
-        pki = cluster.directory / "pki"
-        self.context = ssl.create_default_context(cafile=str(cluster.ca_file))
-        self.context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        self.host, port = cluster.server.removeprefix("https://").rsplit(":", 1)
-        self.port = int(port)
+        self.cluster = stack.cluster
         self.body = json.dumps(deployment).encode()
         self.path = f"/apis/apps/v1/namespaces/{APPS}/deployments?dryRun=All"
         self.answers: list[tuple[float, int, str]] = []
@@ -251,7 +245,7 @@ class AdmissionStream:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _one(self) -> tuple[int, str]:
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=30)
+        conn = self.cluster.admin_connection()
         try:
             conn.request("POST", self.path, self.body, {"Content-Type": "application/json"})
             response = conn.getresponse()
@@ -490,12 +484,8 @@ def test_the_disruption_budget_keeps_one_replica(enforcing: Stack) -> None:
 
 
 def _evict(stack: Stack, pod: str) -> int:
-    cluster = stack.cluster
-    pki = cluster.directory / "pki"
-    context = ssl.create_default_context(cafile=str(cluster.ca_file))
-    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    host, port = cluster.server.removeprefix("https://").rsplit(":", 1)
-    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+    """POST an Eviction (what `kubectl drain` asks): its HTTP status."""
+    conn = stack.cluster.admin_connection()
     body = {
         "apiVersion": "policy/v1",
         "kind": "Eviction",

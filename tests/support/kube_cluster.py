@@ -482,6 +482,15 @@ class KubeCluster:
             metadata["labels"] = dict(labels)
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
 
+    def admin_connection(self, timeout: float = 30) -> http.client.HTTPSConnection:
+        """A new HTTPS connection to the API server as the admin (its client certificate),
+        for requests kubectl cannot make or would make too slowly."""
+        pki = self.directory / "pki"
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        host, port = self.server.removeprefix("https://").rsplit(":", 1)
+        return http.client.HTTPSConnection(host, int(port), context=context, timeout=timeout)
+
     # ---------------------------------------------------------------- webhooks
 
     def register_validating_webhook(
