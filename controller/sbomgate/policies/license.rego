@@ -24,7 +24,10 @@ import rego.v1
 # SPDX expression handling (no recursion in Rego, so a bounded rewrite):
 #   1. pad parentheses and split on whitespace; AND / OR / WITH are matched
 #      case-insensitively; "X WITH exception" is treated as X (sbomgate writes
-#      any other use of WITH as an AND of what it names and an unknown marker);
+#      any other use of WITH as an AND of what it names and an unknown marker).
+#      sbomgate does this step once per distinct expression before evaluation
+#      (input.v0.package.license.spdx_terms); it is done here only when that is
+#      absent;
 #   2. each license id becomes T (acceptable), F (not acceptable) or U
 #      (unknown: NOASSERTION, NONE, or a LicenseRef-/DocumentRef- that the list
 #      in use does not name; sbomgate writes every license that is not on the
@@ -230,10 +233,25 @@ _is_exception(i) if {
 	upper(_tokens[i - 1]) == "WITH"
 }
 
-_ids contains t if {
+# The expression's terms (parentheses, AND, OR and license ids; each WITH and its exception
+# left out): as sbomgate split it before evaluation (input.v0.package.license.spdx_terms),
+# else the expression tokenised here the same way (an input sbomgate did not build).
+_terms := t if {
+	_expr
+	t := input.v0.package.license.spdx_terms
+	is_array(t)
+	every x in t {
+		is_string(x)
+	}
+} else := [t |
 	some i, t in _tokens
-	not _is_keyword(t)
+	upper(t) != "WITH"
 	not _is_exception(i)
+]
+
+_ids contains t if {
+	some t in _terms
+	not _is_keyword(t)
 }
 
 _unknown_ids contains id if {
@@ -257,12 +275,7 @@ _symbol(t) := upper(t) if {
 	_id_ok(t)
 } else := "F"
 
-_symbols := [s |
-	some i, t in _tokens
-	upper(t) != "WITH"
-	not _is_exception(i)
-	s := _symbol(t)
-]
+_symbols := [_symbol(t) | some t in _terms]
 
 # --- evaluator --------------------------------------------------------------
 
@@ -335,7 +348,7 @@ _verdict := _value if {
 } else := "T"
 
 _or_note := "; no OR alternative is fully acceptable" if {
-	some t in _tokens
+	some t in _terms
 	upper(t) == "OR"
 } else := ""
 

@@ -368,3 +368,26 @@ test_rpm_and_apk_are_os_packages if {
 }
 
 test_language_packages_are_still_judged if _denied("GPL-3.0-only")
+
+# sbomgate splits the expression before evaluation (input.v0.package.license.spdx_terms); the
+# policy reads that split, and tokenises the expression itself only when it is absent.
+_split(expr, terms) := json.patch(_lic(expr), [{"op": "add", "path": "/v0/package/license/spdx_terms", "value": terms}])
+
+test_terms_from_sbomgate_are_read if {
+	cloudsmith.match with input as _split("GPL-3.0-only OR MIT", ["GPL-3.0-only", "AND", "MIT"])
+	not cloudsmith.match with input as _split("GPL-3.0-only OR MIT", ["GPL-3.0-only", "OR", "MIT"])
+	r := cloudsmith.reason with input as _split("(MIT AND GPL-2.0-only WITH Classpath-exception-2.0)", ["(", "MIT", "AND", "GPL-2.0-only", ")"])
+	r == {"license (MIT AND GPL-2.0-only WITH Classpath-exception-2.0) of pkg:pypi/foo@1.0.0 is copyleft and denied: GPL-2.0-only matched the license deny list (GPL-*)"}
+}
+
+test_terms_not_strings_fall_back_to_the_expression if {
+	cloudsmith.match with input as _split("GPL-3.0-only", [5])
+	cloudsmith.match with input as _split("GPL-3.0-only", "MIT")
+	cloudsmith.match with input as _split("GPL-3.0-only", null)
+	not cloudsmith.match with input as _split("MIT", null)
+}
+
+test_terms_without_an_expression_say_nothing if {
+	not cloudsmith.match with input as _split(null, ["GPL-3.0-only"])
+	not cloudsmith.match with input as _split("NOASSERTION", ["GPL-3.0-only"])
+}

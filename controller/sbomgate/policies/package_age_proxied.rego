@@ -31,10 +31,14 @@ import rego.v1
 #
 # PyPI and npm only: their repositories say when a project began (PEP 700
 # upload times, the packument's time.created), and anyone can register a name
-# there. Timestamps are read as package_age.rego reads them (RFC 3339, or a bare
-# YYYY-MM-DD as midnight UTC, 1970 to 2199, a real calendar date); a value that
-# cannot be read is unknown, never old. A first release dated in the future
-# matches too.
+# there. The age is input.v0.package.upstream_metadata.first_published_days_ago:
+# whole days from first_published_at to sbomgate's clock at evaluation, rounded
+# down (negative: dated in the future), null when the timestamp is null or not
+# readable (RFC 3339, or a bare YYYY-MM-DD as midnight UTC, 1970 to 2199, a real
+# calendar date). sbomgate counts it before evaluation, so this policy reads no
+# clock. A value that cannot be read is unknown, never old. A first release
+# dated in the future matches too. A fractional min_project_days is compared
+# with whole days, so it acts as the next whole number (the side that refuses).
 
 default match := false
 
@@ -53,8 +57,6 @@ _allow_unknown := b if {
 	b := data.sbomgate.package_age.allow_unknown_first_release
 	is_boolean(b)
 }
-
-_ns_per_day := ((24 * 60) * 60) * 1000000000
 
 _first_release_types := {"pypi", "npm"}
 
@@ -105,51 +107,18 @@ _through := sprintf("%s, which is not marked hosting: hosted, so may pass a publ
 
 # ----------------------------------------------------------------- when the project began
 
-_rfc3339 := `^(19[7-9][0-9]|2[01][0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
-
-_date_only := `^(19[7-9][0-9]|2[01][0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$`
-
-_first := ts if {
-	ts := input.v0.package.upstream_metadata.first_published_at
-	is_string(ts)
-	regex.match(_rfc3339, ts)
-} else := ts if {
-	d := input.v0.package.upstream_metadata.first_published_at
-	is_string(d)
-	regex.match(_date_only, d)
-	ts := concat("", [d, "T00:00:00Z"])
+# whole days (sbomgate writes whole days; a hand-written 13.5 is 13)
+_days := floor(d) if {
+	d := input.v0.package.upstream_metadata.first_published_days_ago
+	is_number(d)
 }
 
-# day-of-month check with string comparison (two-digit strings compare like numbers)
-_month_days := {
-	"01": "31", "02": "28", "03": "31", "04": "30", "05": "31", "06": "30",
-	"07": "31", "08": "31", "09": "30", "10": "31", "11": "30", "12": "31",
-}
+_known if is_number(_days)
 
-_leap(y) if {
-	y % 4 == 0
-	y % 100 != 0
-}
-
-_leap(y) if y % 400 == 0
-
-_max_day(year, "02") := "29" if _leap(year)
-
-_max_day(year, month) := _month_days[month] if {
-	not month == "02"
-} else := "28" if not _leap(year)
-
-_valid_date(ts) if {
-	year := to_number(substring(ts, 0, 4))
-	day := substring(ts, 8, 2)
-	day <= _max_day(year, substring(ts, 5, 2))
-}
-
-_first_ns := time.parse_rfc3339_ns(_first) if _valid_date(_first)
-
-_known if is_number(_first_ns)
-
-_age_ns := time.now_ns() - _first_ns
+_first := f if {
+	f := input.v0.package.upstream_metadata.first_published_at
+	is_string(f)
+} else := "date not given"
 
 _given if {
 	v := input.v0.package.upstream_metadata.first_published_at
@@ -195,18 +164,17 @@ _review := "Review it, then add it to a hosted repository or to sbomgate.allow, 
 reason contains msg if {
 	_proxied
 	_covered
-	_age_ns >= 0
-	_age_ns < _min_project_days * _ns_per_day
-	days := floor(_age_ns / _ns_per_day)
+	_days >= 0
+	_days < _min_project_days
 	msg := sprintf("%s: the project was first released %d %s ago (%s) and came through %s: a project this young may be a slopsquat%s. %s (projects younger than %v days are refused through a proxy)", [
-		_pkg, days, _plural(days), _first, _through, _did_you_mean, _review, _min_project_days,
+		_pkg, _days, _plural(_days), _first, _through, _did_you_mean, _review, _min_project_days,
 	])
 }
 
 reason contains msg if {
 	_proxied
 	_covered
-	_age_ns < 0
+	_days < 0
 	msg := sprintf("%s: the project's first release is dated in the future (%s) and it came through %s: its age cannot be checked%s. %s", [
 		_pkg, _first, _through, _did_you_mean, _review,
 	])

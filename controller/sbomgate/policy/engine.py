@@ -7,6 +7,7 @@ policies, the data and the per-package facts are handed to it.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -178,10 +179,13 @@ class PolicyEngine:
         image: Mapping[str, Any] | None = None,
         workload: Mapping[str, Any] | None = None,
         only: frozenset[str] | None = None,
+        now_ns: int | None = None,
     ) -> Verdict:
         """The verdict on an SBOM: its subject once (with `input.v0.sbom`), then each component.
 
-        `only` names the policies that apply (a PackagePolicy's scope); None means all."""
+        `only` names the policies that apply (a PackagePolicy's scope); None means all.
+        `now_ns` is the clock packages' ages are counted to (default: now), one for the SBOM."""
+        now = time.time_ns() if now_ns is None else now_ns
         subject_input = build_input(
             sbom.subject,
             sbom=sbom,
@@ -189,6 +193,7 @@ class PolicyEngine:
             image=image,
             workload=workload,
             lists=self.lists,
+            now_ns=now,
         )
         # Identical components (same input) are evaluated once: documents[0] is the subject.
         documents: dict[str, int] = {_dump(subject_input): 0}
@@ -218,7 +223,13 @@ class PolicyEngine:
             if problems:
                 collector.disagrees(component, problems)
             free = _dump(
-                build_input(component, facts=known, lists=self.lists, disagreements=problems)
+                build_input(
+                    component,
+                    facts=known,
+                    lists=self.lists,
+                    disagreements=problems,
+                    now_ns=now,
+                )
             )
             row = documents.setdefault(_with_context(free, context), len(documents))
             rows.append(row)

@@ -17,11 +17,23 @@ Added to Cloudsmith's shape (its fields are unchanged):
   `published_at`, this version's.
 - `repository.hosting`: `hosted` or `proxied` (`intel.model.Hosting`), beside the vouching
   repository's `name`, `url` and `kind`.
+- `package.upstream_metadata.published_days_ago` and `first_published_days_ago`: whole days
+  (rounded down; negative: dated in the future) from `published_at` and `first_published_at`
+  to the evaluation's clock, null when the timestamp is null or cannot be read (see
+  `days_since`). Computed here, once, so that a policy about age reads no clock: its outcome
+  depends on the input alone and can be kept across images (`policy/outcomes.py`).
+- `package.license.spdx_terms`: `oss_license.spdx_identifier` split into its terms (see
+  `spdx_terms`), so that a license policy does not tokenise the same expression again for
+  every package; null when there is no expression.
 """
 
 from __future__ import annotations
 
+import calendar
+import re
+import time
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sbomgate.identity import PackageIdentity, identity_of
@@ -42,19 +54,91 @@ class ListMatcher(Protocol):
         """The list entries that name `identity`, per list."""
 
 
+_NS_PER_DAY = 24 * 60 * 60 * 1_000_000_000
+# What a readable timestamp is: RFC 3339 (1970 to 2199, at most nanoseconds) or a bare date,
+# midnight UTC. Anything else is unreadable, never old. (The bundled policies read ages only
+# from here, so this is the one place that decides.)
+_DATE = r"(19[7-9][0-9]|2[01][0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_RFC3339 = re.compile(
+    _DATE + r"T([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,9}))?"
+    r"(?:Z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))"
+)
+_DATE_ONLY = re.compile(_DATE)
+# Whitespace around the parentheses of an SPDX expression, so that they split as terms.
+_PARENTHESES = str.maketrans({"(": " ( ", ")": " ) "})
+
+
+@lru_cache(maxsize=65536)
+def timestamp_ns(text: str) -> int | None:
+    """Nanoseconds since the epoch of an RFC 3339 timestamp or a bare `YYYY-MM-DD` (midnight
+    UTC); None when it is neither, or names no real calendar date (`2024-02-30`)."""
+    found = _RFC3339.fullmatch(text) or _DATE_ONLY.fullmatch(text)
+    if found is None:
+        return None
+    year, month, day = (int(found.group(i)) for i in (1, 2, 3))
+    if day > calendar.monthrange(year, month)[1]:
+        return None
+    if found.re is _DATE_ONLY:
+        return calendar.timegm((year, month, day, 0, 0, 0)) * 1_000_000_000
+    hour, minute, second = (int(found.group(i)) for i in (4, 5, 6))
+    fraction = found.group(7) or ""
+    seconds = calendar.timegm((year, month, day, hour, minute, second))
+    if found.group(8):
+        offset = int(found.group(9)) * 3600 + int(found.group(10)) * 60
+        seconds -= offset if found.group(8) == "+" else -offset
+    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0"))
+
+
+def days_since(timestamp: str | None, now_ns: int) -> int | None:
+    """Whole days from `timestamp` to `now_ns`, rounded down (so -1 for a moment later today:
+    in the future); None when the timestamp is missing or unreadable (`timestamp_ns`).
+
+    A policy comparing these to a minimum (`days < 14`) decides as it would on nanoseconds for
+    a whole number of days; for a fractional minimum it errs towards "too young"."""
+    if timestamp is None:
+        return None
+    published = timestamp_ns(timestamp)
+    if published is None:
+        return None
+    return (now_ns - published) // _NS_PER_DAY
+
+
+@lru_cache(maxsize=8192)
+def spdx_terms(expression: str) -> tuple[str, ...]:
+    """An SPDX expression's terms as a license policy reads them: parentheses, `AND`, `OR`
+    and license ids, in order, with each `WITH <exception>` left out (the license it qualifies
+    is what is judged). Keywords keep their spelling; the bundled license policy compares them
+    case-insensitively, and tokenises `spdx_identifier` the same way when this is absent."""
+    tokens = expression.translate(_PARENTHESES).split()
+    terms: list[str] = []
+    skip = False
+    for token in tokens:
+        if skip:
+            skip = False
+        elif token.upper() == "WITH":
+            skip = True
+        else:
+            terms.append(token)
+    return tuple(terms)
+
+
 def _license(component: Component) -> dict[str, Any] | None:
     if component.license is None and component.raw_license is None:
         return None
+    expression = component.license
     return {
-        "oss_license": (
-            {"spdx_identifier": component.license} if component.license is not None else None
-        ),
+        "oss_license": ({"spdx_identifier": expression} if expression is not None else None),
         "raw_license": component.raw_license,
+        "spdx_terms": list(spdx_terms(expression.strip())) if expression else None,
     }
 
 
-def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> dict[str, Any]:
-    """`input.v0.package`: the component's own fields and what the facts say of it."""
+def package_document(
+    component: Component, facts: PackageFacts = NO_FACTS, *, now_ns: int | None = None
+) -> dict[str, Any]:
+    """`input.v0.package`: the component's own fields and what the facts say of it; ages are
+    counted to `now_ns` (default: the clock now)."""
+    now = time.time_ns() if now_ns is None else now_ns
     return {
         "name": component.name,
         "version": component.version,
@@ -65,6 +149,8 @@ def package_document(component: Component, facts: PackageFacts = NO_FACTS) -> di
         "upstream_metadata": {
             "published_at": facts.published_at,
             "first_published_at": facts.first_published_at,
+            "published_days_ago": days_since(facts.published_at, now),
+            "first_published_days_ago": days_since(facts.first_published_at, now),
             "checksum_mismatch": facts.checksum_mismatch,
             "yanked": facts.yanked,
         },
@@ -103,13 +189,15 @@ def build_input(
     workload: Mapping[str, Any] | None = None,
     lists: ListMatcher | None = None,
     disagreements: Sequence[str] = (),
+    now_ns: int | None = None,
 ) -> dict[str, Any]:
     """`{"v0": {...}}` for one package; pass `sbom` only for the image-level (subject) input,
-    `lists` to match the data lists, `disagreements` from `identity.component_disagreements`."""
+    `lists` to match the data lists, `disagreements` from `identity.component_disagreements`,
+    `now_ns` for the clock ages are counted to (default: now)."""
     identity = identity_of(component) if component is not None else None
     return {
         "v0": {
-            "package": package_document(component, facts) if component else None,
+            "package": package_document(component, facts, now_ns=now_ns) if component else None,
             "identity": (
                 identity_document(component, identity, disagreements) if component else None
             ),

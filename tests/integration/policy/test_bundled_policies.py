@@ -182,6 +182,16 @@ INPUTS: list[Any] = [
     _v0(package=_pkg(upstream_metadata={"published_at": 12345})),
     _v0(package=_pkg(upstream_metadata={"published_at": "2024-02-30T00:00:00Z"})),
     _v0(package=_pkg(upstream_metadata={"published_at": "2019-01-01T00:00:00Z"})),
+    # Ages as sbomgate counts them before evaluation (policy/input.py), and values it never
+    # writes.
+    *(
+        _v0(
+            package=_pkg(
+                upstream_metadata={"published_at": "2024-06-10", "published_days_ago": days}
+            )
+        )
+        for days in (0, 5, 13, 14, 29, 30, 3000, -1, -16, None, "5", [5], 13.5)
+    ),
     _v0(osv=["MAL-1", None, 5, {"id": None, "aliases": None, "severity": "x", "affected": "y"}]),
     _v0(osv={"id": "MAL-1"}),
     _v0(osv=_OSV),
@@ -191,6 +201,27 @@ INPUTS: list[Any] = [
     _lic("MIT OR (GPL-2.0-only AND Apache-2.0)"),
     _lic("(MIT AND GPL-3.0-only"),
     _lic("GPL-2.0-or-later WITH Classpath-exception-2.0"),
+    *(
+        _v0(
+            package=_pkg(
+                license={
+                    "oss_license": {"spdx_identifier": expr},
+                    "raw_license": None,
+                    "spdx_terms": terms,
+                }
+            )
+        )
+        for expr, terms in (
+            ("MIT OR GPL-3.0-only", ["MIT", "OR", "GPL-3.0-only"]),
+            (
+                "(MIT AND LicenseRef-x) OR GPL-2.0-only",
+                ["(", "MIT", "AND", "LicenseRef-x", ")", "OR", "GPL-2.0-only"],
+            ),
+            ("GPL-3.0-only", [3]),
+            ("GPL-3.0-only", None),
+            (None, ["GPL-3.0-only"]),
+        )
+    ),
     _v0(package=_pkg(purl="pkg:npm/%40a/b@1.0.0", format="npm", name="@a/b", version="1.0.0")),
     _v0(package=_pkg(purl="pkg:pypi/foo@1.5.0", version="1.5.0")),
     # What sbomgate's list matching and OSV matching hand the policies (input.v0.lists, the
@@ -229,6 +260,30 @@ INPUTS: list[Any] = [
         )
         for first in (None, "2019-01-01T00:00:00Z", "2199-01-01", "2024-02-30T00:00:00Z", 7)
         for hosting in ("proxied", "hosted", None)
+    ),
+    *(
+        _v0(
+            package=_pkg(
+                upstream_metadata={
+                    "published_at": None,
+                    "first_published_at": first,
+                    "first_published_days_ago": days,
+                }
+            ),
+            repository={"name": "pypi-proxy", "hosting": "proxied"},
+            identity={"canonical": {"type": "pypi"}},
+        )
+        for first, days in (
+            ("2024-06-10", 5),
+            ("2024-05-16T12:00:00Z", 30),
+            ("2024-05-17", 29),
+            ("2024-07-01", -16),
+            ("2024-02-30", None),
+            (None, None),
+            (None, 3),
+            ("2024-06-10", "5"),
+            ("2024-06-10", 29.5),
+        )
     ),
     _v0(
         package=_pkg(

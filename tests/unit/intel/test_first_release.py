@@ -216,10 +216,13 @@ def test_answer_facts_and_input_carry_the_first_release_and_hosting() -> None:
     )
     facts = answer.facts()
     assert facts.first_published_at == "2026-11-20T00:00:00Z"
-    v0 = build_input(component("pkg:npm/x@1.0.0"), facts=facts)["v0"]
+    now = 1_796_212_800_000_000_000  # 2026-12-02T12:00:00Z
+    v0 = build_input(component("pkg:npm/x@1.0.0"), facts=facts, now_ns=now)["v0"]
     assert v0["package"]["upstream_metadata"] == {
         "published_at": "2026-12-01T00:00:00Z",
         "first_published_at": "2026-11-20T00:00:00Z",
+        "published_days_ago": 1,
+        "first_published_days_ago": 12,
         "checksum_mismatch": None,
         "yanked": None,
     }
