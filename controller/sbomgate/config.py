@@ -17,7 +17,7 @@ imageReferences: Pin                      # Pin | RefuseTags | Resolve: see Imag
 allowEmptySbom: false                     # admit a verified SBOM that lists no packages
 admissionDeadline: 8                      # seconds, below the webhook's timeoutSeconds
 registryTimeout: 3                        # seconds to connect
-cache: {maxBytes: 268435456, ttl: 3600, negativeTtl: 30, verdictTtl: 300}
+cache: {maxBytes: 268435456, outcomeBytes: 67108864, ttl: 3600, negativeTtl: 30, verdictTtl: 300}
 tls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key}
 listen: {host: 0.0.0.0, port: 8443}
 maxMessageLines: 12
@@ -112,6 +112,7 @@ PositiveNumber = Annotated[
 ]
 # Strict: a fraction would be cut down, 0.5 to 0.
 WholeNumber = Annotated[int, Field(strict=True, gt=0, description="a whole number above 0")]
+ByteCount = Annotated[int, Field(strict=True, ge=0, description="a whole number of bytes")]
 Port = Annotated[int, Field(strict=True, gt=0, lt=65536, description="a port number")]
 Switch = Annotated[bool, Field(strict=True, description="true or false")]
 NonEmptyText = Annotated[str, Field(strict=True, min_length=1)]
@@ -160,9 +161,11 @@ class _Settings(BaseModel):
 
 
 class CacheSettings(_Settings):
-    """The `cache:` section: the image-check cache's size and TTLs, and the verdicts' TTL."""
+    """The `cache:` section: the image-check cache's size and TTLs, the verdicts' TTL, and the
+    policy outcome cache's size (`policy/outcomes.py`; 0 turns it off)."""
 
     max_bytes: WholeNumber = Field(default=256 << 20, validation_alias="maxBytes")
+    outcome_bytes: ByteCount = Field(default=64 << 20, validation_alias="outcomeBytes")
     ttl: PositiveNumber = Field(default=3600.0, validation_alias="ttl")
     negative_ttl: PositiveNumber = Field(default=30.0, validation_alias="negativeTtl")
     verdict_ttl: PositiveNumber = Field(default=300.0, validation_alias="verdictTtl")

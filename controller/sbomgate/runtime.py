@@ -231,12 +231,15 @@ def make_controller(
         sbomgate_data = dict(data.get("sbomgate") or {})
         sbomgate_data["quarantine"] = [*(sbomgate_data.get("quarantine") or []), *quarantine]
         data["sbomgate"] = sbomgate_data
-    engine = (
-        PolicyEngine(policies, data)
-        if shared.evaluators is None
-        else IsolatedPolicyEngine(policies, data, pool=shared.evaluators)
-    )
     config = shared.config
+    outcome_bytes = config.cache.outcome_bytes
+    engine = (
+        PolicyEngine(policies, data, outcome_cache_bytes=outcome_bytes)
+        if shared.evaluators is None
+        else IsolatedPolicyEngine(
+            policies, data, pool=shared.evaluators, outcome_cache_bytes=outcome_bytes
+        )
+    )
     unknown = unknown_policy_modes(config, policies)
     if unknown:  # PackagePolicy resources may come later: said, not fatal
         log.warning(

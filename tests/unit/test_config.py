@@ -38,7 +38,7 @@ imageReferences: RefuseTags
 allowEmptySbom: true
 admissionDeadline: 7.5
 registryTimeout: 2
-cache: {maxBytes: 1048576, ttl: 60, negativeTtl: 5.5, verdictTtl: 120}
+cache: {maxBytes: 1048576, outcomeBytes: 0, ttl: 60, negativeTtl: 5.5, verdictTtl: 120}
 tls: {certFile: /tls/tls.crt, keyFile: /tls/tls.key}
 listen: {host: 127.0.0.1, port: 9443}
 maxMessageLines: 4
@@ -75,7 +75,9 @@ def test_a_full_file_is_read(tmp_path: Path) -> None:
         allow_empty_sbom=True,
         admission_deadline=7.5,
         registry_timeout=2.0,
-        cache=CacheSettings(max_bytes=1048576, ttl=60.0, negative_ttl=5.5, verdict_ttl=120.0),
+        cache=CacheSettings(
+            max_bytes=1048576, outcome_bytes=0, ttl=60.0, negative_ttl=5.5, verdict_ttl=120.0
+        ),
         tls_cert=Path("/tls/tls.crt"),
         tls_key=Path("/tls/tls.key"),
         host="127.0.0.1",
@@ -129,7 +131,11 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.faults_allowed is False
     assert (config.host, config.port, config.max_message_lines) == ("0.0.0.0", 8443, 12)
     assert config.cache == CacheSettings(
-        max_bytes=256 << 20, ttl=3600.0, negative_ttl=30.0, verdict_ttl=300.0
+        max_bytes=256 << 20,
+        outcome_bytes=64 << 20,
+        ttl=3600.0,
+        negative_ttl=30.0,
+        verdict_ttl=300.0,
     )
 
 
@@ -274,7 +280,9 @@ def test_each_bad_value_names_the_file_and_the_key(tmp_path: Path, text: str, ke
 def test_an_unknown_setting_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"unknown setting 'colour' \(known: admissionDeadline,"):
         load_config(_write(tmp_path, "colour: blue\n"))
-    with pytest.raises(InputError, match=r"'cache\.ttL' \(known: maxBytes, negativeTtl, ttl,"):
+    with pytest.raises(
+        InputError, match=r"'cache\.ttL' \(known: maxBytes, negativeTtl, outcomeBytes, ttl,"
+    ):
         load_config(_write(tmp_path, "cache: {ttL: 5}\n"))
 
 

@@ -30,13 +30,13 @@ RawOutcome = tuple[str, bool, tuple[str, ...], str | None]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     """One evaluation request to a worker: a policy set (by id; its policies the first time) and
-    input documents."""
+    input documents, each with the policies that apply to it (`scopes[i]`; None: all)."""
 
     set_id: str
     policies: tuple[Policy, ...] | None  # sent once per worker and policy set
     data: Mapping[str, Any] | None
     documents: Sequence[str]
-    only: frozenset[str] | None
+    scopes: Sequence[frozenset[str] | None]
 
 
 def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[list[RawOutcome]]:
@@ -48,8 +48,10 @@ def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[
         struct.pack_into("<q", progress, 0, (current << 16) | index[policy.name])
 
     answers: list[list[RawOutcome]] = []
-    for current, document in enumerate(request.documents):  # noqa: B007 (read by mark)
-        outcomes = engine.evaluate_input(document, request.only, before=mark)
+    for current, (document, scope) in enumerate(  # noqa: B007 (current is read by mark)
+        zip(request.documents, request.scopes, strict=True)
+    ):
+        outcomes = engine.evaluate_input(document, scope, before=mark)
         answers.append([(o.policy.name, o.matched, o.reasons, o.error) for o in outcomes])
     return answers
 
@@ -69,7 +71,8 @@ def serve(connection: Connection, progress: mmap.mmap, keep: int) -> None:
                 if request.policies is None:
                     connection.send(("unknown-set", request.set_id))
                     continue
-                engine = PolicyEngine(request.policies, request.data)
+                # The parent keeps the outcomes across images; a worker only evaluates.
+                engine = PolicyEngine(request.policies, request.data, outcome_cache_bytes=0)
                 engines[request.set_id] = engine
                 while len(engines) > keep:
                     engines.popitem(last=False)

@@ -169,7 +169,19 @@ class PolicyEngine:
         self, documents: Sequence[str], only: frozenset[str] | None = None
     ) -> list[list[PolicyOutcome]]:
         """`evaluate_input` over many documents (an isolated engine sends them in one go)."""
-        return [self.evaluate_input(document, only) for document in documents]
+        return self.evaluate_scoped(documents, [only] * len(documents))
+
+    def evaluate_scoped(
+        self, documents: Sequence[str], scopes: Sequence[frozenset[str] | None]
+    ) -> list[list[PolicyOutcome]]:
+        """`evaluate_input` of each document with its own `only` (`scopes[i]`). One call is one
+        evaluation of an image: an isolated engine runs it within one budget, on as many
+        worker processes as are free. An EvaluationError may name the document it failed on
+        (its `document` attribute, an index into `documents`)."""
+        return [
+            self.evaluate_input(document, scope)
+            for document, scope in zip(documents, scopes, strict=True)
+        ]
 
     def evaluate_sbom(
         self,
@@ -258,44 +270,42 @@ class PolicyEngine:
     def _evaluate_reusing(
         self, documents: list[str], keys: Mapping[int, bytes], only: frozenset[str] | None
     ) -> list[list[PolicyOutcome]]:
-        """`evaluate_documents`, taking the context-free policies' outcomes from the outcome
-        cache where it has them (only the other policies are evaluated for those documents)
-        and keeping what it learns. The answers are those of `evaluate_documents`."""
+        """Every document's outcomes, taking the context-free policies' outcomes from the
+        outcome cache where it has them (only the other policies are evaluated for those
+        documents) and keeping what it learns. One `evaluate_scoped` call, so one budget; the
+        answers are those of `evaluate_documents`."""
         cache = self.outcomes
         if cache is None:
             return self.evaluate_documents(documents, only)
         cached = {row: hit for row, key in keys.items() if (hit := cache.get(key)) is not None}
+        others = frozenset(
+            p.name
+            for p in self.policies
+            if p.name not in self.context_free and (only is None or p.name in only)
+        )
+        # Rows evaluated with every policy in scope, then cached rows with the others (if any).
+        rows = [row for row in range(len(documents)) if row not in cached]
+        partial = [row for row in cached if others]
+        try:
+            found = self.evaluate_scoped(
+                [documents[row] for row in (*rows, *partial)],
+                [only] * len(rows) + [others] * len(partial),
+            )
+        except EvaluationError as exc:
+            number = getattr(exc, "document", None)
+            order = (*rows, *partial)
+            if isinstance(number, int) and 0 <= number < len(order):
+                exc.document = order[number]  # type: ignore[attr-defined]
+            raise
         answers: list[list[PolicyOutcome]] = [[] for _ in documents]
-        full = [row for row in range(len(documents)) if row not in cached]
-        for row, outcomes in zip(full, self._evaluate_rows(documents, full, only), strict=True):
+        for row, outcomes in zip(rows, found, strict=False):
             answers[row] = outcomes
             if row in keys:
                 self._remember(keys[row], outcomes)
-        if cached:
-            others = frozenset(
-                p.name
-                for p in self.policies
-                if p.name not in self.context_free and (only is None or p.name in only)
-            )
-            order = list(cached)
-            fresh = self._evaluate_rows(documents, order, others) if others else [[]] * len(order)
-            for row, outcomes in zip(order, fresh, strict=True):
-                answers[row] = self._merge(cached[row], outcomes)
+        fresh = dict(zip(partial, found[len(rows) :], strict=True))
+        for row, hit in cached.items():
+            answers[row] = self._merge(hit, fresh.get(row, ()))
         return answers
-
-    def _evaluate_rows(
-        self, documents: list[str], rows: list[int], only: frozenset[str] | None
-    ) -> list[list[PolicyOutcome]]:
-        """`evaluate_documents` of some rows; an EvaluationError names the row it failed on."""
-        if not rows:
-            return []
-        try:
-            return self.evaluate_documents([documents[row] for row in rows], only)
-        except EvaluationError as exc:
-            number = getattr(exc, "document", None)
-            if isinstance(number, int) and 0 <= number < len(rows):
-                exc.document = rows[number]  # type: ignore[attr-defined]
-            raise
 
     def _remember(self, key: bytes, outcomes: Sequence[PolicyOutcome]) -> None:
         """Keep the context-free policies' outcomes of one document, when they are complete:

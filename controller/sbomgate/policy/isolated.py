@@ -23,13 +23,13 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from sbomgate.errors import EvaluationError
 from sbomgate.policy._worker import PROGRESS_BYTES, RawOutcome, Request
-from sbomgate.policy.engine import PolicyEngine, PolicyOutcome
+from sbomgate.policy.engine import DEFAULT_OUTCOME_CACHE_BYTES, PolicyEngine, PolicyOutcome
 from sbomgate.policy.loader import Policy
 
 # Policy sets a worker keeps compiled: the current one and the one being replaced.
@@ -41,6 +41,9 @@ _QUEUE_WAIT = 30.0
 _WALL_FACTOR = 3.0
 _CHECK_EVERY = 0.2  # seconds between looks at a worker's CPU time while it evaluates
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Documents per worker below which an evaluation is not shared out: sending costs more than
+# it saves (a document takes well under a millisecond).
+_SHARE_FROM = 200
 
 
 class EvaluationBudgetExceeded(EvaluationError):
@@ -169,81 +172,128 @@ class EvaluatorPool:
         self,
         engine: IsolatedPolicyEngine,
         documents: Sequence[str],
-        only: frozenset[str] | None,
+        scopes: Sequence[frozenset[str] | None],
     ) -> list[list[RawOutcome]]:
-        """Evaluate the documents on a free worker within the budget; EvaluationError naming the
-        policy that overran."""
+        """Evaluate the documents (each with its scope) within one budget of CPU time, split
+        across the workers that are free when there are enough documents to share (a cold image
+        then uses every core the pool has); EvaluationError naming the policy that overran."""
         try:
-            slot = self._idle.get(timeout=_QUEUE_WAIT)
+            first = self._idle.get(timeout=_QUEUE_WAIT)
         except queue.Empty:
             raise EvaluationError(
                 f"no policy evaluator was free for {_QUEUE_WAIT:g} s (all busy)"
             ) from None
-        worker = slot
+        slots = [first]
+        while len(slots) < len(documents) // _SHARE_FROM:
+            try:
+                slots.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        workers: list[_Worker] = []
+        finished: set[_Worker] = set()
         try:
-            if worker is None or not worker.alive():
-                if worker is not None:
-                    self._retire(worker)
-                worker = self._spawn()
-            answers = self._ask(worker, engine, documents, only)
+            for slot in slots:
+                if slot is not None and not slot.alive():
+                    self._retire(slot)
+                    slot = None
+                workers.append(slot if slot is not None else self._spawn())
+            return self._ask(workers, engine, documents, scopes, finished)
         except BaseException:
-            # A worker that overran, died or was interrupted mid-answer is not reused; its
-            # replacement starts now, so it is warm by the next call.
-            if worker is not None:
-                self._retire(worker)
-            worker = None if self._closed else self._spawn()
+            # A worker that overran, died or was interrupted mid-answer is not reused.
+            for worker in workers:
+                if worker not in finished:
+                    self._retire(worker)
+            workers = [worker for worker in workers if worker in finished]
             raise
         finally:
-            self._idle.put(None if self._closed else worker)
-        return answers
+            # Every slot taken goes back; a retired worker's replacement starts now, so that it
+            # is warm by the next call (or on first use, if it cannot start now).
+            for index in range(len(slots)):
+                back: _Worker | None = workers[index] if index < len(workers) else None
+                if back is None and not self._closed:
+                    try:
+                        back = self._spawn()
+                    except OSError:
+                        back = None
+                self._idle.put(None if self._closed else back)
 
     def _ask(
+        self,
+        workers: Sequence[_Worker],
+        engine: IsolatedPolicyEngine,
+        documents: Sequence[str],
+        scopes: Sequence[frozenset[str] | None],
+        finished: set[_Worker],
+    ) -> list[list[RawOutcome]]:
+        """Send each worker its share (contiguous, in order), then wait for every answer while
+        the CPU time they use together stays within the budget."""
+        size = -(-len(documents) // len(workers))  # ceiling: the last share may be smaller
+        shares = {
+            worker: index * size
+            for index, worker in enumerate(workers)
+            if index * size < len(documents)
+        }
+        cpu_before = {worker: worker.cpu_seconds() for worker in shares}
+        started = time.monotonic()
+        pending: dict[Any, _Worker] = {}
+        for worker, start in shares.items():
+            self._send(
+                worker, engine, documents[start : start + size], scopes[start : start + size]
+            )
+            pending[worker.connection] = worker
+        answers: dict[int, list[list[RawOutcome]]] = {}
+        while pending:
+            for connection in wait(list(pending), timeout=_CHECK_EVERY):
+                worker = pending.pop(connection)
+                start = shares[worker]
+                try:
+                    kind, payload = worker.connection.recv()
+                except (EOFError, OSError):
+                    raise EvaluationError(
+                        "the policy evaluation process died (see the server log)"
+                    ) from None
+                if kind == "unknown-set":  # it was replaced since: send the policies again
+                    worker.known_sets.discard(engine.set_id)
+                    end = start + size
+                    self._send(worker, engine, documents[start:end], scopes[start:end])
+                    pending[worker.connection] = worker
+                    continue
+                if kind == "error":
+                    raise EvaluationError(f"policy evaluation failed: {payload}")
+                finished.add(worker)
+                answers[start] = payload
+            if not pending:
+                break
+            used = sum(worker.cpu_seconds() - cpu_before[worker] for worker in shares)
+            over = used > self.budget
+            starved = not over and time.monotonic() - started > self.budget * _WALL_FACTOR
+            if over or starved:
+                self.stopped += 1
+                running = next(iter(pending.values()))
+                raise self._overrun(running, shares[running], engine, starved=starved)
+        return [row for start in sorted(answers) for row in answers[start]]
+
+    def _send(
         self,
         worker: _Worker,
         engine: IsolatedPolicyEngine,
         documents: Sequence[str],
-        only: frozenset[str] | None,
-    ) -> list[list[RawOutcome]]:
+        scopes: Sequence[frozenset[str] | None],
+    ) -> None:
         first = engine.set_id not in worker.known_sets
         request = Request(
             set_id=engine.set_id,
             policies=engine.policies if first else None,
             data=engine.data if first else None,
             documents=documents,
-            only=only,
+            scopes=scopes,
         )
         worker.reset_progress()
         worker.connection.send(request)
         worker.known_sets.add(engine.set_id)
-        self._wait(worker, engine)
-        try:
-            kind, payload = worker.connection.recv()
-        except (EOFError, OSError):
-            raise EvaluationError(
-                "the policy evaluation process died (see the server log)"
-            ) from None
-        if kind == "unknown-set":  # it was replaced since: send the policies again
-            worker.known_sets.discard(engine.set_id)
-            return self._ask(worker, engine, documents, only)
-        if kind == "error":
-            raise EvaluationError(f"policy evaluation failed: {payload}")
-        answers: list[list[RawOutcome]] = payload
-        return answers
-
-    def _wait(self, worker: _Worker, engine: IsolatedPolicyEngine) -> None:
-        """Until the worker answers; stop it once it has used the budget in CPU time, or
-        after _WALL_FACTOR budgets of wall time."""
-        started = time.monotonic()
-        cpu_before = worker.cpu_seconds()
-        while not worker.connection.poll(_CHECK_EVERY):
-            over = worker.cpu_seconds() - cpu_before > self.budget
-            starved = not over and time.monotonic() - started > self.budget * _WALL_FACTOR
-            if over or starved:
-                self.stopped += 1
-                raise self._overrun(worker, engine, starved=starved)
 
     def _overrun(
-        self, worker: _Worker, engine: IsolatedPolicyEngine, *, starved: bool
+        self, worker: _Worker, start: int, engine: IsolatedPolicyEngine, *, starved: bool
     ) -> EvaluationBudgetExceeded:
         progress = worker.read_progress()
         worker.process.kill()  # read progress first: it is the worker's last word
@@ -253,7 +303,7 @@ class EvaluatorPool:
             )
         document, index = progress >> 16, progress & 0xFFFF
         policy = engine.policies[index].name if index < len(engine.policies) else "?"
-        return EvaluationBudgetExceeded(policy, document, self.budget, starved=starved)
+        return EvaluationBudgetExceeded(policy, start + document, self.budget, starved=starved)
 
 
 class IsolatedPolicyEngine(PolicyEngine):
@@ -265,20 +315,21 @@ class IsolatedPolicyEngine(PolicyEngine):
         data: Mapping[str, Any] | None = None,
         *,
         pool: EvaluatorPool,
+        outcome_cache_bytes: int = DEFAULT_OUTCOME_CACHE_BYTES,
     ) -> None:
-        super().__init__(policies, data)
+        super().__init__(policies, data, outcome_cache_bytes=outcome_cache_bytes)
         self.pool = pool
         self.set_id = uuid.uuid4().hex  # policies and data never change after this
 
-    def evaluate_documents(
-        self, documents: Sequence[str], only: frozenset[str] | None = None
+    def evaluate_scoped(
+        self, documents: Sequence[str], scopes: Sequence[frozenset[str] | None]
     ) -> list[list[PolicyOutcome]]:
-        """Each document's outcomes per policy, evaluated in a worker process."""
+        """Each document's outcomes per policy, evaluated in the pool's worker processes."""
         by_name = {p.name: p for p in self.policies}
         return [
             [
                 PolicyOutcome(policy=by_name[name], matched=hit, reasons=why, error=error)
                 for name, hit, why, error in row
             ]
-            for row in self.pool.evaluate(self, documents, only)
+            for row in self.pool.evaluate(self, documents, scopes)
         ]

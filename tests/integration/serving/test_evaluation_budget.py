@@ -13,16 +13,18 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sbomgate.config import load_config
 from sbomgate.errors import InputError
 from sbomgate.intel.facts import build_facts
+from sbomgate.intel.model import PackageFacts
 from sbomgate.policy import PolicyEngine, load_policy_dir
 from sbomgate.policy.isolated import EvaluatorPool, IsolatedPolicyEngine
 from sbomgate.runtime import bundled_policies_dir
-from sbomgate.sbom import load_sbom_file
+from sbomgate.sbom import Component, load_sbom_file
 from support.net import free_port
 from support.oci_builder import CosignKey, PushedImage
 from support.paths import FACTS
@@ -154,6 +156,120 @@ def test_a_dead_worker_is_an_evaluation_error_and_is_replaced(
     ]
     good = IsolatedPolicyEngine(load_policy_dir(bundled_policies_dir()), pool=pool)
     assert good.evaluate_sbom(sbom, facts=FACT_SOURCE).allowed
+
+
+# Reads the image: evaluated per image, beside the outcomes the cache keeps.
+IMAGE_POLICY = """\
+# METADATA
+# title: Image tag
+# custom:
+#   action: Warn
+package image_tag
+
+import rego.v1
+
+default match := false
+
+match if {
+	endswith(input.v0.image.ref, ":latest")
+	startswith(input.v0.package.name, "pkg-1")
+}
+"""
+
+
+def _large_sbom(tmp_path: Path, count: int) -> Path:
+    """A CycloneDX SBOM of `count` npm packages with licences of every kind the license policy
+    tells apart (so that evaluations differ from document to document)."""
+    licences = ["MIT", "GPL-3.0-only", "MIT OR GPL-2.0-only", "LicenseRef-acme", "Apache-2.0"]
+    components = [
+        {
+            "type": "library",
+            "name": f"pkg-{i}",
+            "version": f"1.{i % 7}.0",
+            "purl": f"pkg:npm/pkg-{i}@1.{i % 7}.0",
+            "licenses": [{"expression": licences[i % len(licences)]}],
+        }
+        for i in range(count)
+    ]
+    path = tmp_path / f"large-{count}.cdx.json"
+    document = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": components}
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _vouched(component: Component) -> PackageFacts:
+    """Every package found in a hosted repository (so no policy stops at `unverified`)."""
+    return PackageFacts(
+        repository={"name": "npm-internal", "kind": "npm", "url": "https://npm.internal/",
+                    "hosting": "hosted"},
+        published_at="2020-01-01T00:00:00Z",
+        first_published_at="2019-01-01T00:00:00Z",
+    )  # fmt: skip
+
+
+def test_a_large_image_is_shared_out_among_the_free_workers(tmp_path: Path) -> None:
+    """1,000 packages on a pool of two: both workers evaluate a share, the verdict is the
+    in-process one, and the second evaluation (outcomes from the cache, the image policy
+    evaluated again) is one call to the pool too, so one budget."""
+    pool = EvaluatorPool(processes=2, budget=60.0)
+    try:
+        pool.start()
+        sbom = load_sbom_file(_large_sbom(tmp_path, 1000))
+        policy_dir = tmp_path / "policies"
+        shutil.copytree(bundled_policies_dir(), policy_dir)
+        (policy_dir / "image_tag.rego").write_text(IMAGE_POLICY)
+        policies = load_policy_dir(policy_dir)
+        engine = IsolatedPolicyEngine(policies, pool=pool)
+        calls: list[int] = []
+        evaluate = pool.evaluate
+
+        def counted(*args: Any) -> Any:
+            calls.append(len(args[1]))
+            return evaluate(*args)
+
+        pool.evaluate = counted  # type: ignore[method-assign]
+        before = {w.process.pid: w.cpu_seconds() for w in pool._workers}
+        image = {"ref": "reg.example/app:latest", "digest": "sha256:" + "1" * 64}
+        first = engine.evaluate_sbom(sbom, facts=_vouched, image=image)
+        used = {w.process.pid: w.cpu_seconds() - before[w.process.pid] for w in pool._workers}
+        assert len(used) == 2 and all(seconds > 0.05 for seconds in used.values()), used
+        local = PolicyEngine(policies, outcome_cache_bytes=0)
+        assert first == local.evaluate_sbom(sbom, facts=_vouched, image=image)
+        assert first.violations and first.warnings  # not vacuous
+        assert any(f.policy == "image-tag" for f in first.warnings)
+        again = engine.evaluate_sbom(sbom, facts=_vouched, image=image)
+        assert again == first
+        assert engine.outcomes is not None and engine.outcomes.hits >= 1000
+        # One call each: all documents the first time; the image policy's share the second.
+        assert len(calls) == 2 and calls[0] == 1001 and calls[1] >= 1000, calls
+    finally:
+        pool.close()
+
+
+def test_the_budget_covers_every_share(tmp_path: Path, runaway_dir: Path) -> None:
+    """A runaway policy on both workers' shares: their CPU time together is the budget, and
+    both are stopped and replaced."""
+    pool = EvaluatorPool(processes=2, budget=2.0)
+    try:
+        pool.start()
+        pids = {w.process.pid for w in pool._workers}
+        sbom = load_sbom_file(_large_sbom(tmp_path, 800))
+        engine = IsolatedPolicyEngine(load_policy_dir(runaway_dir), pool=pool)
+        started = time.monotonic()
+        verdict = engine.evaluate_sbom(sbom, facts=_vouched)
+        elapsed = time.monotonic() - started
+        [failure] = verdict.errors
+        assert failure.policy == "runaway"
+        assert failure.message.startswith("used up its 2 s evaluation budget (CPU time)")
+        # Two workers spent it together: about 1 s of wall time each, not 2.
+        assert elapsed < 6, elapsed
+        assert pool.stopped == 1
+        assert not pids & {w.process.pid for w in pool._workers}  # both replaced
+        good = IsolatedPolicyEngine(load_policy_dir(bundled_policies_dir()), pool=pool)
+        pool.budget = 60.0
+        assert good.evaluate_sbom(sbom, facts=_vouched).components == 800
+    finally:
+        pool.close()
 
 
 def test_budget_and_processes_are_configurable(tmp_path: Path) -> None:

@@ -302,6 +302,8 @@ def test_input_has_every_key_with_nulls() -> None:
     assert v0["package"]["upstream_metadata"] == {
         "published_at": None,
         "first_published_at": None,
+        "published_days_ago": None,
+        "first_published_days_ago": None,
         "checksum_mismatch": None,
         "yanked": None,
     }
@@ -311,6 +313,7 @@ def test_input_has_every_key_with_nulls() -> None:
     assert v0["package"]["license"] == {
         "oss_license": {"spdx_identifier": "MIT"},
         "raw_license": "MIT",
+        "spdx_terms": ["MIT"],
     }
     assert v0["osv"] == [] and v0["repository"] == {"name": "pypi"}
 
