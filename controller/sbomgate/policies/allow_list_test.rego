@@ -79,6 +79,7 @@ test_image_subject_can_be_exempted if {
 		"package": {"name": "app", "version": "1.0.0", "format": "docker", "purl": "pkg:docker/app@1.0.0"},
 		"lists": {"allow": [_hit("docker:app:1.0.0", "1.0.0")]},
 		"sbom": {"bomFormat": "CycloneDX", "components": []},
+		"image_subject": true,
 	}}
 	cloudsmith.match with input as inp
 }

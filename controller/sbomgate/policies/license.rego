@@ -121,10 +121,9 @@ _expr := e if {
 	not upper(e) in {"NOASSERTION", "NONE"}
 }
 
-_is_subject if {
-	s := input.v0.sbom
-	s != null
-}
+# The image-level evaluation: sbomgate sets input.v0.image_subject where it sets
+# input.v0.sbom; reading the flag, not the SBOM, spares evaluating with the whole SBOM.
+_is_subject if input.v0.image_subject == true
 
 # A package (not the image subject) that states no license.
 _missing if {

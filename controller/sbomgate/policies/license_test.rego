@@ -312,13 +312,13 @@ test_missing_license_denied_with_deny_unknown if {
 }
 
 test_missing_license_of_the_image_subject_is_not_judged if {
-	subject := {"v0": {"package": {"name": "app", "license": null}, "sbom": {"bomFormat": "CycloneDX"}}}
+	subject := {"v0": {"package": {"name": "app", "license": null}, "sbom": {"bomFormat": "CycloneDX"}, "image_subject": true}}
 	not cloudsmith.match with input as subject with data.sbomgate.license.allow as _allow_list
 	not cloudsmith.match with input as subject with data.sbomgate.license.deny_unknown as true
 }
 
 test_subject_license_is_still_judged_when_given if {
-	subject := {"v0": {"package": {"name": "app", "license": {"oss_license": {"spdx_identifier": "AGPL-3.0-only"}}}, "sbom": {"bomFormat": "CycloneDX"}}}
+	subject := {"v0": {"package": {"name": "app", "license": {"oss_license": {"spdx_identifier": "AGPL-3.0-only"}}}, "sbom": {"bomFormat": "CycloneDX"}, "image_subject": true}}
 	cloudsmith.match with input as subject
 }
 

@@ -67,10 +67,9 @@ _repository := r if {
 	is_object(r)
 }
 
-_is_image if {
-	s := input.v0.sbom
-	s != null
-}
+# The image-level evaluation: sbomgate sets input.v0.image_subject where it sets
+# input.v0.sbom; reading the flag, not the SBOM, spares evaluating with the whole SBOM.
+_is_image if input.v0.image_subject == true
 
 _hosted if _repository.hosting == "hosted"
 

@@ -143,7 +143,7 @@ test_type_from_the_purl_without_identity if {
 
 test_unverified_and_image_subject_not_matched if {
 	not _refused(json.patch(_npm(null, null, "proxied"), [{"op": "replace", "path": "/v0/repository", "value": null}]))
-	not _refused(json.patch(_npm(null, null, "proxied"), [{"op": "replace", "path": "/v0/sbom", "value": {"bomFormat": "CycloneDX"}}]))
+	not _refused(json.patch(_npm(null, null, "proxied"), [{"op": "replace", "path": "/v0/sbom", "value": {"bomFormat": "CycloneDX"}}, {"op": "add", "path": "/v0/image_subject", "value": true}]))
 	not _refused(json.patch(_npm(null, null, "proxied"), [{"op": "remove", "path": "/v0/repository"}]))
 	not _refused(json.patch(_npm(null, null, "proxied"), [{"op": "replace", "path": "/v0/repository", "value": "npm-proxy"}]))
 }

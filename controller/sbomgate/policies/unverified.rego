@@ -20,7 +20,7 @@ import rego.v1
 
 # Only an explicit null repository matches: a missing input.v0.repository means
 # no trusted-repository lookup was made (none configured), which is not
-# evidence against the package. The image subject (input.v0.sbom not null) is
+# evidence against the package. The image subject (input.v0.image_subject) is
 # never matched: images are verified by their attestation, not by a package
 # index. Formats listed in data.sbomgate.unverified.exempt_formats (e.g. "deb",
 # "rpm", "apk", "generic") are not matched; pypi/python and golang/go etc. are
@@ -59,10 +59,9 @@ _format_aliases := {
 
 _norm_format(f) := object.get(_format_aliases, lower(f), lower(f))
 
-_is_image if {
-	s := input.v0.sbom
-	s != null
-}
+# The image-level evaluation: sbomgate sets input.v0.image_subject where it sets
+# input.v0.sbom; reading the flag, not the SBOM, spares evaluating with the whole SBOM.
+_is_image if input.v0.image_subject == true
 
 # (`input.v0.repository == null` holds only when input.v0 is an object that has the key.)
 _unverified if {

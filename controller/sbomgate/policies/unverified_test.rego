@@ -73,8 +73,18 @@ test_image_subject_not_matched if {
 		"package": {"name": "app", "version": "sha256:abc", "format": "docker", "purl": "pkg:oci/app@sha256%3Aabc"},
 		"repository": null,
 		"sbom": {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []},
+		"image_subject": true,
 	}}
 	not cloudsmith.match with input as inp
+}
+
+# Only the flag sbomgate sets says "the image itself", and only as true.
+test_image_subject_only_when_flagged_true if {
+	subject := {"v0": {"package": {"name": "app", "purl": "pkg:oci/app@sha256%3Aabc"}, "repository": null, "image_subject": true}}
+	not cloudsmith.match with input as subject
+	cloudsmith.match with input as json.patch(subject, [{"op": "replace", "path": "/v0/image_subject", "value": "true"}])
+	cloudsmith.match with input as json.patch(subject, [{"op": "replace", "path": "/v0/image_subject", "value": false}])
+	cloudsmith.match with input as json.patch(subject, [{"op": "remove", "path": "/v0/image_subject"}])
 }
 
 test_sbom_missing_is_package if {

@@ -405,7 +405,11 @@ def analyse_module(path: str, source: str) -> RegoModule:
         rules=tuple(rules),
         imports=frozenset(imports),
         calls=tuple(calls),
-        input_reads=frozenset(_input_reads(module["rules"])),
+        # An import of input (`import input.v0.image as img`) reads its path wherever the
+        # alias is used: counted as a read of that path.
+        input_reads=frozenset(
+            _input_reads([module["rules"], [i["refr"] for i in module.get("imports", [])]])
+        ),
         replaces_input=_WITH_INPUT.search(source) is not None,
     )
 

@@ -23,7 +23,7 @@ from sbomgate.intel.model import FactSource as FactSource
 from sbomgate.policy._regorus import RegoEngine
 from sbomgate.policy.input import build_input
 from sbomgate.policy.loader import Action, Policy
-from sbomgate.policy.outcomes import OutcomeCache, context_free
+from sbomgate.policy.outcomes import OutcomeCache, context_free, reads_field
 from sbomgate.sbom.model import Component, Sbom
 from sbomgate.verdict import EvaluationFailure, Finding, Verdict
 
@@ -105,6 +105,8 @@ class PolicyEngine:
         # Outcomes of the policies that see only the package, kept across images; the cache
         # is this engine's, so a new policy set (a new engine) starts empty.
         self.context_free = frozenset(p.name for p in self.policies if context_free(p))
+        # The policies that may read input.v0.sbom: only they get the subject's whole SBOM.
+        self.sbom_readers = frozenset(p.name for p in self.policies if reads_field(p, "sbom"))
         self._order = {p.name: i for i, p in enumerate(self.policies)}
         self.outcomes = (
             OutcomeCache(outcome_cache_bytes)
@@ -207,7 +209,10 @@ class PolicyEngine:
             lists=self.lists,
             now_ns=now,
         )
-        # Identical components (same input) are evaluated once: documents[0] is the subject.
+        # Identical components (same input) are evaluated once: documents[0] is the subject,
+        # without the SBOM for the policies that do not read it (see _evaluate_reusing).
+        subject_sbom = _dump(subject_input)
+        subject_input["v0"]["sbom"] = None
         documents: dict[str, int] = {_dump(subject_input): 0}
         rows: list[int] = []
         # Each component document's outcome-cache key (by row), from its input without the
@@ -248,7 +253,7 @@ class PolicyEngine:
             if row not in keys:
                 keys[row] = OutcomeCache.key(f"{free}\0{scope}")
         try:
-            answers = self._evaluate_reusing(list(documents), keys, only)
+            answers = self._evaluate_reusing(list(documents), keys, only, subject_sbom)
         except EvaluationError as exc:
             # Nothing is known of this SBOM beyond the failure, which denies (fail closed).
             number = getattr(exc, "document", 0)
@@ -268,43 +273,60 @@ class PolicyEngine:
         return collector.verdict(len(sbom.components), sbom)
 
     def _evaluate_reusing(
-        self, documents: list[str], keys: Mapping[int, bytes], only: frozenset[str] | None
+        self,
+        documents: list[str],
+        keys: Mapping[int, bytes],
+        only: frozenset[str] | None,
+        subject_sbom: str,
     ) -> list[list[PolicyOutcome]]:
-        """Every document's outcomes, taking the context-free policies' outcomes from the
-        outcome cache where it has them (only the other policies are evaluated for those
-        documents) and keeping what it learns. One `evaluate_scoped` call, so one budget; the
-        answers are those of `evaluate_documents`."""
+        """Every document's outcomes in one `evaluate_scoped` call (so one budget); the
+        answers are those of `evaluate_documents`, with `subject_sbom` as documents[0].
+
+        - The context-free policies' outcomes come from the outcome cache where it has them
+          (only the other policies are evaluated for those documents); what is learnt is kept.
+        - documents[0] is the subject's input without `input.v0.sbom`: only the policies that
+          may read that are evaluated with `subject_sbom`, the input with the whole SBOM
+          (parsing it again for each policy would cost more than the rest of the image)."""
         cache = self.outcomes
-        if cache is None:
-            return self.evaluate_documents(documents, only)
-        cached = {row: hit for row, key in keys.items() if (hit := cache.get(key)) is not None}
-        others = frozenset(
-            p.name
-            for p in self.policies
-            if p.name not in self.context_free and (only is None or p.name in only)
+        cached = (
+            {}
+            if cache is None
+            else {row: hit for row, key in keys.items() if (hit := cache.get(key)) is not None}
         )
-        # Rows evaluated with every policy in scope, then cached rows with the others (if any).
-        rows = [row for row in range(len(documents)) if row not in cached]
-        partial = [row for row in cached if others]
+        in_scope = frozenset(p.name for p in self.policies if only is None or p.name in only)
+        others = in_scope - self.context_free
+        readers = in_scope & self.sbom_readers
+        # (row, document, scope): every row not cached with the policies in scope (the subject
+        # with those that do not read the SBOM), cached rows with the others, the subject with
+        # the SBOM for those that read it.
+        work: list[tuple[int, str, frozenset[str] | None]] = []
+        for row, document in enumerate(documents):
+            if row == 0:
+                work.append((0, document, in_scope - readers))
+            elif row not in cached:
+                work.append((row, document, only))
+            elif others:
+                work.append((row, document, others))
+        if readers:
+            work.append((0, subject_sbom, readers))
         try:
-            found = self.evaluate_scoped(
-                [documents[row] for row in (*rows, *partial)],
-                [only] * len(rows) + [others] * len(partial),
-            )
+            found = self.evaluate_scoped([w[1] for w in work], [w[2] for w in work])
         except EvaluationError as exc:
             number = getattr(exc, "document", None)
-            order = (*rows, *partial)
-            if isinstance(number, int) and 0 <= number < len(order):
-                exc.document = order[number]  # type: ignore[attr-defined]
+            if isinstance(number, int) and 0 <= number < len(work):
+                exc.document = work[number][0]  # type: ignore[attr-defined]
             raise
         answers: list[list[PolicyOutcome]] = [[] for _ in documents]
-        for row, outcomes in zip(rows, found, strict=False):
+        for (row, _, _), outcomes in zip(work, found, strict=True):
+            if row == 0 or row in cached:
+                answers[row] = self._merge(answers[row] or cached.get(row, ()), outcomes)
+                continue
             answers[row] = outcomes
-            if row in keys:
+            if row in keys and cache is not None:
                 self._remember(keys[row], outcomes)
-        fresh = dict(zip(partial, found[len(rows) :], strict=True))
         for row, hit in cached.items():
-            answers[row] = self._merge(hit, fresh.get(row, ()))
+            if not others:
+                answers[row] = self._merge(hit, ())
         return answers
 
     def _remember(self, key: bytes, outcomes: Sequence[PolicyOutcome]) -> None:

@@ -22,6 +22,10 @@ Added to Cloudsmith's shape (its fields are unchanged):
   to the evaluation's clock, null when the timestamp is null or cannot be read (see
   `days_since`). Computed here, once, so that a policy about age reads no clock: its outcome
   depends on the input alone and can be kept across images (`policy/outcomes.py`).
+- `image_subject`: true in the image-level evaluation (where `sbom` is set), false for every
+  package. A policy that needs only to tell the two apart reads this rather than `sbom`, and
+  is then evaluated without the whole SBOM (`PolicyEngine`: parsing it per policy is most of
+  an image's evaluation).
 - `package.license.spdx_terms`: `oss_license.spdx_identifier` split into its terms (see
   `spdx_terms`), so that a license policy does not tokenise the same expression again for
   every package; null when there is no expression.
@@ -208,6 +212,7 @@ def build_input(
             ),
             "repository": facts.repository,
             "sbom": sbom.document if sbom is not None else None,
+            "image_subject": sbom is not None,
             "image": image,
             "workload": workload,
         }

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sbomgate.policy.engine import PolicyOutcome
     from sbomgate.policy.loader import Policy
 
-__all__ = ["CONTEXT_FIELDS", "IMPURE_BUILTINS", "OutcomeCache", "context_free"]
+__all__ = ["CONTEXT_FIELDS", "IMPURE_BUILTINS", "OutcomeCache", "context_free", "reads_field"]
 
 # input.v0 fields that differ per image or workload for the same package.
 CONTEXT_FIELDS = frozenset({"image", "workload"})
@@ -66,6 +66,15 @@ def context_free(policy: Policy) -> bool:
         if len(path) < 2 or path[0] != "v0" or path[1] in CONTEXT_FIELDS:
             return False
     return True
+
+
+def reads_field(policy: Policy, field: str) -> bool:
+    """True when the policy may read `input.v0.<field>`: it reads that path, or `input` or
+    `input.v0` whole or through a computed key, or replaces part of `input` (`with`)."""
+    module = policy.module
+    if module.replaces_input:
+        return True
+    return any(len(path) < 2 or path[0] != "v0" or path[1] == field for path in module.input_reads)
 
 
 class OutcomeCache:

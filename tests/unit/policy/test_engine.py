@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from sbomgate.errors import InputError, PolicyLoadError
@@ -289,9 +290,11 @@ def test_input_has_every_key_with_nulls() -> None:
         "vulnerabilities",
         "repository",
         "sbom",
+        "image_subject",
         "image",
         "workload",
     }
+    assert v0["image_subject"] is False
     assert {k: list(v) for k, v in v0["lists"].items()} == {
         "allow": [],
         "blocklist": [],
@@ -332,6 +335,53 @@ def test_subject_sees_the_whole_sbom_and_components_do_not() -> None:
     assert sorted((f.name, f.reasons, f.subject) for f in verdict.violations) == [
         ("app", ("image",), True),
         ("dep", ("package",), False),
+    ]
+
+
+def test_only_the_policies_that_read_the_sbom_are_given_it() -> None:
+    """The subject is evaluated without input.v0.sbom for the policies that cannot read it, and
+    with it for those that may; in policy order, a terminal match of either kind stops the
+    rest, as one evaluation with the whole SBOM would."""
+    blind = load_policy(
+        "blind.rego",
+        rego(
+            'reason contains "blind" if input.v0.image_subject == true',
+            meta="# custom:\n#   precedence: 1\n",
+        ),
+    )
+    reader = load_policy(
+        "reader.rego",
+        rego(
+            'reason contains sprintf("%d in the SBOM", [count(input.v0.sbom.components)]) '
+            "if input.v0.image_subject",
+            meta="# custom:\n#   precedence: 2\n#   terminal: true\n",
+        ),
+    )
+    whole = load_policy(
+        "whole.rego",
+        rego(
+            'reason contains "whole" if input.v0.image_subject',
+            meta="# custom:\n#   precedence: 3\n",
+        ).replace("if input.v0.image_subject", "if {\n  v := input.v0\n  v.sbom.bomFormat\n}"),
+    )
+    late = load_policy(
+        "late.rego", rego('reason contains "late" if true', meta="# custom:\n#   precedence: 4\n")
+    )
+    engine = PolicyEngine([late, whole, reader, blind])
+    assert engine.sbom_readers == {"reader", "whole"}
+    image = sbom(component("dep"), subject=component("app", fmt="docker"))
+    verdict = engine.evaluate_sbom(image)
+    subject = sorted((f.policy, f.reasons) for f in verdict.violations if f.subject)
+    # `reader` matched (terminal): `whole` and `late` are after it.
+    assert subject == [("blind", ("blind",)), ("reader", ("0 in the SBOM",))]
+    # Packages: neither SBOM reader nor the flag matches; `late` does.
+    assert sorted(f.policy for f in verdict.violations if not f.subject) == ["late"]
+    # The same as evaluating the whole subject input with every policy, in one go.
+    full = build_input(image.subject, sbom=image)
+    outcomes = engine.evaluate_input(orjson.dumps(full).decode())
+    assert [(o.policy.name, o.reasons) for o in outcomes if o.matched] == [
+        ("blind", ("blind",)),
+        ("reader", ("0 in the SBOM",)),
     ]
 
 

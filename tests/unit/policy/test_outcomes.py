@@ -6,14 +6,49 @@ from __future__ import annotations
 import pytest
 
 from sbomgate.policy import load_policy
-from sbomgate.policy.outcomes import OutcomeCache, context_free
+from sbomgate.policy.loader import Policy
+from sbomgate.policy.outcomes import OutcomeCache, context_free, reads_field
 from sbomgate.runtime import load_policies
+
+
+def probe(body: str, imports: str = "") -> Policy:
+    source = f"package cloudsmith\n\nimport rego.v1\n{imports}\ndefault match := false\n\n{body}\n"
+    return load_policy("probe.rego", source)
 
 
 def policy(body: str) -> bool:
     """Whether a policy with this body is context-free."""
-    source = f"package cloudsmith\n\nimport rego.v1\n\ndefault match := false\n\n{body}\n"
-    return context_free(load_policy("probe.rego", source))
+    return context_free(probe(body))
+
+
+@pytest.mark.parametrize(
+    ("imports", "free"),
+    [
+        ("import input.v0.image as img\n", False),
+        ("import input.v0 as v\n", False),
+        ("import input\n", False),
+        ("import input.v0.package as pkg\n", True),
+    ],
+)
+def test_imports_of_input_count_as_reads(imports: str, free: bool) -> None:
+    body = "match if img.ref" if "img" in imports else "match if count(input.v0.osv) > 0"
+    assert context_free(probe(body, imports)) is free
+
+
+@pytest.mark.parametrize(
+    ("body", "imports", "reads"),
+    [
+        ("match if input.v0.sbom.metadata", "", True),
+        ('match if input.v0["sbom"] != null', "", True),
+        ("match if input.v0.image_subject == true", "", False),
+        ("match if count(input.v0) > 0", "", True),
+        ("match if sbom.metadata", "import input.v0.sbom\n", True),
+        ('match if f with input as {"v0": {}}\nf if true', "", True),
+        ("match if input.v0.package.name", "", False),
+    ],
+)
+def test_which_policies_read_the_sbom(body: str, imports: str, reads: bool) -> None:
+    assert reads_field(probe(body, imports), "sbom") is reads
 
 
 @pytest.mark.parametrize(
@@ -58,6 +93,8 @@ def test_the_bundled_policies() -> None:
     found = {p.name: context_free(p) for p in load_policies(None)}
     assert {name for name, free in found.items() if not free} == set()
     assert len(found) == 10
+    # None needs the whole SBOM: the image subject is told apart by input.v0.image_subject.
+    assert not any(reads_field(p, "sbom") for p in load_policies(None))
 
 
 def test_the_cache_is_bounded_and_least_recently_used_goes_first() -> None:
