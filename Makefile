@@ -350,6 +350,7 @@ image: venv demo-image
 
 bench: venv tools
 	$(BIN)/python bench/bench_eval.py
+	$(BIN)/python bench/bench_cold_path.py
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_webhook.py
 	$(BIN)/python bench/bench_osv.py
