@@ -22,12 +22,14 @@ with keep-alive connections, in this process, sending AdmissionReviews like the 
 CPU is read from /proc: the server's utime + stime, this process's own CPU (the load
 generator shares the machine) and the whole machine's busy time (other work included).
 
-Figures only: nothing here asserts a timing. Run with `make bench`.
+Figures only: nothing here asserts a timing. Run with `make bench`; `--cold` stops after the
+cold path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -83,8 +85,10 @@ UNLOADED_REQUESTS = 200  # per row of the unloaded table
 WARM_TOTAL = 100_000  # warm requests in all (warm-up, sweep, soak) before the last RSS
 SOAK_RSS_EVERY = 25_000  # warm requests between RSS samples during the soak
 BIG_COMPONENTS = 5_000
-COLD_RUNS = 5  # quiet cold runs, each on a fresh image digest
-COLD_UNDER_LOAD = 2  # cold runs with warm traffic beside them
+COLD_RUNS = 5  # quiet cold runs, each an image of packages never seen (its own SBOM)
+NEW_BUILDS = 5  # quiet cold runs, each a new build (2% of packages bumped) of the one before
+BUMPED = 0.02
+COLD_UNDER_LOAD = 2  # cold runs (never seen) with warm traffic beside them
 COLD_BACKGROUND_RATE = 100  # requests/s of that warm traffic
 COLD_BACKGROUND_SECONDS = 8.0  # its length (the cold request starts 1 s into it)
 KEEPALIVE_PROBES = (2.0, 4.0, 6.0, 12.0)  # idle seconds before a second request
@@ -631,11 +635,29 @@ class Images:
     denied: list[str]
     big_warm: str
     cold: list[str]
+    builds: list[str]
+
+
+def bumped(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A new build: BUMPED of the components at their next patch version (purl and version;
+    the file hash changes with the purl), as a release bumps them."""
+    new = json.loads(json.dumps(document))
+    components = new["components"]
+    for index in rng.sample(range(len(components)), int(len(components) * BUMPED)):
+        component = components[index]
+        old, version = component["version"], f"{component['version']}.1"
+        component["version"] = version
+        component["purl"] = component["purl"].replace(f"@{old}", f"@{version}")
+        component["hashes"] = [
+            {"alg": "SHA-256", "content": hashlib.sha256(component["purl"].encode()).hexdigest()}
+        ]
+    return new
 
 
 def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Images:
+    big_document = make_cyclonedx(BIG_COMPONENTS, seed=7)
     big_sbom = work / "big.cdx.json"
-    big_sbom.write_text(json.dumps(make_cyclonedx(BIG_COMPONENTS, seed=7)))
+    big_sbom.write_text(json.dumps(big_document))
 
     def attested(repo: str, tag: str, sbom: Path, kind: str) -> PushedImage:
         image = push_image(registry, repo, tag, seed=f"bench-webhook-{repo}-{tag}")
@@ -650,6 +672,11 @@ def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Imag
         )
         return image
 
+    def attested_document(tag: str, document: dict[str, Any]) -> str:
+        path = work / f"{tag}.cdx.json"
+        path.write_text(json.dumps(document))
+        return attested("shop/big", tag, path, "cyclonedx").digest_ref
+
     allowed = [
         attested(f"shop/app-{i}", "v1", GOOD_SBOM, "cyclonedx").digest_ref
         for i in range(SMALL_ALLOWED)
@@ -659,11 +686,18 @@ def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Imag
         for i in range(SMALL_DENIED)
     ]
     big_warm = attested("shop/big", "warm", big_sbom, "cyclonedx").digest_ref
+    # Never seen: each its own packages (another seed).
     cold = [
-        attested("shop/big", f"cold-{i}", big_sbom, "cyclonedx").digest_ref
+        attested_document(f"cold-{i}", make_cyclonedx(BIG_COMPONENTS, seed=100 + i))
         for i in range(COLD_RUNS + COLD_UNDER_LOAD)
     ]
-    return Images(allowed, denied, big_warm, cold)
+    # New builds of the warm image, each of the one before.
+    rng = random.Random(3)
+    builds, document = [], big_document
+    for i in range(NEW_BUILDS):
+        document = bumped(document, rng)
+        builds.append(attested_document(f"build-{i + 1}", document))
+    return Images(allowed, denied, big_warm, cold, builds)
 
 
 async def unloaded(conn: Connection, template: Template) -> tuple[Run, int]:
@@ -742,7 +776,9 @@ async def cold_once(
     return cold
 
 
-async def bench(webhook: Webhook, images: Images, setup_seconds: float) -> None:
+async def bench(
+    webhook: Webhook, images: Images, setup_seconds: float, *, cold_only: bool = False
+) -> None:
     ready_seconds = webhook.start()
     rss: list[tuple[str, float, int]] = [("at start (ready)", webhook.rss_mb(), webhook.threads())]
     templates = warm_templates(images.allowed, images.denied, 256)
@@ -756,8 +792,9 @@ async def bench(webhook: Webhook, images: Images, setup_seconds: float) -> None:
         f"sbomgate serve: 1 process (uvicorn), TLS on loopback, bundled policies, "
         f"examples/trusted-facts.yaml; {os.cpu_count()} CPUs, load average at start {loadavg()}"
     )
+    pushed = len(images.allowed) + len(images.denied) + 1 + len(images.cold) + len(images.builds)
     print(
-        f"setup: registry, {len(images.allowed) + len(images.denied) + 1 + len(images.cold)} "
+        f"setup: registry, {pushed} "
         f"cosign-attested images in {setup_seconds:.1f} s; server ready {ready_seconds:.1f} s "
         f"after start; warm bodies {min(sizes)}-{max(sizes)} bytes (mean "
         f"{statistics.mean(sizes):.0f}), {len(templates)} shapes, {DENIED_SHARE:.0%} refused"
@@ -819,7 +856,8 @@ async def bench(webhook: Webhook, images: Images, setup_seconds: float) -> None:
     print()
     print(
         f"cold path: first admission of a {BIG_COMPONENTS:,}-component image (a fresh digest "
-        "each run: registry fetch, verify, parse, evaluate), ms"
+        "each run: registry fetch, verify, parse, evaluate), ms; never seen (packages no "
+        "image had), then new builds of the warm image"
     )
     print(f"  {'run':<22}{'latency':>10}{'evaluate':>10}{'registry req':>14}{'RSS MB':>8}  answer")
     print(
@@ -840,6 +878,19 @@ async def bench(webhook: Webhook, images: Images, setup_seconds: float) -> None:
         f"  {'median (quiet)':<22}{ms(statistics.median(c.latency for c in colds)):>10}"
         f"{ms(statistics.median(c.evaluation for c in colds)):>10}"
     )
+    builds = []
+    for i, ref in enumerate(images.builds):
+        cold = await cold_once(webhook, ref)
+        builds.append(cold)
+        print(
+            f"  {f'new build {i + 1} ({BUMPED:.0%})':<22}{ms(cold.latency):>10}"
+            f"{ms(cold.evaluation):>10}{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}"
+            f"  {cold.answer}"
+        )
+    print(
+        f"  {'median (new builds)':<22}{ms(statistics.median(c.latency for c in builds)):>10}"
+        f"{ms(statistics.median(c.evaluation for c in builds)):>10}"
+    )
     for i, ref in enumerate(images.cold[COLD_RUNS:]):
         cold = await cold_once(webhook, ref, pool, pick)
         assert cold.background is not None
@@ -853,8 +904,13 @@ async def bench(webhook: Webhook, images: Images, setup_seconds: float) -> None:
             f"{ms(pct(during, 0.99))} ms, max {ms(max(during, default=float('nan')))} ms, "
             f"errors {errors_text(cold.background)}"
         )
-    label = f"after {len(images.cold) + 1} cold {BIG_COMPONENTS:,}-comp. images"
+    label = (
+        f"after {len(images.cold) + len(images.builds) + 1} cold {BIG_COMPONENTS:,}-comp. images"
+    )
     rss.append((label, webhook.rss_mb(), webhook.threads()))
+    if cold_only:  # `--cold`: the unloaded and cold tables only
+        print(f"  RSS {webhook.rss_mb():.0f} MB after the cold runs")
+        return
 
     # Warm path, open loop, rising rates.
     print()
@@ -1015,7 +1071,8 @@ def main() -> None:
             key = cosign_keypair(work / "keys", "ecdsa")
             images = prepare_images(registry, key, work)
             webhook = Webhook(work, registry, trust_policy(work, key))
-            asyncio.run(bench(webhook, images, time.monotonic() - started))
+            cold_only = "--cold" in sys.argv[1:]
+            asyncio.run(bench(webhook, images, time.monotonic() - started, cold_only=cold_only))
         finally:
             if webhook is not None:
                 webhook.stop()

@@ -41,9 +41,9 @@ _QUEUE_WAIT = 30.0
 _WALL_FACTOR = 3.0
 _CHECK_EVERY = 0.2  # seconds between looks at a worker's CPU time while it evaluates
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# Documents per worker below which an evaluation is not shared out: sending costs more than
-# it saves (a document takes well under a millisecond).
-_SHARE_FROM = 200
+# Documents per worker below which an evaluation is not shared out: a request's round trip
+# costs about what a dozen documents' evaluation does (each policy tens of microseconds).
+_SHARE_FROM = 16
 
 
 class EvaluationBudgetExceeded(EvaluationError):
