@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -656,6 +657,7 @@ def bumped(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
 def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Images:
     big_document = make_cyclonedx(BIG_COMPONENTS, seed=7)
+    documents = [big_document]
     big_sbom = work / "big.cdx.json"
     big_sbom.write_text(json.dumps(big_document))
 
@@ -673,6 +675,7 @@ def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Imag
         return image
 
     def attested_document(tag: str, document: dict[str, Any]) -> str:
+        documents.append(document)
         path = work / f"{tag}.cdx.json"
         path.write_text(json.dumps(document))
         return attested("shop/big", tag, path, "cyclonedx").digest_ref
@@ -697,7 +700,33 @@ def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Imag
     for i in range(NEW_BUILDS):
         document = bumped(document, rng)
         builds.append(attested_document(f"build-{i + 1}", document))
+    write_facts(work / "facts.yaml", documents)
     return Images(allowed, denied, big_warm, cold, builds)
+
+
+def write_facts(path: Path, documents: Sequence[dict[str, Any]]) -> None:
+    """The example facts snapshot, and every package of the big images vouched for by a hosted
+    repository (published long ago; an advisory for some), so that every policy evaluates every
+    package, as in a cluster whose repositories know its images' packages."""
+    snapshot = yaml.safe_load(FACTS.read_text())
+    packages = snapshot.setdefault("packages", {})
+    for document in documents:
+        for component in document["components"]:
+            purl = component.get("purl")
+            if not purl or purl in packages:
+                continue
+            digest = hashlib.sha256(purl.encode()).digest()
+            entry: dict[str, Any] = {
+                "repository": {"name": "internal", "url": "https://repo.internal/",
+                               "kind": purl[4:].split("/", 1)[0], "hosting": "hosted"},
+                "published_at": "2024-01-01T00:00:00Z",
+                "first_published_at": "2019-01-01T00:00:00Z",
+            }  # fmt: skip
+            if digest[0] % 16 == 0:
+                entry["osv"] = [{"id": f"GHSA-bench-{digest.hex()[:8]}", "summary": "x",
+                                 "affected": [], "aliases": []}]  # fmt: skip
+            packages[purl] = entry
+    path.write_text(json.dumps(snapshot))
 
 
 async def unloaded(conn: Connection, template: Template) -> tuple[Run, int]:
@@ -790,7 +819,8 @@ async def bench(
 
     print(
         f"sbomgate serve: 1 process (uvicorn), TLS on loopback, bundled policies, "
-        f"examples/trusted-facts.yaml; {os.cpu_count()} CPUs, load average at start {loadavg()}"
+        f"examples/trusted-facts.yaml and every big image's package vouched for; "
+        f"{os.cpu_count()} CPUs, load average at start {loadavg()}"
     )
     pushed = len(images.allowed) + len(images.denied) + 1 + len(images.cold) + len(images.builds)
     print(
@@ -1070,7 +1100,7 @@ def main() -> None:
         try:
             key = cosign_keypair(work / "keys", "ecdsa")
             images = prepare_images(registry, key, work)
-            webhook = Webhook(work, registry, trust_policy(work, key))
+            webhook = Webhook(work, registry, trust_policy(work, key), facts=work / "facts.yaml")
             cold_only = "--cold" in sys.argv[1:]
             asyncio.run(bench(webhook, images, time.monotonic() - started, cold_only=cold_only))
         finally:
