@@ -353,6 +353,7 @@ bench: venv tools
 	$(BIN)/python bench/bench_cold_path.py
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_webhook.py
+	$(BIN)/python bench/bench_burst.py
 	$(BIN)/python bench/bench_osv.py
 	$(BIN)/python bench/bench_sources.py
 	$(BIN)/python bench/bench_large_attestation.py
