@@ -133,7 +133,7 @@ def policy_set_fingerprint(policies: Iterable[Policy], data: Mapping[str, Any]) 
 # computed key) may read the workload.
 _INPUT = re.compile(r"\binput\b")
 _KEYED_INPUT = re.compile(
-    r"input\.v0\.(?:package|identity|osv|vulnerabilities|repository|sbom|image|lists)\b"
+    r"input\.v0\.(?:package|identity|osv|vulnerabilities|repository|sbom|image_subject|image|lists)\b"
 )
 
 

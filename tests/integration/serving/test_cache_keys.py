@@ -185,6 +185,9 @@ def test_an_image_check_is_not_reused_under_another_trust_policy(
 def test_policies_reading_the_workload_are_found_conservatively() -> None:
     keyed = 'package x\nmatch if input.v0.package.name == "a"\n# input.v0.workload in a comment\n'
     assert not reads_workload(keyed)
+    # The subject flag is keyed through the documents (the bundled policies read it).
+    assert not reads_workload("match if input.v0.image_subject == true\n")
+    assert reads_workload("match if input.v0.image_subjectx\n")
     for source in (
         'match if input.v0.workload.namespace == "x"',
         "match if is_object(input.v0)",
