@@ -108,7 +108,11 @@ def operator(
         gate.stop()
         cluster.kubectl("delete", "-f", str(CRDS), "--ignore-not-found", "--wait=false")
         for crd in report_crds:
-            cluster.kubectl("delete", "crd", crd["metadata"]["name"], "--ignore-not-found")
+            # Waits until the CRD is gone (later modules create it again); the API server
+            # removes its reports first, which took over a minute once on a loaded machine.
+            cluster.kubectl(
+                "delete", "crd", crd["metadata"]["name"], "--ignore-not-found", timeout=300
+            )
 
 
 def dry_run(op: Operator, name: str, image: str) -> Any:
