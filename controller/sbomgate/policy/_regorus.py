@@ -191,6 +191,8 @@ class RegoModule:
     # whole of `input`), and whether it replaces any of it (`with input...`).
     input_reads: frozenset[tuple[str, ...]] = field(default=frozenset({()}))
     replaces_input: bool = True
+    # The same for `data`: the documents and the packages' rules it reads (`()`: all of data).
+    data_reads: frozenset[tuple[str, ...]] = field(default=frozenset({()}))
 
     def definitions(self, name: str) -> list[RuleDefinition]:
         """Every definition of the rule `name`, in source order."""
@@ -258,6 +260,12 @@ def _static_ref(node: Any) -> tuple[tuple[str, ...], str | None, list[Any]]:
 
 def _input_reads(node: Any) -> Iterator[tuple[str, ...]]:
     """The static paths under `input` that `node` reads (`()` for `input` itself)."""
+    return _root_reads(node, "input")
+
+
+def _root_reads(node: Any, root_name: str) -> Iterator[tuple[str, ...]]:
+    """The static paths under the root document `root_name` (`input`, `data`) that `node`
+    reads (`()` for the root itself, or a computed key right under it)."""
     stack = [node]
     while stack:
         item = stack.pop()
@@ -270,11 +278,11 @@ def _input_reads(node: Any) -> Iterator[tuple[str, ...]]:
             kind, body = next(iter(item.items()))
             if kind in ("RefDot", "RefBrack"):
                 path, root, rest = _static_ref(item)
-                if root == "input":
+                if root == root_name:
                     yield path
                 stack.extend(rest)
                 continue
-            if kind == "Var" and isinstance(body, dict) and body.get("value") == "input":
+            if kind == "Var" and isinstance(body, dict) and body.get("value") == root_name:
                 yield ()
                 continue
         stack.extend(item.values())
@@ -411,6 +419,9 @@ def analyse_module(path: str, source: str) -> RegoModule:
             _input_reads([module["rules"], [i["refr"] for i in module.get("imports", [])]])
         ),
         replaces_input=_WITH_INPUT.search(source) is not None,
+        data_reads=frozenset(
+            _root_reads([module["rules"], [i["refr"] for i in module.get("imports", [])]], "data")
+        ),
     )
 
 
@@ -450,8 +461,13 @@ def rego_literal(value: Any) -> str:
 class RegoEngine:
     """One module set (a policy and its helpers) on one thread, with OPA's non-strict errors."""
 
-    def __init__(self, modules: Sequence[RegoModule], data: Mapping[str, Any]) -> None:
+    def __init__(
+        self, modules: Sequence[RegoModule], data: Mapping[str, Any], *, exact: bool = True
+    ) -> None:
+        """`exact=False`: every error is raised as it comes (a RegoError), with no attempt to
+        find OPA's answer around it (for an engine whose errors are retried elsewhere)."""
         self._modules = tuple(modules)
+        self._exact = exact
         self._data = data
         self._thread = threading.get_ident()
         self._engine = self._build({})
@@ -499,10 +515,10 @@ class RegoEngine:
         known: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     ) -> Any:
         try:
-            return self._engine.eval_rule(path)
+            return _rule_value(self._engine, path)
         except Exception as exc:
             err = rego_error(exc)
-            if err.fatal:
+            if err.fatal or not self._exact:
                 raise err from None
         if callable(known):
             known = known()
@@ -538,7 +554,7 @@ class RegoEngine:
                     continue
                 engine = self._variant(module, name, rule)
                 try:
-                    value = _query(engine, path, known) if known else engine.eval_rule(path)
+                    value = _query(engine, path, known) if known else _rule_value(engine, path)
                 except Exception as exc:
                     err = rego_error(exc)
                     if err.fatal:
@@ -550,7 +566,10 @@ class RegoEngine:
             return _combine(results)
         if "default" in kinds:
             module = next(m for m in owners if any(r.is_default for r in m.definitions(name)))
-            return self._variant(module, name, None).eval_rule(path)
+            try:
+                return _rule_value(self._variant(module, name, None), path)
+            except Exception as exc:
+                raise rego_error(exc) from None  # a RegoError, never regorus' own report
         if "set" in kinds:
             return set()
         if "object" in kinds:
@@ -558,9 +577,22 @@ class RegoEngine:
         return None
 
 
+def _rule_value(engine: Any, path: str) -> Any:
+    """regorus' `eval_rule`; a value Python cannot hold as the binding builds it (a set of
+    objects or arrays: unhashable, a TypeError) is read from its JSON instead, sets as lists
+    (before, that TypeError was taken for an undefined rule: the values were lost)."""
+    try:
+        return engine.eval_rule(path)
+    except TypeError:
+        return orjson.loads(engine.eval_rule_as_json(path))
+
+
 def _query(engine: Any, path: str, known: Mapping[str, Any]) -> Any:
     query = path + "".join(f" with {ref} as {rego_literal(v)}" for ref, v in known.items())
-    rows = engine.eval_query(query).get("result", [])
+    try:
+        rows = engine.eval_query(query).get("result", [])
+    except TypeError:  # as in _rule_value
+        rows = orjson.loads(engine.eval_query_as_json(query)).get("result", [])
     return rows[0]["expressions"][0]["value"] if rows else None
 
 

@@ -20,6 +20,7 @@ from sbomgate.identity import component_disagreements, declared_fields
 from sbomgate.intel.lists import compile_lists
 from sbomgate.intel.model import NO_FACTS
 from sbomgate.intel.model import FactSource as FactSource
+from sbomgate.policy._combined import CombinedPlan, plan_combined
 from sbomgate.policy._regorus import RegoEngine
 from sbomgate.policy.input import build_input
 from sbomgate.policy.loader import Action, Policy
@@ -97,7 +98,9 @@ class PolicyEngine:
         data: Mapping[str, Any] | None = None,
         *,
         outcome_cache_bytes: int = DEFAULT_OUTCOME_CACHE_BYTES,
+        combine: bool = True,
     ) -> None:
+        """`combine=False` gives every policy an engine of its own (see _combined)."""
         self.policies = tuple(sorted(policies, key=lambda p: (p.precedence, p.name)))
         self.data: Mapping[str, Any] = dict(data or {})
         # The data lists, matched per package in Python (InputError for an unreadable entry).
@@ -108,17 +111,19 @@ class PolicyEngine:
         # The policies that may read input.v0.sbom: only they get the subject's whole SBOM.
         self.sbom_readers = frozenset(p.name for p in self.policies if reads_field(p, "sbom"))
         self._order = {p.name: i for i, p in enumerate(self.policies)}
+        # The policies evaluated in one engine, each under a package of its own (_combined).
+        self._combined = plan_combined(self.policies, self.data) if combine else CombinedPlan.NONE
         self.outcomes = (
             OutcomeCache(outcome_cache_bytes)
             if outcome_cache_bytes > 0 and self.context_free
             else None
         )
 
-    def _engines(self) -> dict[str, RegoEngine]:
+    def _engines(self) -> _Engines:
         # regorus engines must be dropped on the thread that made them (PyO3 "unsendable"):
         # they live in the thread's own store, and a thread drops the engines of policy sets
         # that no longer exist the next time it evaluates (or when it exits).
-        store: dict[int, tuple[weakref.ref[PolicyEngine], dict[str, RegoEngine]]] | None
+        store: dict[int, tuple[weakref.ref[PolicyEngine], _Engines]] | None
         store = getattr(_THREAD, "engines", None)
         if store is None:
             store = _THREAD.engines = {}
@@ -127,7 +132,7 @@ class PolicyEngine:
             return entry[1]
         for key in [k for k, (ref, _) in store.items() if ref() is None]:
             del store[key]
-        engines = {p.name: RegoEngine([p.module], self.data) for p in self.policies}
+        engines = _Engines(self.data, self._combined)
         store[id(self)] = (weakref.ref(self), engines)
         return engines
 
@@ -142,15 +147,14 @@ class PolicyEngine:
         until a terminal match. `before` is told each policy as it starts."""
         outcomes: list[PolicyOutcome] = []
         engines = self._engines()
+        engines.document = None  # no engine has this document as its input yet
         for policy in self.policies:
             if not policy.enabled or (only is not None and policy.name not in only):
                 continue
             if before is not None:
                 before(policy)
-            engine = engines[policy.name]
             try:
-                engine.set_input_json(document)
-                matched_value, reasons = _evaluate(engine, policy)
+                matched_value, reasons = engines.evaluate(policy, document)
             except EvaluationError as exc:
                 outcomes.append(PolicyOutcome(policy=policy, matched=False, error=str(exc)))
                 continue
@@ -354,6 +358,46 @@ class PolicyEngine:
             if outcome.matched and outcome.policy.terminal:
                 return merged[: index + 1]
         return merged
+
+
+class _Engines:
+    """One thread's regorus engines of a policy set: the policies that can share one engine
+    (_combined) are evaluated there; a policy is evaluated in an engine of its own when it
+    cannot share, or when the shared engine fails on it (an error of one module, say a rule
+    regorus compiles only when first evaluated, must not become every policy's, and OPA's
+    answer around an error is found in the policy's own engine)."""
+
+    def __init__(self, data: Mapping[str, Any], plan: CombinedPlan) -> None:
+        self._data = data
+        self._renamed = plan.renamed
+        self._shared = (
+            RegoEngine([p.module for p in plan.shared], data, exact=False) if plan.shared else None
+        )
+        self._own: dict[str, RegoEngine] = {}
+        self._alone: set[str] = set()  # failed in the shared engine once: evaluated alone
+        # The engine whose input is the document being evaluated (None: none yet).
+        self.document: RegoEngine | None = None
+
+    def _given(self, engine: RegoEngine, document: str) -> RegoEngine:
+        if self.document is not engine:
+            self.document = None
+            engine.set_input_json(document)
+            self.document = engine
+        return engine
+
+    def evaluate(self, policy: Policy, document: str) -> tuple[Any, tuple[str, ...]]:
+        """`_evaluate` of `policy` on `document`."""
+        renamed = self._renamed.get(policy.name)
+        if renamed is not None and self._shared is not None and policy.name not in self._alone:
+            try:
+                return _evaluate(self._given(self._shared, document), renamed)
+            except EvaluationError:
+                # Evaluated again alone, below, and from now on (not twice per document).
+                self._alone.add(policy.name)
+        engine = self._own.get(policy.name)
+        if engine is None:
+            engine = self._own[policy.name] = RegoEngine([policy.module], self._data)
+        return _evaluate(self._given(engine, document), policy)
 
 
 def _dump(document: Mapping[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The outcome cache never changes a verdict (policy/outcomes.py): the SBOMs real tools wrote,
+"""The outcome cache never changes a verdict (policy/outcomes.py), nor do the policies' sharing
+of one engine (policy/_combined.py): the SBOMs real tools wrote,
 evaluated by the bundled policies and policies that read the image and the workload, with and
 without the cache, across images, give the same verdicts; and what changes the answer (a
 policy, data, a fact) takes effect on the next evaluation."""
@@ -88,8 +89,10 @@ def verdicts(engine: PolicyEngine, sbom: Sbom, images: list[str]) -> list[Verdic
 def test_the_cache_never_changes_a_verdict(output: Any) -> None:
     sbom = load_sbom_file(real_sbom(output))
     policies = [*load_policies(None), IMAGE_ALLOW, WORKLOAD_DENY, TERMINAL_ALLOW]
-    plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0)
+    # Also one engine per policy against the policies sharing one engine (policy/_combined.py).
+    plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0, combine=False)
     cached = PolicyEngine(policies, DATA)
+    assert len(cached._combined.shared) == len(policies)
     images = ["reg/app:1", "reg/app:blessed", "reg/app:2", "reg/app:blessed", "reg/app:3"]
     assert plain.outcomes is None and cached.outcomes is not None
     expected = verdicts(plain, sbom, images)

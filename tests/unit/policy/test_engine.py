@@ -445,3 +445,19 @@ def test_a_policy_error_leaves_no_engine_to_drop_on_another_thread(
     assert errors and errors[0]  # the policy failed: a RegoError was raised and caught
     gc.collect()  # a cycle holding the thread's engines would be collected here, off-thread
     assert not [u for u in unraisable if "unsendable" in u]
+
+
+def test_reasons_that_are_objects_are_kept() -> None:
+    """A set of objects is unhashable in Python: its values come as JSON, never as an
+    undefined rule (they were lost: no reason, or a match on nothing)."""
+    policy = load_policy(
+        "objects.rego",
+        rego(
+            'reason contains {"msg": sprintf("%s is evil", [input.v0.package.name])} if {\n'
+            '  input.v0.package.name == "evil"\n}'
+        ),
+    )
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("good")))
+    assert [(f.name, f.reasons) for f in verdict.violations] == [
+        ("evil", ('{"msg":"evil is evil"}',))
+    ]
