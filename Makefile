@@ -10,7 +10,7 @@ DOCKER_REGISTRY := .cache/docker-registry/usr/bin/docker-registry
 export GOBIN := $(abspath $(CACHE_BIN))
 export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 
-.PHONY: all venv tools kube-tools test lint typecheck unit demo image bench soak fuzz clean
+.PHONY: all venv tools opa-cases kube-tools test lint typecheck unit demo image bench soak fuzz clean
 
 all: test
 
@@ -162,7 +162,15 @@ $(CACHE_BIN)/trivy: $(VERSIONS)/trivy@$(TRIVY_VERSION)
 	CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go install -trimpath -ldflags '$(TRIVY_LDFLAGS)' \
 		github.com/aquasecurity/trivy/cmd/trivy@$(TRIVY_VERSION)
 
-tools: $(CACHE_BIN)/opa $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY) \
+# OPA's own conformance cases (tests/integration/policy/test_opa_conformance.py) are in the
+# OPA module, in Go's module cache: `go install` leaves it there, and this puts it back when
+# .cache/bin/opa outlived the cache.
+OPA_MODULE = $(shell go env GOMODCACHE)/github.com/open-policy-agent/opa@$(OPA_VERSION)
+opa-cases: $(CACHE_BIN)/opa
+	test -d $(OPA_MODULE)/v1/test/cases/testdata/v1 || \
+		(cd /tmp && go mod download github.com/open-policy-agent/opa@$(OPA_VERSION))
+
+tools: $(CACHE_BIN)/opa opa-cases $(CACHE_BIN)/cosign $(CACHE_BIN)/oci-referrers-registry $(DOCKER_REGISTRY) \
 	$(KUBE_TOOLS) kubeconform $(CACHE_BIN)/toxiproxy-server $(CACHE_BIN)/haproxy
 
 # A real node for the chart tests (tests/support/kube_node.py; see ../shared/NODE.md in the

@@ -1,0 +1,119 @@
+"""OPA's own conformance cases through sbomgate's engine (tools/opa_conformance.py, issue 17).
+
+Every case of the OPA module `make tools` downloads runs through sbomgate's layer (and through
+plain regorus, for the figures). No case may fail that is not in
+opa_conformance_known_failures.txt, and a listed case that passes must leave the list, so the
+list only shrinks as issue 17 progresses. `.venv/bin/python tools/opa_conformance.py` prints
+the per-directory table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import opa_conformance as harness
+import pytest
+
+KNOWN_FAILURES = Path(__file__).with_name("opa_conformance_known_failures.txt")
+
+
+def _cases_dir() -> Path:
+    """The OPA module's v1 cases; a failure (not a skip) telling what to run when missing."""
+    module = harness.opa_module_dir()
+    if not (module / harness.CASES_SUBDIR).is_dir():
+        pytest.fail(
+            f"OPA's conformance cases are missing ({module / harness.CASES_SUBDIR}): run "
+            "`make tools` (it downloads the OPA module; with .cache/bin/opa already built, "
+            "remove it first so that `go install` runs)",
+            pytrace=False,
+        )
+    return module
+
+
+@pytest.fixture(scope="module")
+def conformance() -> harness.Run:
+    """Every case on both roads, once for the module (about 20 s on one core)."""
+    module = _cases_dir()
+    opa = harness.opa_binary()
+    if opa is None:
+        pytest.fail("OPA is not built: run `make tools` (make test does it for you)")
+    return harness.run(module, jobs=1, opa=opa)
+
+
+def assert_no_regression(run: harness.Run, known: set[str]) -> None:
+    """AssertionError naming every case that fails unlisted, and every listed case that does
+    not fail any more."""
+    status = run.status("sbomgate")
+    kinds = {o.case.id: o.kind for o in run.outcomes["sbomgate"]}
+    problems = [
+        f"fails and is not a known failure: {case} ({kinds[case]})"
+        for case, state in sorted(status.items())
+        if state == "failed" and case not in known
+    ]
+    for case in sorted(known):
+        state = status.get(case, "not in OPA's suite")
+        if state != "failed":
+            problems.append(f"{state} now: {case}: remove it from the list {KNOWN_FAILURES.name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_case_regresses(conformance: harness.Run) -> None:
+    assert_no_regression(conformance, harness.read_known_failures(KNOWN_FAILURES))
+
+
+def test_a_listed_case_that_passes_fails_the_test(conformance: harness.Run) -> None:
+    passing = next(o.case.id for o in conformance.outcomes["sbomgate"] if o.status == "passed")
+    known = harness.read_known_failures(KNOWN_FAILURES) | {passing}
+    with pytest.raises(AssertionError, match="remove it from the list"):
+        assert_no_regression(conformance, known)
+
+
+def test_an_unlisted_failure_fails_the_test(conformance: harness.Run) -> None:
+    known = harness.read_known_failures(KNOWN_FAILURES)
+    with pytest.raises(AssertionError, match="is not a known failure"):
+        assert_no_regression(conformance, known - {sorted(known)[0]})
+
+
+def test_the_list_is_grouped_and_explained() -> None:
+    text = KNOWN_FAILURES.read_text(encoding="utf-8")
+    groups = text.split("\n\n")[1:]  # the first block is the file's header
+    assert groups
+    for group in groups:
+        comment, *cases = group.strip().splitlines()
+        assert comment.startswith("# ") and ": " in comment, comment
+        assert cases and not any(c.startswith("# ") and ": " in c for c in cases), group
+
+
+def test_missing_cases_fail_with_what_to_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="run `make tools`"):
+        _cases_dir()
+
+
+def test_a_hanging_case_costs_only_itself() -> None:
+    # regorus parses a chain of nested first-term literals in exponential time (see
+    # sbomgate.policy._regorus.MAX_LITERAL_CHAIN): 24 levels would take hours.
+    nested = "[" * 24 + "1" + "]" * 24
+    cases = [
+        harness.Case(
+            id=note,
+            note=note,
+            directory="synthetic",
+            file="synthetic.yaml",
+            query="data.t.p = x",
+            modules=(f"package t\n\np := {value}\n",),
+            data_json=None,
+            input_json=None,
+            input_term=None,
+            sort_bindings=False,
+            ignore_generated_vars=False,
+            strict_error=False,
+            want=harness.Want(rows=[{"x": 1}]),
+        )
+        for note, value in (("hangs", nested), ("answers", "1"))
+    ]
+    answers = harness.run_tasks(cases, ["plain"], jobs=1, timeout=2.0)
+    assert answers[(0, "plain")]["kind"] == "timeout"
+    assert answers[(1, "plain")] == {"kind": "rows", "route": "eval_query", "rows": [{"x": 1}]}
