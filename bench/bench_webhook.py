@@ -700,7 +700,7 @@ def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Imag
     for i in range(NEW_BUILDS):
         document = bumped(document, rng)
         builds.append(attested_document(f"build-{i + 1}", document))
-    write_facts(work / "facts.yaml", documents)
+    write_facts(work / "facts.json", documents)
     return Images(allowed, denied, big_warm, cold, builds)
 
 
@@ -710,22 +710,24 @@ def write_facts(path: Path, documents: Sequence[dict[str, Any]]) -> None:
     package, as in a cluster whose repositories know its images' packages."""
     snapshot = yaml.safe_load(FACTS.read_text())
     packages = snapshot.setdefault("packages", {})
-    for document in documents:
-        for component in document["components"]:
-            purl = component.get("purl")
-            if not purl or purl in packages:
-                continue
-            digest = hashlib.sha256(purl.encode()).digest()
-            entry: dict[str, Any] = {
-                "repository": {"name": "internal", "url": "https://repo.internal/",
-                               "kind": purl[4:].split("/", 1)[0], "hosting": "hosted"},
-                "published_at": "2024-01-01T00:00:00Z",
-                "first_published_at": "2019-01-01T00:00:00Z",
-            }  # fmt: skip
-            if digest[0] % 16 == 0:
-                entry["osv"] = [{"id": f"GHSA-bench-{digest.hex()[:8]}", "summary": "x",
-                                 "affected": [], "aliases": []}]  # fmt: skip
-            packages[purl] = entry
+    stack = [c for document in documents for c in document["components"]]
+    while stack:
+        component = stack.pop()
+        stack.extend(component.get("components", []))  # sbomgen nests some, as tools do
+        purl = component.get("purl")
+        if not purl or purl in packages:
+            continue
+        digest = hashlib.sha256(purl.encode()).digest()
+        entry: dict[str, Any] = {
+            "repository": {"name": "internal", "url": "https://repo.internal/",
+                           "kind": purl[4:].split("/", 1)[0], "hosting": "hosted"},
+            "published_at": "2024-01-01T00:00:00Z",
+            "first_published_at": "2019-01-01T00:00:00Z",
+        }  # fmt: skip
+        if digest[0] % 16 == 0:
+            entry["osv"] = [{"id": f"GHSA-bench-{digest.hex()[:8]}", "summary": "x",
+                             "affected": [], "aliases": []}]  # fmt: skip
+        packages[purl] = entry
     path.write_text(json.dumps(snapshot))
 
 
@@ -1100,7 +1102,7 @@ def main() -> None:
         try:
             key = cosign_keypair(work / "keys", "ecdsa")
             images = prepare_images(registry, key, work)
-            webhook = Webhook(work, registry, trust_policy(work, key), facts=work / "facts.yaml")
+            webhook = Webhook(work, registry, trust_policy(work, key), facts=work / "facts.json")
             cold_only = "--cold" in sys.argv[1:]
             asyncio.run(bench(webhook, images, time.monotonic() - started, cold_only=cold_only))
         finally:

@@ -222,6 +222,9 @@ class TyposquatDetector:
             eco = self._ecosystems.setdefault(t, _Ecosystem(purl_type=t))
             for name in names:
                 eco.add(name)
+        # Answers by (type, name, namespace): a new build lists the packages of the one before,
+        # and the fuzzy search is most of a package's facts (22 ms of a 5,000-package image).
+        self._answers: dict[tuple[str, str, str | None], str | None] = {}
 
     @classmethod
     def default(cls) -> TyposquatDetector:
@@ -241,10 +244,23 @@ class TyposquatDetector:
         SBOM's component name does (``@babel/core``): the scope is added only once. Returns
         None for a well-known name itself, an unrelated name, or an ecosystem without a list.
         """
+        key = (purl_type, name, namespace)
+        try:
+            return self._answers[key]
+        except KeyError:
+            pass
         eco = self._ecosystems.get(_canon_type(purl_type or ""))
         if eco is None or not name or not name.strip():
             return None
-        return eco.closest(_full_name(eco.purl_type, unquote(name.strip()), namespace))
+        found = eco.closest(_full_name(eco.purl_type, unquote(name.strip()), namespace))
+        if len(self._answers) >= _MAX_ANSWERS:
+            self._answers.clear()  # bounded; the next builds fill it again
+        self._answers[key] = found
+        return found
+
+
+# About 10 MB of remembered answers at most.
+_MAX_ANSWERS = 65536
 
 
 def _full_name(purl_type: str, name: str, namespace: str | None) -> str:
