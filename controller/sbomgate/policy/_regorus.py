@@ -77,6 +77,7 @@ FORBIDDEN_BUILTINS = {
 _FATAL_MARKERS = (
     "conflicts with rule",
     "multiple outputs",
+    "generated multiple times",  # an object's key with two values (OPA: eval_conflict_error)
     "could not find function",
     "recursion",
     "extension 'http.send'",
@@ -219,7 +220,8 @@ class RegoModule:
 
 
 def _ref_name(node: Any) -> str | None:
-    """`a.b.c` for a Var/RefDot chain, None for anything else."""
+    """`a.b.c` for a chain of Var, RefDot and RefBrack with a string (`a["b"].c`), None for
+    anything else."""
     if not isinstance(node, dict) or len(node) != 1:
         return None
     kind, body = next(iter(node.items()))
@@ -228,6 +230,13 @@ def _ref_name(node: Any) -> str | None:
     if kind == "RefDot":
         base = _ref_name(body["refr"])
         return None if base is None else f"{base}.{body['field'][1]}"
+    if kind == "RefBrack":  # `foo["bar"]` names what `foo.bar` names
+        index = body["index"]
+        literal = index.get("String") if isinstance(index, dict) else None
+        base = _ref_name(body["refr"])
+        if base is None or not isinstance(literal, dict):
+            return None
+        return f"{base}.{literal['value']}"
     return None
 
 
@@ -427,7 +436,9 @@ def analyse_module(path: str, source: str) -> RegoModule:
 
 def check_calls(modules: Sequence[RegoModule]) -> None:
     """Refuse, at load time, calls the engine cannot or must not make."""
-    defined = {r.name for m in modules for r in m.rules if r.is_function}
+    # A function may have only a `default` definition (`default f(_) := 1`); a call of a
+    # default that is not a function fails when evaluated (an error, so a denial).
+    defined = {r.name for m in modules for r in m.rules if r.is_function or r.is_default}
     defined |= {f"data.{m.package}.{r.name}" for m in modules for r in m.rules if r.is_function}
     available = regorus_builtins() | {path for path, _, _ in _EXTENSIONS}
     for module in modules:

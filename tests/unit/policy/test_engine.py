@@ -461,3 +461,34 @@ def test_reasons_that_are_objects_are_kept() -> None:
     assert [(f.name, f.reasons) for f in verdict.violations] == [
         ("evil", ('{"msg":"evil is evil"}',))
     ]
+
+
+def test_an_object_key_with_two_values_is_an_error_as_in_opa() -> None:
+    """OPA's eval_conflict_error, even in non-strict mode: never a quiet empty object (the
+    package would have matched nothing, and been allowed)."""
+    policy = load_policy(
+        "keys.rego",
+        rego(
+            'reasons_by_name := {"evil": msg | msg := ["one", "two"][_]} if {\n'
+            '  input.v0.package.name == "evil"\n}\n\n'
+            "reason contains msg if msg := reasons_by_name[_]"
+        ),
+    )
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("good")))
+    assert not verdict.allowed
+    assert [(e.name, e.policy) for e in verdict.errors] == [("evil", "keys")]
+    assert "generated multiple times" in verdict.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "functions",
+    [
+        'default f(_) := "evil"\n\nreason contains f(1) if input.v0.package.name == "evil"',
+        'g["h"](x) := x\n\nreason contains g.h("evil") if input.v0.package.name == "evil"',
+    ],
+    ids=["only a default", "a ref head"],
+)
+def test_functions_opa_accepts_load(functions: str) -> None:
+    policy = load_policy("functions.rego", rego(functions))
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("good")))
+    assert [(f.name, f.reasons) for f in verdict.violations] == [("evil", ("evil",))]
