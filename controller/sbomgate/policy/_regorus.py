@@ -434,6 +434,20 @@ def analyse_module(path: str, source: str) -> RegoModule:
     )
 
 
+def check_compiles(module: RegoModule) -> None:
+    """PolicyLoadError (with the line) for a module regorus parses but cannot compile, as OPA
+    refuses it: an unsafe variable (`msg := sprintf("%s", [nmae])`). regorus compiles only when
+    first asked anything, and then fails every evaluation; the definition alone would have been
+    undefined, a deny rule that never matches."""
+    engine = new_engine()
+    engine.add_policy(module.path, module.source)
+    try:
+        engine.eval_query("true")  # compiles every module
+    except Exception as exc:
+        err = rego_error(exc)
+        raise PolicyLoadError(module.path, err.message, err.line) from None
+
+
 def check_calls(modules: Sequence[RegoModule]) -> None:
     """Refuse, at load time, calls the engine cannot or must not make."""
     # A function may have only a `default` definition (`default f(_) := 1`); a call of a

@@ -13,7 +13,7 @@ import yaml
 # Re-exported: Action lived here, and `from sbomgate.policy.loader import Action` keeps working.
 from sbomgate.actions import Action as Action
 from sbomgate.errors import InputError, PolicyLoadError
-from sbomgate.policy._regorus import RegoModule, analyse_module, check_calls
+from sbomgate.policy._regorus import RegoModule, analyse_module, check_calls, check_compiles
 
 MAX_POLICY_BYTES = 1 << 20
 MAX_METADATA_DEPTH = 16
@@ -156,6 +156,7 @@ def load_policy(path: str, source: str) -> Policy:
         raise PolicyLoadError(path, f"policy is {len(source)} characters, over the 1 MiB limit")
     module = analyse_module(path, source)
     check_calls([module])
+    check_compiles(module)
     meta, line = read_metadata(path, source)
     if not module.definitions("match"):
         raise PolicyLoadError(path, f"package {module.package} has no `match` rule")

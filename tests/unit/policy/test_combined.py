@@ -118,7 +118,6 @@ def test_sharing_changes_no_outcome_error_or_message() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        "match if { x == 1 }",  # unsafe: regorus compiles it only when first evaluated
         "a if b\n\nb if a\n\nmatch if a",  # recursion
         'match if { 1 + "a" }',
         "f(x) := x\n\nmatch if f(1, 2)",

@@ -492,3 +492,15 @@ def test_functions_opa_accepts_load(functions: str) -> None:
     policy = load_policy("functions.rego", rego(functions))
     verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("good")))
     assert [(f.name, f.reasons) for f in verdict.violations] == [("evil", ("evil",))]
+
+
+def test_an_unsafe_variable_is_a_load_error_as_in_opa() -> None:
+    """A misspelt variable in a deny rule: OPA refuses the module; evaluated, the definition
+    would only be undefined (a rule that never matches, so an allow)."""
+    source = rego(
+        'reason contains msg if {\n  input.v0.package.name == "evil"\n'
+        '  msg := sprintf("%s is evil", [nmae])\n}'
+    )
+    with pytest.raises(PolicyLoadError) as caught:
+        load_policy("typo.rego", source)
+    assert "nmae" in str(caught.value) and "typo.rego:" in str(caught.value)
