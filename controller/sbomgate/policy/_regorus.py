@@ -35,6 +35,7 @@ import orjson
 import regorus
 
 from sbomgate.errors import EvaluationError, PolicyLoadError
+from sbomgate.policy._rewrite import rewrite_some_in
 from sbomgate.policy._versions import compare_versions
 
 _LOCATION = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
@@ -61,10 +62,23 @@ UNSUPPORTED_OPA_BUILTINS = frozenset(
         "net.cidr_merge", "net.cidr_overlap", "providers.aws.sign_req",
         "regex.globs_match", "rego.metadata.chain", "rego.metadata.rule", "rego.parse_module",
         "strings.render_template", "strings.split_n", "uri.is_valid", "uri.parse",
-        "all", "any", "re_match", "set_diff", "cast_array", "cast_boolean", "cast_null",
-        "cast_object", "cast_set", "cast_string",
     }
 )  # fmt: skip
+
+# Builtins OPA 1.x removed (deprecated in 0.x): OPA refuses a policy calling one, and so does
+# sbomgate, naming what replaces it.
+DEPRECATED_BUILTINS = {
+    "all": "`every`",
+    "any": "`some ... in`",
+    "re_match": "regex.match",
+    "set_diff": "the `-` operator",
+    "cast_array": "an array comprehension",
+    "cast_set": "a set comprehension",
+    "cast_string": "is_string",
+    "cast_boolean": "is_boolean",
+    "cast_null": "is_null",
+    "cast_object": "is_object",
+}
 
 # Builtins that would let a policy reach the network or the host: refused at load time.
 FORBIDDEN_BUILTINS = {
@@ -375,9 +389,11 @@ def check_parse_cost(path: str, source: str) -> None:
         )
 
 
-def analyse_module(path: str, source: str) -> RegoModule:
-    """Parse a module (PolicyLoadError with file and line on failure) and map its rules."""
-    check_parse_cost(path, source)
+_MAX_REWRITE_PASSES = 8
+
+
+def _parse(path: str, source: str) -> Any:
+    """regorus' AST of one module; PolicyLoadError with file and line when it cannot parse."""
     engine = regorus.Engine()
     try:
         engine.add_policy(path, source)
@@ -385,7 +401,23 @@ def analyse_module(path: str, source: str) -> RegoModule:
     except Exception as exc:  # regorus raises RuntimeError with a rendered, multi-line report
         err = rego_error(exc)
         raise PolicyLoadError(path, err.message, err.line) from None
-    module = next(m for m in ast if m["source"]["file"] == path)["ast"]
+    return next(m for m in ast if m["source"]["file"] == path)["ast"]
+
+
+def analyse_module(path: str, source: str) -> RegoModule:
+    """Parse a module (PolicyLoadError with file and line on failure) and map its rules."""
+    check_parse_cost(path, source)
+    module = _parse(path, source)
+    # `some .. in` into the reference form regorus evaluates as OPA does (_rewrite.py); a
+    # statement nested in another's collection takes one more pass.
+    for _ in range(_MAX_REWRITE_PASSES):
+        rewritten = rewrite_some_in(source, module["rules"])
+        if rewritten == source:
+            break
+        try:
+            module, source = _parse(path, rewritten), rewritten
+        except PolicyLoadError:
+            break  # never a load error of our making: the statement keeps OPA's fallback
     package = _ref_name(module["package"]["refr"]) or ""
     rules = []
     for rule in module["rules"]:
@@ -461,6 +493,13 @@ def check_calls(modules: Sequence[RegoModule]) -> None:
                 raise PolicyLoadError(module.path, FORBIDDEN_BUILTINS[name], line)
             if name in defined or name.startswith("data.") or name.split(".")[0] in module.imports:
                 continue
+            if name in DEPRECATED_BUILTINS:
+                raise PolicyLoadError(
+                    module.path,
+                    f"{name} is a deprecated builtin that OPA 1.x no longer has: use "
+                    f"{DEPRECATED_BUILTINS[name]} instead",
+                    line,
+                )
             if name in UNSUPPORTED_OPA_BUILTINS:
                 raise PolicyLoadError(
                     module.path,

@@ -114,6 +114,10 @@ def test_parse_error_names_file_and_line() -> None:
         ('http.send({"method": "GET", "url": "http://169.254.169.254/"})', "http.send is disabled"),
         ('net.lookup_ip_addr("example.com")', "policies cannot reach the network"),
         ("no_such.function(1)", "unknown function no_such.function"),
+        (  # as OPA 1.x refuses it (a Cloudsmith legacy recipe calls it)
+            're_match(".*debug.*", input.v0.package.filename)',
+            "re_match is a deprecated builtin that OPA 1.x no longer has: use regex.match",
+        ),
     ],
 )
 def test_unavailable_builtins_are_refused_at_load_time(call: str, message: str) -> None:

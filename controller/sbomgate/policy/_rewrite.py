@@ -1,0 +1,172 @@
+"""Load-time rewrites that make regorus evaluate a module as OPA does, expression by expression.
+
+`some v in X` (and `some k, v in X`): OPA compiles it into a reference, `v = X[_]`
+(`v = X[k]`), so a collection that is not one (`null`, a string, a number: `osv: null` in a
+facts record) makes the expression undefined. regorus raises an error instead, which fails the
+whole rule; the engine's per-definition fallback then cannot reach OPA's answer when the rule is
+a helper used under `every` or `not`. regorus evaluates the reference form as OPA does (measured:
+null, strings and numbers give undefined, arrays, sets and objects the same bindings), so the
+statement is rewritten into that form before regorus sees it:
+
+    some v in X        ->  some v; v = X[_]
+    some k, v in X     ->  some k, v; v = X[k]
+    some [a, _] in X   ->  some a; [a, _] = X[_]
+
+When X names a variable the statement declares (`some x in x.items`: X reads the outer `x`), X
+is bound first to a fresh variable: `__sbomgate_in_<n> := X; some x; x = __sbomgate_in_<n>[_]`.
+A brace-less body (`r contains v if some v in X`) gains braces. The rewrite only replaces text on
+the statement's own line, so every error's line stays the user's. A statement whose spans cannot
+be trusted (regorus' span of a string stops before its closing quote; a `with` modifier) is left
+as it was, and the engine's fallback handles it as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+FRESH_PREFIX = "__sbomgate_in_"
+# Term kinds that can be followed by `[...]` in Rego; anything else (an infix expression such as
+# `a | b`, whose span leaves out its parentheses) goes through a fresh variable.
+_INDEXABLE = frozenset(
+    {"Var", "RefDot", "RefBrack", "Call", "Array", "Set", "Object", "ArrayCompr", "SetCompr",
+     "ObjectCompr"}
+)  # fmt: skip
+_AFTER_COLLECTION = frozenset(b";\n\r}]|#")
+_SCALARS = frozenset({"String", "RawString", "Number", "Bool", "Null"})
+
+
+def _kind(node: Any) -> tuple[str, Any]:
+    kind, body = next(iter(node.items()))
+    return str(kind), body
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _vars(node: Any) -> list[str]:
+    """The variables a pattern declares (`_` excepted), in source order."""
+    found: list[tuple[int, str]] = []
+    for item in _nodes(node):
+        var = item.get("Var")
+        if isinstance(var, dict) and var.get("value") != "_":
+            found.append((int(var["span"]["start"]), str(var["value"])))
+    return list(dict.fromkeys(name for _, name in sorted(found)))
+
+
+def _next_token(raw: bytes, at: int) -> bytes:
+    rest = raw[at:].lstrip(b" \t")
+    return rest[:2]
+
+
+def _assignable(node: Any) -> bool:
+    """A pattern `:=` can take: a variable, or arrays and objects (with scalar keys) of them."""
+    kind, body = _kind(node)
+    if kind == "Var":
+        return True
+    if kind == "Array":
+        return all(_assignable(item) for item in body["items"])
+    if kind == "Object":
+        return all(_kind(k)[0] in _SCALARS and _assignable(v) for _, k, v in body["fields"])
+    return False
+
+
+def _scalar(node: Any) -> bool:
+    return _kind(node)[0] in _SCALARS
+
+
+def _text(raw: bytes, node: Any, follows: bytes) -> str | None:
+    """The source of a `some` pattern, or None when its span cannot be trusted: a string is
+    rendered from its value (its span leaves out the quotes), anything else must be followed by
+    `follows` (`,` after a key, `in` after a value)."""
+    kind, body = _kind(node)
+    if kind in ("String", "RawString"):
+        return orjson.dumps(body["value"]).decode()
+    span = body["span"]
+    if not _next_token(raw, int(span["end"])).startswith(follows):
+        return None
+    return raw[int(span["start"]) : int(span["end"])].decode()
+
+
+def _some_in_edit(
+    raw: bytes, query: dict[str, Any], stmt: dict[str, Any], fresh: int
+) -> tuple[int, int, str] | None:
+    """(start, end, replacement) for one `some .. in` statement, or None to leave it."""
+    if set(stmt) != {"span", "literal", "sidx"}:  # a `with` modifier: left as it is
+        return None
+    some_in = stmt["literal"]["SomeIn"]
+    key, value, collection = some_in.get("key"), some_in["value"], some_in["collection"]
+    coll_kind, coll_body = _kind(collection)
+    start, end = int(stmt["span"]["start"]), int(stmt["span"]["end"])
+    if int(coll_body["span"]["end"]) != end:
+        return None
+    after = raw[end:].lstrip(b" \t")[:1]
+    if after and after[0] not in _AFTER_COLLECTION:  # the span stopped short (a string's quote)
+        return None
+    key_ok = key is None or _scalar(key) or _assignable(key)
+    if not key_ok or not _assignable(value) or not _vars(value):
+        return None  # `some 1 in X`, `some [1, a] in X`, `some _ in X`: rare, left as they are
+    value_text = _text(raw, value, b"in")
+    key_text = _text(raw, key, b",") if key else None
+    if value_text is None or (key and key_text is None):
+        return None
+    coll_text = raw[int(coll_body["span"]["start"]) : end].decode()
+    parts = []
+    declared = _vars([key, value])
+    if coll_kind not in _INDEXABLE or set(declared) & set(_vars(collection)):
+        temp = f"{FRESH_PREFIX}{fresh}"
+        parts.append(f"{temp} := {coll_text}")
+        coll_text = temp
+    if key is None or (not _vars(key) and not _scalar(key)):  # no key, or `_`
+        parts.append(f"{value_text} := {coll_text}[_]")
+    elif _scalar(key):
+        parts.append(f"{value_text} := {coll_text}[{key_text}]")
+    else:
+        # The key is a fresh variable the reference binds, then assigned: a declaration
+        # (`some k; ...`) after an iteration fails in regorus ("duplicated definition").
+        index = f"{FRESH_PREFIX}k{fresh}"
+        parts.append(f"{value_text} := {coll_text}[{index}]")
+        parts.append(f"{key_text} := {index}")
+    text = "; ".join(parts)
+    query_start = int(query["span"]["start"])
+    if query_start == start and re.search(rb"(?<![\\w.])if$", raw[:query_start].rstrip()):
+        text = "{ " + text + " }"  # `r if some v in X` had a one-statement body
+    return start, end, text
+
+
+def rewrite_some_in(source: str, rules: Any) -> str:
+    """`source` with its outermost `some .. in` statements in reference form (module doc); the
+    same string when there is none it can rewrite. Nested ones need another pass, on the
+    rewritten source's AST."""
+    raw = source.encode()
+    edits: list[tuple[int, int, str]] = []
+    taken = [int(n) for n in re.findall(re.escape(FRESH_PREFIX) + r"(\d+)", source)]
+    fresh = max(taken, default=-1) + 1  # never reuse a name the source holds
+    for node in _nodes(rules):
+        if not isinstance(node.get("stmts"), list) or "span" not in node:
+            continue
+        for stmt in node["stmts"]:
+            if "SomeIn" not in stmt.get("literal", {}):
+                continue
+            edit = _some_in_edit(raw, node, stmt, fresh + len(edits))
+            if edit is not None:
+                edits.append(edit)
+    outermost = [
+        e for e in edits if not any(o is not e and o[0] <= e[0] and e[1] <= o[1] for o in edits)
+    ]
+    if not outermost:
+        return source
+    for start, end, text in sorted(outermost, reverse=True):
+        raw = raw[:start] + text.encode() + raw[end:]
+    return raw.decode()
