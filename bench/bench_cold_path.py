@@ -265,7 +265,7 @@ def per_policy(sbom: Sbom) -> None:
         work = Path(tmp)
         for policy in policies:
             policy_file = work / f"{policy.name}.rego"
-            policy_file.write_text(policy.module.source)
+            policy_file.write_text(policy.module.written)
             r = regorus_us(policy, documents, {})
             o = opa_us(policy_file, documents, work)
             total_r, total_o = total_r + r, total_o + o

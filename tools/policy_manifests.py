@@ -74,7 +74,7 @@ def render(policy: Policy, source_label: str) -> str:
         "spec": spec,
     }
     head = yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
-    source = policy.module.source
+    source = policy.module.written
     text = HEADER.format(source=source_label) + head + _literal_block("rego", source, "  ")
     try:
         verbatim = yaml.safe_load(text)["spec"]["rego"] == source

@@ -197,6 +197,8 @@ class RegoModule:
     """A Rego module as analysed: its package, rule definitions, imports and builtin calls."""
 
     path: str
+    # What regorus is given: `written` after the load-time rewrites (_rewrite.py), which keep
+    # every line where it was.
     source: str
     package: str
     rules: tuple[RuleDefinition, ...]
@@ -208,6 +210,8 @@ class RegoModule:
     replaces_input: bool = True
     # The same for `data`: the documents and the packages' rules it reads (`()`: all of data).
     data_reads: frozenset[tuple[str, ...]] = field(default=frozenset({()}))
+    # The module as its author wrote it (shown back to users: manifests, OPA as the peer).
+    written: str = ""
 
     def definitions(self, name: str) -> list[RuleDefinition]:
         """Every definition of the rule `name`, in source order."""
@@ -407,6 +411,7 @@ def _parse(path: str, source: str) -> Any:
 def analyse_module(path: str, source: str) -> RegoModule:
     """Parse a module (PolicyLoadError with file and line on failure) and map its rules."""
     check_parse_cost(path, source)
+    written = source
     module = _parse(path, source)
     # `some .. in` into the reference form regorus evaluates as OPA does (_rewrite.py); a
     # statement nested in another's collection takes one more pass.
@@ -450,6 +455,7 @@ def analyse_module(path: str, source: str) -> RegoModule:
     return RegoModule(
         path=path,
         source=source,
+        written=written,
         package=package,
         rules=tuple(rules),
         imports=frozenset(imports),

@@ -87,6 +87,7 @@ def test_every_line_stays_where_the_user_wrote_it() -> None:
     source = HEAD + body + "\n"
     module = analyse_module("p.rego", source)
     assert module.source != source
+    assert module.written == source  # what manifests and OPA are shown
     assert module.source.splitlines()[-1] == "b := 1 / 0"
     assert [(r.name, r.line) for r in module.rules] == [("a", 5), ("b", 11)]
     engine = RegoEngine([module], {})
