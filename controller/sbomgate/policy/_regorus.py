@@ -35,6 +35,7 @@ import orjson
 import regorus
 
 from sbomgate.errors import EvaluationError, PolicyLoadError
+from sbomgate.policy._ast import walk
 from sbomgate.policy._rewrite import rewrite_some_in
 from sbomgate.policy._versions import compare_versions
 
@@ -211,7 +212,7 @@ class RegoModule:
     # The same for `data`: the documents and the packages' rules it reads (`()`: all of data).
     data_reads: frozenset[tuple[str, ...]] = field(default=frozenset({()}))
     # The module as its author wrote it (shown back to users: manifests, OPA as the peer).
-    written: str = ""
+    written: str
 
     def definitions(self, name: str) -> list[RuleDefinition]:
         """Every definition of the rule `name`, in source order."""
@@ -318,17 +319,6 @@ def _root_reads(node: Any, root_name: str) -> Iterator[tuple[str, ...]]:
 _WITH_INPUT = re.compile(r"\bwith\s+input\b")
 
 
-def _walk(node: Any) -> Iterator[Any]:
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def _rule_head(rule: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
     """(name, kind, span) of a rule from regorus' AST."""
     kind, body = next(iter(rule.items()))
@@ -416,13 +406,15 @@ def analyse_module(path: str, source: str) -> RegoModule:
     # `some .. in` into the reference form regorus evaluates as OPA does (_rewrite.py); a
     # statement nested in another's collection takes one more pass.
     for _ in range(_MAX_REWRITE_PASSES):
-        rewritten = rewrite_some_in(source, module["rules"])
+        rewritten, nested = rewrite_some_in(source, module["rules"])
         if rewritten == source:
             break
         try:
             module, source = _parse(path, rewritten), rewritten
         except PolicyLoadError:
             break  # never a load error of our making: the statement keeps OPA's fallback
+        if not nested:
+            break
     package = _ref_name(module["package"]["refr"]) or ""
     rules = []
     for rule in module["rules"]:
@@ -442,7 +434,7 @@ def analyse_module(path: str, source: str) -> RegoModule:
         name = _ref_name(imp["refr"]) or ""
         imports.add(str(alias) if alias else name.rsplit(".", 1)[-1])
     calls = []
-    for node in _walk(module["rules"]):
+    for node in walk(module["rules"]):
         call = node.get("Call")
         if isinstance(call, dict):
             callee = _ref_name(call.get("fcn"))

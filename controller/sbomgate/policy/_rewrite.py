@@ -8,25 +8,30 @@ a helper used under `every` or `not`. regorus evaluates the reference form as OP
 null, strings and numbers give undefined, arrays, sets and objects the same bindings), so the
 statement is rewritten into that form before regorus sees it:
 
-    some v in X        ->  some v; v = X[_]
-    some k, v in X     ->  some k, v; v = X[k]
-    some [a, _] in X   ->  some a; [a, _] = X[_]
+    some v in X        ->  v := X[_]
+    some k, v in X     ->  v := X[__sbomgate_in_k0]; k := __sbomgate_in_k0
+    some "a", v in X   ->  v := X["a"]
+    some [a, _] in X   ->  [a, _] := X[_]
 
-When X names a variable the statement declares (`some x in x.items`: X reads the outer `x`), X
-is bound first to a fresh variable: `__sbomgate_in_<n> := X; some x; x = __sbomgate_in_<n>[_]`.
-A brace-less body (`r contains v if some v in X`) gains braces. The rewrite only replaces text on
+`:=` declares as `some` does; `some v; v = X[_]` would be closer to OPA's own form, but regorus
+fails a `some` declaration that follows an iteration in the same body (measured: "duplicated
+definition of local variable" on the loop's second pass). When X reads a variable the
+statement declares (`some x in x.items`: X reads the outer `x`), or is an infix expression, X
+is bound first to a fresh variable: `__sbomgate_in_0 := X; x := __sbomgate_in_0[_]`. A
+brace-less body (`r contains v if some v in X`) gains braces. The rewrite only replaces text on
 the statement's own line, so every error's line stays the user's. A statement whose spans cannot
-be trusted (regorus' span of a string stops before its closing quote; a `with` modifier) is left
-as it was, and the engine's fallback handles it as before.
+be trusted (regorus' span of a string stops before its closing quote; a `with` modifier), and
+patterns with constants in them, are left as they were, for the engine's fallback.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
+
+from sbomgate.policy._ast import walk
 
 FRESH_PREFIX = "__sbomgate_in_"
 # Term kinds that can be followed by `[...]` in Rego; anything else (an infix expression such as
@@ -44,21 +49,10 @@ def _kind(node: Any) -> tuple[str, Any]:
     return str(kind), body
 
 
-def _nodes(node: Any) -> Iterator[dict[str, Any]]:
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def _vars(node: Any) -> list[str]:
-    """The variables a pattern declares (`_` excepted), in source order."""
+    """The variables in a term (`_` excepted), in source order."""
     found: list[tuple[int, str]] = []
-    for item in _nodes(node):
+    for item in walk(node):
         var = item.get("Var")
         if isinstance(var, dict) and var.get("value") != "_":
             found.append((int(var["span"]["start"]), str(var["value"])))
@@ -66,8 +60,19 @@ def _vars(node: Any) -> list[str]:
 
 
 def _next_token(raw: bytes, at: int) -> bytes:
-    rest = raw[at:].lstrip(b" \t")
-    return rest[:2]
+    """The two bytes after the blanks at `at` (without copying the rest of the source: this
+    runs once per statement, and a policy may hold 50,000 of them)."""
+    while raw[at : at + 1] in (b" ", b"\t"):
+        at += 1
+    return raw[at : at + 2]
+
+
+def _after_if(raw: bytes, at: int) -> bool:
+    """Whether the keyword `if` (not `diff`, not `x.if`) ends just before `at`, blanks aside."""
+    while at > 0 and raw[at - 1 : at] in (b" ", b"\t", b"\r", b"\n"):
+        at -= 1
+    before = raw[at - 3 : at - 2] if at >= 3 else b""
+    return raw[at - 2 : at] == b"if" and not (before.isalnum() or before in (b"_", b"."))
 
 
 def _assignable(node: Any) -> bool:
@@ -111,7 +116,7 @@ def _some_in_edit(
     start, end = int(stmt["span"]["start"]), int(stmt["span"]["end"])
     if int(coll_body["span"]["end"]) != end:
         return None
-    after = raw[end:].lstrip(b" \t")[:1]
+    after = _next_token(raw, end)[:1]
     if after and after[0] not in _AFTER_COLLECTION:  # the span stopped short (a string's quote)
         return None
     key_ok = key is None or _scalar(key) or _assignable(key)
@@ -140,20 +145,20 @@ def _some_in_edit(
         parts.append(f"{key_text} := {index}")
     text = "; ".join(parts)
     query_start = int(query["span"]["start"])
-    if query_start == start and re.search(rb"(?<![\\w.])if$", raw[:query_start].rstrip()):
+    if query_start == start and _after_if(raw, query_start):
         text = "{ " + text + " }"  # `r if some v in X` had a one-statement body
     return start, end, text
 
 
-def rewrite_some_in(source: str, rules: Any) -> str:
-    """`source` with its outermost `some .. in` statements in reference form (module doc); the
-    same string when there is none it can rewrite. Nested ones need another pass, on the
-    rewritten source's AST."""
+def rewrite_some_in(source: str, rules: Any) -> tuple[str, bool]:
+    """`source` with its outermost `some .. in` statements in reference form (module doc), the
+    same string when there is none it can rewrite; and whether statements nested in another's
+    collection were left for another pass, on the rewritten source's AST."""
     raw = source.encode()
     edits: list[tuple[int, int, str]] = []
     taken = [int(n) for n in re.findall(re.escape(FRESH_PREFIX) + r"(\d+)", source)]
     fresh = max(taken, default=-1) + 1  # never reuse a name the source holds
-    for node in _nodes(rules):
+    for node in walk(rules):
         if not isinstance(node.get("stmts"), list) or "span" not in node:
             continue
         for stmt in node["stmts"]:
@@ -162,11 +167,18 @@ def rewrite_some_in(source: str, rules: Any) -> str:
             edit = _some_in_edit(raw, node, stmt, fresh + len(edits))
             if edit is not None:
                 edits.append(edit)
-    outermost = [
-        e for e in edits if not any(o is not e and o[0] <= e[0] and e[1] <= o[1] for o in edits)
-    ]
+    # Only statements outside every other's span: in start order, one that starts before the
+    # end of the last kept lies inside it (spans nest or are apart). Linear after the sort: a
+    # policy of 50,000 statements (the 1 MiB limit) is anyone's to send to /validate-policy.
+    outermost: list[tuple[int, int, str]] = []
+    for edit in sorted(edits, key=lambda e: (e[0], -e[1])):
+        if not outermost or edit[0] >= outermost[-1][1]:
+            outermost.append(edit)
     if not outermost:
-        return source
-    for start, end, text in sorted(outermost, reverse=True):
-        raw = raw[:start] + text.encode() + raw[end:]
-    return raw.decode()
+        return source, False
+    pieces, at = [], 0  # joined once: splicing each edit in would copy the source per edit
+    for start, end, text in outermost:
+        pieces += [raw[at:start], text.encode()]
+        at = end
+    pieces.append(raw[at:])
+    return b"".join(pieces).decode(), len(outermost) < len(edits)

@@ -157,9 +157,25 @@ def test_each_shape_answers_as_opa_does(body: str, opa_bin: str, tmp_path: Path)
     )
     oracle = json.loads(proc.stdout)["result"][0]["bindings"]["r"]
     module = analyse_module("p.rego", source)
-    assert module.source != source or "with" in body  # the shape was rewritten
+    assert module.source != source  # the shape was rewritten
     engine = RegoEngine([module], {})
     for index, x in enumerate(INPUTS):
         engine.set_input_json(orjson.dumps({"x": x}).decode())
         ours = _normalise(engine.eval_rule("data.p.a"))
         assert ours == _normalise(oracle.get(str(index))), f"x = {x!r}"
+
+
+def test_a_policy_of_thousands_of_statements_is_rewritten_whole() -> None:
+    """/validate-policy parses what anyone who reaches the port sends: the rewrite is one walk
+    and one join however many statements there are (it spliced the source once per statement:
+    a 1 MiB policy of 36,000 statements took 30 s)."""
+    body = "".join(
+        f"r{i} contains [a, b] if {{ some a in input.x; some b in a }}\n" for i in range(1000)
+    )
+    module = analyse_module("p.rego", HEAD + body)
+    assert " in input.x" not in module.source and " in a " not in module.source
+    assert module.source.count("\n") == (HEAD + body).count("\n")
+    engine = RegoEngine([module], {})
+    engine.set_input_json('{"x": [[1], null, "s"]}')
+    # null and "s" are not iterated (undefined, as in OPA); a set of arrays reads as a list.
+    assert engine.eval_rule("data.p.r999") == [[[1], 1]]
