@@ -14,11 +14,20 @@ export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 
 all: test
 
-# The venv is rebuilt only when the lock file or pyproject changes.
-$(BIN)/.installed: requirements.lock requirements-pip.lock pyproject.toml
+# The regorus binding: gordon-to-regorus' source (pinned by hash) with sbomgate's patch, built by
+# maturin and cargo (tools/regorus/build.sh; about 3 minutes on 2 cores, once per patch).
+REGORUS_WHEEL := .cache/regorus/wheel/.done
+$(REGORUS_WHEEL): tools/regorus/build.sh tools/regorus/sbomgate.patch tools/regorus/requirements-build.lock
+	PYTHON=$(PYTHON) tools/regorus/build.sh .cache/regorus
+	touch $@
+
+# The venv is rebuilt only when the lock file, pyproject or the regorus build changes.
+$(BIN)/.installed: requirements.lock requirements-pip.lock pyproject.toml $(REGORUS_WHEEL)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --require-hashes -r requirements-pip.lock
 	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall --no-index \
+		--find-links .cache/regorus/wheel gordon-to-regorus==0.13.0+sbomgate.1
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 

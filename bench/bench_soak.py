@@ -147,6 +147,7 @@ UNVERIFIED = (
     ("pkg:pypi/python-dateutils@2.9.0", "python-dateutils", "2.9.0"),
     ("pkg:npm/lodahs@4.17.21", "lodahs", "4.17.21"),
 )
+OS_PURLS = ("pkg:deb/", "pkg:rpm/", "pkg:apk/")
 REPOSITORY = {"name": "trusted", "url": "https://repo.acme.example/", "hosting": "hosted"}
 
 
@@ -304,8 +305,11 @@ def make_pool(universe: Sequence[dict[str, Any]]) -> list[PoolSbom]:
         n = MIN_COMPONENTS + int(span * (i + rng.random()) / POOL_SIZE)
         picked = [dict(c) for c in rng.sample(list(universe), n)]
         if i in denied:
+            # The GPL goes to a language package: the licence policy leaves the operating
+            # system's own packages (deb, rpm, apk) alone unless told to judge them.
+            libraries = [p for p in range(n) if not picked[p]["purl"].startswith(OS_PURLS)]
             for position in rng.sample(range(n), rng.randint(1, 4)):
-                if rng.random() < 0.7:
+                if rng.random() < 0.7 or not libraries:
                     purl, name, version = rng.choice(UNVERIFIED)
                     picked[position] = {
                         "type": "library",
@@ -316,6 +320,7 @@ def make_pool(universe: Sequence[dict[str, Any]]) -> list[PoolSbom]:
                         "licenses": [{"license": {"id": "MIT"}}],
                     }
                 else:
+                    position = rng.choice(libraries)
                     picked[position]["licenses"] = [{"license": {"id": "GPL-3.0-only"}}]
         top: list[dict[str, Any]] = []
         j = 0

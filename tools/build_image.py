@@ -37,13 +37,17 @@ DEMO_CACHE = ROOT / ".cache" / "demo-image"
 ROOTFS = DEMO_CACHE / "debian-bookworm-python"
 SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"
 LOCK = ROOT / "requirements-runtime.lock"
+# The regorus binding is not in the lock: `make venv` builds it from its source with sbomgate's
+# patch (tools/regorus/build.sh).
+REGORUS_WHEELS = ROOT / ".cache" / "regorus" / "wheel"
+REGORUS = "gordon-to-regorus==0.13.0+sbomgate.1"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 NONROOT_PASSWD = "nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin"
 NONROOT_GROUP = "nonroot:x:65532:"
 HISTORY = (
     "debootstrap --variant=minbase --include=python3 bookworm",
     "pip install --target /usr/local/lib/python3.11/dist-packages -r requirements-runtime.lock "
-    "sbomgate",
+    f"{REGORUS} sbomgate",
 )
 
 
@@ -110,6 +114,7 @@ def app_tree(out: Path, wheels: Path, own: Path) -> Path:
     pip = [str(PYTHON), "-m", "pip", "install", "-q", "--no-index", "--no-compile",
            "--only-binary", ":all:", "--target", str(site)]  # fmt: skip
     _run([*pip, "--find-links", str(wheels), "--require-hashes", "-r", str(LOCK)])
+    _run([*pip, "--find-links", str(REGORUS_WHEELS), "--no-deps", REGORUS])
     # By name from a folder: a wheel given by path would be recorded with it (direct_url.json).
     _run([*pip, "--find-links", str(own), "--no-deps", f"sbomgate=={version()}"])
     # Console scripts carry this machine's interpreter path; the image runs `python3 -m`.

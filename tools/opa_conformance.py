@@ -5,11 +5,12 @@ The cases are those of the OPA module `make tools` downloads (`OPA_VERSION` in t
 `input_term`) and the wanted result or error. Every case runs two ways, each in a worker
 process under a per-case timeout (a hang or a crash costs that case, not the run):
 
-- plain regorus: `regorus.Engine()`, `add_policy` per module, `add_data_json`, the input, then
-  `eval_query(query)`; nothing of sbomgate;
+- plain regorus: `regorus.Engine()` (strict builtin errors, the binding's default),
+  `add_policy` per module, `add_data_json`, the input, then `eval_query(query)`; nothing of
+  sbomgate;
 - sbomgate: `analyse_module` and `check_calls` as the loader does (a module calling a builtin
-  sbomgate refuses on purpose makes the case *refused*), then `RegoEngine.eval_rule` (with its
-  non-strict fallback) when the query is `data.<rule> = x` or `x = data.<rule>` and names a
+  sbomgate refuses on purpose makes the case *refused*), then `RegoEngine.eval_rule` (OPA's default,
+  non-strict mode) when the query is `data.<rule> = x` or `x = data.<rule>` and names a
   rule of the modules, else `eval_query` on an engine from `new_engine()`.
 
 Judged as OPA's runner (v1/topdown/exported_test.go) judges: the rows' bindings of the query's
@@ -511,9 +512,9 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     if match:
         path = match.group("path") or match.group("path2")
         var = match.group("var") or match.group("var2")
-    # sbomgate always sets an input (RegoEngine's fallback re-applies it to each variant, and
-    # needs one). A case without input whose modules and query never name `input` gets `{}`,
-    # which nothing can tell from none; one that names it gets none, as in OPA.
+    # sbomgate always sets an input (a package's document). A case without input whose
+    # modules and query never name `input` gets `{}`, which nothing can tell from none; one
+    # that names it gets none, as in OPA.
     if input_json is None and not _names("\n".join([query, *task["modules"]]), "input"):
         input_json = "{}"
     rules = {f"data.{m.package}.{r.name}" for m in modules for r in m.rules if not r.is_function}
@@ -794,8 +795,6 @@ def _error_kind(got: Mapping[str, Any]) -> str:
         return next((kind for text, kind in _LOAD_KINDS if text in message), "load: parse error")
     if "unhashable type" in message:
         return "binding: unhashable set (TypeError)"
-    if "has no attribute '_input'" in message:
-        return "RegoEngine fallback without an input (AttributeError)"
     if "could not find function" in message:
         return "missing builtin (error at evaluation)"
     if message.startswith("PanicException"):
@@ -1008,8 +1007,6 @@ _CAUSES = {
     "no error where OPA errs": "no error where OPA reports one",
     "undefined where OPA errs": "undefined where OPA reports an error",
     "input not JSON": "the input holds a Rego set (RegoEngine takes JSON input)",
-    "RegoEngine fallback without an input (AttributeError)": "RegoEngine's fallback needs an "
-    "input and the case has none",
     "null value read as undefined": "a rule whose value is null reads as undefined",
     "missing builtin (error at evaluation)": "a builtin regorus lacks",
     "panic": "regorus panics",

@@ -4,19 +4,23 @@ Why gordon-to-regorus 0.13.0 and not celine-regorus 0.9.1 (both install the modu
 the facts are in ../shared/DESIGN.md and were re-checked here): celine-regorus cannot parse
 `input.v0.package` (a keyword used as a field, as Cloudsmith's seed policy does), turns Python
 booleans into 1/0, and has no custom builtins, so `semver.compare` could not be made lenient.
-gordon-to-regorus parses the seed verbatim and has `Engine.add_extension`. Its wheel is pinned by
-hash in requirements.lock.
+gordon-to-regorus parses the seed verbatim and has `Engine.add_extension`. Its source is pinned
+by hash and built with sbomgate's patch (below) by tools/regorus/build.sh.
 
 Why the interpreter (`Engine`) and not the binding's RVM (`Program`/`Rvm`): the RVM returns
 undefined on builtin errors like OPA, but its compiler rejects `with`, and, measured, it let
 an undefined value leak into a partial set as the string "<undefined>" - a false match.
 
-The interpreter raises on builtin and type errors (`count(null)`, `some x in null`) where OPA
-(non-strict) makes the expression undefined. `RegoEngine` keeps OPA's semantics at rule
-granularity: when an entry rule fails with such an error, each definition of it is evaluated on
-its own (in a variant of the module whose other definitions are blanked out) and a definition
-that still fails contributes nothing, exactly as OPA treats a body whose expression is undefined.
-Conflicts, unknown functions and recursion stay errors, as in OPA.
+OPA's default mode is non-strict: a builtin's error (`count(null)`, `to_number("x")`) makes
+that expression undefined, and everything around it (`not`, `every`, comprehensions, partial
+rules, functions, `else`) follows. regorus can do the same (`set_strict_builtin_errors(False)`),
+but the binding on PyPI does not expose the setting, so sbomgate builds the binding from source
+with a small patch (tools/regorus/sbomgate.patch: the setting, and four operations that erred or
+panicked either way). `some x in null`, which regorus' interpreter fails on in both modes, is
+rewritten at load time (_rewrite.py). What still fails is an error in OPA too (a conflict,
+recursion) or one of regorus' own: the policy failed to evaluate, and the verdict denies.
+(Before, errors were caught per rule, and each of its definitions evaluated again alone in a
+copy of the module: exact only per definition, and seconds for one unlucky package.)
 
 Engines are bound to the thread that made them (another thread gets a PanicException), so a
 `RegoEngine` must only be used on its creating thread; `PolicyEngine` keeps one set per thread.
@@ -34,7 +38,7 @@ from typing import Any
 import orjson
 import regorus
 
-from sbomgate.errors import EvaluationError, PolicyLoadError
+from sbomgate.errors import EvaluationError, PolicyLoadError, SbomgateError
 from sbomgate.policy._ast import walk
 from sbomgate.policy._rewrite import rewrite_some_in
 from sbomgate.policy._versions import compare_versions
@@ -88,16 +92,6 @@ FORBIDDEN_BUILTINS = {
     "opa.runtime": "opa.runtime is disabled: policies cannot read the engine's environment",
 }
 
-# Error texts that OPA reports as errors even in non-strict mode.
-_FATAL_MARKERS = (
-    "conflicts with rule",
-    "multiple outputs",
-    "generated multiple times",  # an object's key with two values (OPA: eval_conflict_error)
-    "could not find function",
-    "recursion",
-    "extension 'http.send'",
-)
-
 
 class RegoError(EvaluationError):
     """regorus refused a module or failed an evaluation; message and line extracted."""
@@ -108,11 +102,6 @@ class RegoError(EvaluationError):
         self.message = message
         self.file = file
         self.line = line
-
-    @property
-    def fatal(self) -> bool:
-        """True for the errors OPA raises even in non-strict mode (conflicts, recursion, ...)."""
-        return any(marker in self.message for marker in _FATAL_MARKERS)
 
 
 def rego_error(exc: BaseException) -> RegoError:
@@ -139,6 +128,12 @@ def _forbidden(name: str) -> Callable[..., Any]:
     return refuse
 
 
+_UNPATCHED_BINDING = (
+    "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.1, built from "
+    "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
+)
+
 # Extensions installed in every engine, as (path, arity, callable).
 _EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
     ("semver.compare", 2, _lenient_semver_compare),
@@ -148,9 +143,13 @@ _EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
 
 
 def new_engine() -> Any:
-    """A regorus engine with our extensions: the lenient semver.compare, and the refused network
-    builtins."""
+    """A regorus engine in OPA's default mode (a builtin's error makes its call undefined) with
+    our extensions: the lenient semver.compare, and the refused network builtins."""
     engine = regorus.Engine()
+    try:
+        engine.set_strict_builtin_errors(False)
+    except AttributeError:
+        raise SbomgateError(_UNPATCHED_BINDING) from None
     for path, nargs, fn in _EXTENSIONS:
         engine.add_extension(path, nargs, fn)
     return engine
@@ -217,25 +216,6 @@ class RegoModule:
     def definitions(self, name: str) -> list[RuleDefinition]:
         """Every definition of the rule `name`, in source order."""
         return [r for r in self.rules if r.name == name]
-
-    def without(self, keep: RuleDefinition | None, name: str) -> str:
-        """The source with every non-default definition of `name` but `keep` blanked out.
-
-        Blanking with spaces (newlines kept) leaves every line and column where it was, so
-        error locations in the variant still point at the user's file.
-        """
-        raw = bytearray(self.source.encode())
-        # Blank up to the next rule's start, not to the span's end: regorus' span of a rule
-        # ending in a string literal stops before the closing quote.
-        starts = sorted(r.start for r in self.rules)
-        for rule in self.definitions(name):
-            if rule is keep or rule.is_default:
-                continue
-            end = next((s for s in starts if s > rule.start), len(raw))
-            for i in range(rule.start, end):
-                if raw[i] != 0x0A:
-                    raw[i] = 0x20
-        return raw.decode()
 
 
 def _ref_name(node: Any) -> str | None:
@@ -521,157 +501,49 @@ def rego_literal(value: Any) -> str:
 
 
 class RegoEngine:
-    """One module set (a policy and its helpers) on one thread, with OPA's non-strict errors."""
+    """One module set (a policy and its helpers) on one thread, in OPA's default mode."""
 
-    def __init__(
-        self, modules: Sequence[RegoModule], data: Mapping[str, Any], *, exact: bool = True
-    ) -> None:
-        """`exact=False`: every error is raised as it comes (a RegoError), with no attempt to
-        find OPA's answer around it (for an engine whose errors are retried elsewhere)."""
-        self._modules = tuple(modules)
-        self._exact = exact
-        self._data = data
+    def __init__(self, modules: Sequence[RegoModule], data: Mapping[str, Any]) -> None:
         self._thread = threading.get_ident()
-        self._engine = self._build({})
-        self._variants: dict[tuple[str, int], Any] = {}
-
-    def _build(self, replace: Mapping[str, str]) -> Any:
-        engine = new_engine()
-        for module in self._modules:
-            engine.add_policy(module.path, replace.get(module.path, module.source))
-        if self._data:
-            engine.add_data(dict(self._data))
-        return engine
+        self._engine = new_engine()
+        for module in modules:
+            self._engine.add_policy(module.path, module.source)
+        if data:
+            self._engine.add_data(dict(data))
 
     def set_input_json(self, document: str) -> None:
         """Set `input` for the next evaluations (on the engine's own thread only)."""
         if threading.get_ident() != self._thread:
             # regorus would panic (a BaseException) on a foreign thread; say so plainly instead.
             raise RuntimeError("a RegoEngine is bound to the thread that created it")
-        self._input = document
         self._engine.set_input_json(document)
 
-    def eval_rule(
-        self,
-        path: str,
-        known: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
-    ) -> Any:
-        """The rule's value (None when undefined); RegoError only for errors OPA has too.
-
-        `known` maps rule paths to their values (say `reason`), or is a function computing
-        that map; it is used only when the rule itself fails: `match if count(reason) > 0` is
-        then retried `with` reason as its OPA value.
-        """
-        try:
-            return self._eval_rule(path, known)
-        except RegoError as exc:
-            # Without its traceback and context: the frames in them hold this engine, in a
-            # reference cycle that the collector breaks later, maybe on another thread, where
-            # regorus engines must not be dropped (PyO3 "unsendable": they would leak).
-            exc.__context__ = None
-            raise exc.with_traceback(None) from None
-
-    def _eval_rule(
-        self,
-        path: str,
-        known: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
-    ) -> Any:
+    def eval_rule(self, path: str) -> Any:
+        """The rule's value (None when undefined); a RegoError when evaluation fails."""
         try:
             return _rule_value(self._engine, path)
         except Exception as exc:
-            err = rego_error(exc)
-            if err.fatal or not self._exact:
-                raise err from None
-        if callable(known):
-            known = known()
-        if known:
-            try:
-                return _query(self._engine, path, known)
-            except Exception as exc:
-                err = rego_error(exc)
-                if err.fatal:
-                    raise err from None
-        return self._eval_isolated(path, err, known or {})
-
-    def _variant(self, module: RegoModule, name: str, keep: RuleDefinition | None) -> Any:
-        key = (f"{module.path}#{name}", -1 if keep is None else module.rules.index(keep))
-        engine = self._variants.get(key)
-        if engine is None:
-            engine = self._build({module.path: module.without(keep, name)})
-            self._variants[key] = engine
-        engine.set_input_json(self._input)
-        return engine
-
-    def _eval_isolated(self, path: str, first_error: RegoError, known: Mapping[str, Any]) -> Any:
-        """Evaluate each definition of `path` alone; failing ones are undefined (OPA non-strict)."""
-        package, _, name = path.removeprefix("data.").rpartition(".")
-        owners = [m for m in self._modules if m.package == package and m.definitions(name)]
-        if not owners:
-            raise first_error
-        kinds = {r.kind for m in owners for r in m.definitions(name)}
-        results: list[Any] = []
-        for module in owners:
-            for rule in module.definitions(name):
-                if rule.is_default:
-                    continue
-                engine = self._variant(module, name, rule)
-                try:
-                    value = _query(engine, path, known) if known else _rule_value(engine, path)
-                except Exception as exc:
-                    err = rego_error(exc)
-                    if err.fatal:
-                        raise err from None
-                    continue  # this definition is undefined, as in OPA non-strict mode
-                if value is not None:
-                    results.append(value)
-        if results:
-            return _combine(results)
-        if "default" in kinds:
-            module = next(m for m in owners if any(r.is_default for r in m.definitions(name)))
-            try:
-                return _rule_value(self._variant(module, name, None), path)
-            except Exception as exc:
-                raise rego_error(exc) from None  # a RegoError, never regorus' own report
-        if "set" in kinds:
-            return set()
-        if "object" in kinds:
-            return {}
-        return None
+            # Never bound to a name here: this frame (which holds the engine) would then hold
+            # the error holding the frame, a cycle that the collector breaks later, maybe on
+            # another thread, where regorus engines must not be dropped (PyO3 "unsendable").
+            raise rego_error(exc) from None
 
 
 def _rule_value(engine: Any, path: str) -> Any:
     """regorus' `eval_rule`; a value Python cannot hold as the binding builds it (a set of
     objects or arrays: unhashable, a TypeError) is read from its JSON instead, sets as lists
-    (before, that TypeError was taken for an undefined rule: the values were lost)."""
+    (before, that TypeError was taken for an undefined rule: the values were lost). A rule
+    whose definitions all have ref heads (`p["x"] := 1`) is no "rule path" to `eval_rule`:
+    it is asked as a query."""
     try:
         return engine.eval_rule(path)
     except TypeError:
         return orjson.loads(engine.eval_rule_as_json(path))
-
-
-def _query(engine: Any, path: str, known: Mapping[str, Any]) -> Any:
-    query = path + "".join(f" with {ref} as {rego_literal(v)}" for ref, v in known.items())
+    except RuntimeError as exc:
+        if "not a valid rule path" not in str(exc):
+            raise
     try:
-        rows = engine.eval_query(query).get("result", [])
-    except TypeError:  # as in _rule_value
-        rows = orjson.loads(engine.eval_query_as_json(query)).get("result", [])
+        rows = engine.eval_query(path).get("result", [])
+    except TypeError:  # as above
+        rows = orjson.loads(engine.eval_query_as_json(path)).get("result", [])
     return rows[0]["expressions"][0]["value"] if rows else None
-
-
-def _combine(values: list[Any]) -> Any:
-    """Join the values of separately evaluated definitions of one rule."""
-    if not values:
-        return None
-    if all(isinstance(v, set | frozenset | list) for v in values):
-        out: list[Any] = []
-        for v in values:
-            out.extend(v)
-        return out
-    if all(isinstance(v, dict) for v in values):
-        merged: dict[Any, Any] = {}
-        for v in values:
-            merged.update(v)
-        return merged
-    if all(isinstance(v, bool) for v in values):
-        return any(values)
-    return values[0]

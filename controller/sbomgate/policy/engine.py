@@ -61,25 +61,12 @@ def _reasons(value: Any) -> tuple[str, ...]:
 
 
 def _evaluate(engine: RegoEngine, policy: Policy) -> tuple[Any, tuple[str, ...]]:
-    """`match`, and `reason` only when it matched (most packages match nothing: one evaluation).
-
-    `reason` is also computed when `match` itself fails, so it can be retried with `reason`
-    fixed to its OPA value (see RegoEngine.eval_rule).
-    """
-    if not policy.module.definitions("reason"):
-        return engine.eval_rule(policy.match_rule), ()
-    computed: dict[str, Any] = {}
-
-    def known() -> Mapping[str, Any]:
-        computed[policy.reason_rule] = engine.eval_rule(policy.reason_rule)
-        return computed
-
-    matched = engine.eval_rule(policy.match_rule, known=known)
-    if matched is not True:
+    """`match`, and `reason` only when it matched (most packages match nothing: one
+    evaluation)."""
+    matched = engine.eval_rule(policy.match_rule)
+    if matched is not True or not policy.module.definitions("reason"):
         return matched, ()
-    if policy.reason_rule not in computed:
-        known()
-    return matched, _reasons(computed[policy.reason_rule])
+    return matched, _reasons(engine.eval_rule(policy.reason_rule))
 
 
 _THREAD = threading.local()
@@ -364,15 +351,12 @@ class _Engines:
     """One thread's regorus engines of a policy set: the policies that can share one engine
     (_combined) are evaluated there; a policy is evaluated in an engine of its own when it
     cannot share, or when the shared engine fails on it (an error of one module, say a rule
-    regorus compiles only when first evaluated, must not become every policy's, and OPA's
-    answer around an error is found in the policy's own engine)."""
+    regorus compiles only when first evaluated, must not become every policy's)."""
 
     def __init__(self, data: Mapping[str, Any], plan: CombinedPlan) -> None:
         self._data = data
         self._renamed = plan.renamed
-        self._shared = (
-            RegoEngine([p.module for p in plan.shared], data, exact=False) if plan.shared else None
-        )
+        self._shared = RegoEngine([p.module for p in plan.shared], data) if plan.shared else None
         self._own: dict[str, RegoEngine] = {}
         self._alone: set[str] = set()  # failed in the shared engine once: evaluated alone
         # The engine whose input is the document being evaluated (None: none yet).

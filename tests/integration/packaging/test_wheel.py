@@ -1,6 +1,6 @@
 """The package as a user installs it: the wheel built from the checkout's files (what a clean
-clone has), pip-installed with its locked dependencies (requirements-runtime.lock) into a fresh
-venv outside the checkout. `eval`, `verify`, `test` and `serve` work there with the bundled
+clone has), pip-installed with its locked dependencies (requirements-runtime.lock, and the
+regorus binding `make venv` builds) into a fresh venv outside the checkout. `eval`, `verify`, `test` and `serve` work there with the bundled
 policies, which the wheel carries as package data."""
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The pip the project locks first (the venv's own may be older than the lock's syntax).
     _run([*pip, "--require-hashes", "-r", str(ROOT / "requirements-pip.lock")])
     _run([*pip, "--require-hashes", "-r", str(ROOT / "requirements-runtime.lock")])
+    # The regorus binding, built from source with sbomgate's patch (not in the lock).
+    _run([*pip, "--no-deps", "--no-index", "--find-links", str(build_image.REGORUS_WHEELS),
+          build_image.REGORUS])  # fmt: skip
     _run([*pip, "--no-deps", str(wheel)])
     return base / "venv" / "bin"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sbomgate.errors import InputError, PolicyLoadError
+from sbomgate.errors import InputError, PolicyLoadError, SbomgateError
 from sbomgate.output import json as json_output
-from sbomgate.policy import Action, PolicyEngine, load_policy, load_policy_dir
+from sbomgate.policy import Action, PolicyEngine, _regorus, load_policy, load_policy_dir
 from sbomgate.policy.input import PackageFacts, build_input
 from sbomgate.sbom import Component, Sbom
 
@@ -255,6 +255,29 @@ def test_builtin_errors_are_undefined_like_opa() -> None:
     verdict = engine.evaluate_sbom(sbom(component("evil", "x.y"), component("good", "x.y")))
     assert verdict.errors == ()
     assert [(f.name, f.reasons) for f in verdict.violations] == [("evil", ("name",))]
+
+
+def test_a_binding_that_cannot_evaluate_non_strict_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PyPI's gordon-to-regorus lacks set_strict_builtin_errors (the patched build has it): a
+    policy is then not loaded at all, with what to do, rather than evaluated strictly (where
+    one builtin's error fails a whole rule, and a `not` over it can flip to a match)."""
+
+    patched = _regorus.regorus.Engine
+
+    class Unpatched:  # the PyPI binding's Engine: the same, without the setting
+        def __init__(self) -> None:
+            self._engine = patched()
+
+        def __getattr__(self, name: str) -> object:
+            if name == "set_strict_builtin_errors":
+                raise AttributeError(name)
+            return getattr(self._engine, name)
+
+    monkeypatch.setattr(_regorus.regorus, "Engine", Unpatched)
+    with pytest.raises(SbomgateError, match=r"0\.13\.0\+sbomgate\.1.*make venv"):
+        load_policy("deny.rego", DENY_EVIL)
 
 
 def test_semver_compare_is_lenient_and_incomparable_is_undefined() -> None:

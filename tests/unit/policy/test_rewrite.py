@@ -83,18 +83,18 @@ def test_fresh_names_never_collide_with_the_policy_s_own() -> None:
 
 
 def test_every_line_stays_where_the_user_wrote_it() -> None:
-    body = "a contains w if {\n\tsome v in input.x\n\tsome w in v\n\tw > 1\n}\n\nb := 1 / 0"
+    body = "a contains w if {\n\tsome v in input.x\n\tsome w in v\n\tw > 1\n}\n\nb := x if { some x in [1, 2] }"
     source = HEAD + body + "\n"
     module = analyse_module("p.rego", source)
     assert module.source != source
     assert module.written == source  # what manifests and OPA are shown
-    assert module.source.splitlines()[-1] == "b := 1 / 0"
+    assert module.source.splitlines()[-1].startswith("b := x if {")
     assert [(r.name, r.line) for r in module.rules] == [("a", 5), ("b", 11)]
     engine = RegoEngine([module], {})
     engine.set_input_json('{"x": [[1, 2], 3, "ab", null]}')
     assert engine.eval_rule("data.p.a") == {2}
     with pytest.raises(Exception, match=r"p.rego:11: "):  # an error names the user's line
-        RegoEngine([module], {}, exact=False).eval_rule("data.p.b")
+        engine.eval_rule("data.p.b")  # two values for a complete rule: an error in OPA too
 
 
 # Each shape, against `opa eval`, over collections and what is not one.
