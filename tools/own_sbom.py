@@ -3,7 +3,8 @@
 Writes a CycloneDX 1.6 SBOM of the Python environment sbomgate runs in (every installed
 distribution, with its license as the distribution declares it), made with
 cyclonedx-python-lib, and a facts snapshot in which the trusted repository is the project's
-hash-pinned lock files (`requirements-pip.lock`, `requirements.lock`): a package is vouched
+hash-pinned lock files (`requirements-pip.lock`, `requirements.lock`, and the regorus binding
+built from source by tools/regorus/build.sh): a package is vouched
 for only if a lock pins exactly that version (anything else installed is unverified, as it
 should be).
 
@@ -19,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
+from build_image import REGORUS  # tools/, the script's own folder
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.license import LicenseExpression
@@ -44,10 +46,14 @@ _CLASSIFIERS = {
 
 
 def pinned() -> dict[str, str]:
+    """Name to version, as the lock files pin them, and the regorus binding as `make venv`
+    builds it (from its source, pinned by hash, with sbomgate's patch)."""
     text = "\n".join(
         (ROOT / lock).read_text() for lock in ("requirements-pip.lock", "requirements.lock")
     )
-    return {canonicalize_name(name): version for name, version in _PIN.findall(text)}
+    return {
+        canonicalize_name(name): version for name, version in _PIN.findall(f"{text}\n{REGORUS}")
+    }
 
 
 def license_of(dist: metadata.Distribution) -> str | None:

@@ -3,7 +3,7 @@ run as 65532 with its bundled policies, and admitted by sbomgate under those pol
 dogfood of the product itself): its SBOM written by syft from the registry, attested with the
 real cosign, every Debian package verified against a signed apt mirror of the base's .debs and
 every Python package against the organisation's hosted PyPI (pypiserver) holding the locked
-wheels and sbomgate's own."""
+wheels, the regorus binding built from source and sbomgate's own."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import build_image
 import pytest
 import yaml
 
@@ -114,7 +115,11 @@ def test_sbomgate_admits_its_own_image(
     )
     wheels = work / "pypi"
     wheels.mkdir()
-    for wheel in [*(built.out / "wheels").glob("*.whl"), *(built.out / "own").glob("*.whl")]:
+    for wheel in [
+        *(built.out / "wheels").glob("*.whl"),
+        *(built.out / "own").glob("*.whl"),
+        *build_image.REGORUS_WHEELS.glob("*.whl"),  # built from source: the organisation's own
+    ]:
         shutil.copy(wheel, wheels / wheel.name)
     pypi = start_pypiserver(wheels, work / "pypiserver.log")
     try:
