@@ -40,7 +40,7 @@ import regorus
 
 from sbomgate.errors import EvaluationError, PolicyLoadError, SbomgateError
 from sbomgate.policy._ast import walk
-from sbomgate.policy._rewrite import rewrite_some_in
+from sbomgate.policy._rewrite import rewrite_negations, rewrite_some_in
 from sbomgate.policy._versions import compare_versions
 
 _LOCATION = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
@@ -364,6 +364,9 @@ def check_parse_cost(path: str, source: str) -> None:
 
 
 _MAX_REWRITE_PASSES = 8
+# The imports that give `not` OPA's newer meaning, a body of its own (all future keywords
+# include `not`).
+_NOT_BODIES = frozenset({"future.keywords", "future.keywords.not"})
 
 
 def _parse(path: str, source: str) -> Any:
@@ -376,6 +379,16 @@ def _parse(path: str, source: str) -> Any:
         err = rego_error(exc)
         raise PolicyLoadError(path, err.message, err.line) from None
     return next(m for m in ast if m["source"]["file"] == path)["ast"]
+
+
+def _names(module: Any) -> frozenset[str]:
+    """The names a bare variable of the module may refer to outside it: its rules, its
+    imports."""
+    names = {_rule_head(rule)[0].split(".")[0] for rule in module["rules"]}
+    for imp in module.get("imports", []):
+        alias = imp.get("as")
+        names.add(str(alias) if alias else (_ref_name(imp["refr"]) or "").rsplit(".", 1)[-1])
+    return frozenset(names)
 
 
 def analyse_module(path: str, source: str) -> RegoModule:
@@ -393,6 +406,20 @@ def analyse_module(path: str, source: str) -> RegoModule:
             module, source = _parse(path, rewritten), rewritten
         except PolicyLoadError:
             break  # never a load error of our making: the statement keeps OPA's fallback
+        if not nested:
+            break
+    # Then the terms OPA evaluates before a `not` (`not f(input.x)`: input.x first), bound to
+    # fresh variables before it (_rewrite.py); not where `import future.keywords.not` makes
+    # `not` a body of its own, which keeps them.
+    not_bodies = {_ref_name(i["refr"]) for i in module.get("imports", [])} & _NOT_BODIES
+    for _ in range(0 if not_bodies else _MAX_REWRITE_PASSES):
+        rewritten, nested = rewrite_negations(source, module["rules"], _names(module))
+        if rewritten == source:
+            break
+        try:
+            module, source = _parse(path, rewritten), rewritten
+        except PolicyLoadError:
+            break  # never a load error of our making
         if not nested:
             break
     package = _ref_name(module["package"]["refr"]) or ""

@@ -1,5 +1,7 @@
 """Load-time rewrites that make regorus evaluate a module as OPA does, expression by expression.
 
+Both write only on the statement's own line, so every error's line stays the user's.
+
 `some v in X` (and `some k, v in X`): OPA compiles it into a reference, `v = X[_]`
 (`v = X[k]`), so a collection that is not one (`null`, a string, a number: `osv: null` in a
 facts record) makes the expression undefined. regorus raises an error instead, which fails the
@@ -21,7 +23,24 @@ is bound first to a fresh variable: `__sbomgate_in_0 := X; x := __sbomgate_in_0[
 brace-less body (`r contains v if some v in X`) gains braces. The rewrite only replaces text on
 the statement's own line, so every error's line stays the user's. A statement whose spans cannot
 be trusted (regorus' span of a string stops before its closing quote; a `with` modifier), and
-patterns with constants in them, are left as they were, for the engine's fallback.
+patterns with constants in them, are left as they were (regorus then fails the rule on what is
+not a collection: the policy errs, and the verdict denies).
+
+`not f(x)`: OPA's compiler evaluates a negated call's arguments before the `not`: the calls
+nested in them (`not count(input.osv) > 0`: `count(input.osv)` first) and, unless the
+expression is `==` or `=` (unification), its references (`not startswith(input.name, "x")`:
+`input.name` first). One of them undefined (a missing field, a builtin's error) then fails the
+body, where regorus, evaluating all of it under the `not`, made the `not` succeed: a helper
+or exemption that matched where OPA's does not. Those terms are bound to fresh variables before
+the `not`, on its line:
+
+    not count(input.osv) > 0  ->  __sbomgate_not_0 := count(input.osv); not __sbomgate_not_0 > 0
+    not startswith(input.n, "x")
+                              ->  __sbomgate_not_0 := input.n; not startswith(__sbomgate_not_0, "x")
+
+A bare name counts as a reference when it names a rule or an import (`not x in allowed`).
+`import future.keywords.not` gives `not` a body of its own, which keeps its terms: modules with
+it are left alone. So are statements with `with`, and terms whose spans cannot be trusted.
 """
 
 from __future__ import annotations
@@ -150,6 +169,25 @@ def _some_in_edit(
     return start, end, text
 
 
+def _splice(source: str, raw: bytes, edits: list[tuple[int, int, str]]) -> tuple[str, bool]:
+    """`source` with the outermost edits made, and whether edits nested in them were left."""
+    # Only statements outside every other's span: in start order, one that starts before the
+    # end of the last kept lies inside it (spans nest or are apart). Linear after the sort: a
+    # policy of 50,000 statements (the 1 MiB limit) is anyone's to send to /validate-policy.
+    outermost: list[tuple[int, int, str]] = []
+    for edit in sorted(edits, key=lambda e: (e[0], -e[1])):
+        if not outermost or edit[0] >= outermost[-1][1]:
+            outermost.append(edit)
+    if not outermost:
+        return source, False
+    pieces, at = [], 0  # joined once: splicing each edit in would copy the source per edit
+    for start, end, text in outermost:
+        pieces += [raw[at:start], text.encode()]
+        at = end
+    pieces.append(raw[at:])
+    return b"".join(pieces).decode(), len(outermost) < len(edits)
+
+
 def rewrite_some_in(source: str, rules: Any) -> tuple[str, bool]:
     """`source` with its outermost `some .. in` statements in reference form (module doc), the
     same string when there is none it can rewrite; and whether statements nested in another's
@@ -167,18 +205,110 @@ def rewrite_some_in(source: str, rules: Any) -> tuple[str, bool]:
             edit = _some_in_edit(raw, node, stmt, fresh + len(edits))
             if edit is not None:
                 edits.append(edit)
-    # Only statements outside every other's span: in start order, one that starts before the
-    # end of the last kept lies inside it (spans nest or are apart). Linear after the sort: a
-    # policy of 50,000 statements (the 1 MiB limit) is anyone's to send to /validate-policy.
-    outermost: list[tuple[int, int, str]] = []
-    for edit in sorted(edits, key=lambda e: (e[0], -e[1])):
-        if not outermost or edit[0] >= outermost[-1][1]:
-            outermost.append(edit)
-    if not outermost:
-        return source, False
-    pieces, at = [], 0  # joined once: splicing each edit in would copy the source per edit
-    for start, end, text in outermost:
-        pieces += [raw[at:start], text.encode()]
-        at = end
-    pieces.append(raw[at:])
-    return b"".join(pieces).decode(), len(outermost) < len(edits)
+    return _splice(source, raw, edits)
+
+
+# --------------------------------------------------------------------------- not f(x)
+
+NOT_PREFIX = "__sbomgate_not_"
+# Comparisons and membership are calls in OPA (`gt`, `internal.member_2`); `==` and `=` are
+# unification, whose references OPA leaves in place.
+_UNIFICATIONS = frozenset({"Eq"})
+# Whatever may follow a term that stands as an argument: its span is then trusted to be whole.
+_AFTER_ARGUMENT = frozenset(b",)]}:;\n\r\t =!<>|&+-*/%#")
+
+
+def _hoisted(node: Any, *, refs: bool, names: frozenset[str]) -> list[Any]:
+    """The terms of a negated expression's argument that OPA evaluates before the `not`: every
+    call (an operator is one), and with `refs`, every reference (a rule, `input`, `data` or a
+    path), looking inside array, set and object literals."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return []
+    kind, body = _kind(node)
+    if kind in ("Call", "ArithExpr", "BinExpr", "BoolExpr"):
+        return [node]
+    if kind in ("RefDot", "RefBrack"):
+        return [node] if refs else []
+    if kind == "Var":
+        return [node] if refs and body["value"] in names else []
+    if kind in ("Array", "Set"):
+        return [t for item in body["items"] for t in _hoisted(item, refs=refs, names=names)]
+    if kind == "Object":
+        return [
+            t for _, k, v in body["fields"] for t in [
+                *_hoisted(k, refs=refs, names=names), *_hoisted(v, refs=refs, names=names)
+            ]
+        ]  # fmt: skip
+    return []
+
+
+def _operands(expr: Any) -> tuple[list[Any], bool] | None:
+    """The arguments of a negated expression, and whether OPA evaluates their references
+    before the `not` (a call's, not unification's); None for what OPA keeps whole (a
+    reference, a literal)."""
+    kind, body = _kind(expr)
+    if kind == "Call":
+        return list(body["params"]), True
+    if kind == "BoolExpr":
+        return [body["lhs"], body["rhs"]], body["op"] not in _UNIFICATIONS
+    if kind == "AssignExpr" and body.get("op") == "Eq":
+        return [body["lhs"], body["rhs"]], False
+    if kind == "Membership":
+        return [t for t in (body.get("key"), body["value"], body["collection"]) if t], True
+    return None
+
+
+def _not_edit(
+    raw: bytes, query: dict[str, Any], stmt: dict[str, Any], fresh: int, names: frozenset[str]
+) -> tuple[int, int, str] | None:
+    """(start, end, replacement) for one `not` statement, or None to leave it."""
+    if set(stmt) != {"span", "literal", "sidx"}:  # a `with` modifier: left as it is
+        return None
+    expr = stmt["literal"]["NotExpr"]["expr"]
+    found = _operands(expr)
+    if found is None:
+        return None
+    operands, refs = found
+    terms = [t for operand in operands for t in _hoisted(operand, refs=refs, names=names)]
+    if not terms:
+        return None
+    start, end = int(stmt["span"]["start"]), int(stmt["span"]["end"])
+    spans = sorted(
+        (int(_kind(t)[1]["span"]["start"]), int(_kind(t)[1]["span"]["end"])) for t in terms
+    )
+    parts, pieces, at = [], [], start
+    for index, (t_start, t_end) in enumerate(spans):
+        after = raw[t_end : t_end + 1]
+        if t_start < at or (after and after[0] not in _AFTER_ARGUMENT):
+            return None  # overlapping, or a span that stopped short (a string's quote)
+        name = f"{NOT_PREFIX}{fresh + index}"
+        parts.append(f"{name} := {raw[t_start:t_end].decode()}")
+        pieces += [raw[at:t_start].decode(), name]
+        at = t_end
+    pieces.append(raw[at:end].decode())
+    text = "; ".join([*parts, "".join(pieces)])
+    query_start = int(query["span"]["start"])
+    if query_start == start and _after_if(raw, query_start):
+        text = "{ " + text + " }"  # `r if not f(x)` had a one-statement body
+    return start, end, text
+
+
+def rewrite_negations(source: str, rules: Any, names: frozenset[str]) -> tuple[str, bool]:
+    """`source` with the terms OPA evaluates before a `not` bound first (section doc; `names`:
+    the module's rules and imports, which a bare name may refer to); and whether statements
+    nested in another's were left for another pass."""
+    raw = source.encode()
+    edits: list[tuple[int, int, str]] = []
+    taken = [int(n) for n in re.findall(re.escape(NOT_PREFIX) + r"(\d+)", source)]
+    fresh = max(taken, default=-1) + 1
+    for node in walk(rules):
+        if not isinstance(node.get("stmts"), list) or "span" not in node:
+            continue
+        for stmt in node["stmts"]:
+            if "NotExpr" not in stmt.get("literal", {}):
+                continue
+            edit = _not_edit(raw, node, stmt, fresh, names | {"input", "data"})
+            if edit is not None:
+                edits.append(edit)
+                fresh += edit[2].count(" := ")
+    return _splice(source, raw, edits)
