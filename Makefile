@@ -15,9 +15,12 @@ export PATH := $(abspath $(CACHE_BIN)):$(PATH)
 all: test
 
 # The regorus binding: gordon-to-regorus' source (pinned by hash) with sbomgate's patch, built by
-# maturin and cargo (tools/regorus/build.sh; about 3 minutes on 2 cores, once per patch).
-REGORUS_WHEEL := .cache/regorus/wheel/.done
-$(REGORUS_WHEEL): tools/regorus/build.sh tools/regorus/sbomgate.patch tools/regorus/requirements-build.lock
+# maturin and cargo (tools/regorus/build.sh; about 3.5 minutes on 2 cores). Built once per
+# content of its three files (a stamp named by their digest, not their times: a fresh clone
+# beside a kept .cache must not rebuild it).
+REGORUS_INPUTS := tools/regorus/build.sh tools/regorus/sbomgate.patch tools/regorus/requirements-build.lock
+REGORUS_WHEEL := .cache/regorus/wheel/.built-$(shell cat $(REGORUS_INPUTS) | sha256sum | cut -c1-16)
+$(REGORUS_WHEEL):
 	PYTHON=$(PYTHON) tools/regorus/build.sh .cache/regorus
 	touch $@
 
@@ -27,7 +30,7 @@ $(BIN)/.installed: requirements.lock requirements-pip.lock pyproject.toml $(REGO
 	$(BIN)/python -m pip install -q --require-hashes -r requirements-pip.lock
 	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall --no-index \
-		--find-links .cache/regorus/wheel gordon-to-regorus==0.13.0+sbomgate.1
+		--find-links .cache/regorus/wheel gordon-to-regorus==0.13.0+sbomgate.2
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 

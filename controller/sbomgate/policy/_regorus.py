@@ -130,7 +130,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.1, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.2, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
@@ -364,9 +364,19 @@ def check_parse_cost(path: str, source: str) -> None:
 
 
 _MAX_REWRITE_PASSES = 8
-# The imports that give `not` OPA's newer meaning, a body of its own (all future keywords
-# include `not`).
-_NOT_BODIES = frozenset({"future.keywords", "future.keywords.not"})
+# The imports after which `not` is left as written: those that give it OPA's newer meaning, a
+# body of its own (all future keywords, and rego.v2, include `not`), and OPA's logic operators,
+# whose operands regorus evaluates as comprehensions (the patch): a term bound before a `not`
+# inside an operand would land outside it.
+_NOT_BODIES = frozenset(
+    {
+        "future.keywords",
+        "future.keywords.not",
+        "future.keywords.and",
+        "future.keywords.or",
+        "rego.v2",
+    }
+)
 
 
 def _parse(path: str, source: str) -> Any:
@@ -532,11 +542,18 @@ class RegoEngine:
 
     def __init__(self, modules: Sequence[RegoModule], data: Mapping[str, Any]) -> None:
         self._thread = threading.get_ident()
-        self._engine = new_engine()
-        for module in modules:
-            self._engine.add_policy(module.path, module.source)
-        if data:
-            self._engine.add_data(dict(data))
+        self._modules = tuple(modules)
+        self._data = data
+        self._input: str | None = None
+        self._engine = self._build()
+
+    def _build(self) -> Any:
+        engine = new_engine()
+        for module in self._modules:
+            engine.add_policy(module.path, module.source)
+        if self._data:
+            engine.add_data(dict(self._data))
+        return engine
 
     def set_input_json(self, document: str) -> None:
         """Set `input` for the next evaluations (on the engine's own thread only)."""
@@ -544,6 +561,7 @@ class RegoEngine:
             # regorus would panic (a BaseException) on a foreign thread; say so plainly instead.
             raise RuntimeError("a RegoEngine is bound to the thread that created it")
         self._engine.set_input_json(document)
+        self._input = document
 
     def eval_rule(self, path: str) -> Any:
         """The rule's value (None when undefined); a RegoError when evaluation fails."""
@@ -554,6 +572,16 @@ class RegoEngine:
             # the error holding the frame, a cycle that the collector breaks later, maybe on
             # another thread, where regorus engines must not be dropped (PyO3 "unsendable").
             raise rego_error(exc) from None
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException":
+                raise  # KeyboardInterrupt, SystemExit
+            panic = str(exc).strip() or "no message"
+        # A bug of regorus' own (it panicked): this evaluation failed, as any error fails it,
+        # never the process; the engine, maybe left half-way, is replaced.
+        self._engine = self._build()
+        if self._input is not None:
+            self._engine.set_input_json(self._input)
+        raise RegoError(f"the Rego engine failed (regorus panicked: {panic})", file=None, line=None)
 
 
 def _rule_value(engine: Any, path: str) -> Any:

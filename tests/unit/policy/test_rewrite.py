@@ -217,6 +217,24 @@ def test_not_keeps_its_terms_under_not_bodies() -> None:
     assert engine.eval_rule("data.p.a") is True
 
 
+@pytest.mark.parametrize("keyword", ["and", "or"])
+def test_not_is_left_alone_beside_logic_operators(keyword: str) -> None:
+    """OPA's `and` / `or` operands are scopes of their own (regorus, patched, evaluates each as
+    a comprehension): a term bound before a `not` inside one would land outside it, so modules
+    that import them are left as written."""
+    body = (
+        f"import future.keywords.{keyword}\n\n"
+        f'a if {{ input.x {keyword} not startswith(input.x.y, "t") }}\n'
+    )
+    module = analyse_module("p.rego", HEAD + body)
+    assert module.source == HEAD + body
+    engine = RegoEngine([module], {})
+    engine.set_input_json('{"x": {"y": "s"}}')
+    assert engine.eval_rule("data.p.a") is True
+    engine.set_input_json('{"x": {"y": "t"}}')
+    assert engine.eval_rule("data.p.a") is (True if keyword == "or" else None)
+
+
 def test_not_binds_its_terms_first_on_the_same_line() -> None:
     body = 'a if not startswith(input.x.y, "t")\n\nb if { not count(input.x) > 0 }\n'
     module = analyse_module("p.rego", HEAD + body)
