@@ -46,27 +46,25 @@ from sbomgate.policy._versions import compare_versions
 _LOCATION = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
 _ERROR_LINE = re.compile(r"^error:\s*(?P<msg>.+)$", re.MULTILINE)
 
-# OPA 1.22 builtins that regorus 0.13 lacks (probed against `opa capabilities`), and which we do
-# not provide. A policy calling one is refused at load time, naming the builtin.
+# OPA 1.22 builtins that regorus 0.13 lacks (probed against `opa capabilities`) and sbomgate's
+# patch does not add. A policy calling one is refused at load time, naming the builtin.
 UNSUPPORTED_OPA_BUILTINS = frozenset(
     {
-        "array.flatten", "crypto.hmac.equal", "crypto.hmac.md5", "crypto.hmac.sha1",
-        "crypto.hmac.sha256", "crypto.hmac.sha512", "crypto.md5", "crypto.parse_private_keys",
-        "crypto.sha1", "crypto.sha256", "crypto.x509.parse_and_verify_certificates",
+        "crypto.hmac.equal", "crypto.hmac.md5", "crypto.hmac.sha1", "crypto.hmac.sha256",
+        "crypto.hmac.sha512", "crypto.md5", "crypto.parse_private_keys", "crypto.sha1",
+        "crypto.sha256", "crypto.x509.parse_and_verify_certificates",
         "crypto.x509.parse_and_verify_certificates_with_options",
         "crypto.x509.parse_certificate_request", "crypto.x509.parse_certificates",
         "crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key", "graphql.is_valid",
-        "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query",
-        "graphql.parse_schema", "graphql.schema_is_valid", "io.jwt.decode",
-        "io.jwt.decode_verify", "io.jwt.encode_sign", "io.jwt.encode_sign_raw",
-        "io.jwt.verify_eddsa", "io.jwt.verify_es256", "io.jwt.verify_es384",
-        "io.jwt.verify_es512", "io.jwt.verify_hs256", "io.jwt.verify_hs384",
-        "io.jwt.verify_hs512", "io.jwt.verify_ps256", "io.jwt.verify_ps384",
-        "io.jwt.verify_ps512", "io.jwt.verify_rs256", "io.jwt.verify_rs384",
-        "io.jwt.verify_rs512", "net.cidr_contains_matches", "net.cidr_intersects",
-        "net.cidr_merge", "net.cidr_overlap", "providers.aws.sign_req",
-        "regex.globs_match", "rego.metadata.chain", "rego.metadata.rule", "rego.parse_module",
-        "strings.render_template", "strings.split_n", "uri.is_valid", "uri.parse",
+        "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query", "graphql.parse_schema",
+        "graphql.schema_is_valid", "io.jwt.decode", "io.jwt.decode_verify", "io.jwt.encode_sign",
+        "io.jwt.encode_sign_raw", "io.jwt.verify_eddsa", "io.jwt.verify_es256",
+        "io.jwt.verify_es384", "io.jwt.verify_es512", "io.jwt.verify_hs256", "io.jwt.verify_hs384",
+        "io.jwt.verify_hs512", "io.jwt.verify_ps256", "io.jwt.verify_ps384", "io.jwt.verify_ps512",
+        "io.jwt.verify_rs256", "io.jwt.verify_rs384", "io.jwt.verify_rs512", "net.cidr_merge",
+        "net.cidr_overlap", "providers.aws.sign_req", "regex.globs_match", "rego.metadata.chain",
+        "rego.metadata.rule", "rego.parse_module", "strings.render_template", "uri.is_valid",
+        "uri.parse",
     }
 )  # fmt: skip
 
@@ -130,7 +128,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.3, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.4, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
