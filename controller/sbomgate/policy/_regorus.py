@@ -15,8 +15,9 @@ OPA's default mode is non-strict: a builtin's error (`count(null)`, `to_number("
 that expression undefined, and everything around it (`not`, `every`, comprehensions, partial
 rules, functions, `else`) follows. regorus can do the same (`set_strict_builtin_errors(False)`),
 but the binding on PyPI does not expose the setting, so sbomgate builds the binding from source
-with a small patch (tools/regorus/sbomgate.patch: the setting, and four operations that erred or
-panicked either way). `some x in null`, which regorus' interpreter fails on in both modes, is
+with a patch (tools/regorus/sbomgate.patch, whose header lists each change: the setting,
+operations that erred or panicked either way, OPA syntax regorus could not read, builtins it
+lacked). `some x in null`, which regorus' interpreter fails on in both modes, is
 rewritten at load time (_rewrite.py). What still fails is an error in OPA too (a conflict,
 recursion) or one of regorus' own: the policy failed to evaluate, and the verdict denies.
 (Before, errors were caught per rule, and each of its definitions evaluated again alone in a
