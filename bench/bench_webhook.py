@@ -23,7 +23,7 @@ CPU is read from /proc: the server's utime + stime, this process's own CPU (the 
 generator shares the machine) and the whole machine's busy time (other work included).
 
 Figures only: nothing here asserts a timing. Run with `make bench`; `--cold` stops after the
-cold path.
+cold path, `--warm` runs the unloaded table and the warm rate sweep only.
 """
 
 from __future__ import annotations
@@ -808,7 +808,12 @@ async def cold_once(
 
 
 async def bench(
-    webhook: Webhook, images: Images, setup_seconds: float, *, cold_only: bool = False
+    webhook: Webhook,
+    images: Images,
+    setup_seconds: float,
+    *,
+    cold_only: bool = False,
+    warm_only: bool = False,
 ) -> None:
     ready_seconds = webhook.start()
     rss: list[tuple[str, float, int]] = [("at start (ready)", webhook.rss_mb(), webhook.threads())]
@@ -884,62 +889,64 @@ async def bench(
         )
     conn.close()
 
-    # Cold path: a fresh digest each run, so nothing is in the digest or verdict caches.
-    print()
-    print(
-        f"cold path: first admission of a {BIG_COMPONENTS:,}-component image (a fresh digest "
-        "each run: registry fetch, verify, parse, evaluate), ms; never seen (packages no "
-        "image had), then new builds of the warm image"
-    )
-    print(f"  {'run':<22}{'latency':>10}{'evaluate':>10}{'registry req':>14}{'RSS MB':>8}  answer")
-    print(
-        f"  {'first after start':<22}{ms(max(first_big.latencies, default=float('nan'))):>10}"
-        f"{'':>10}{'':>14}{webhook.rss_mb():>8.0f}  (errors {errors_text(first_big)}; the "
-        "evaluating thread builds "
-        "its policy engines)"
-    )
-    colds = []
-    for i, ref in enumerate(images.cold[:COLD_RUNS]):
-        cold = await cold_once(webhook, ref)
-        colds.append(cold)
+    if not warm_only:  # `--warm`: no cold runs
+        # Cold path: a fresh digest each run, so nothing is in the digest or verdict caches.
+        print()
         print(
-            f"  {'quiet ' + str(i + 1):<22}{ms(cold.latency):>10}{ms(cold.evaluation):>10}"
-            f"{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}  {cold.answer}"
+            f"cold path: first admission of a {BIG_COMPONENTS:,}-component image (a fresh digest "
+            "each run: registry fetch, verify, parse, evaluate), ms; never seen (packages no "
+            "image had), then new builds of the warm image"
         )
-    print(
-        f"  {'median (quiet)':<22}{ms(statistics.median(c.latency for c in colds)):>10}"
-        f"{ms(statistics.median(c.evaluation for c in colds)):>10}"
-    )
-    builds = []
-    for i, ref in enumerate(images.builds):
-        cold = await cold_once(webhook, ref)
-        builds.append(cold)
         print(
-            f"  {f'new build {i + 1} ({BUMPED:.0%})':<22}{ms(cold.latency):>10}"
-            f"{ms(cold.evaluation):>10}{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}"
-            f"  {cold.answer}"
+            f"  {'run':<22}{'latency':>10}{'evaluate':>10}{'registry req':>14}{'RSS MB':>8}  answer"
         )
-    print(
-        f"  {'median (new builds)':<22}{ms(statistics.median(c.latency for c in builds)):>10}"
-        f"{ms(statistics.median(c.evaluation for c in builds)):>10}"
-    )
-    for i, ref in enumerate(images.cold[COLD_RUNS:]):
-        cold = await cold_once(webhook, ref, pool, pick)
-        assert cold.background is not None
-        warm_count += cold.background.sent
-        during = cold.during
         print(
-            f"  {f'beside {COLD_BACKGROUND_RATE}/s warm ' + str(i + 1):<22}{ms(cold.latency):>10}"
-            f"{ms(cold.evaluation):>10}{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}  "
-            f"{cold.answer}; warm "
-            f"requests due meanwhile: {len(during)}, p50 {ms(pct(during, 0.5))} ms, p99 "
-            f"{ms(pct(during, 0.99))} ms, max {ms(max(during, default=float('nan')))} ms, "
-            f"errors {errors_text(cold.background)}"
+            f"  {'first after start':<22}{ms(max(first_big.latencies, default=float('nan'))):>10}"
+            f"{'':>10}{'':>14}{webhook.rss_mb():>8.0f}  (errors {errors_text(first_big)}; the "
+            "evaluating thread builds "
+            "its policy engines)"
         )
-    label = (
-        f"after {len(images.cold) + len(images.builds) + 1} cold {BIG_COMPONENTS:,}-comp. images"
-    )
-    rss.append((label, webhook.rss_mb(), webhook.threads()))
+        colds = []
+        for i, ref in enumerate(images.cold[:COLD_RUNS]):
+            cold = await cold_once(webhook, ref)
+            colds.append(cold)
+            print(
+                f"  {'quiet ' + str(i + 1):<22}{ms(cold.latency):>10}{ms(cold.evaluation):>10}"
+                f"{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}  {cold.answer}"
+            )
+        print(
+            f"  {'median (quiet)':<22}{ms(statistics.median(c.latency for c in colds)):>10}"
+            f"{ms(statistics.median(c.evaluation for c in colds)):>10}"
+        )
+        builds = []
+        for i, ref in enumerate(images.builds):
+            cold = await cold_once(webhook, ref)
+            builds.append(cold)
+            print(
+                f"  {f'new build {i + 1} ({BUMPED:.0%})':<22}{ms(cold.latency):>10}"
+                f"{ms(cold.evaluation):>10}{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}"
+                f"  {cold.answer}"
+            )
+        print(
+            f"  {'median (new builds)':<22}{ms(statistics.median(c.latency for c in builds)):>10}"
+            f"{ms(statistics.median(c.evaluation for c in builds)):>10}"
+        )
+        for i, ref in enumerate(images.cold[COLD_RUNS:]):
+            cold = await cold_once(webhook, ref, pool, pick)
+            assert cold.background is not None
+            warm_count += cold.background.sent
+            during = cold.during
+            print(
+                f"  {f'beside {COLD_BACKGROUND_RATE}/s warm ' + str(i + 1):<22}"
+                f"{ms(cold.latency):>10}{ms(cold.evaluation):>10}"
+                f"{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}  {cold.answer}; warm "
+                f"requests due meanwhile: {len(during)}, p50 {ms(pct(during, 0.5))} ms, p99 "
+                f"{ms(pct(during, 0.99))} ms, max {ms(max(during, default=float('nan')))} ms, "
+                f"errors {errors_text(cold.background)}"
+            )
+        cold_count = len(images.cold) + len(images.builds) + 1
+        label = f"after {cold_count} cold {BIG_COMPONENTS:,}-comp. images"
+        rss.append((label, webhook.rss_mb(), webhook.threads()))
     if cold_only:  # `--cold`: the unloaded and cold tables only
         print(f"  RSS {webhook.rss_mb():.0f} MB after the cold runs")
         return
@@ -1011,36 +1018,37 @@ async def bench(
 
     rss.append((f"after the rate sweep ({warm_count:,} warm)", webhook.rss_mb(), webhook.threads()))
 
-    # Soak: closed loop up to WARM_TOTAL warm requests.
-    remaining = max(WARM_TOTAL - warm_count, 0)
-    marks: list[tuple[int, float]] = []
-    base = warm_count
+    if not warm_only:  # `--warm`: the rate sweep only
+        # Soak: closed loop up to WARM_TOTAL warm requests.
+        remaining = max(WARM_TOTAL - warm_count, 0)
+        marks: list[tuple[int, float]] = []
+        base = warm_count
 
-    def on_count(sent: int) -> None:
-        if (base + sent) // SOAK_RSS_EVERY > (base + sent - 1) // SOAK_RSS_EVERY:
-            marks.append((base + sent, webhook.rss_mb()))
+        def on_count(sent: int) -> None:
+            if (base + sent) // SOAK_RSS_EVERY > (base + sent - 1) // SOAK_RSS_EVERY:
+                marks.append((base + sent, webhook.rss_mb()))
 
-    meter = UsageMeter(webhook.pid)
-    soak = await closed_loop(pool, remaining, pick, on_count)
-    soak.usage = meter.read()
-    warm_count += soak.sent
-    lats = soak.latencies
-    print()
-    print(
-        f"soak: closed loop, {CONNECTIONS} connections, {soak.sent:,} requests "
-        f"({warm_count:,} warm requests in all) in {soak.ended - soak.started:.0f} s"
-    )
-    print(
-        f"  throughput {soak.throughput:.0f}/s; latency p50 {ms(pct(lats, 0.5))} ms, p99 "
-        f"{ms(pct(lats, 0.99))} ms, max {ms(max(lats, default=float('nan')))} ms; errors "
-        f"{errors_text(soak)}; CPU server {soak.usage.server:.2f}, load generator "
-        f"{soak.usage.client:.2f}, others {soak.usage.others:.2f} cores; CPU per request: "
-        f"server {ms(cpu_per_request(soak, soak.usage.server))} ms, load generator "
-        f"{ms(cpu_per_request(soak, soak.usage.client))} ms"
-    )
-    for count, value in marks:
-        rss.append((f"after {count:,} warm requests", value, 0))
-    rss.append((f"end ({warm_count:,} warm requests)", webhook.rss_mb(), webhook.threads()))
+        meter = UsageMeter(webhook.pid)
+        soak = await closed_loop(pool, remaining, pick, on_count)
+        soak.usage = meter.read()
+        warm_count += soak.sent
+        lats = soak.latencies
+        print()
+        print(
+            f"soak: closed loop, {CONNECTIONS} connections, {soak.sent:,} requests "
+            f"({warm_count:,} warm requests in all) in {soak.ended - soak.started:.0f} s"
+        )
+        print(
+            f"  throughput {soak.throughput:.0f}/s; latency p50 {ms(pct(lats, 0.5))} ms, p99 "
+            f"{ms(pct(lats, 0.99))} ms, max {ms(max(lats, default=float('nan')))} ms; errors "
+            f"{errors_text(soak)}; CPU server {soak.usage.server:.2f}, load generator "
+            f"{soak.usage.client:.2f}, others {soak.usage.others:.2f} cores; CPU per request: "
+            f"server {ms(cpu_per_request(soak, soak.usage.server))} ms, load generator "
+            f"{ms(cpu_per_request(soak, soak.usage.client))} ms"
+        )
+        for count, value in marks:
+            rss.append((f"after {count:,} warm requests", value, 0))
+        rss.append((f"end ({warm_count:,} warm requests)", webhook.rss_mb(), webhook.threads()))
 
     probes = await keepalive_probe(webhook)
     meter_conn = Connection(webhook.port, webhook.context)
@@ -1103,8 +1111,16 @@ def main() -> None:
             key = cosign_keypair(work / "keys", "ecdsa")
             images = prepare_images(registry, key, work)
             webhook = Webhook(work, registry, trust_policy(work, key), facts=work / "facts.json")
-            cold_only = "--cold" in sys.argv[1:]
-            asyncio.run(bench(webhook, images, time.monotonic() - started, cold_only=cold_only))
+            cold_only, warm_only = "--cold" in sys.argv[1:], "--warm" in sys.argv[1:]
+            asyncio.run(
+                bench(
+                    webhook,
+                    images,
+                    time.monotonic() - started,
+                    cold_only=cold_only,
+                    warm_only=warm_only,
+                )
+            )
         finally:
             if webhook is not None:
                 webhook.stop()

@@ -26,7 +26,7 @@ from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate._internal.deadline import Deadline
 from sbomgate._internal.logs import fields
 from sbomgate.actions import Action
-from sbomgate.cache_keys import policy_set_fingerprint, reads_workload, verdict_key
+from sbomgate.cache_keys import VerdictKey, policy_set_fingerprint, reads_workload, verdict_key
 from sbomgate.config import ImageReferences, Mode, ServeConfig
 from sbomgate.errors import InputError
 from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images
@@ -128,6 +128,18 @@ class ImageOutcome:
 _ANSWER_MARGIN = 0.25
 
 
+class _NotCached(Exception):
+    """A cached-only review (`review_cached`) met an image whose answer is not cached."""
+
+
+def _tasks(workload: Workload) -> dict[str, ImageTask]:
+    """A workload's containers by image reference."""
+    tasks: dict[str, ImageTask] = {}
+    for container in workload.images:
+        tasks.setdefault(container.image, ImageTask(container.image)).containers.append(container)
+    return tasks
+
+
 class AdmissionController:
     """Judges admission requests: a workload's images checked, evaluated and answered within the
     deadline."""
@@ -183,12 +195,32 @@ class AdmissionController:
         """The AdmissionReview response for a request body (parsed JSON). `deadline`: when the
         answer is due, counted from the request's arrival (default: admissionDeadline from now),
         so that time spent waiting to start counts against it."""
+        answer = self._review(body, deadline, cached_only=False)
+        assert answer is not None  # only a cached-only review gives up
+        return answer
+
+    def review_cached(
+        self, body: Any, *, deadline: Deadline | None = None
+    ) -> AdmissionReviewResponse | None:
+        """`review`, when the answer needs nothing but what is known: skipped requests, and
+        images whose check and verdict are cached (by digest). None when it would need the
+        registry, an evaluation or a wait: nothing was counted or logged, and `review` answers.
+        It never blocks on I/O, so the webhook answers it without a thread hop (serving/app.py).
+        """
+        return self._review(body, deadline, cached_only=True)
+
+    def _review(
+        self, body: Any, deadline: Deadline | None, *, cached_only: bool
+    ) -> AdmissionReviewResponse | None:
         started = time.monotonic()
         request = request_of(body)
         uid = request["uid"]
         kind = _kind_of(request)
         operation = str(request.get("operation") or "")
-        decision = self.decide(request, deadline=deadline)
+        try:
+            decision = self.decide(request, deadline=deadline, cached_only=cached_only)
+        except _NotCached:
+            return None
         digests = sorted({i.digest for i in decision.images if i.digest})
         annotations = {"images": ",".join(digests)[:2000]} if digests else None
         answer = (
@@ -223,13 +255,23 @@ class AdmissionController:
         except Exception:  # a side effect must never take the webhook down
             log.exception("side effects of an admission failed")
 
-    def decide(self, request: AdmissionRequest, *, deadline: Deadline | None = None) -> Decision:
-        """A request's Decision: skipped, unreadable, or its images judged before `deadline`."""
+    def decide(
+        self,
+        request: AdmissionRequest,
+        *,
+        deadline: Deadline | None = None,
+        cached_only: bool = False,
+    ) -> Decision:
+        """A request's Decision: skipped, unreadable, or its images judged before `deadline`
+        (`cached_only`: from the caches alone, else _NotCached)."""
         found = self.workload_of(request)
         if isinstance(found, Decision):
             return found
         return self._judge(
-            found, request, deadline or Deadline.after(self.config.admission_deadline)
+            found,
+            request,
+            deadline or Deadline.after(self.config.admission_deadline),
+            cached_only=cached_only,
         )
 
     def workload_of(self, request: AdmissionRequest) -> Workload | Decision:
@@ -337,7 +379,14 @@ class AdmissionController:
 
     # -- judging the images ------------------------------------------------------------
 
-    def _judge(self, workload: Workload, request: AdmissionRequest, deadline: Deadline) -> Decision:
+    def _judge(
+        self,
+        workload: Workload,
+        request: AdmissionRequest,
+        deadline: Deadline,
+        *,
+        cached_only: bool = False,
+    ) -> Decision:
         if not workload.images:
             return Decision(allowed=True, message="", skipped="no containers")
         distinct = len({c.image for c in workload.images})
@@ -353,7 +402,10 @@ class AdmissionController:
         if self.config.image_references is not ImageReferences.RESOLVE:
             for container in pin_targets(request, workload):
                 unpinned.setdefault(container.image, []).append(container)
-        tasks, outcomes = self.check_workload(workload, workload_input, deadline.remaining())
+        if cached_only:
+            tasks, outcomes = self._cached_workload(workload, workload_input)
+        else:
+            tasks, outcomes = self.check_workload(workload, workload_input, deadline.remaining())
         return self._decide(tasks, outcomes, workload, unpinned)
 
     def _too_late(self, workload: Workload, deadline: Deadline) -> Decision:
@@ -399,11 +451,7 @@ class AdmissionController:
     ) -> tuple[dict[str, ImageTask], dict[str, ImageOutcome | None]]:
         """Check and evaluate every image of a workload within `seconds` (admission, audit).
         An outcome of None means the check did not finish in time."""
-        tasks: dict[str, ImageTask] = {}
-        for container in workload.images:
-            tasks.setdefault(container.image, ImageTask(container.image)).containers.append(
-                container
-            )
+        tasks = _tasks(workload)
         deadline = Deadline.after(seconds)
         # Registry work stops a little before the answer is due, so a registry that is too slow
         # is named with what it did (timed out, incomplete answer), not just "did not finish".
@@ -440,6 +488,64 @@ class AdmissionController:
         outcomes.update(unchecked)
         return tasks, outcomes
 
+    def _cached_workload(
+        self, workload: Workload, workload_input: Mapping[str, Any]
+    ) -> tuple[dict[str, ImageTask], dict[str, ImageOutcome | None]]:
+        """`check_workload` from the caches alone (the workload names at most
+        MAX_DISTINCT_IMAGES images: `_judge` refuses more); _NotCached when an image's check
+        or verdict is not there. The hits are counted only once every image was found."""
+        tasks = _tasks(workload)
+        outcomes: dict[str, ImageOutcome | None] = {}
+        hits: list[str] = []
+        for ref in tasks:
+            result = self.checker.check_cached(ref)
+            if result is None:
+                raise _NotCached(ref)
+            if result.cached:
+                hits.append("image")
+            if not result.report.ok:
+                outcomes[ref] = ImageOutcome(result.report, None)
+                continue
+            if result.key is None or result.verified is None:
+                raise _NotCached(ref)
+            only = self._applicable(workload_input, ref) if self._scoped else None
+            verdict = self._cached_verdict(result, workload_input, only)
+            if verdict is None:
+                raise _NotCached(ref)
+            hits.append("verdict")
+            outcomes[ref] = ImageOutcome(result.report, verdict)
+        for kind in hits:
+            self.observer.cache_hit(kind)
+        return tasks, outcomes
+
+    def _cached_verdict(
+        self, result: ImageResult, workload_input: Mapping[str, Any], only: frozenset[str] | None
+    ) -> Verdict | None:
+        """The cached verdict of a checked image, or None. One about to expire is evaluated
+        again off the request path: otherwise every image in use would make one review wait a
+        whole evaluation each verdict TTL."""
+        key = self._verdict_key(result, workload_input, only)
+        hit = self.verdicts.get(key)
+        if hit is not None and self.verdicts.claim_refresh(key, self._refresh_ahead):
+            self._evaluators.submit(
+                self.verdicts.refresh,
+                key,
+                lambda: self._evaluate(result, workload_input, only),
+            )
+        return hit
+
+    def _verdict_key(
+        self, result: ImageResult, workload_input: Mapping[str, Any], only: frozenset[str] | None
+    ) -> VerdictKey:
+        assert result.key is not None and result.verified is not None
+        return verdict_key(
+            policies=self._policy_set,
+            image=result.key,
+            documents=result.verified.documents,
+            workload=workload_input if self._uses_workload else None,
+            scope=only,
+        )
+
     def _check_image(
         self, ref: str, deadline: Deadline, workload_input: Mapping[str, Any]
     ) -> ImageOutcome:
@@ -453,25 +559,11 @@ class AdmissionController:
             # An image check that passed always has both; judge it afresh rather than guess.
             loaded = self._evaluators.submit(self._evaluate, result, workload_input, only).result()
             return ImageOutcome(result.report, loaded.value)
-        key = verdict_key(
-            policies=self._policy_set,
-            image=result.key,
-            documents=result.verified.documents,
-            workload=workload_input if self._uses_workload else None,
-            scope=only,
-        )
-        hit = self.verdicts.get(key)
+        hit = self._cached_verdict(result, workload_input, only)
         if hit is not None:
             self.observer.cache_hit("verdict")
-            # Evaluated again before it expires, off the request path: otherwise every image
-            # in use would make one review wait a whole evaluation each verdict TTL.
-            if self.verdicts.claim_refresh(key, self._refresh_ahead):
-                self._evaluators.submit(
-                    self.verdicts.refresh,
-                    key,
-                    lambda: self._evaluate(result, workload_input, only),
-                )
             return ImageOutcome(result.report, hit)
+        key = self._verdict_key(result, workload_input, only)
         verdict = self.verdicts.get_or_load(
             key,
             lambda: self._evaluators.submit(self._evaluate, result, workload_input, only).result(),

@@ -26,7 +26,7 @@ import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate._internal.deadline import Deadline
-from sbomgate.attest import AttestationCheck, AttestationVerifier, VerifiedDocument
+from sbomgate.attest import AttestationCheck, AttestationVerifier, TrustPolicy, VerifiedDocument
 from sbomgate.cache_keys import ImageCheckKey, documents_fingerprint, image_check_key
 from sbomgate.errors import (
     InputError,
@@ -139,10 +139,9 @@ class ImageChecker:
         self.allow_empty_sbom = allow_empty_sbom
         self._settings = f"allow-empty-sbom={allow_empty_sbom}"
 
-    def check(self, ref_text: str, *, deadline: Deadline | None = None) -> ImageResult:
-        """Resolve, discover, verify and parse one image, cached by repository and digest."""
-        deadline = deadline or Deadline.after(self.timeout)
-        seconds: dict[Phase, float] = {}
+    def _covered(self, ref_text: str) -> tuple[ImageReference, list[TrustPolicy]] | ImageResult:
+        """The reference and the trust policies covering it, or the refusal (before any
+        request: whatever the registry holds could not make it pass)."""
         try:
             ref = parse_reference(ref_text)
         except InputError as exc:
@@ -150,7 +149,6 @@ class ImageChecker:
             return _refused(ref_text, None, Problem(message=str(exc)))
         covering = self.verifier.covering(ref.name)
         if not covering:
-            # Before any request: whatever the registry holds could not make it pass.
             return _refused(
                 ref_text,
                 ref.digest,
@@ -159,6 +157,40 @@ class ImageChecker:
                     message=f"no trust policy covers {ref.name}: refused (nothing fetched)",
                 ),
             )
+        return ref, covering
+
+    def check_cached(self, ref_text: str) -> ImageResult | None:
+        """`check` without I/O: the refusal of a reference no trust policy covers, or the cached
+        check of a reference by digest; None when it would need the registry (a tag, or a
+        digest not checked yet)."""
+        covered = self._covered(ref_text)
+        if isinstance(covered, ImageResult):
+            return covered
+        ref, covering = covered
+        if ref.digest is None:
+            return None
+        key = self._key(ref, ref.digest, covering)
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        return self._result(ref_text, ref, hit, {}, cached=True, key=key)
+
+    def _key(self, ref: ImageReference, digest: str, covering: list[TrustPolicy]) -> ImageCheckKey:
+        return image_check_key(
+            repository=ref.name,
+            digest=digest,
+            trust=_trust_fingerprint(p.fingerprint for p in covering),
+            settings=self._settings,
+        )
+
+    def check(self, ref_text: str, *, deadline: Deadline | None = None) -> ImageResult:
+        """Resolve, discover, verify and parse one image, cached by repository and digest."""
+        deadline = deadline or Deadline.after(self.timeout)
+        seconds: dict[Phase, float] = {}
+        covered = self._covered(ref_text)
+        if isinstance(covered, ImageResult):
+            return covered
+        ref, covering = covered
         started = time.perf_counter()
         digest = ref.digest
         resolved = None
@@ -167,12 +199,7 @@ class ImageChecker:
                 resolved = self.client.resolve(ref, deadline=deadline)
                 digest = resolved.digest
                 seconds["resolve"] = time.perf_counter() - started
-            key = image_check_key(
-                repository=ref.name,
-                digest=digest,
-                trust=_trust_fingerprint(p.fingerprint for p in covering),
-                settings=self._settings,
-            )
+            key = self._key(ref, digest, covering)
             hit = self.cache.get(key)
             if hit is not None:
                 return self._result(ref_text, ref, hit, seconds, cached=True, key=key)

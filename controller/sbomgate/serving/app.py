@@ -8,10 +8,12 @@ only (server.py).
     GET  /readyz           ready once policies and trust policies are loaded
     GET  /metrics          Prometheus
 
-Reviews run on threads of their own (they block on registries and wait for image checks), at
-most REVIEW_SLOTS at once; the health endpoints and /metrics run on the event loop and never
-wait for a thread, however many reviews are in hand. A review's deadline starts when it
-arrives: reading its body (body.py) and waiting for a thread count against
+A review whose answer is known (a skipped request, or images whose checks and verdicts are
+cached) is answered on the event loop: handing it to a thread and back cost more than the
+answer itself. Other reviews run on threads of their own (they block on registries and wait
+for image checks), at most REVIEW_SLOTS at once; the health endpoints and /metrics run on the
+event loop and never wait for a thread, however many reviews are in hand. A review's deadline
+starts when it arrives: reading its body (body.py) and waiting for a thread count against
 `admissionDeadline`, and one that cannot start in time is answered "could not be checked in
 time" (by a thread kept for that), before the API server's timeoutSeconds rather than after.
 Policies are evaluated in worker processes (policy/isolated.py), each image's evaluation within
@@ -45,10 +47,14 @@ REVIEW_SLOTS = 64
 LATE_THREADS = 2
 # A review still waiting for a thread this close to its deadline is answered as too late.
 START_MARGIN = 0.5
+# Bodies above this are not tried on the event loop: parsing them would hold it too long.
+INLINE_MAX_BYTES = 64 * 1024
 
 _DEFAULTS = ServeConfig()  # before a policy set is loaded
 # What a route does on its review thread: (controller in force, body, deadline) -> answer.
 _Work = Callable[[AdmissionController | None, bytes, Deadline], Response]
+# The same from what is known, on the event loop; None when it needs a thread (`_Work`).
+_Inline = Callable[[AdmissionController | None, bytes, Deadline], Response | None]
 
 
 class ControllerSlot:
@@ -111,20 +117,29 @@ def create_app(
         finally:
             slots.release()
 
-    async def handle(request: Request, work: _Work) -> Response:
-        """Receive the body, then `work` on a review thread with the controller in force."""
+    async def handle(request: Request, work: _Work, inline: _Inline | None = None) -> Response:
+        """Receive the body, then `inline` on the event loop if it can answer, else `work` on
+        a review thread, with the controller in force."""
         deadline = arrived()
         app.state.last_review = time.monotonic()
         raw = await receive_body(request)
         if isinstance(raw, Response):
             return answered(raw)
         current = slot.current  # the policy set in force once the review is in hand
+        if inline is not None and len(raw) <= INLINE_MAX_BYTES:
+            known = inline(current, raw, deadline)
+            if known is not None:
+                return answered(known)
         return answered(await on_thread(deadline, lambda due: work(current, raw, due)))
 
     @app.post("/validate")
     async def validate(request: Request) -> Response:
         """POST /validate: the admission review."""
-        return await handle(request, lambda c, raw, due: handlers.review(c, raw, ready, due))
+        return await handle(
+            request,
+            lambda c, raw, due: handlers.review(c, raw, ready, due),
+            lambda c, raw, due: handlers.review_cached(c, raw, ready, due),
+        )
 
     @app.post("/mutate")
     async def mutate(request: Request) -> Response:

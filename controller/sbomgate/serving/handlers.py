@@ -26,13 +26,43 @@ def review(
     deadline: Deadline | None = None,
 ) -> Response:
     """POST /validate."""
+    answered = _review(controller, raw, ready, deadline, cached_only=False)
+    assert answered is not None  # only a cached-only review gives up
+    return answered
+
+
+def review_cached(
+    controller: AdmissionController | None,
+    raw: bytes,
+    ready: threading.Event,
+    deadline: Deadline | None = None,
+) -> Response | None:
+    """POST /validate from what is known (`AdmissionController.review_cached`): no I/O, no
+    wait, so it runs on the event loop. None: `review` answers it on a review thread."""
+    return _review(controller, raw, ready, deadline, cached_only=True)
+
+
+def _review(
+    controller: AdmissionController | None,
+    raw: bytes,
+    ready: threading.Event,
+    deadline: Deadline | None,
+    *,
+    cached_only: bool,
+) -> Response | None:
     body = parse_body(raw)
     if isinstance(body, Response):
         return body
     if controller is None or not ready.is_set():
         return error(503, "not ready: policies are not loaded yet")
     try:
-        reviewed = controller.review(body, deadline=deadline)
+        if cached_only:
+            found = controller.review_cached(body, deadline=deadline)
+            if found is None:
+                return None
+            reviewed = found
+        else:
+            reviewed = controller.review(body, deadline=deadline)
     except AdmissionFormatError as exc:
         return error(400, str(exc))
     except Exception as exc:  # never a crashed webhook: a bug denies, with its name

@@ -67,6 +67,9 @@ def serve(config: ServeConfig) -> None:
         port=config.port,
         ssl_certfile=str(config.tls_cert),
         ssl_keyfile=str(config.tls_key),
+        # Named rather than "auto", so that a missing one is an error, not a slower server.
+        loop="uvloop",
+        http="httptools",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,

@@ -182,6 +182,45 @@ def test_an_image_check_is_not_reused_under_another_trust_policy(
         client.close()
 
 
+def _without_uid(response: Any) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k != "uid"}
+
+
+def test_a_review_from_the_caches_alone_is_the_one_a_thread_gives(
+    controller: AdmissionController, same_digest: dict[str, PushedImage]
+) -> None:
+    """What the event loop answers (`review_cached`, serving/app.py) needs the image's check
+    and verdict cached by digest: before, it gives up and counts nothing; after, its answer is
+    the thread's. A tag, or the same digest in a repository not judged yet, needs the registry.
+    """
+    metrics = controller.observer
+    assert isinstance(metrics, Metrics)
+
+    def answered() -> float:
+        samples = metrics.registry.collect()
+        return sum(s.value for m in samples for s in m.samples if s.name.endswith("_total")
+                   and m.name == "sbomgate_admission_requests")  # fmt: skip
+
+    for name in ("a", "b"):
+        ref = same_digest[name].digest_ref
+        before = answered()
+        assert controller.review_cached(review(deployment(ref))) is None
+        assert answered() == before, "a review given up on was counted"
+        thread = _decide(controller, same_digest[name])
+        body = review(deployment(ref))
+        loop = controller.review_cached(body)
+        assert loop is not None and loop["response"]["uid"] == body["request"]["uid"]
+        assert _without_uid(loop["response"]) == _without_uid(thread)
+        assert answered() == before + 2
+    assert not thread["allowed"]  # b: refused from the caches too
+    tag = same_digest["a"].ref
+    assert "@" not in tag and controller.review_cached(review(deployment(tag))) is None
+    # prod: the same digest as a, under another repository and trust policy.
+    assert controller.review_cached(review(deployment(same_digest["prod"].digest_ref))) is None
+    skipped = controller.review_cached(review(deployment(tag, namespace="kube-system")))
+    assert skipped is not None and skipped["response"]["allowed"]
+
+
 def test_policies_reading_the_workload_are_found_conservatively() -> None:
     keyed = 'package x\nmatch if input.v0.package.name == "a"\n# input.v0.workload in a comment\n'
     assert not reads_workload(keyed)
