@@ -354,9 +354,10 @@ unit: venv
 	$(BIN)/pytest -m unit tests/unit
 
 # What CI runs: lint, types, and every test (unit, integration, e2e, the hostile corpus). A
-# missing tool fails its tests; nothing is skipped (tests/conftest.py).
+# missing tool fails its tests; nothing is skipped (tests/conftest.py). On two workers: most of
+# the suite waits on servers, nodes and Pods, so the second core has room.
 test: lint typecheck tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 demo: venv tools
 	bash examples/demo.sh

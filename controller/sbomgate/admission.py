@@ -28,7 +28,7 @@ from sbomgate._internal.logs import fields
 from sbomgate.actions import Action
 from sbomgate.cache_keys import VerdictKey, policy_set_fingerprint, reads_workload, verdict_key
 from sbomgate.config import ImageReferences, Mode, ServeConfig
-from sbomgate.errors import InputError
+from sbomgate.errors import InputError, SbomgateError
 from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images
 from sbomgate.intel.facts import prefetch
 from sbomgate.mutation import Pin, encoded_patch, pin_targets
@@ -128,8 +128,9 @@ class ImageOutcome:
 _ANSWER_MARGIN = 0.25
 
 
-class _NotCached(Exception):
-    """A cached-only review (`review_cached`) met an image whose answer is not cached."""
+class _NotCached(SbomgateError):
+    """A cached-only review (`review_cached`) met an image whose answer is not cached; it
+    never leaves the controller (`review_cached` answers None)."""
 
 
 def _tasks(workload: Workload) -> dict[str, ImageTask]:

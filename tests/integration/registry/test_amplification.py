@@ -441,10 +441,12 @@ class _PagingRegistry:
                     outer.most_in_flight = max(outer.most_in_flight, outer.in_flight)
                 try:
                     time.sleep(delay)
-                    self._answer()
                 finally:
+                    # Out of flight before the answer is written: once the client has it, it may
+                    # send the next request on the slot it frees, before this thread runs again.
                     with lock:
                         outer.in_flight -= 1
+                self._answer()
 
             def _answer(self) -> None:
                 path = self.path
