@@ -62,7 +62,7 @@ UNSUPPORTED_OPA_BUILTINS = frozenset(
         "io.jwt.encode_sign_raw", "io.jwt.verify_eddsa", "io.jwt.verify_es256",
         "io.jwt.verify_es384", "io.jwt.verify_es512", "io.jwt.verify_hs256", "io.jwt.verify_hs384",
         "io.jwt.verify_hs512", "io.jwt.verify_ps256", "io.jwt.verify_ps384", "io.jwt.verify_ps512",
-        "io.jwt.verify_rs256", "io.jwt.verify_rs384", "io.jwt.verify_rs512", "net.cidr_merge",
+        "io.jwt.verify_rs256", "io.jwt.verify_rs384", "io.jwt.verify_rs512",
         "net.cidr_overlap", "providers.aws.sign_req", "regex.globs_match", "rego.metadata.chain",
         "rego.metadata.rule", "rego.parse_module", "strings.render_template", "uri.is_valid",
         "uri.parse",
@@ -129,7 +129,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.4, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.5, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
