@@ -339,7 +339,9 @@ def test_serve_keeps_answering_while_a_policy_runs_away(
                 "insecureRegistries": [plain_registry.host],
                 "tls": {"certFile": str(ca.cert_file), "keyFile": str(ca.key_file)},
                 "listen": {"host": "127.0.0.1", "port": port},
-                "admissionDeadline": 8,
+                # Room for the 3 s budget and its 9 s wall-time backstop when other tests keep
+                # the machine busy (make test runs two workers).
+                "admissionDeadline": 25,
                 "evaluationBudget": 3,
                 "evaluationProcesses": 1,
             }
@@ -406,7 +408,12 @@ def test_serve_keeps_answering_while_a_policy_runs_away(
         assert isinstance(status, dict)
         message = str(status["message"])
         assert "policy runaway failed to evaluate" in message
-        assert "used up its 3 s evaluation budget (CPU time) and was stopped" in message
+        # Its CPU budget, or (the machine too busy to give it that) the wall-time backstop:
+        # test_the_budget_is_cpu_time_with_a_wall_time_backstop tells the two apart.
+        assert (
+            "used up its 3 s evaluation budget (CPU time) and was stopped" in message
+            or "too busy to give it its 3 s evaluation budget of CPU time" in message
+        ), message
 
         # The replaced worker serves the next image (and the runaway policy is stopped again).
         again = validate(hook_images["bad"].ref)
