@@ -5,9 +5,10 @@
 - tests/e2e: a real kube-apiserver and etcd (kubectl, helm);
 - tests/hostile: the black-box hostile corpus, over the same real components as integration.
 
-`make test-parallel` runs the suite on two pytest-xdist workers, each module on one (`--dist
-loadfile`: its fixtures are made once), in collection order, so tests/e2e's long modules start
-first. Only tests/e2e/test_chart_on_node.py runs a real node (it takes the machine's containerd
+`make test` runs the suite on two pytest-xdist workers, each module on one (`--dist loadfile`:
+its fixtures are made once), in collection order, so tests/e2e's long modules start first; then
+the modules marked `alone` (CPU-time budgets, deadlines, in-flight bounds) with nothing beside
+them. Only tests/e2e/test_chart_on_node.py runs a real node (it takes the machine's containerd
 paths).
 
 Each test is marked by the folder it is in (`-m unit`, `-m integration`, `-m e2e`). Nothing is

@@ -51,19 +51,12 @@ _ERROR_LINE = re.compile(r"^error:\s*(?P<msg>.+)$", re.MULTILINE)
 # patch does not add. A policy calling one is refused at load time, naming the builtin.
 UNSUPPORTED_OPA_BUILTINS = frozenset(
     {
-        "crypto.hmac.equal", "crypto.hmac.md5", "crypto.hmac.sha1", "crypto.hmac.sha256",
-        "crypto.hmac.sha512", "crypto.md5", "crypto.parse_private_keys", "crypto.sha1",
-        "crypto.sha256", "crypto.x509.parse_and_verify_certificates",
+        "crypto.parse_private_keys", "crypto.x509.parse_and_verify_certificates",
         "crypto.x509.parse_and_verify_certificates_with_options",
         "crypto.x509.parse_certificate_request", "crypto.x509.parse_certificates",
         "crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key", "graphql.is_valid",
         "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query", "graphql.parse_schema",
-        "graphql.schema_is_valid", "io.jwt.decode", "io.jwt.decode_verify", "io.jwt.encode_sign",
-        "io.jwt.encode_sign_raw", "io.jwt.verify_eddsa", "io.jwt.verify_es256",
-        "io.jwt.verify_es384", "io.jwt.verify_es512", "io.jwt.verify_hs256", "io.jwt.verify_hs384",
-        "io.jwt.verify_hs512", "io.jwt.verify_ps256", "io.jwt.verify_ps384", "io.jwt.verify_ps512",
-        "io.jwt.verify_rs256", "io.jwt.verify_rs384", "io.jwt.verify_rs512",
-        "net.cidr_overlap", "providers.aws.sign_req", "regex.globs_match", "rego.metadata.chain",
+        "graphql.schema_is_valid", "net.cidr_overlap", "regex.globs_match", "rego.metadata.chain",
         "rego.metadata.rule", "rego.parse_module", "strings.render_template", "uri.is_valid",
         "uri.parse",
     }
@@ -84,11 +77,16 @@ DEPRECATED_BUILTINS = {
     "cast_object": "is_object",
 }
 
-# Builtins that would let a policy reach the network or the host: refused at load time.
+# Builtins that would let a policy reach the network or the host, or that serve only that:
+# refused at load time.
 FORBIDDEN_BUILTINS = {
     "http.send": "http.send is disabled: policies cannot reach the network",
     "net.lookup_ip_addr": "net.lookup_ip_addr is disabled: policies cannot reach the network",
     "opa.runtime": "opa.runtime is disabled: policies cannot read the engine's environment",
+    "providers.aws.sign_req": (
+        "providers.aws.sign_req is disabled: it signs requests for http.send, which is disabled, "
+        "with AWS credentials a policy must not hold"
+    ),
 }
 
 
@@ -129,7 +127,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.5, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.6, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
@@ -141,10 +139,26 @@ _EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
 )
 
 
+# regorus refuses a line over 1,024 columns by default; OPA has no such limit, and policies
+# with a key, a certificate or generated data on one line are common. The file's size is what
+# bounds the work (regorus' own 1 MiB, sbomgate's MAX_POLICY_BYTES), so a line may be as long.
+_MAX_FILE_BYTES = 1 << 20
+_MAX_LINES = 20_000  # regorus' default, kept
+
+
+def _bare_engine() -> Any:
+    """A regorus engine that reads lines as long as the file may be."""
+    engine = regorus.Engine()
+    engine.set_policy_length_config(
+        max_col=_MAX_FILE_BYTES, max_file_bytes=_MAX_FILE_BYTES, max_lines=_MAX_LINES
+    )
+    return engine
+
+
 def new_engine() -> Any:
     """A regorus engine in OPA's default mode (a builtin's error makes its call undefined) with
     our extensions: the lenient semver.compare, and the refused network builtins."""
-    engine = regorus.Engine()
+    engine = _bare_engine()
     try:
         engine.set_strict_builtin_errors(False)
     except AttributeError:
@@ -157,7 +171,7 @@ def new_engine() -> Any:
 @cache
 def regorus_builtins() -> frozenset[str]:
     """The builtins this regorus build provides (it reports them through opa.runtime)."""
-    engine = regorus.Engine()
+    engine = _bare_engine()
     runtime = engine.eval_query("x := opa.runtime()")
     names = runtime["result"][0]["bindings"]["x"]["builtins"]
     return frozenset(str(n) for n in names)
@@ -380,7 +394,7 @@ _NOT_BODIES = frozenset(
 
 def _parse(path: str, source: str) -> Any:
     """regorus' AST of one module; PolicyLoadError with file and line when it cannot parse."""
-    engine = regorus.Engine()
+    engine = _bare_engine()
     try:
         engine.add_policy(path, source)
         ast = orjson.loads(engine.get_ast_as_json())

@@ -54,6 +54,9 @@ from support.registry_servers import RegistryServer
 from support.trust import trust_file
 from support.workloads import answer, deployment, review
 
+# CPU time, deadlines and in-flight bounds: run after the parallel tests, alone (Makefile).
+pytestmark = pytest.mark.alone
+
 MiB = 1024 * 1024
 
 

@@ -33,6 +33,9 @@ from support.registry_servers import ROOT, RegistryServer, make_test_ca
 from support.trust import trust_file
 from support.workloads import deployment, review
 
+# CPU time, deadlines and in-flight bounds: run after the parallel tests, alone (Makefile).
+pytestmark = pytest.mark.alone
+
 FACT_SOURCE = build_facts(snapshot=FACTS, osv=[], sources=[], typosquat=True)
 
 # CPU only, no memory: 10^10 candidate pairs, hours of work if nothing stops it.

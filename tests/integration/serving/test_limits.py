@@ -1170,6 +1170,15 @@ def _rego(body: str) -> str:
             "opa.runtime is disabled",
         ),
         ('runtime := opa.runtime\nreason contains "x" if runtime', "opa.runtime is disabled"),
+        # It only signs requests for http.send, with credentials a policy must not hold.
+        (
+            'reason contains "x" if providers.aws.sign_req({"method": "GET"}, {}, 0)',
+            "providers.aws.sign_req is disabled: it signs requests for http.send",
+        ),
+        (
+            'f(_, _, _) := 1\nreason contains "x" if f({}, {}, 0) with f as providers.aws.sign_req',
+            "providers.aws.sign_req is disabled",
+        ),
     ],
 )
 def test_network_and_environment_builtins_are_refused_at_load(body: str, message: str) -> None:

@@ -44,6 +44,9 @@ from support.paths import FACTS
 from support.registry_servers import RegistryServer, make_test_ca
 from support.toxiproxy import Proxy, Toxiproxy
 
+# CPU time, deadlines and in-flight bounds: run after the parallel tests, alone (Makefile).
+pytestmark = pytest.mark.alone
+
 REVIEWS = 48
 TIMEOUT_SECONDS = 10.0  # the chart's webhook timeoutSeconds: the API server gives up after it
 HEALTH_SECONDS = 1.0  # /healthz must answer within this while reviews run

@@ -1,0 +1,409 @@
+"""The digest, HMAC and JWT builtins sbomgate's regorus patch adds, against a real `opa eval`.
+
+Each expression is a rule of one module, evaluated by sbomgate's engine (OPA's default mode: a
+builtin's error makes the call undefined) and by OPA in one run: the same value, or undefined in
+both. The tokens and keys are made here (by `cryptography`: RSA PKCS#1 v1.5 and PSS with three
+salt lengths, ECDSA on P-256/384/521, Ed25519, HMAC), and the keys given as PEM public keys,
+certificates, JWKs and JWK sets, so that padding, nesting, broken parts, wrong keys and key
+choice by `kid` and `alg` are the ones chosen, not a sample's.
+
+One difference is on purpose: sbomgate does not sign with RSA keys (io.jwt.encode_sign with
+RS*/PS*), since the rsa crate's private-key operations are not constant time (RUSTSEC-2023-0071).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from sbomgate.policy._regorus import RegoEngine, analyse_module, check_calls
+
+
+def _b64(data: bytes, *, pad: bool = False) -> str:
+    text = base64.urlsafe_b64encode(data).decode()
+    return text if pad else text.rstrip("=")
+
+
+def _token(
+    header: Any, payload: Any, secret: bytes = b"secret", digest: str = "sha256", **kw: Any
+) -> str:
+    head = _b64(header if isinstance(header, bytes) else json.dumps(header).encode(), **kw)
+    body = _b64(payload if isinstance(payload, bytes) else json.dumps(payload).encode(), **kw)
+    signed = f"{head}.{body}".encode()
+    return f"{head}.{body}.{_b64(hmac.new(secret, signed, digest).digest(), **kw)}"
+
+
+HS256 = {"alg": "HS256", "typ": "JWT"}
+CLAIMS = {"iss": "sbomgate", "sub": "ci", "aud": ["a", "b"], "exp": 1.5e9, "n": 7}
+GOOD = _token(HS256, CLAIMS)
+INNER = _token(HS256, {"nested": True})
+TOKENS = {
+    "good": GOOD,
+    "padded": _token(HS256, {"p": "xx"}, pad=True),
+    "hs384": _token({"alg": "HS384"}, CLAIMS, digest="sha384"),
+    "hs512": _token({"alg": "HS512"}, CLAIMS, digest="sha512"),
+    "other_key": _token(HS256, CLAIMS, secret=b"not the secret"),
+    "nested": _token({"alg": "HS256", "cty": "JWT"}, json.dumps(INNER).encode()),
+    "nested_bare": _token({"alg": "HS256", "cty": "JWT"}, INNER.encode()),
+    "jwe": _token({"alg": "HS256", "enc": "A128GCM"}, CLAIMS),
+    "array_payload": _token(HS256, [1, 2]),
+    "not_json": _token(HS256, b"not json"),
+    "duplicate_keys": _token(HS256, b'{"iss": "first", "iss": "last"}'),
+    "unicode": _token(HS256, {"name": "Zo\u00eb \u2603"}),
+    "two_parts": GOOD.rsplit(".", 1)[0],
+    "four_parts": GOOD + ".x",
+    "no_periods": GOOD.replace(".", ""),
+    "bad_header": "ey^%." + GOOD.split(".", 1)[1],
+    "bad_signature": GOOD.rsplit(".", 1)[0] + ".ab(c",
+    "one_char_over": GOOD + "A",
+    "empty_signature": GOOD.rsplit(".", 1)[0] + ".",
+}
+
+STRINGS = ["", "abc", "sbomgate", "Zo\u00eb \u2603", "x" * 200]
+EXPRESSIONS: list[str] = []
+for text in STRINGS:
+    literal = json.dumps(text)
+    EXPRESSIONS += [f"crypto.{name}({literal})" for name in ("md5", "sha1", "sha256")]
+    EXPRESSIONS += [
+        f'crypto.hmac.{name}({literal}, "key")' for name in ("md5", "sha1", "sha256", "sha512")
+    ]
+    EXPRESSIONS.append(f'crypto.hmac.sha256("message", {literal})')
+EXPRESSIONS += [
+    'crypto.hmac.equal("abc", "abc")',
+    'crypto.hmac.equal("abc", "abd")',
+    'crypto.hmac.equal("abc", "abcd")',
+    'crypto.hmac.equal("", "")',
+    "crypto.md5(input.n)",
+    'crypto.hmac.sha256("m", input.nothing)',
+    'crypto.hmac.equal(input.list, "a")',
+]
+for token in TOKENS.values():
+    literal = json.dumps(token)
+    EXPRESSIONS += [
+        f"io.jwt.decode({literal})",
+        f'io.jwt.verify_hs256({literal}, "secret")',
+        f'io.jwt.verify_hs384({literal}, "secret")',
+        f'io.jwt.verify_hs512({literal}, "secret")',
+    ]
+EXPRESSIONS += [
+    "io.jwt.decode(input.n)",
+    f"io.jwt.verify_hs256({json.dumps(GOOD)}, input.n)",
+    f'[p | [_, p, _] := io.jwt.decode({json.dumps(GOOD)})][0].iss == "sbomgate"',
+]
+
+# Operands of the wrong type come from the input: OPA's type checker refuses literal ones.
+INPUT = {"n": 42, "nothing": None, "list": ["a"]}
+
+# ------------------------------------------------------------------ asymmetric keys
+
+
+def _pem(public_key: Any) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def _certificate(private_key: Any) -> str:
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "sbomgate test")])
+    when = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    algorithm = None if isinstance(private_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(7)
+        .not_valid_before(when)
+        .not_valid_after(when + datetime.timedelta(days=3650))
+        .sign(private_key, algorithm)
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _int(number: int, size: int | None = None) -> str:
+    size = size or (number.bit_length() + 7) // 8
+    return _b64(number.to_bytes(size, "big"))
+
+
+def _jwk(public_key: Any, **fields: str) -> dict[str, str]:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        numbers = public_key.public_numbers()
+        return {"kty": "RSA", "n": _int(numbers.n), "e": _int(numbers.e), **fields}
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        size = (public_key.curve.key_size + 7) // 8
+        point = public_key.public_numbers()
+        curve = {256: "P-256", 384: "P-384", 521: "P-521"}[public_key.curve.key_size]
+        return {
+            "kty": "EC",
+            "crv": curve,
+            "x": _int(point.x, size),
+            "y": _int(point.y, size),
+            **fields,
+        }
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), **fields}
+
+
+HASHES = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
+
+
+def _signed(alg: str, key: Any, payload: Any, salt: int | None = None, **header: Any) -> str:
+    head = _b64(json.dumps({"alg": alg, "typ": "JWT", **header}).encode())
+    body = _b64(json.dumps(payload).encode())
+    signed = f"{head}.{body}".encode()
+    family, bits = alg[:2], alg[2:]
+    if family == "RS":
+        signature = key.sign(signed, padding.PKCS1v15(), HASHES[bits])
+    elif family == "PS":
+        mgf = padding.MGF1(HASHES[bits])
+        pss = padding.PSS(mgf, salt if salt is not None else HASHES[bits].digest_size)
+        signature = key.sign(signed, pss, HASHES[bits])
+    elif family == "ES":
+        r, s = decode_dss_signature(key.sign(signed, ec.ECDSA(HASHES[bits])))
+        size = (key.curve.key_size + 7) // 8
+        signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    else:
+        signature = key.sign(signed)
+    return f"{head}.{body}.{_b64(signature)}"
+
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEYS = {
+    bits: ec.generate_private_key(curve())
+    for bits, curve in (("256", ec.SECP256R1), ("384", ec.SECP384R1), ("512", ec.SECP521R1))
+}
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+NOW_NS = 1_700_000_000 * 10**9
+CLAIMS_AT = {"iss": "sbomgate", "aud": "cluster", "nbf": 1_600_000_000, "exp": 1_800_000_000}
+RSA_MAX_SALT = 256 - 32 - 2
+
+SIGNED = {
+    "RS256": _signed("RS256", RSA_KEY, CLAIMS_AT),
+    "RS384": _signed("RS384", RSA_KEY, CLAIMS_AT),
+    "RS512": _signed("RS512", RSA_KEY, CLAIMS_AT),
+    "PS256": _signed("PS256", RSA_KEY, CLAIMS_AT),
+    "PS256-max-salt": _signed("PS256", RSA_KEY, CLAIMS_AT, salt=RSA_MAX_SALT),
+    "PS384-no-salt": _signed("PS384", RSA_KEY, CLAIMS_AT, salt=0),
+    "PS512": _signed("PS512", RSA_KEY, CLAIMS_AT),
+    "ES256": _signed("ES256", EC_KEYS["256"], CLAIMS_AT),
+    "ES384": _signed("ES384", EC_KEYS["384"], CLAIMS_AT),
+    "ES512": _signed("ES512", EC_KEYS["512"], CLAIMS_AT),
+    "EdDSA": _signed("EdDSA", ED_KEY, CLAIMS_AT),
+    "RS256-kid": _signed("RS256", RSA_KEY, CLAIMS_AT, kid="second"),
+    "RS256-crit": _signed("RS256", RSA_KEY, CLAIMS_AT, crit=["exp-policy"], **{"exp-policy": 1}),
+    "RS256-other-key": _signed("RS256", OTHER_RSA_KEY, CLAIMS_AT),
+}
+PUBLIC = {
+    "rsa-pem": _pem(RSA_KEY.public_key()),
+    "rsa-cert": _certificate(RSA_KEY),
+    "rsa-jwk": json.dumps(_jwk(RSA_KEY.public_key())),
+    "ec256-pem": _pem(EC_KEYS["256"].public_key()),
+    "ec384-cert": _certificate(EC_KEYS["384"]),
+    "ec512-jwk": json.dumps(_jwk(EC_KEYS["512"].public_key())),
+    "ed-pem": _pem(ED_KEY.public_key()),
+    "ed-cert": _certificate(ED_KEY),
+    "ed-jwk": json.dumps(_jwk(ED_KEY.public_key())),
+    "jwks-kid": json.dumps(
+        {
+            "keys": [
+                _jwk(OTHER_RSA_KEY.public_key(), kid="first"),
+                _jwk(RSA_KEY.public_key(), kid="second", alg="RS256"),
+            ]
+        }
+    ),
+    "jwks-alg": json.dumps(
+        {
+            "keys": [
+                _jwk(RSA_KEY.public_key(), alg="PS256"),
+                _jwk(EC_KEYS["256"].public_key(), alg="ES256"),
+                _jwk(ED_KEY.public_key(), alg="EdDSA"),
+            ]
+        }
+    ),
+    "jwks-unknown-alg": json.dumps({"keys": [_jwk(RSA_KEY.public_key(), alg="RSA-OAEP")]}),
+    "pem-trailing-line": _pem(RSA_KEY.public_key()) + "\n",
+    "pem-one-line": _pem(RSA_KEY.public_key())
+    .replace("\n", "", 2)
+    .replace("-----MII", "-----\nMII"),
+    "not-a-key": "not a key",
+    "jwk-missing-n": json.dumps({"kty": "RSA", "e": "AQAB"}),
+}
+VERIFIERS = [
+    "rs256",
+    "rs384",
+    "rs512",
+    "ps256",
+    "ps384",
+    "ps512",
+    "es256",
+    "es384",
+    "es512",
+    "eddsa",
+]
+for token_name, token in SIGNED.items():
+    for key_name in ("rsa-pem", "rsa-cert", "rsa-jwk", "jwks-kid", "jwks-alg"):
+        verifier = token_name.split("-")[0].lower()
+        EXPRESSIONS.append(
+            f"io.jwt.verify_{verifier}({json.dumps(token)}, {json.dumps(PUBLIC[key_name])})"
+        )
+for key in PUBLIC.values():
+    for verifier in VERIFIERS:
+        token = next(t for n, t in SIGNED.items() if n.split("-")[0].lower() == verifier)
+        EXPRESSIONS.append(f"io.jwt.verify_{verifier}({json.dumps(token)}, {json.dumps(key)})")
+CONSTRAINTS: list[dict[str, Any]] = [
+    {"cert": PUBLIC["rsa-pem"], "time": NOW_NS},
+    {"cert": PUBLIC["rsa-cert"], "time": NOW_NS, "iss": "sbomgate", "aud": "cluster"},
+    {"cert": PUBLIC["jwks-kid"], "time": NOW_NS, "alg": "RS256"},
+    {"cert": PUBLIC["jwks-alg"], "time": NOW_NS},
+    {"cert": PUBLIC["ec256-pem"], "time": NOW_NS, "aud": "elsewhere"},
+    {"cert": PUBLIC["ed-jwk"], "time": 1_900_000_000 * 10**9},
+    {"cert": PUBLIC["ec512-jwk"], "time": 1_500_000_000 * 10**9},
+    {"cert": PUBLIC["ec384-cert"], "time": NOW_NS, "iss": "someone else"},
+    {"cert": PUBLIC["rsa-pem"], "secret": "both"},
+    {"time": NOW_NS},
+    {"cert": PUBLIC["rsa-pem"], "time": NOW_NS, "colour": "blue"},
+]
+for token in SIGNED.values():
+    for constraints in CONSTRAINTS:
+        EXPRESSIONS.append(f"io.jwt.decode_verify({json.dumps(token)}, {json.dumps(constraints)})")
+for token in TOKENS.values():
+    EXPRESSIONS.append(f'io.jwt.decode_verify({json.dumps(token)}, {{"secret": "secret"}})')
+    EXPRESSIONS.append(
+        f'io.jwt.decode_verify({json.dumps(token)}, {{"secret": "secret", "time": 0}})'
+    )
+
+# ------------------------------------------------------------------------- signing
+OCT = {"kty": "oct", "k": _b64(b"a secret of some length")}
+PRIVATE_ED = {
+    **_jwk(ED_KEY.public_key()),
+    "d": _b64(
+        ED_KEY.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+    ),
+}
+PRIVATE_EC = {
+    **_jwk(EC_KEYS["256"].public_key()),
+    "d": _int(EC_KEYS["256"].private_numbers().private_value, 32),
+}
+for header, payload in [
+    ({"alg": "HS256", "typ": "JWT"}, {"iss": "a<b>&c", "n": 1, "list": [1, 2], "sub": "x"}),
+    ({"alg": "HS512"}, {"exp": 1300819380, "http://example.com/is_root": True}),
+    ({"alg": "HS384", "typ": "text/plain"}, {}),
+    ({"alg": "none"}, {}),
+    ({"typ": "JWT"}, {}),
+]:
+    EXPRESSIONS.append(
+        f"io.jwt.encode_sign({json.dumps(header)}, {json.dumps(payload)}, {json.dumps(OCT)})"
+    )
+EXPRESSIONS += [
+    f'io.jwt.encode_sign({{"alg": "EdDSA"}}, {{"iss": "x"}}, {json.dumps(PRIVATE_ED)})',
+    f'io.jwt.encode_sign({{"alg": "ES256"}}, {{"iss": "x"}}, {json.dumps(OCT)})',
+    'io.jwt.encode_sign({"alg": "HS256"}, {"iss": "x"}, {"keys": []})',
+    f'io.jwt.encode_sign_raw(`{{"alg":"HS256","typ":"text/plain"}}`, "not json", '
+    f"{json.dumps(json.dumps(OCT))})",
+    f'io.jwt.encode_sign_raw(`{{"alg":"HS256"}}`, "not json", {json.dumps(json.dumps(OCT))})',
+    f'io.jwt.encode_sign_raw(`{{"alg":"HS256"}}`, `{{"a": 1}}`, '
+    f"{json.dumps(json.dumps({'keys': [OCT, PRIVATE_ED]}))})",
+    # ECDSA signatures are random: what is compared is that each one's verifies.
+    f'io.jwt.decode_verify(io.jwt.encode_sign({{"alg": "ES256"}}, {{"iss": "x"}}, '
+    f'{json.dumps(PRIVATE_EC)}), {{"cert": {json.dumps(PUBLIC["ec256-pem"])}, "time": 0}})',
+]
+_RSA = RSA_KEY.private_numbers()
+PRIVATE_RSA = _jwk(
+    RSA_KEY.public_key(),
+    d=_int(_RSA.d),
+    p=_int(_RSA.p),
+    q=_int(_RSA.q),
+    dp=_int(_RSA.dmp1),
+    dq=_int(_RSA.dmq1),
+    qi=_int(_RSA.iqmp),
+)
+RSA_SIGNING = f'io.jwt.encode_sign({{"alg": "RS256"}}, {{"iss": "x"}}, {json.dumps(PRIVATE_RSA)})'
+EXPRESSIONS.append(RSA_SIGNING)
+
+MODULE = "package t\n\n" + "\n".join(
+    f"r{index} := {expression}" for index, expression in enumerate(EXPRESSIONS)
+)
+
+
+def _ours() -> dict[int, Any]:
+    module = analyse_module("t.rego", MODULE)
+    check_calls([module])  # none of these builtins is refused any longer
+    engine = RegoEngine([module], {})
+    engine.set_input_json(json.dumps(INPUT))
+    return {index: engine.eval_rule(f"data.t.r{index}") for index in range(len(EXPRESSIONS))}
+
+
+def _opa(opa_bin: str, tmp: Path) -> dict[int, Any]:
+    path = tmp / "t.rego"
+    path.write_text(MODULE)
+    (tmp / "input.json").write_text(json.dumps(INPUT))
+    proc = subprocess.run(
+        [opa_bin, "eval", "-f", "json", "-d", str(path), "-i", str(tmp / "input.json"), "data.t"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    values = json.loads(proc.stdout)["result"][0]["expressions"][0]["value"]
+    return {index: values.get(f"r{index}") for index in range(len(EXPRESSIONS))}
+
+
+@pytest.fixture(scope="module")
+def answers(opa_bin: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, Any], ...]:
+    return _ours(), _opa(opa_bin, tmp_path_factory.mktemp("builtins"))
+
+
+# Ids by position and builtin: the keys and ECDSA signatures are new in every process, so an
+# id holding the expression would differ between pytest-xdist workers.
+@pytest.mark.parametrize(
+    "index",
+    [i for i, e in enumerate(EXPRESSIONS) if e != RSA_SIGNING],
+    ids=[f"{i}-{e.split('(')[0]}" for i, e in enumerate(EXPRESSIONS) if e != RSA_SIGNING],
+)
+def test_the_value_is_opas(index: int, answers: tuple[dict[int, Any], ...]) -> None:
+    ours, theirs = answers
+    assert ours[index] == theirs[index]
+
+
+def test_signing_with_rsa_is_refused(answers: tuple[dict[int, Any], ...]) -> None:
+    """OPA signs; sbomgate's call is undefined (an error when strict), not a weaker token."""
+    ours, theirs = answers
+    index = EXPRESSIONS.index(RSA_SIGNING)
+    assert ours[index] is None
+    assert isinstance(theirs[index], str) and theirs[index].count(".") == 2
+
+
+def test_the_comparison_is_not_vacuous(answers: tuple[dict[int, Any], ...]) -> None:
+    ours, theirs = answers
+    defined = [i for i in theirs if theirs[i] is not None]
+    assert len(defined) > len(EXPRESSIONS) // 2
+    assert theirs[EXPRESSIONS.index(f'io.jwt.verify_hs256({json.dumps(GOOD)}, "secret")')]
+    assert ours[EXPRESSIONS.index('crypto.sha256("abc")')] == hashlib.sha256(b"abc").hexdigest()
+    assert any(theirs[i] is None for i in theirs)  # errors are undefined, in both
+
+
+def test_a_line_longer_than_1024_columns_loads() -> None:
+    """regorus' default refuses such a line; OPA has no limit, and a token or a key on one line
+    is ordinary (the module above has lines of over 1,000 columns too)."""
+    long_line = "package t\n\nr := " + json.dumps("k" * 5000) + "\n"
+    module = analyse_module("long.rego", long_line)
+    engine = RegoEngine([module], {})
+    engine.set_input_json("{}")
+    assert engine.eval_rule("data.t.r") == "k" * 5000
