@@ -57,8 +57,7 @@ UNSUPPORTED_OPA_BUILTINS = frozenset(
         "crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key", "graphql.is_valid",
         "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query", "graphql.parse_schema",
         "graphql.schema_is_valid", "net.cidr_overlap", "regex.globs_match", "rego.metadata.chain",
-        "rego.metadata.rule", "rego.parse_module", "strings.render_template", "uri.is_valid",
-        "uri.parse",
+        "rego.metadata.rule", "rego.parse_module", "strings.render_template",
     }
 )  # fmt: skip
 
@@ -127,7 +126,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.6, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.7, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 

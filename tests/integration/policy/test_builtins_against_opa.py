@@ -1,4 +1,5 @@
-"""The digest, HMAC and JWT builtins sbomgate's regorus patch adds, against a real `opa eval`.
+"""The builtins sbomgate's regorus patch adds or mends (digests, HMAC, JWT, uri.parse,
+strings.replace_n), against a real `opa eval`.
 
 Each expression is a rule of one module, evaluated by sbomgate's engine (OPA's default mode: a
 builtin's error makes the call undefined) and by OPA in one run: the same value, or undefined in
@@ -88,6 +89,8 @@ EXPRESSIONS += [
     "crypto.md5(input.n)",
     'crypto.hmac.sha256("m", input.nothing)',
     'crypto.hmac.equal(input.list, "a")',
+    "uri.is_valid(input.n)",
+    "uri.parse(input.n)",
 ]
 for token in TOKENS.values():
     literal = json.dumps(token)
@@ -97,6 +100,68 @@ for token in TOKENS.values():
         f'io.jwt.verify_hs384({literal}, "secret")',
         f'io.jwt.verify_hs512({literal}, "secret")',
     ]
+# uri.parse and uri.is_valid read a reference as Go's net/url.Parse does: every branch of it.
+URIS = [
+    "https://example.com:8080/api?q=1#top",
+    "http://[::1]:8080/x",
+    "http://[fe80::1%25en0]/",
+    "http://[1.2.3.4]/",
+    "http://[::1",
+    "http://[::1]x/",
+    "http://x[y]/",
+    "http://1.2.3.4:80",
+    "http://a:b@host/p",
+    "http://a@b@host/",
+    "http://a b@host",
+    "http://a%zz@host/",
+    "http://host:80:80/",
+    "ftp://host:21:22/",
+    "http://host:x/",
+    "http://x:/",
+    "http://ho st/",
+    "http://h%41st/",
+    "http://h%C3%A9st/",
+    "http://h%25st/",
+    "/a%2Fb",
+    "/a b",
+    "/%zz",
+    "a:b/c",
+    "1a:b",
+    ":x",
+    "mailto:x@y?subject=hi#f",
+    "http://x/?",
+    "http://x/a?b?c#d%20e",
+    "*",
+    "",
+    "http://x/\u0001",
+    "//host/path",
+    "///path",
+    "HTTP://X/Y",
+    "http://x#",
+    "foo#frag%",
+    "foo#a%20b",
+    "http://x/a%20b",
+    "http://x/%41",
+    "./a:b",
+    "?q=1",
+    "#f",
+    "http://x/\u00e9",
+]
+# strings.replace_n: Go's strings.NewReplacer over the keys in sorted order, in one pass.
+REPLACEMENTS = [
+    ({"a": "b", "b": "a"}, "abba"),
+    ({"ab": "b", "b": "Y"}, "baaabbbba"),
+    ({"a": "Xa", "ab": "X", "ba": "bYa", "aaa": "X"}, "aaaaab"),
+    ({"": "X"}, "ab"),
+    ({"": "X", "a": "Y"}, "ab"),
+    ({"": "-"}, ""),
+    ({"\u00e9": "e", "caf": "CAF"}, "caf\u00e9 caf\u00e9"),
+    ({"info": "X", "anotherinfo": "Y"}, "anotherinfo info"),
+]
+for patterns, text in REPLACEMENTS:
+    EXPRESSIONS.append(f"strings.replace_n({json.dumps(patterns)}, {json.dumps(text)})")
+for uri in URIS:
+    EXPRESSIONS += [f"uri.parse({json.dumps(uri)})", f"uri.is_valid({json.dumps(uri)})"]
 EXPRESSIONS += [
     "io.jwt.decode(input.n)",
     f"io.jwt.verify_hs256({json.dumps(GOOD)}, input.n)",
