@@ -1,5 +1,5 @@
 """The builtins sbomgate's regorus patch adds or mends (digests, HMAC, JWT, uri.parse,
-strings.replace_n), against a real `opa eval`.
+strings.replace_n, uuid.parse), against a real `opa eval`.
 
 Each expression is a rule of one module, evaluated by sbomgate's engine (OPA's default mode: a
 builtin's error makes the call undefined) and by OPA in one run: the same value, or undefined in
@@ -160,6 +160,23 @@ REPLACEMENTS = [
 ]
 for patterns, text in REPLACEMENTS:
     EXPRESSIONS.append(f"strings.replace_n({json.dumps(patterns)}, {json.dumps(text)})")
+# uuid.parse: the forms google/uuid reads (and the 38-character one whose ends it drops unread).
+UUIDS = [
+    "00000000-0000-4000-8000-000000000000",
+    "{00000000-0000-4000-8000-000000000000}",
+    "(00000000-0000-4000-8000-000000000000)",
+    "x00000000-0000-4000-8000-000000000000x",
+    "urn:uuid:000003e8-48b9-21ee-b200-325096b39f47",
+    "URN:UUID:000003e8-48b9-21ee-b200-325096b39f47",
+    "6bea8ef2d3d33cd184e09bab06a52ece",
+    "6BEA8EF2-D3D3-3CD1-84E0-9BAB06A52ECE",
+    "\u00e900000000-0000-4000-8000-00000000000",
+    "00000000-0000-4000-8000-00000000000",
+    "urn:uuid:6bea8ef2d3d33cd184e09bab06a52ece",
+    "0000000000000000400080000000000000000000",
+]
+for text in UUIDS:
+    EXPRESSIONS.append(f"uuid.parse({json.dumps(text)})")
 for uri in URIS:
     EXPRESSIONS += [f"uri.parse({json.dumps(uri)})", f"uri.is_valid({json.dumps(uri)})"]
 EXPRESSIONS += [

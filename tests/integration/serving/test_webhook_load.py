@@ -348,7 +348,10 @@ def test_reviews_that_cannot_start_in_time_are_answered_before_the_deadline(
     *checked, skipped = answers
     assert skipped.response["allowed"] is True  # exempt: admitted even when late
     late = [a for a in checked if "could not be checked in time" in a.message]
-    assert len(late) >= len(checked) - 5  # at most the 4 slots (and the exempt one's) started
+    # At most two waves of 4 started: the first wave's slots free at its deadline, and a review
+    # that arrived a little later (a busy client) may still take one before its own deadline.
+    # Without the limit, every review would start and none would be late.
+    assert len(late) >= len(checked) - 2 * 4, [a.message for a in checked]
     for answer in checked:
         assert answer.response["allowed"] is False
         assert "cannot verify" in answer.message and "[policy" not in answer.message
