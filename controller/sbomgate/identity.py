@@ -459,13 +459,24 @@ def component_disagreements(
 ) -> tuple[str, ...]:
     """`disagreements` for a component: its version field, and the names the document states
     for its purl (`declared_fields`)."""
-    identity = identity_of(component)
-    if identity is None or not component.purl:
+    if not component.purl:
         return ()
     pairs = (declared or {}).get(component.purl) or ((None, None),)
+    return _purl_disagreements(component.purl, component.version, pairs)
+
+
+@lru_cache(maxsize=65536)
+def _purl_disagreements(
+    purl: str, version: str | None, pairs: tuple[tuple[str | None, str | None], ...]
+) -> tuple[str, ...]:
+    # Remembered: a new build lists the packages of the build before, with the same fields.
+    try:
+        identity = identity_from_purl(purl, version)
+    except ValueError:
+        return ()
     out: list[str] = []
     for name, group in pairs:
-        for problem in disagreements(identity, name=name, group=group, version=component.version):
+        for problem in disagreements(identity, name=name, group=group, version=version):
             if problem not in out:
                 out.append(problem)
     return tuple(out)

@@ -17,12 +17,14 @@ host limits) before the engine asks package by package, which then hits the cach
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from sbomgate.errors import InputError
 from sbomgate.identity import identity_of
 from sbomgate.intel.model import NO_FACTS, FactSource, PackageFacts
+from sbomgate.intel.snapshot import FactsSnapshot
 from sbomgate.intel.sources import (
     DEFAULT_HOSTING,
     Distribution,
@@ -42,6 +44,17 @@ class OsvMatcher(Protocol):
         """The OSV records that affect the component's package at its version."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Fixed:
+    """What the sources that do not change say of a purl at a version: the snapshot's facts,
+    the typosquat detector's answer, and the whole facts when no other source is asked (the
+    snapshot places the package and there is no OSV index)."""
+
+    base: PackageFacts
+    typosquat_of: str | None
+    whole: PackageFacts | None
+
+
 class IntelFacts:
     """The configured intelligence sources as one FactSource (see the module docstring)."""
 
@@ -57,6 +70,12 @@ class IntelFacts:
         self.sources = sources
         self.osv = osv
         self.typosquat = typosquat
+        # What the fixed sources (a loaded snapshot, the typosquat detector) say of a purl at a
+        # version, remembered: a new build lists the packages of the build before. A snapshot
+        # given as any other callable may change its answers, so is asked every time.
+        self._fixed: dict[tuple[str, str | None], _Fixed] | None = (
+            {} if snapshot is None or isinstance(snapshot, FactsSnapshot) else None
+        )
 
     def prefetch(self, components: Iterable[Component]) -> None:
         """Ask the trusted sources about every component the snapshot does not place, at once."""
@@ -69,8 +88,40 @@ class IntelFacts:
     def _snapshot(self, component: Component) -> PackageFacts:
         return self.snapshot(component) if self.snapshot is not None else NO_FACTS
 
-    def __call__(self, component: Component) -> PackageFacts:
+    def _fixed_facts(self, component: Component) -> _Fixed:
+        """What the snapshot and the typosquat detector say of the component."""
+        memo, purl = self._fixed, component.purl
+        key = (purl, component.version) if purl else None
+        if memo is not None and key is not None:
+            found = memo.get(key)
+            if found is not None:
+                return found
         base = self._snapshot(component)
+        typosquat_of = None
+        identity = identity_of(component) if self.typosquat is not None else None
+        if self.typosquat is not None and identity is not None:
+            typosquat_of = self.typosquat.closest(identity.type, identity.name, identity.namespace)
+        whole = None
+        if (
+            base.repository is not None
+            and self.osv is None
+            and not base.tags
+            and base.unavailable is None
+        ):
+            # Nothing else would be asked: these are the facts (see __call__).
+            whole = replace(base, tags=(), typosquat_of=typosquat_of)
+        fixed = _Fixed(base=base, typosquat_of=typosquat_of, whole=whole)
+        if memo is not None and key is not None:
+            if len(memo) >= _FIXED_FACTS_KEPT:
+                memo.clear()
+            memo[key] = fixed
+        return fixed
+
+    def __call__(self, component: Component) -> PackageFacts:
+        fixed = self._fixed_facts(component)
+        if fixed.whole is not None:
+            return fixed.whole
+        base, typosquat_of = fixed.base, fixed.typosquat_of
         repository, published_at = base.repository, base.published_at
         first_published_at = base.first_published_at
         tags = list(base.tags)
@@ -92,10 +143,6 @@ class IntelFacts:
         osv = base.osv
         if self.osv is not None and component.purl:
             osv = _merge(osv, self.osv.match_component(component))
-        typosquat_of = None
-        identity = identity_of(component) if self.typosquat is not None else None
-        if self.typosquat is not None and identity is not None:
-            typosquat_of = self.typosquat.closest(identity.type, identity.name, identity.namespace)
         return PackageFacts(
             repository=repository,
             published_at=published_at,
@@ -108,6 +155,11 @@ class IntelFacts:
             yanked=yanked,
             unavailable=unavailable,
         )
+
+
+# Purls at versions whose fixed facts are remembered (then forgotten all at once): about ten
+# 5,000-component images' worth.
+_FIXED_FACTS_KEPT = 65_536
 
 
 def _merge(

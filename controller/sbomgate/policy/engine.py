@@ -18,11 +18,11 @@ import orjson
 from sbomgate.errors import EvaluationError
 from sbomgate.identity import component_disagreements, declared_fields
 from sbomgate.intel.lists import compile_lists
-from sbomgate.intel.model import NO_FACTS
+from sbomgate.intel.model import NO_FACTS, PackageFacts
 from sbomgate.intel.model import FactSource as FactSource
 from sbomgate.policy._combined import CombinedPlan, plan_combined
 from sbomgate.policy._regorus import RegoEngine
-from sbomgate.policy.input import build_input
+from sbomgate.policy.input import build_input, input_fingerprint
 from sbomgate.policy.loader import Action, Policy
 from sbomgate.policy.outcomes import OutcomeCache, context_free, reads_field
 from sbomgate.sbom.model import Component, Sbom
@@ -200,17 +200,17 @@ class PolicyEngine:
             lists=self.lists,
             now_ns=now,
         )
-        # Identical components (same input) are evaluated once: documents[0] is the subject,
-        # without the SBOM for the policies that do not read it (see _evaluate_reusing).
+        # documents[0] is the subject, without the SBOM for the policies that do not read it
+        # (see _evaluate_reusing); rows 1.. are the distinct component inputs, by key.
         subject_sbom = _dump(subject_input)
         subject_input["v0"]["sbom"] = None
-        documents: dict[str, int] = {_dump(subject_input): 0}
-        rows: list[int] = []
-        # Each component document's outcome-cache key (by row), from its input without the
-        # image and the workload, which are spliced in after (see _with_context).
-        keys: dict[int, bytes] = {}
+        subject_document = _dump(subject_input)
+        # Each distinct component input's outcome-cache key and row: components whose inputs
+        # are made of the same parts (`input_fingerprint`) are evaluated once. An input is built
+        # only for the rows that are evaluated (_Rows.document): a new build's packages are
+        # mostly known, and building their inputs was most of its evaluation.
+        rows = _Rows(self, context=_context_json(image, workload), now_ns=now)
         scope = "*" if only is None else ",".join(sorted(only))
-        context = _context_json(image, workload)
         collector = _Collector()
         # A license text license-expression failed on cannot be judged: an error, not a pass.
         for failed in (c for c in (sbom.subject, *sbom.components) if c and c.license_error):
@@ -223,6 +223,7 @@ class PolicyEngine:
                 )
             )
         declared = declared_fields(sbom.document)
+        component_rows: list[int] = []
         for component in sbom.components:
             known = facts(component) if facts else NO_FACTS
             if known.unavailable is not None:
@@ -230,25 +231,13 @@ class PolicyEngine:
             problems = component_disagreements(component, declared)
             if problems:
                 collector.disagrees(component, problems)
-            free = _dump(
-                build_input(
-                    component,
-                    facts=known,
-                    lists=self.lists,
-                    disagreements=problems,
-                    now_ns=now,
-                )
-            )
-            row = documents.setdefault(_with_context(free, context), len(documents))
-            rows.append(row)
-            if row not in keys:
-                keys[row] = OutcomeCache.key(f"{free}\0{scope}")
+            component_rows.append(rows.add(component, known, problems, scope))
         try:
-            answers = self._evaluate_reusing(list(documents), keys, only, subject_sbom)
+            answers = self._evaluate_reusing(subject_document, rows, only, subject_sbom)
         except EvaluationError as exc:
             # Nothing is known of this SBOM beyond the failure, which denies (fail closed).
             number = getattr(exc, "document", 0)
-            who = sbom.subject if number <= 0 else sbom.components[rows.index(number)]
+            who = sbom.subject if number <= 0 else sbom.components[component_rows.index(number)]
             collector.errors.append(
                 EvaluationFailure(
                     purl=who.purl if who else None,
@@ -259,30 +248,37 @@ class PolicyEngine:
             )
             return collector.verdict(len(sbom.components), sbom)
         collector.add(sbom.subject, answers[0], subject=True)
-        for component, row in zip(sbom.components, rows, strict=True):
+        for component, row in zip(sbom.components, component_rows, strict=True):
             collector.add(component, answers[row])
         return collector.verdict(len(sbom.components), sbom)
 
     def _evaluate_reusing(
         self,
-        documents: list[str],
-        keys: Mapping[int, bytes],
+        subject_document: str,
+        rows: _Rows,
         only: frozenset[str] | None,
         subject_sbom: str,
     ) -> list[list[PolicyOutcome]]:
-        """Every document's outcomes in one `evaluate_scoped` call (so one budget); the
-        answers are those of `evaluate_documents`, with `subject_sbom` as documents[0].
+        """Every row's outcomes in one `evaluate_scoped` call (so one budget); the answers are
+        those of `evaluate_documents` on [the subject's input with `subject_sbom`, then each
+        row's input].
 
         - The context-free policies' outcomes come from the outcome cache where it has them
-          (only the other policies are evaluated for those documents); what is learnt is kept.
-        - documents[0] is the subject's input without `input.v0.sbom`: only the policies that
-          may read that are evaluated with `subject_sbom`, the input with the whole SBOM
-          (parsing it again for each policy would cost more than the rest of the image)."""
+          (only the other policies are evaluated for those rows); what is learnt is kept.
+        - Row 0 is the subject's input without `input.v0.sbom` (`subject_document`): only the
+          policies that may read that are evaluated with `subject_sbom`, the input with the
+          whole SBOM (parsing it again for each policy would cost more than the rest of the
+          image)."""
         cache = self.outcomes
+        keys = rows.keys
         cached = (
             {}
             if cache is None
-            else {row: hit for row, key in keys.items() if (hit := cache.get(key)) is not None}
+            else {
+                row: hit
+                for row, key in enumerate(keys)
+                if row and (hit := cache.get(key)) is not None
+            }
         )
         in_scope = frozenset(p.name for p in self.policies if only is None or p.name in only)
         others = in_scope - self.context_free
@@ -290,14 +286,14 @@ class PolicyEngine:
         # (row, document, scope): every row not cached with the policies in scope (the subject
         # with those that do not read the SBOM), cached rows with the others, the subject with
         # the SBOM for those that read it.
-        work: list[tuple[int, str, frozenset[str] | None]] = []
-        for row, document in enumerate(documents):
-            if row == 0:
-                work.append((0, document, in_scope - readers))
-            elif row not in cached:
-                work.append((row, document, only))
+        work: list[tuple[int, str, frozenset[str] | None]] = [
+            (0, subject_document, in_scope - readers)
+        ]
+        for row in range(1, len(keys)):
+            if row not in cached:
+                work.append((row, rows.document(row), only))
             elif others:
-                work.append((row, document, others))
+                work.append((row, rows.document(row), others))
         if readers:
             work.append((0, subject_sbom, readers))
         try:
@@ -307,13 +303,13 @@ class PolicyEngine:
             if isinstance(number, int) and 0 <= number < len(work):
                 exc.document = work[number][0]  # type: ignore[attr-defined]
             raise
-        answers: list[list[PolicyOutcome]] = [[] for _ in documents]
+        answers: list[list[PolicyOutcome]] = [[] for _ in keys]
         for (row, _, _), outcomes in zip(work, found, strict=True):
             if row == 0 or row in cached:
                 answers[row] = self._merge(answers[row] or cached.get(row, ()), outcomes)
                 continue
             answers[row] = outcomes
-            if row in keys and cache is not None:
+            if cache is not None:
                 self._remember(keys[row], outcomes)
         for row, hit in cached.items():
             if not others:
@@ -324,7 +320,12 @@ class PolicyEngine:
         """Keep the context-free policies' outcomes of one document, when they are complete:
         not cut short by a terminal match of a policy that sees the image or workload (the
         policies after it were not evaluated, and another image may need them), and free of
-        errors."""
+        errors.
+
+        Only the matches are kept: an outcome that did not match adds nothing to a verdict
+        (`_Collector.add`) nor cuts a merge short, and most packages match nothing, so most
+        entries hold no object that Python's cyclic GC has to walk (with every outcome kept, a
+        full collection of a server's heap took about 100 ms)."""
         assert self.outcomes is not None
         last = outcomes[-1] if outcomes else None
         cut_short = last is not None and last.matched and last.policy.terminal
@@ -333,7 +334,7 @@ class PolicyEngine:
         kept = [o for o in outcomes if o.policy.name in self.context_free]
         if any(o.error is not None for o in kept):
             return
-        self.outcomes.put(key, kept)
+        self.outcomes.put(key, [o for o in kept if o.matched])
 
     def _merge(
         self, cached: Sequence[PolicyOutcome], fresh: Sequence[PolicyOutcome]
@@ -345,6 +346,50 @@ class PolicyEngine:
             if outcome.matched and outcome.policy.terminal:
                 return merged[: index + 1]
         return merged
+
+
+class _Rows:
+    """The distinct component inputs of one SBOM evaluation: per row (from 1; row 0 is the
+    subject), its outcome-cache key and what its input is built from, built when asked."""
+
+    def __init__(self, engine: PolicyEngine, *, context: str, now_ns: int) -> None:
+        self._engine = engine
+        self._context = context
+        self._now = now_ns
+        self.keys: list[bytes] = [b""]
+        self._parts: list[tuple[Component, PackageFacts, tuple[str, ...]] | None] = [None]
+        self._by_key: dict[bytes, int] = {}
+
+    def add(
+        self, component: Component, facts: PackageFacts, problems: tuple[str, ...], scope: str
+    ) -> int:
+        """The row of this component's input (a new one unless an equal input has one)."""
+        fingerprint = input_fingerprint(
+            component, facts=facts, disagreements=problems, now_ns=self._now
+        )
+        key = OutcomeCache.key_of(fingerprint, scope)
+        row = self._by_key.get(key)
+        if row is None:
+            row = self._by_key[key] = len(self.keys)
+            self.keys.append(key)
+            self._parts.append((component, facts, problems))
+        return row
+
+    def document(self, row: int) -> str:
+        """The row's input document, with the image and the workload."""
+        parts = self._parts[row]
+        assert parts is not None, "row 0 is the subject's"
+        component, facts, problems = parts
+        free = _dump(
+            build_input(
+                component,
+                facts=facts,
+                lists=self._engine.lists,
+                disagreements=problems,
+                now_ns=self._now,
+            )
+        )
+        return _with_context(free, self._context)
 
 
 class _Engines:

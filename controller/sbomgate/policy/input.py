@@ -40,6 +40,8 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
+import orjson
+
 from sbomgate.identity import PackageIdentity, identity_of
 
 # Re-exported: the facts lived here, and `from sbomgate.policy.input import PackageFacts` works.
@@ -217,3 +219,63 @@ def build_input(
             "workload": workload,
         }
     }
+
+
+# The fields of a component and of its facts that `build_input` does not read, so that
+# `input_fingerprint` leaves them out: a bom-ref (Trivy writes a new UUID per scan) or where a
+# file was found must not make the same package a new one. A test checks that changing any of
+# them leaves the input as it was, and that every other field is in the fingerprint.
+UNREAD_COMPONENT_FIELDS = frozenset({"bom_ref", "license_error", "locations", "type"})
+UNREAD_FACT_FIELDS = frozenset({"unavailable"})
+
+
+def input_fingerprint(
+    component: Component,
+    *,
+    facts: PackageFacts = NO_FACTS,
+    disagreements: Sequence[str] = (),
+    now_ns: int,
+) -> bytes:
+    """Bytes that determine `build_input(component, facts=facts, disagreements=disagreements,
+    now_ns=now_ns, lists=L)` for one list matcher L: equal bytes, equal input (the ages are in
+    as the day counts the input holds, not as the clock).
+
+    It is what the input is made of, serialised as it is (about a fifth of building and
+    serialising the input): a new build's packages are mostly known, and their input need not
+    be built at all when the outcome cache has their outcomes (`PolicyEngine.evaluate_sbom`).
+    Hashes other than SHA-256 are left out with the fields in UNREAD_COMPONENT_FIELDS: the
+    input does not hold them."""
+    return orjson.dumps(
+        (
+            component.name,
+            component.version,
+            component.purl,
+            component.purl_type,
+            component.namespace,
+            component.qualifiers,
+            component.format,
+            component.license,
+            component.raw_license,
+            component.hashes.get("sha256"),
+            facts.repository,
+            facts.published_at,
+            facts.first_published_at,
+            days_since(facts.published_at, now_ns),
+            days_since(facts.first_published_at, now_ns),
+            facts.osv,
+            facts.vulnerabilities,
+            facts.tags,
+            facts.typosquat_of,
+            facts.checksum_mismatch,
+            facts.yanked,
+            tuple(disagreements),
+        ),
+        default=_plain,
+    )
+
+
+def _plain(value: object) -> object:
+    """A mapping that is not a dict (a read-only view), as orjson serialises a dict."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -12,12 +12,15 @@ reads `input` only through `input.v0.<field>` for fields other than `image` and 
 calls no builtin whose answer is not a function of its arguments (the clock, randomness, the
 network, the runtime). Anything else is evaluated per image, as without the cache.
 
-The key (`OutcomeCache.key`): the package's input as the policies see it, with `image` and
-`workload` left out, serialised (so every fact is in it: publication times, OSV records, the
-vouching repository, list matches); a cache belongs to one `PolicyEngine`, so to one set of
-policies and data: a changed policy set is a new engine with an empty cache. Facts keep their
-own TTLs: a fact that changes changes the input, so the key. The image subject's input (the
-one with `input.v0.sbom`) is never cached: it is one per image.
+The key (`OutcomeCache.key_of`): what the package's input is made of, serialised
+(`policy.input.input_fingerprint`: the component's fields the input holds, every fact:
+publication times and the day counts made of them, OSV records, the vouching repository, the
+identity disagreements), with the policies in scope. Equal parts make an equal input, with
+`image` and `workload` left out; the list matches are a function of the identity and of the
+data, and a cache belongs to one `PolicyEngine`, so to one set of policies and data: a changed
+policy set is a new engine with an empty cache. Facts keep their own TTLs: a fact that changes
+changes the key. The image subject's input (the one with `input.v0.sbom`) is never cached: it
+is one per image.
 """
 
 from __future__ import annotations
@@ -93,6 +96,14 @@ class OutcomeCache:
     def key(document: str) -> bytes:
         """The key of a context-free input document."""
         return hashlib.blake2b(document.encode(), digest_size=16).digest()
+
+    @staticmethod
+    def key_of(fingerprint: bytes, scope: str) -> bytes:
+        """The key of a package's input by what it is made of (`policy.input.input_fingerprint`)
+        and the policies in scope (`*`: all; else their names, sorted, comma-separated)."""
+        digest = hashlib.blake2b(fingerprint, digest_size=16)
+        digest.update(b"\0" + scope.encode())
+        return digest.digest()
 
     def get(self, key: bytes) -> tuple[PolicyOutcome, ...] | None:
         """The outcomes kept for `key`, or None."""

@@ -141,3 +141,125 @@ def test_a_changed_fact_policy_or_data_takes_effect_at_once() -> None:
         f.policy == "license"
         for f in engine.evaluate_sbom(other, facts=lambda c: vouched).violations
     )
+
+
+# A value of another kind for each field of a component and of its facts.
+_OTHER_COMPONENT = {
+    "name": "request",
+    "version": "2.0.1",
+    "purl": "pkg:pypi/requests@2.0.1",
+    "purl_type": "npm",
+    "namespace": "acme",
+    "qualifiers": {"distro": "debian-12"},
+    "format": "npm",
+    "license": "MIT",
+    "raw_license": "MIT License",
+    "hashes": {"sha256": "2" * 64},
+    "bom_ref": "urn:uuid:7e0c9a86-4b0e-4bb4-9a35-8d1d2c53c2f1",
+    "license_error": "the licence library failed",
+    "type": "file",
+    "locations": ("/usr/lib/x",),
+}
+_OTHER_FACTS = {
+    "repository": {
+        "name": "other",
+        "kind": "pypi",
+        "url": "https://o.example",
+        "hosting": "hosted",
+    },
+    "published_at": "2019-06-01T00:00:00Z",
+    "first_published_at": "2018-01-01T00:00:00Z",
+    "osv": ({"id": "GHSA-xxxx", "aliases": [], "affected": []},),
+    "vulnerabilities": ({"id": "CVE-2024-1"},),
+    "tags": ("deprecated",),
+    "typosquat_of": "requests",
+    "checksum_mismatch": "sha256:" + "3" * 64,
+    "yanked": True,
+    "unavailable": "the repository timed out",
+}
+
+
+def test_the_cache_key_holds_every_part_of_the_input() -> None:
+    """`input_fingerprint`, which the outcome cache is keyed by, changes with every field the
+    input is built from; the fields it leaves out change nothing in the input. A field added to
+    Component or PackageFacts fails here until it is placed on one side."""
+    from sbomgate.policy.input import (
+        UNREAD_COMPONENT_FIELDS,
+        UNREAD_FACT_FIELDS,
+        build_input,
+        input_fingerprint,
+    )
+
+    now = 1_796_212_800_000_000_000
+    component = Component(
+        name="requests", version="2.0.0", purl="pkg:pypi/requests@2.0.0", purl_type="pypi",
+        format="python", license="Apache-2.0", hashes={"sha256": "1" * 64},
+    )  # fmt: skip
+    facts = PackageFacts(
+        repository={"name": "internal", "kind": "pypi", "url": "https://pypi.internal/",
+                    "hosting": "proxied"},
+        published_at="2026-11-30T00:00:00Z", first_published_at="2026-11-01T00:00:00Z",
+    )  # fmt: skip
+    lists = PolicyEngine(load_policies(None), {"sbomgate": {"blocklist": ["pkg:pypi/request"]}})
+
+    def built(c: Component, f: PackageFacts, problems: tuple[str, ...] = ()) -> Any:
+        return build_input(c, facts=f, lists=lists.lists, disagreements=problems, now_ns=now)
+
+    base = input_fingerprint(component, facts=facts, now_ns=now)
+    assert set(_OTHER_COMPONENT) == {f.name for f in dataclasses.fields(Component)}
+    assert set(_OTHER_FACTS) == {f.name for f in dataclasses.fields(PackageFacts)}
+    for name, value in _OTHER_COMPONENT.items():
+        other = dataclasses.replace(component, **{name: value})
+        if name in UNREAD_COMPONENT_FIELDS:
+            assert built(other, facts) == built(component, facts), name
+        else:
+            assert input_fingerprint(other, facts=facts, now_ns=now) != base, name
+    for name, value in _OTHER_FACTS.items():
+        other_facts = dataclasses.replace(facts, **{name: value})
+        if name in UNREAD_FACT_FIELDS:
+            assert built(component, other_facts) == built(component, facts), name
+        else:
+            assert input_fingerprint(component, facts=other_facts, now_ns=now) != base, name
+    # The hashes the input does not hold are left out; its SHA-256 is in.
+    sha1 = dataclasses.replace(component, hashes={"sha256": "1" * 64, "sha1": "4" * 40})
+    assert built(sha1, facts) == built(component, facts)
+    assert input_fingerprint(sha1, facts=facts, now_ns=now) == base
+    # The identity disagreements are in, and the clock is in as the day counts: the same
+    # counts an hour later, new ones a day later.
+    assert input_fingerprint(component, facts=facts, disagreements=("x",), now_ns=now) != base
+    hour, day = 3_600 * 10**9, 86_400 * 10**9
+    assert input_fingerprint(component, facts=facts, now_ns=now + hour) == base
+    assert build_input(component, facts=facts, lists=lists.lists, now_ns=now + hour) == built(
+        component, facts
+    )
+    assert input_fingerprint(component, facts=facts, now_ns=now + day) != base
+
+
+def test_a_package_that_ages_a_day_is_evaluated_again() -> None:
+    """A policy about age sees the day counts: its cached outcome is not reused once they
+    change (the key holds them)."""
+    component = Component(
+        name="fresh", version="1.0.0", purl="pkg:pypi/fresh@1.0.0", purl_type="pypi",
+        format="python", license="MIT",
+    )  # fmt: skip
+    sbom = Sbom(
+        source="t.json", format="cyclonedx", spec_version="1.6", subject=None,
+        components=(component,), document={"bomFormat": "CycloneDX", "specVersion": "1.6"},
+    )  # fmt: skip
+    published = 1_796_212_800_000_000_000  # 2026-12-02T12:00:00Z
+    facts = PackageFacts(
+        repository={"name": "internal", "kind": "pypi", "url": "https://pypi.internal/",
+                    "hosting": "hosted"},
+        published_at="2026-12-02T12:00:00Z", first_published_at="2020-01-01T00:00:00Z",
+    )  # fmt: skip
+    engine = PolicyEngine(load_policies(None), DATA)
+    day = 86_400 * 10**9
+
+    def aged(days: int) -> Verdict:
+        return engine.evaluate_sbom(sbom, facts=lambda c: facts, now_ns=published + days * day)
+
+    young = aged(1)
+    assert any(f.policy == "package-age" for f in young.violations + young.warnings)
+    old = aged(400)
+    assert not any(f.policy == "package-age" for f in old.violations + old.warnings)
+    assert aged(1) == young  # from the cache, the same

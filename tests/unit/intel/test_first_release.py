@@ -316,3 +316,42 @@ def test_credentials_from_files(tmp_path: Path) -> None:
                 }
             ]
         )
+
+
+def test_a_snapshot_s_facts_are_remembered_and_a_callable_s_are_not(tmp_path: Path) -> None:
+    """IntelFacts remembers what a loaded snapshot and the typosquat detector say per purl (both
+    are fixed once loaded): the same facts as asking again. A snapshot given as any other
+    callable is asked every time."""
+    from sbomgate.intel.typosquat import TyposquatDetector
+
+    path = tmp_path / "facts.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "packages": {
+                    "pkg:pypi/reqeusts@1.0": {
+                        "repository": {"name": "pypi", "kind": "pypi", "url": "https://p.example"},
+                        "published_at": "2024-01-01T00:00:00Z",
+                    },
+                    "pkg:pypi/flask@3.0": {"published_at": "2024-01-01T00:00:00Z"},
+                }
+            }
+        )
+    )
+    snapshot = load_facts_snapshot(path)
+    remembered = IntelFacts(snapshot=snapshot, typosquat=TyposquatDetector.default())
+    asked = IntelFacts(snapshot=lambda c: snapshot(c), typosquat=TyposquatDetector.default())
+    for purl in ("pkg:pypi/reqeusts@1.0", "pkg:pypi/flask@3.0", "pkg:pypi/absent@1"):
+        for _ in range(2):
+            assert remembered(component(purl)) == asked(component(purl)), purl
+    assert remembered(component("pkg:pypi/reqeusts@1.0")).typosquat_of == "requests"
+    calls: list[str] = []
+
+    def counting(c: Any) -> PackageFacts:
+        calls.append(c.purl)
+        return PackageFacts(repository={"name": "x", "url": "https://x.example"})
+
+    facts = IntelFacts(snapshot=counting)
+    facts(component("pkg:pypi/flask@3.0"))
+    facts(component("pkg:pypi/flask@3.0"))
+    assert calls == ["pkg:pypi/flask@3.0"] * 2

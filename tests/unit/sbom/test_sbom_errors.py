@@ -310,3 +310,29 @@ def test_garbage_collector_is_restored() -> None:
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+def test_components_read_before_are_remembered_and_errors_still_name_their_place() -> None:
+    """The parser remembers what it read of each component object (sbom/cyclonedx.py): a new
+    build lists the same objects again. A remembered component is the one reading it gives,
+    and a broken one is never remembered: its error names where it is in this document."""
+    from sbomgate.sbom.cyclonedx import COMPONENT_MEMO
+
+    COMPONENT_MEMO.clear()
+    comps = [
+        lib(f"p{i}", version="1", purl=f"pkg:npm/p{i}@1", licenses=[{"license": {"id": "MIT"}}])
+        for i in range(5)
+    ]
+    first = parse_sbom(cdx(comps), source="a.json")
+    again = parse_sbom(cdx(list(reversed(comps))), source="b.json")
+    assert again.components == tuple(reversed(first.components))
+    assert all(a is b for a, b in zip(again.components, reversed(first.components), strict=True))
+    COMPONENT_MEMO.clear()
+    assert parse_sbom(cdx(comps), source="c.json").components == first.components
+    # The same broken object at another place: each error says where it is.
+    broken = lib("q", purl="npm/q@1")
+    assert error_of(cdx([broken])).startswith("components[0].purl: invalid purl")
+    assert error_of(cdx([*comps, broken])).startswith("components[5].purl: invalid purl")
+    # An object that differs in a field read (the licence) is read again.
+    relicensed = [dict(comps[0], licenses=[{"license": {"id": "GPL-3.0-only"}}])]
+    assert parse_sbom(cdx(relicensed), source="d.json").components[0].license == "GPL-3.0-only"
