@@ -437,19 +437,26 @@ def declared_fields(document: Mapping[str, Any]) -> Declared:
         if isinstance(item, list):
             stack.extend(item)
             continue
-        if not isinstance(item, Mapping):
+        # A parsed document holds dicts: the ABC check (slow) only for anything else.
+        if type(item) is not dict and not isinstance(item, Mapping):
             continue
-        stack.append(item.get("components"))
-        purl, name, group = item.get("purl"), item.get("name"), item.get("group")
+        get = item.get
+        nested = get("components")
+        if nested is not None:
+            stack.append(nested)
+        purl = get("purl")
         if not isinstance(purl, str) or not purl:
             continue
         try:
             canonical = parse_purl(purl).canonical
         except ValueError:
             continue
+        name, group = get("name"), get("group")
         pair = (name if isinstance(name, str) else None, group if isinstance(group, str) else None)
-        seen = out.setdefault(canonical, [])
-        if pair not in seen:
+        seen = out.get(canonical)
+        if seen is None:
+            out[canonical] = [pair]
+        elif pair not in seen:
             seen.append(pair)
     return {k: tuple(v) for k, v in out.items()}
 

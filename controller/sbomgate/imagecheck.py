@@ -44,7 +44,7 @@ from sbomgate.registry import (
     parse_reference,
 )
 from sbomgate.registry.budget import ImageBodies
-from sbomgate.sbom import Sbom, parse_sbom
+from sbomgate.sbom import Sbom, parse_sbom, parse_sbom_decoded
 from sbomgate.verdict import AttestationReport, ImageReport, Verdict, merge_verdicts
 
 Phase = str  # "resolve" | "discover" | "verify" | "parse" | "evaluate"
@@ -314,7 +314,7 @@ class ImageChecker:
                 source = f"{pinned.name}@{document.digest} ({document.location})"
                 try:
                     data = _sbom_bytes(document, source)
-                    sbom = parse_sbom(data, source=source)
+                    sbom = parse_sbom_decoded(document.predicate, data, source=source)
                 except SbomError as exc:
                     refusals.append(
                         Problem(image=verification.image, message=f"signed SBOM unusable: {exc}")

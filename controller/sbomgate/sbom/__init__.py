@@ -8,6 +8,7 @@ from sbomgate.sbom.parse import (
     MAX_SBOM_BYTES,
     load_sbom_file,
     parse_sbom,
+    parse_sbom_decoded,
     parse_sbom_document,
 )
 from sbomgate.sbom.purl import format_for_purl_type
@@ -24,5 +25,6 @@ __all__ = [
     "is_package",
     "load_sbom_file",
     "parse_sbom",
+    "parse_sbom_decoded",
     "parse_sbom_document",
 ]

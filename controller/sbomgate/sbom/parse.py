@@ -45,6 +45,7 @@ __all__ = [
     "MAX_SBOM_BYTES",
     "load_sbom_file",
     "parse_sbom",
+    "parse_sbom_decoded",
     "parse_sbom_document",
 ]
 
@@ -243,6 +244,26 @@ def parse_sbom_document(
                 raise Invalid(f"SBOM holds over {MAX_NESTED_VALUES} objects and arrays")
             _check_depth(raw, doc)
             return _from_document(doc, source, Limits(max_depth, max_components))
+    except Invalid as exc:
+        raise SbomError(source, exc.message) from None
+
+
+def parse_sbom_decoded(doc: Any, raw: bytes, *, source: str) -> Sbom:
+    """`parse_sbom(raw)` where `raw` is `orjson.dumps(doc)`, without decoding it again: an
+    attestation's predicate was decoded with its statement, and a second decoding was a tenth
+    of a new build's admission. The same checks, the same result; a document `parse_sbom`
+    reads another way (SPDX JSON past the size it streams from, anything over a limit) is
+    read from the bytes."""
+    if type(doc) is not dict or len(raw) >= STREAM_FROM_BYTES or len(raw) > MAX_SBOM_BYTES:
+        return parse_sbom(raw, source=source)
+    try:
+        with _gc_paused():
+            if _values(raw) > MAX_NESTED_VALUES:
+                raise Invalid(
+                    f"SBOM holds over {MAX_NESTED_VALUES} objects and arrays: refused unread"
+                )
+            _check_depth(raw, doc)
+            return _from_document(doc, source, Limits(MAX_COMPONENT_DEPTH, MAX_COMPONENTS))
     except Invalid as exc:
         raise SbomError(source, exc.message) from None
 

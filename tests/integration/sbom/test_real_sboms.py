@@ -33,14 +33,16 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
+from typing import Any
 from urllib.parse import unquote
 
+import orjson
 import pytest
 from license_expression import ExpressionError, get_spdx_licensing
 from packaging.utils import canonicalize_name
 
 from sbomgate.errors import SbomError
-from sbomgate.sbom import Component, Sbom, load_sbom_file
+from sbomgate.sbom import Component, Sbom, load_sbom_file, parse_sbom, parse_sbom_decoded
 from support.real_sboms import TIMINGS, Output, outputs, pinned_versions, real_sbom, tool_version
 from support.sbom_truth import CYCLONEDX_TYPES, Written, WrittenSbom, read_written
 from support.spdx_license_list import read_list
@@ -515,3 +517,35 @@ def test_tag_value_reads_as_the_same_runs_json(output: Output) -> None:
 
     assert read(as_tag_value) == read(as_json)
     assert len(as_json.components) > 0
+
+
+@pytest.mark.parametrize(
+    "output", [o for o in OUTPUTS if o.kind in ("cyclonedx-json", "spdx-json")], ids=_ids
+)
+def test_a_decoded_predicate_reads_as_its_bytes(output: Output) -> None:
+    """An attestation's SBOM is read from the predicate its statement decoded
+    (`parse_sbom_decoded`), and later from the bytes kept in the cache (`parse_sbom`): the
+    same SBOM both ways, twice (the second time from the parser's remembered components)."""
+    document = orjson.loads(real_sbom(output).read_bytes())
+    raw = orjson.dumps(document)
+    from_bytes = parse_sbom(raw, source="kept")
+    for _ in range(2):
+        assert parse_sbom_decoded(document, raw, source="kept") == from_bytes
+    assert len(from_bytes.components) > 0
+
+
+def test_a_decoded_predicate_is_checked_as_bytes_are() -> None:
+    """The limits hold for a decoded predicate: too many values, too deep, not an SBOM."""
+    deep: Any = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}
+    inner = deep
+    for _ in range(200):
+        inner["x"] = {}
+        inner = inner["x"]
+    cases = [deep, {"hello": "world"}, [1, 2], "text"]
+    for case in cases:
+        raw = case.encode() if isinstance(case, str) else orjson.dumps(case)
+        with pytest.raises(SbomError) as decoded:
+            parse_sbom_decoded(case, raw, source="p")
+        with pytest.raises(SbomError) as from_bytes:
+            parse_sbom(raw, source="p")
+        assert decoded.value.message == from_bytes.value.message
