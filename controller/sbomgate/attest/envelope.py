@@ -13,6 +13,7 @@ import ijson
 import orjson
 from ijson.common import ObjectBuilder
 
+from sbomgate._internal.gcpause import gc_paused
 from sbomgate.errors import InputError, VerificationError
 from sbomgate.sbom import MAX_COMPONENTS
 from sbomgate.sbom.spdx_stream import STREAM_FROM_BYTES, SpdxStreamReader, json_error
@@ -100,7 +101,8 @@ def _load_object(
     if values > max_values:
         raise FormatError(f"{what} holds over {max_values} objects and arrays: refused unread")
     try:
-        doc = orjson.loads(data)
+        with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
+            doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if "depth limit" in exc.msg:
             raise FormatError(f"{what} is nested deeper than 1024 levels") from None

@@ -6,17 +6,14 @@ escapes for any input bytes.
 
 from __future__ import annotations
 
-import gc
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from sbomgate._internal.gcpause import gc_paused
 from sbomgate.errors import SbomError
 from sbomgate.sbom import cyclonedx_xml
 from sbomgate.sbom._common import Invalid, Limits
@@ -110,38 +107,10 @@ def parse_sbom(
     Raises SbomError for anything that is not a readable, supported SBOM within the limits.
     """
     try:
-        with _gc_paused():
+        with gc_paused():
             return _parse(data, source, max_size, max_depth, max_components)
     except Invalid as exc:
         raise SbomError(source, exc.message) from None
-
-
-# Parsing allocates hundreds of thousands of container objects (orjson's dicts, the
-# Components) and none of them form cycles, yet each allocation burst makes the cyclic GC
-# re-scan everything alive: measured here, GC was 35-40% of the parse time of a 5,000- and a
-# 20,000-component SBOM. So the collector is paused while a parse runs (reference counting
-# still frees everything as usual). The counter makes this correct when several threads
-# parse at once: the collector is re-enabled by the last one out, and only if it was on.
-_gc_lock = threading.Lock()
-_gc_active = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    global _gc_active, _gc_was_enabled
-    with _gc_lock:
-        if _gc_active == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_active += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_active -= 1
-            if _gc_active == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 def load_sbom_file(
@@ -235,7 +204,7 @@ def parse_sbom_document(
 ) -> Sbom:
     """An SBOM from an already-decoded JSON document (an attestation's predicate)."""
     try:
-        with _gc_paused():
+        with gc_paused():
             try:
                 raw = orjson.dumps(doc)
             except TypeError:  # orjson writes at most 254 levels
@@ -257,7 +226,7 @@ def parse_sbom_decoded(doc: Any, raw: bytes, *, source: str) -> Sbom:
     if type(doc) is not dict or len(raw) >= STREAM_FROM_BYTES or len(raw) > MAX_SBOM_BYTES:
         return parse_sbom(raw, source=source)
     try:
-        with _gc_paused():
+        with gc_paused():
             if _values(raw) > MAX_NESTED_VALUES:
                 raise Invalid(
                     f"SBOM holds over {MAX_NESTED_VALUES} objects and arrays: refused unread"
