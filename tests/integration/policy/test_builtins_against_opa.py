@@ -1,5 +1,6 @@
 """The builtins sbomgate's regorus patch adds or mends (digests, HMAC, JWT, uri.parse,
-strings.replace_n, uuid.parse), against a real `opa eval`.
+strings.replace_n, uuid.parse, units.*, json/yaml.is_valid, numbers.range_step, glob.match's
+empty alternatives, walk without its output parameter), against a real `opa eval`.
 
 Each expression is a rule of one module, evaluated by sbomgate's engine (OPA's default mode: a
 builtin's error makes the call undefined) and by OPA in one run: the same value, or undefined in
@@ -179,6 +180,38 @@ for text in UUIDS:
     EXPRESSIONS.append(f"uuid.parse({json.dumps(text)})")
 for uri in URIS:
     EXPRESSIONS += [f"uri.parse({json.dumps(uri)})", f"uri.is_valid({json.dumps(uri)})"]
+# units.*: exponents of up to six digits (OPA refuses longer ones), signs, units after them.
+for text in ["1e3", "1e+3", "5e-1K", "10e10000000Ei", "10e1000000", "1e15K", "2.5e2Mi", "1E2"]:
+    EXPRESSIONS += [
+        f"units.parse({json.dumps(text)})",
+        f"units.parse_bytes({json.dumps(text + 'B')})",
+    ]
+# json.is_valid and yaml.is_valid: false for what is not a string.
+for operand in ["input.n", "input.nothing", "input.list", '"{}"', '"a: [1"']:
+    EXPRESSIONS += [f"json.is_valid({operand})", f"yaml.is_valid({operand})"]
+# numbers.range_step: a step past any 64-bit integer.
+EXPRESSIONS += [
+    "numbers.range_step(0, 10, 99999999999999999999)",
+    "numbers.range_step(10, 0, 99999999999999999999)",
+    "numbers.range_step(0, 10, 3)",
+]
+# glob.match: empty alternatives, with and without delimiters.
+for pattern, text in [("{**/,}x", "x"), ("{**/,}x", "a/x"), ("a{,b}", "a"), ("a{,b}", "ab"),
+                      ("a{b,}c", "ac"), ("{,}", ""), ("a{.b,}", "a.b")]:  # fmt: skip
+    EXPRESSIONS += [
+        f"glob.match({json.dumps(pattern)}, null, {json.dumps(text)})",
+        f'glob.match({json.dumps(pattern)}, ["."], {json.dumps(text)})',
+    ]
+# walk without its output parameter: each pair bound by the statement, as walk(x, out).
+WALKED = '{"a": [{"b": [{"c": [{"aa": "AA"}, {"bb": "BB"}, {"dd": "DDD"}]}]}], "z": 1}'
+EXPRESSIONS += [
+    f"sort([p | [p, v] := walk({WALKED}); count(v) == 2])",
+    f"sort([v | [_, v] = walk({WALKED}); is_string(v)])",
+    f"count([1 | walk({WALKED})])",
+    f"sort([p | pair := walk({WALKED}); p := pair[0]; is_number(pair[1])])",
+    f'sort([p | walk({WALKED}, [p, "BB"])])',
+    "sort([v | [_, v] := walk(input.list)])",
+]
 EXPRESSIONS += [
     "io.jwt.decode(input.n)",
     f"io.jwt.verify_hs256({json.dumps(GOOD)}, input.n)",
