@@ -46,6 +46,7 @@ it are left alone. So are statements with `with`, and terms whose spans cannot b
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -123,12 +124,8 @@ def _text(raw: bytes, node: Any, follows: bytes) -> str | None:
     return raw[int(span["start"]) : int(span["end"])].decode()
 
 
-def _some_in_edit(
-    raw: bytes, query: dict[str, Any], stmt: dict[str, Any], fresh: int
-) -> tuple[int, int, str] | None:
+def _some_in_edit(raw: bytes, stmt: dict[str, Any], fresh: int) -> tuple[int, int, str] | None:
     """(start, end, replacement) for one `some .. in` statement, or None to leave it."""
-    if set(stmt) != {"span", "literal", "sidx"}:  # a `with` modifier: left as it is
-        return None
     some_in = stmt["literal"]["SomeIn"]
     key, value, collection = some_in.get("key"), some_in["value"], some_in["collection"]
     coll_kind, coll_body = _kind(collection)
@@ -162,11 +159,7 @@ def _some_in_edit(
         index = f"{FRESH_PREFIX}k{fresh}"
         parts.append(f"{value_text} := {coll_text}[{index}]")
         parts.append(f"{key_text} := {index}")
-    text = "; ".join(parts)
-    query_start = int(query["span"]["start"])
-    if query_start == start and _after_if(raw, query_start):
-        text = "{ " + text + " }"  # `r if some v in X` had a one-statement body
-    return start, end, text
+    return start, end, "; ".join(parts)
 
 
 def _splice(source: str, raw: bytes, edits: list[tuple[int, int, str]]) -> tuple[str, bool]:
@@ -188,24 +181,45 @@ def _splice(source: str, raw: bytes, edits: list[tuple[int, int, str]]) -> tuple
     return b"".join(pieces).decode(), len(outermost) < len(edits)
 
 
-def rewrite_some_in(source: str, rules: Any) -> tuple[str, bool]:
-    """`source` with its outermost `some .. in` statements in reference form (module doc), the
-    same string when there is none it can rewrite; and whether statements nested in another's
-    collection were left for another pass, on the rewritten source's AST."""
+def _rewrite_statements(
+    source: str,
+    rules: Any,
+    literal: str,
+    prefix: str,
+    edit: Callable[[bytes, dict[str, Any], int], tuple[int, int, str] | None],
+) -> tuple[str, bool]:
+    """`source` with each outermost statement whose literal is `literal` replaced as `edit`
+    says (given the source's bytes, the statement and the first free number for fresh names
+    made of `prefix`), and whether statements nested in an edited one were left for another
+    pass. A statement with a `with` modifier is left as it is; a replacement that was a rule's
+    one-statement body (`r if some v in X`) gains braces."""
     raw = source.encode()
     edits: list[tuple[int, int, str]] = []
-    taken = [int(n) for n in re.findall(re.escape(FRESH_PREFIX) + r"(\d+)", source)]
+    taken = [int(n) for n in re.findall(re.escape(prefix) + r"(\d+)", source)]
     fresh = max(taken, default=-1) + 1  # never reuse a name the source holds
     for node in walk(rules):
         if not isinstance(node.get("stmts"), list) or "span" not in node:
             continue
         for stmt in node["stmts"]:
-            if "SomeIn" not in stmt.get("literal", {}):
+            if literal not in stmt.get("literal", {}) or set(stmt) != {"span", "literal", "sidx"}:
                 continue
-            edit = _some_in_edit(raw, node, stmt, fresh + len(edits))
-            if edit is not None:
-                edits.append(edit)
+            found = edit(raw, stmt, fresh)
+            if found is None:
+                continue
+            start, end, text = found
+            fresh += text.count(" := ")
+            query_start = int(node["span"]["start"])
+            if query_start == start and _after_if(raw, query_start):
+                text = "{ " + text + " }"
+            edits.append((start, end, text))
     return _splice(source, raw, edits)
+
+
+def rewrite_some_in(source: str, rules: Any) -> tuple[str, bool]:
+    """`source` with its outermost `some .. in` statements in reference form (module doc), the
+    same string when there is none it can rewrite; and whether statements nested in another's
+    collection were left for another pass, on the rewritten source's AST."""
+    return _rewrite_statements(source, rules, "SomeIn", FRESH_PREFIX, _some_in_edit)
 
 
 # --------------------------------------------------------------------------- not f(x)
@@ -259,11 +273,9 @@ def _operands(expr: Any) -> tuple[list[Any], bool] | None:
 
 
 def _not_edit(
-    raw: bytes, query: dict[str, Any], stmt: dict[str, Any], fresh: int, names: frozenset[str]
+    raw: bytes, stmt: dict[str, Any], fresh: int, names: frozenset[str]
 ) -> tuple[int, int, str] | None:
     """(start, end, replacement) for one `not` statement, or None to leave it."""
-    if set(stmt) != {"span", "literal", "sidx"}:  # a `with` modifier: left as it is
-        return None
     expr = stmt["literal"]["NotExpr"]["expr"]
     found = _operands(expr)
     if found is None:
@@ -286,29 +298,18 @@ def _not_edit(
         pieces += [raw[at:t_start].decode(), name]
         at = t_end
     pieces.append(raw[at:end].decode())
-    text = "; ".join([*parts, "".join(pieces)])
-    query_start = int(query["span"]["start"])
-    if query_start == start and _after_if(raw, query_start):
-        text = "{ " + text + " }"  # `r if not f(x)` had a one-statement body
-    return start, end, text
+    return start, end, "; ".join([*parts, "".join(pieces)])
 
 
 def rewrite_negations(source: str, rules: Any, names: frozenset[str]) -> tuple[str, bool]:
     """`source` with the terms OPA evaluates before a `not` bound first (section doc; `names`:
     the module's rules and imports, which a bare name may refer to); and whether statements
     nested in another's were left for another pass."""
-    raw = source.encode()
-    edits: list[tuple[int, int, str]] = []
-    taken = [int(n) for n in re.findall(re.escape(NOT_PREFIX) + r"(\d+)", source)]
-    fresh = max(taken, default=-1) + 1
-    for node in walk(rules):
-        if not isinstance(node.get("stmts"), list) or "span" not in node:
-            continue
-        for stmt in node["stmts"]:
-            if "NotExpr" not in stmt.get("literal", {}):
-                continue
-            edit = _not_edit(raw, node, stmt, fresh, names | {"input", "data"})
-            if edit is not None:
-                edits.append(edit)
-                fresh += edit[2].count(" := ")
-    return _splice(source, raw, edits)
+    known = names | {"input", "data"}
+    return _rewrite_statements(
+        source,
+        rules,
+        "NotExpr",
+        NOT_PREFIX,
+        lambda raw, stmt, fresh: _not_edit(raw, stmt, fresh, known),
+    )

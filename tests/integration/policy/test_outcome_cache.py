@@ -105,15 +105,21 @@ def test_the_cache_never_changes_a_verdict(output: Any) -> None:
     assert any(v.violations or v.warnings or v.exemptions for v in expected) or not sbom.components
 
 
-def test_a_changed_fact_policy_or_data_takes_effect_at_once() -> None:
+def one_package(name: str, version: str, license_: str) -> tuple[Component, Sbom]:
+    """A PyPI package, and an SBOM that lists it alone."""
     component = Component(
-        name="requests", version="2.0.0", purl="pkg:pypi/requests@2.0.0", purl_type="pypi",
-        format="python", license="GPL-3.0-only",
+        name=name, version=version, purl=f"pkg:pypi/{name}@{version}", purl_type="pypi",
+        format="python", license=license_,
     )  # fmt: skip
     sbom = Sbom(
         source="t.json", format="cyclonedx", spec_version="1.6", subject=None,
         components=(component,), document={"bomFormat": "CycloneDX", "specVersion": "1.6"},
     )  # fmt: skip
+    return component, sbom
+
+
+def test_a_changed_fact_policy_or_data_takes_effect_at_once() -> None:
+    component, sbom = one_package("requests", "2.0.0", "GPL-3.0-only")
     policies = load_policies(None)
     engine = PolicyEngine(policies, DATA)
     vouched = PackageFacts(
@@ -208,18 +214,20 @@ def test_the_cache_key_holds_every_part_of_the_input() -> None:
     base = input_fingerprint(component, facts=facts, now_ns=now)
     assert set(_OTHER_COMPONENT) == {f.name for f in dataclasses.fields(Component)}
     assert set(_OTHER_FACTS) == {f.name for f in dataclasses.fields(PackageFacts)}
-    for name, value in _OTHER_COMPONENT.items():
-        other = dataclasses.replace(component, **{name: value})
-        if name in UNREAD_COMPONENT_FIELDS:
-            assert built(other, facts) == built(component, facts), name
+    changes = [
+        (dataclasses.replace(component, **{name: value}), facts, name in UNREAD_COMPONENT_FIELDS)
+        for name, value in _OTHER_COMPONENT.items()
+    ] + [
+        (component, dataclasses.replace(facts, **{name: value}), name in UNREAD_FACT_FIELDS)
+        for name, value in _OTHER_FACTS.items()
+    ]
+    for (other, other_facts, unread), name in zip(
+        changes, [*_OTHER_COMPONENT, *_OTHER_FACTS], strict=True
+    ):
+        if unread:
+            assert built(other, other_facts) == built(component, facts), name
         else:
-            assert input_fingerprint(other, facts=facts, now_ns=now) != base, name
-    for name, value in _OTHER_FACTS.items():
-        other_facts = dataclasses.replace(facts, **{name: value})
-        if name in UNREAD_FACT_FIELDS:
-            assert built(component, other_facts) == built(component, facts), name
-        else:
-            assert input_fingerprint(component, facts=other_facts, now_ns=now) != base, name
+            assert input_fingerprint(other, facts=other_facts, now_ns=now) != base, name
     # The hashes the input does not hold are left out; its SHA-256 is in.
     sha1 = dataclasses.replace(component, hashes={"sha256": "1" * 64, "sha1": "4" * 40})
     assert built(sha1, facts) == built(component, facts)
@@ -238,14 +246,7 @@ def test_the_cache_key_holds_every_part_of_the_input() -> None:
 def test_a_package_that_ages_a_day_is_evaluated_again() -> None:
     """A policy about age sees the day counts: its cached outcome is not reused once they
     change (the key holds them)."""
-    component = Component(
-        name="fresh", version="1.0.0", purl="pkg:pypi/fresh@1.0.0", purl_type="pypi",
-        format="python", license="MIT",
-    )  # fmt: skip
-    sbom = Sbom(
-        source="t.json", format="cyclonedx", spec_version="1.6", subject=None,
-        components=(component,), document={"bomFormat": "CycloneDX", "specVersion": "1.6"},
-    )  # fmt: skip
+    _, sbom = one_package("fresh", "1.0.0", "MIT")
     published = 1_796_212_800_000_000_000  # 2026-12-02T12:00:00Z
     facts = PackageFacts(
         repository={"name": "internal", "kind": "pypi", "url": "https://pypi.internal/",
