@@ -77,6 +77,9 @@ SWEEP_RATES = (
     1300,
     1500,
     1800,
+    2000,
+    2200,
+    2500,
 )  # requests/s, open loop
 STEP_SECONDS = 10.0  # per rate
 P99_TARGET = 0.100  # seconds: a rate is sustainable when p99 is below this and nothing failed

@@ -32,8 +32,12 @@ sbomgate's engine takes input as JSON and always sets one: a case without input 
 and query never name `input` gets `{}` (nothing can tell it from none); an `input_term` with a
 Rego set cannot be given (failed, "input not JSON").
 
-Usage: `.venv/bin/python tools/opa_conformance.py [--filter DIR] [--json failed.json]`; a
-Markdown table on stdout. tests/integration/policy/test_opa_conformance.py runs it in
+`--rvm` adds a third road, a measurement only: the rule queries in regorus' compiled mode
+(`regorus.Program` and `regorus.Rvm`) on the modules, data and input sbomgate's layer gives,
+and a table of the cases sbomgate's engine passes and compiled mode does not.
+
+Usage: `.venv/bin/python tools/opa_conformance.py [--filter DIR] [--json failed.json] [--rvm]`;
+a Markdown table on stdout. tests/integration/policy/test_opa_conformance.py runs it in
 `make test` against the list of known failures.
 """
 
@@ -466,9 +470,10 @@ def _names(query: str, name: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", query) is not None
 
 
-def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
-    """A case through sbomgate's layer: load as the loader does, then `RegoEngine.eval_rule`
-    for a rule query, else `eval_query` on an engine of `new_engine()`."""
+def _load_as_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A case's modules loaded as sbomgate's loader loads them, its input as sbomgate gives it,
+    its data and its rule query (`path`, `var`: None when it is not one), as a dict; or the
+    result that ends the case (a load error, a refusal), with its `kind`."""
     from sbomgate.errors import PolicyLoadError
     from sbomgate.policy import _regorus as sg
 
@@ -518,7 +523,30 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     if input_json is None and not _names("\n".join([query, *task["modules"]]), "input"):
         input_json = "{}"
     rules = {f"data.{m.package}.{r.name}" for m in modules for r in m.rules if not r.is_function}
-    if path is not None and var is not None and var not in _NOT_VARS and path in rules:
+    if path is None or var is None or var in _NOT_VARS or path not in rules:
+        path = var = None
+    return {
+        "kind": "loaded",
+        "modules": modules,
+        "input_json": input_json,
+        "data": data,
+        "path": path,
+        "var": var,
+        "query_path": match is not None,
+    }
+
+
+def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A case through sbomgate's layer: load as the loader does, then `RegoEngine.eval_rule`
+    for a rule query, else `eval_query` on an engine of `new_engine()`."""
+    from sbomgate.policy import _regorus as sg
+
+    loaded = _load_as_sbomgate(task)
+    if loaded["kind"] != "loaded":
+        return loaded
+    modules, input_json, data = loaded["modules"], loaded["input_json"], loaded["data"]
+    path, var = loaded["path"], loaded["var"]
+    if path is not None and var is not None:
         try:
             engine = sg.RegoEngine(modules, data)
             if input_json is not None:
@@ -534,7 +562,7 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
             # An empty or undefined answer may hide what the binding could not say.
             result["diagnosis"] = _diagnose(task, input_json, path)
         return result
-    route = "eval_query (data, not a rule)" if path is not None else "eval_query"
+    route = "eval_query (data, not a rule)" if loaded["query_path"] else "eval_query"
     try:
         engine = sg.new_engine()
         for module in modules:
@@ -543,12 +571,54 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
             engine.add_data(data)
         if input_json is not None:
             engine.set_input_json(input_json)
-        answer = engine.eval_query(query)
+        answer = engine.eval_query(task["query"])
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
         return {**_error("eval", exc), "route": route}
     return {"kind": "rows", "route": route, "rows": _rows_of(answer)}
+
+
+# What the RVM's JSON says for an undefined rule (measured): a string, so the road cannot tell
+# it from a rule whose value is that string. No conformance case has that value.
+_RVM_UNDEFINED = "<undefined>"
+
+
+def run_rvm(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A rule query through regorus' compiled mode (its RVM: `regorus.Program` and
+    `regorus.Rvm`), on the modules, input and data sbomgate's layer gives (`--rvm`; a
+    measurement, sbomgate does not evaluate this way). A case that is not a rule query is
+    counted as refused: the RVM runs entry points (rules), not queries."""
+    import regorus
+
+    loaded = _load_as_sbomgate(task)
+    if loaded["kind"] != "loaded":
+        return loaded
+    path, var = loaded["path"], loaded["var"]
+    if path is None or var is None:
+        return {"kind": "refused", "builtins": ["(not a rule query: the RVM runs rules)"]}
+    data_json = json.dumps(loaded["data"])
+    try:
+        program = regorus.Program.compile_from_modules(
+            data_json, [(m.path, m.source) for m in loaded["modules"]], [path]
+        )
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        return _error("load", exc)
+    try:
+        vm = regorus.Rvm()
+        vm.load_program(program)
+        vm.set_data_json(data_json)
+        if loaded["input_json"] is not None:
+            vm.set_input_json(loaded["input_json"])
+        value = json.loads(vm.execute_entry_point(path))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        return {**_error("eval", exc), "route": "rvm"}
+    rows = [] if value == _RVM_UNDEFINED else [{} if var == "_" else {var: value}]
+    return {"kind": "rows", "route": "rvm", "rows": rows}
 
 
 def _has_set(value: Any) -> bool:
@@ -592,7 +662,7 @@ def worker_main() -> None:
     """Run the tasks read from stdin (one JSON line each), one result line each."""
     results = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # whatever else is printed goes to stderr, away from the results
-    runners = {"plain": run_plain, "sbomgate": run_sbomgate}
+    runners = {"plain": run_plain, "sbomgate": run_sbomgate, "rvm": run_rvm}
     for line in sys.stdin:
         task = json.loads(line)
         try:
@@ -881,6 +951,30 @@ def check_oracle(module_dir: Path, opa: str, only: Sequence[str], timeout: float
 # --------------------------------------------------------------------------- the reports
 
 
+def _rvm_summary(result: Run) -> list[str]:
+    """The RVM road (`--rvm`): its totals, and per directory the cases sbomgate's engine
+    passes and the RVM does not (where compiled mode would change an answer)."""
+    rvm = {o.case.id: o for o in result.outcomes["rvm"]}
+    ours = result.status("sbomgate")
+    counts = Counter(o.status for o in rvm.values())
+    run_here = counts["passed"] + counts["failed"]
+    gaps: dict[str, list[str]] = {}
+    for case_id, outcome in rvm.items():
+        if outcome.status == "failed" and ours.get(case_id) == "passed":
+            gaps.setdefault(outcome.case.directory, []).append(f"{case_id} ({outcome.kind})")
+    lines = [
+        "Compiled mode (regorus' RVM), rule queries only, on the modules as sbomgate loads "
+        f"them: {counts['passed']} of {run_here} passed, {counts['refused']} not run or "
+        f"refused; {sum(len(v) for v in gaps.values())} cases sbomgate's engine passes fail "
+        "there:",
+        "",
+        "| directory | sbomgate passes, the RVM does not |",
+        "|---|---:|",
+    ]
+    lines += [f"| {d} | {len(ids)} |" for d, ids in sorted(gaps.items())]
+    return lines
+
+
 def markdown(result: Run) -> str:
     """The per-directory table, the totals, the roads taken and the refused builtins."""
     from sbomgate.policy._regorus import FORBIDDEN_BUILTINS
@@ -928,6 +1022,8 @@ def markdown(result: Run) -> str:
             out += ["", "Refused builtins (sbomgate refuses them on purpose):", ""]
             out += ["| builtin | cases | reason |", "|---|---:|---|"]
             out += [f"| {b} | {n} | {FORBIDDEN_BUILTINS[b]} |" for b, n in sorted(refused.items())]
+    if "rvm" in result.outcomes:
+        out += ["", *_rvm_summary(result)]
     for road, outcomes in result.outcomes.items():
         kinds = Counter(o.kind for o in outcomes if o.status == "failed")
         if kinds:
@@ -1106,6 +1202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check-oracle", action="store_true", help="opa eval against the non-strict cases"
     )
+    parser.add_argument(
+        "--rvm", action="store_true", help="also run rule queries in regorus' compiled mode"
+    )
     args = parser.parse_args(argv)
     if args.worker:
         worker_main()
@@ -1121,7 +1220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(check_oracle(module_dir, opa, args.filter, args.timeout))
         return 0
-    result = run(module_dir, only=args.filter, jobs=args.jobs, timeout=args.timeout)
+    roads = (*ROADS, "rvm") if args.rvm else ROADS
+    result = run(module_dir, only=args.filter, jobs=args.jobs, timeout=args.timeout, roads=roads)
     if not result.cases:
         print(f"no cases (--filter {args.filter})", file=sys.stderr)
         return 2

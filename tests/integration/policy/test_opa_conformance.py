@@ -117,3 +117,24 @@ def test_a_hanging_case_costs_only_itself() -> None:
     answers = harness.run_tasks(cases, ["plain"], jobs=1, timeout=2.0)
     assert answers[(0, "plain")]["kind"] == "timeout"
     assert answers[(1, "plain")] == {"kind": "rows", "route": "eval_query", "rows": [{"x": 1}]}
+
+
+def test_the_compiled_mode_road_measures_where_it_differs() -> None:
+    """`--rvm` runs rule queries in regorus' compiled mode (a measurement: sbomgate does not
+    evaluate that way). Its report names the cases sbomgate's engine passes and it does not:
+    a conflict between a complete rule's values, which OPA reports as an error, reads as
+    undefined there."""
+    module = _cases_dir()
+    opa = harness.opa_binary()
+    if opa is None:
+        pytest.fail("OPA is not built: run `make tools` (make test does it for you)")
+    run = harness.run(
+        module, only=["disjunction", "aggregates"], jobs=1, opa=opa, roads=(*harness.ROADS, "rvm")
+    )
+    rvm = run.status("rvm")
+    assert sum(1 for s in rvm.values() if s == "passed") > 50
+    assert rvm["disjunction/complete: error"] == "failed"
+    assert run.status("sbomgate")["disjunction/complete: error"] == "passed"
+    report = harness.markdown(run)
+    assert "Compiled mode (regorus' RVM)" in report
+    assert "| disjunction |" in report.split("Compiled mode")[1]
