@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 
 from sbomgate.errors import EvaluationError
-from sbomgate.identity import component_disagreements, declared_fields
+from sbomgate.identity import Declared, component_disagreements, declared_fields
 from sbomgate.intel.lists import compile_lists
 from sbomgate.intel.model import NO_FACTS, PackageFacts
 from sbomgate.intel.model import FactSource as FactSource
 from sbomgate.policy._combined import CombinedPlan, plan_combined
 from sbomgate.policy._regorus import RegoEngine
-from sbomgate.policy.input import build_input, input_fingerprint
+from sbomgate.policy.input import build_input, day_window, input_fingerprint
 from sbomgate.policy.loader import Action, Policy
 from sbomgate.policy.outcomes import OutcomeCache, context_free, reads_field
 from sbomgate.sbom.model import Component, Sbom
@@ -72,6 +72,21 @@ def _evaluate(engine: RegoEngine, policy: Policy) -> tuple[Any, tuple[str, ...]]
 _THREAD = threading.local()
 # The outcome cache's default bound (policy/outcomes.py): about 150,000 packages' outcomes.
 DEFAULT_OUTCOME_CACHE_BYTES = 64 * 1024 * 1024
+# Components whose disagreements and outcome-cache key an engine remembers (then forgets all
+# at once): a few large images' worth, as the parser remembers components.
+_KNOWN_ROWS = 32_768
+# (component, facts, names declared for its purl, scope, clock from, clock to, disagreements,
+# key): see PolicyEngine._problems_and_key.
+_KnownRow = tuple[
+    Component,
+    PackageFacts,
+    tuple[tuple[str | None, str | None], ...] | None,
+    str,
+    int,
+    int,
+    tuple[str, ...],
+    bytes,
+]
 # How a context-free input document ends: `image` and `workload` are its last two keys.
 _NO_CONTEXT = ',"image":null,"workload":null}}'
 
@@ -100,6 +115,8 @@ class PolicyEngine:
         self._order = {p.name: i for i, p in enumerate(self.policies)}
         # The policies evaluated in one engine, each under a package of its own (_combined).
         self._combined = plan_combined(self.policies, self.data) if combine else CombinedPlan.NONE
+        # Per component object: its disagreements and key (see _problems_and_key).
+        self._known_rows: dict[int, _KnownRow] = {}
         self.outcomes = (
             OutcomeCache(outcome_cache_bytes)
             if outcome_cache_bytes > 0 and self.context_free
@@ -228,10 +245,10 @@ class PolicyEngine:
             known = facts(component) if facts else NO_FACTS
             if known.unavailable is not None:
                 collector.unavailable(component, known.unavailable)
-            problems = component_disagreements(component, declared)
+            problems, key = self._problems_and_key(component, known, declared, scope, now)
             if problems:
                 collector.disagrees(component, problems)
-            component_rows.append(rows.add(component, known, problems, scope))
+            component_rows.append(rows.add(key, component, known, problems))
         try:
             answers = self._evaluate_reusing(subject_document, rows, only, subject_sbom)
         except EvaluationError as exc:
@@ -251,6 +268,45 @@ class PolicyEngine:
         for component, row in zip(sbom.components, component_rows, strict=True):
             collector.add(component, answers[row])
         return collector.verdict(len(sbom.components), sbom)
+
+    def _problems_and_key(
+        self,
+        component: Component,
+        facts: PackageFacts,
+        declared: Declared,
+        scope: str,
+        now_ns: int,
+    ) -> tuple[tuple[str, ...], bytes]:
+        """The component's identity disagreements and its input's outcome-cache key
+        (`OutcomeCache.key_of`), remembered per component object: the parser hands out the same
+        object for the same JSON object, and a fact source the same facts object for a package
+        whose facts are fixed (a snapshot), so a new build's known packages cost a lookup. The
+        entry is used only for that same object, those same facts (by identity), the same
+        names declared for its purl, the same scope and a clock that gives the same day
+        counts; anything else is computed again."""
+        memo = self._known_rows
+        pairs = declared.get(component.purl) if component.purl else None
+        found = memo.get(id(component))
+        if (
+            found is not None
+            and found[0] is component
+            and found[1] is facts
+            and found[2] == pairs
+            and found[3] == scope
+            and found[4] <= now_ns < found[5]
+        ):
+            return found[6], found[7]
+        problems = component_disagreements(component, declared)
+        fingerprint = input_fingerprint(
+            component, facts=facts, disagreements=problems, now_ns=now_ns
+        )
+        key = OutcomeCache.key_of(fingerprint, scope)
+        start, end = day_window(facts, now_ns)
+        if len(memo) >= _KNOWN_ROWS:
+            memo.clear()
+        # The entry holds the component, so its id names no other object while it is kept.
+        memo[id(component)] = (component, facts, pairs, scope, start, end, problems, key)
+        return problems, key
 
     def _evaluate_reusing(
         self,
@@ -361,13 +417,10 @@ class _Rows:
         self._by_key: dict[bytes, int] = {}
 
     def add(
-        self, component: Component, facts: PackageFacts, problems: tuple[str, ...], scope: str
+        self, key: bytes, component: Component, facts: PackageFacts, problems: tuple[str, ...]
     ) -> int:
-        """The row of this component's input (a new one unless an equal input has one)."""
-        fingerprint = input_fingerprint(
-            component, facts=facts, disagreements=problems, now_ns=self._now
-        )
-        key = OutcomeCache.key_of(fingerprint, scope)
+        """The row of the input whose outcome-cache key is `key` (a new one unless an equal
+        input has one)."""
         row = self._by_key.get(key)
         if row is None:
             row = self._by_key[key] = len(self.keys)

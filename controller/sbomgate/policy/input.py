@@ -109,6 +109,20 @@ def days_since(timestamp: str | None, now_ns: int) -> int | None:
     return (now_ns - published) // _NS_PER_DAY
 
 
+def day_window(facts: PackageFacts, now_ns: int) -> tuple[int, int]:
+    """The clock readings [start, end) around `now_ns` over which every day count the input
+    holds of `facts` (`published_days_ago`, `first_published_days_ago`) stays as it is at
+    `now_ns`: an input made at `now_ns` is the same for any clock in it."""
+    start, end = -(1 << 80), 1 << 80
+    for timestamp in (facts.published_at, facts.first_published_at):
+        published = timestamp_ns(timestamp) if timestamp is not None else None
+        if published is None:
+            continue  # null whatever the clock
+        day_start = published + (now_ns - published) // _NS_PER_DAY * _NS_PER_DAY
+        start, end = max(start, day_start), min(end, day_start + _NS_PER_DAY)
+    return start, end
+
+
 @lru_cache(maxsize=8192)
 def spdx_terms(expression: str) -> tuple[str, ...]:
     """An SPDX expression's terms as a license policy reads them: parentheses, `AND`, `OR`

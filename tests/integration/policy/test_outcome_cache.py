@@ -264,3 +264,49 @@ def test_a_package_that_ages_a_day_is_evaluated_again() -> None:
     old = aged(400)
     assert not any(f.policy == "package-age" for f in old.violations + old.warnings)
     assert aged(1) == young  # from the cache, the same
+
+
+def test_what_an_engine_remembers_of_a_component_follows_its_document_facts_and_clock() -> None:
+    """An engine remembers a component object's disagreements and key (a new build hands it
+    the same objects): another document naming its purl otherwise, other facts, or a clock
+    past a day boundary is judged anew, and the verdicts are those of a fresh engine."""
+    from sbomgate.policy.input import day_window
+
+    _, sbom = one_package("requests", "2.0.0", "MIT")
+    renamed = dataclasses.replace(
+        sbom,
+        document={
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.6",
+            "components": [{"name": "reqeusts", "purl": "pkg:pypi/requests@2.0.0"}],
+        },
+    )
+    vouched = PackageFacts(
+        repository={"name": "internal", "kind": "pypi", "url": "https://pypi.internal/",
+                    "hosting": "hosted"},
+        published_at="2026-12-01T00:00:00Z",
+    )  # fmt: skip
+    advised = dataclasses.replace(vouched, checksum_mismatch="sha256:" + "1" * 64)
+    now = 1_796_212_800_000_000_000  # 2026-12-02T12:00:00Z
+    engine = PolicyEngine(load_policies(None), DATA)
+    steps = [
+        (sbom, vouched, now),
+        (renamed, vouched, now),  # the same component object, named otherwise beside its purl
+        (sbom, advised, now),  # other facts
+        (sbom, vouched, now + 20 * 86_400 * 10**9),  # older by twenty days
+        (sbom, vouched, now),
+    ]
+    for document, facts, clock in steps:
+        remembered = engine.evaluate_sbom(document, facts=lambda c, f=facts: f, now_ns=clock)
+        fresh = PolicyEngine(load_policies(None), DATA).evaluate_sbom(
+            document, facts=lambda c, f=facts: f, now_ns=clock
+        )
+        assert remembered == fresh
+    verdicts = [engine.evaluate_sbom(d, facts=lambda c, f=f: f, now_ns=t) for d, f, t in steps[:3]]
+    named = [[w for w in v.warnings if w.policy == "sbomgate/identity"] for v in verdicts]
+    assert not named[0] and named[1] and not named[2]
+    assert any(v.policy == "integrity" for v in verdicts[2].violations)
+    # The day counts of a package published at midnight change at midnight.
+    midnight = 1_796_169_600_000_000_000  # 2026-12-02T00:00:00Z
+    assert day_window(vouched, now) == (midnight, midnight + 86_400 * 10**9)
+    assert day_window(PackageFacts(), now)[0] < now < day_window(PackageFacts(), now)[1]
