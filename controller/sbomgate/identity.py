@@ -29,7 +29,7 @@ tooling writes the package's source repository there for packages installed from
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -424,41 +424,52 @@ Declared = Mapping[str, tuple[tuple[str | None, str | None], ...]]
 
 def declared_fields(document: Mapping[str, Any]) -> Declared:
     """The `name` and `group` each CycloneDX-shaped component states beside its purl, by
-    canonical purl (SPDX documents are converted with the purl's own names, so only their
-    versions can disagree)."""
+    canonical purl, in document order: the subject, then `components`, each component before
+    the ones nested in it (pedigrees are not read). SPDX documents are converted with the
+    purl's own names, so only their versions can disagree. The CycloneDX reader gathers the
+    same as it reads (`Sbom.declared`)."""
     out: dict[str, list[tuple[str | None, str | None]]] = {}
-    stack: list[Any] = []
+    # Depth-first, document order: a stack of iterators.
+    stack: list[Iterator[Any]] = []
     metadata = document.get("metadata")
-    if isinstance(metadata, Mapping):
-        stack.append(metadata.get("component"))
-    stack.append(document.get("components"))
+    roots = [metadata.get("component") if isinstance(metadata, Mapping) else None]
+    stack.append(iter([*roots, document.get("components")]))
     while stack:
-        item = stack.pop()
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+            continue
         if isinstance(item, list):
-            stack.extend(item)
+            stack.append(iter(item))
             continue
         # A parsed document holds dicts: the ABC check (slow) only for anything else.
         if type(item) is not dict and not isinstance(item, Mapping):
             continue
         get = item.get
+        purl = get("purl")
+        if isinstance(purl, str) and purl:
+            try:
+                canonical: str | None = parse_purl(purl).canonical
+            except ValueError:
+                canonical = None
+            if canonical is not None:
+                name, group = get("name"), get("group")
+                pair = (
+                    name if isinstance(name, str) else None,
+                    group if isinstance(group, str) else None,
+                )
+                seen = out.get(canonical)
+                if seen is None:
+                    out[canonical] = [pair]
+                elif pair not in seen:
+                    seen.append(pair)
         nested = get("components")
         if nested is not None:
-            stack.append(nested)
-        purl = get("purl")
-        if not isinstance(purl, str) or not purl:
-            continue
-        try:
-            canonical = parse_purl(purl).canonical
-        except ValueError:
-            continue
-        name, group = get("name"), get("group")
-        pair = (name if isinstance(name, str) else None, group if isinstance(group, str) else None)
-        seen = out.get(canonical)
-        if seen is None:
-            out[canonical] = [pair]
-        elif pair not in seen:
-            seen.append(pair)
+            stack.append(iter([nested]))
     return {k: tuple(v) for k, v in out.items()}
+
+
+_END = object()
 
 
 def component_disagreements(

@@ -345,7 +345,8 @@ def _record_versions() -> None:
     except (OSError, ValueError):
         recorded = {}
     recorded.update(_versions)
-    tmp = path.with_suffix(".tmp")
+    # A name of this process's own: two pytest-xdist workers may record at once.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
 

@@ -239,7 +239,7 @@ class PolicyEngine:
                     message=str(failed.license_error),
                 )
             )
-        declared = declared_fields(sbom.document)
+        declared = sbom.declared if sbom.declared is not None else declared_fields(sbom.document)
         component_rows: list[int] = []
         for component in sbom.components:
             known = facts(component) if facts else NO_FACTS

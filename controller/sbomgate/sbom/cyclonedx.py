@@ -29,6 +29,7 @@ from sbomgate.sbom.licenses import (
     normalise_expression,
 )
 from sbomgate.sbom.model import Component
+from sbomgate.sbom.purl import parse_purl
 
 __all__ = ["PEDIGREE_LISTS", "SUPPORTED_VERSIONS", "read_cyclonedx", "read_licenses"]
 
@@ -50,12 +51,21 @@ def check_spec_version(spec: Any) -> str:
     return spec
 
 
+# The `name` and `group` components state beside their purls, by canonical purl, in document
+# order (`identity.declared_fields` computes the same from a document).
+Declared = dict[str, list[tuple[str | None, str | None]]]
+
+
 def read_cyclonedx(
     doc: dict[str, Any], limits: Limits
-) -> tuple[str, Component | None, tuple[Component, ...]]:
-    """Return (specVersion, subject, flattened components) of a CycloneDX JSON-shaped dict."""
+) -> tuple[str, Component | None, tuple[Component, ...], Declared]:
+    """Return (specVersion, subject, flattened components, declared names) of a CycloneDX
+    JSON-shaped dict. The declared names are gathered from the subject and the components
+    nested in it and in `components`, not from pedigrees, as `identity.declared_fields` reads
+    a document."""
     spec = check_spec_version(doc.get("specVersion"))
     out: list[Component] = []
+    declared: Declared = {}
     subject: Component | None = None
     metadata = doc.get("metadata")
     if metadata is not None:
@@ -64,16 +74,25 @@ def read_cyclonedx(
         main = metadata.get("component")
         if main is not None:
             subject = _component(main, "metadata.component")
+            _declare(declared, _declared_pair(main))
             # Sub-components of the subject (and its pedigree) are packages of the image too.
-            _children(main, "metadata.component", 2, limits, out)
+            _children(main, "metadata.component", 2, limits, out, declared)
     components = doc.get("components")
     if components is not None:
-        _walk(components, "components", 1, limits, out)
-    return spec, subject, tuple(out)
+        _walk(components, "components", 1, limits, out, declared)
+    return spec, subject, tuple(out), declared
 
 
-def _walk(items: Any, path: str, depth: int, limits: Limits, out: list[Component]) -> None:
-    """Depth-first, document order: a component, its nested components, then its pedigree's."""
+def _walk(
+    items: Any,
+    path: str,
+    depth: int,
+    limits: Limits,
+    out: list[Component],
+    declared: Declared | None,
+) -> None:
+    """Depth-first, document order: a component, its nested components, then its pedigree's
+    (whose names are not gathered: `declared` is None there)."""
     if type(items) is not list:
         raise Invalid(f"{path}: expected an array, got {describe(items)}")
     if depth > limits.max_depth:
@@ -81,9 +100,44 @@ def _walk(items: Any, path: str, depth: int, limits: Limits, out: list[Component
     limits.add(len(items))
     append = out.append
     for i, item in enumerate(items):
-        append(_remembered_component(item, path, i))
+        component, pair = _remembered_component(item, path, i)
+        append(component)
+        if declared is not None and pair is not None:
+            _declare(declared, pair)
         if type(item) is dict:
-            _children(item, f"{path}[{i}]", depth + 1, limits, out)
+            _children(item, f"{path}[{i}]", depth + 1, limits, out, declared)
+
+
+_Pair = tuple[str, tuple[str | None, str | None]]
+
+
+def _declared_pair(obj: Any) -> _Pair | None:
+    """(canonical purl, (name, group)) of a component object with a purl that parses."""
+    if type(obj) is not dict:
+        return None
+    purl = obj.get("purl")
+    if not isinstance(purl, str) or not purl:
+        return None
+    try:
+        canonical = parse_purl(purl).canonical
+    except ValueError:
+        return None
+    name, group = obj.get("name"), obj.get("group")
+    return canonical, (
+        name if isinstance(name, str) else None,
+        group if isinstance(group, str) else None,
+    )
+
+
+def _declare(declared: Declared, pair: _Pair | None) -> None:
+    if pair is None:
+        return
+    canonical, names = pair
+    seen = declared.get(canonical)
+    if seen is None:
+        declared[canonical] = [names]
+    elif names not in seen:
+        seen.append(names)
 
 
 class _ComponentMemo:
@@ -93,19 +147,19 @@ class _ComponentMemo:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[bytes, Component] = OrderedDict()
+        self._items: OrderedDict[bytes, tuple[Component, _Pair | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: bytes) -> Component | None:
+    def get(self, key: bytes) -> tuple[Component, _Pair | None] | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
             return found
 
-    def put(self, key: bytes, component: Component) -> None:
+    def put(self, key: bytes, read: tuple[Component, _Pair | None]) -> None:
         with self._lock:
-            self._items[key] = component
+            self._items[key] = read
             if len(self._items) > self._size:
                 self._items.popitem(last=False)
 
@@ -118,30 +172,36 @@ class _ComponentMemo:
 COMPONENT_MEMO = _ComponentMemo(16_384)
 
 
-def _remembered_component(obj: Any, path: str, index: int) -> Component:
-    """`_component`, remembered by the object's serialisation. Only what was read is kept: a
-    component in error is read again, so its message names where it is in this document. The
-    object's nested components are in its key too (harmless: they are rare, and read apart)."""
+def _remembered_component(obj: Any, path: str, index: int) -> tuple[Component, _Pair | None]:
+    """`_component` and `_declared_pair`, remembered by the object's serialisation. Only what
+    was read is kept: a component in error is read again, so its message names where it is in
+    this document. The object's nested components are in its key too (harmless: they are rare,
+    and read apart)."""
     if type(obj) is not dict:
-        return _component(obj, path, index)
+        return _component(obj, path, index), None
     try:
         key = hashlib.blake2b(orjson.dumps(obj), digest_size=16).digest()
     except orjson.JSONEncodeError:  # nested past orjson's depth: checked elsewhere
-        return _component(obj, path, index)
+        return _component(obj, path, index), _declared_pair(obj)
     found = COMPONENT_MEMO.get(key)
     if found is None:
-        found = _component(obj, path, index)
+        found = (_component(obj, path, index), _declared_pair(obj))
         COMPONENT_MEMO.put(key, found)
     return found
 
 
 def _children(
-    item: dict[str, Any], path: str, depth: int, limits: Limits, out: list[Component]
+    item: dict[str, Any],
+    path: str,
+    depth: int,
+    limits: Limits,
+    out: list[Component],
+    declared: Declared | None,
 ) -> None:
     """The components under one component: `components[]`, and its pedigree's lists."""
     nested = item.get("components")
     if nested is not None:
-        _walk(nested, f"{path}.components", depth, limits, out)
+        _walk(nested, f"{path}.components", depth, limits, out, declared)
     pedigree = item.get("pedigree")
     if pedigree is None:
         return
@@ -150,7 +210,7 @@ def _children(
     for key in PEDIGREE_LISTS:
         related = pedigree.get(key)
         if related is not None:
-            _walk(related, f"{path}.pedigree.{key}", depth, limits, out)
+            _walk(related, f"{path}.pedigree.{key}", depth, limits, out, None)
 
 
 def _component(obj: Any, path: str, index: int | None = None) -> Component:

@@ -112,3 +112,7 @@ class Sbom:
     document: Mapping[str, Any]
     others: tuple[Component, ...] = ()
     operating_system: OperatingSystem | None = None
+    declared: Mapping[str, tuple[tuple[str | None, str | None], ...]] | None = None
+    """The `name` and `group` each component states beside its purl, by canonical purl, as the
+    CycloneDX reader gathered them (`identity.declared_fields` of `document`); None when the
+    reader gathered none (then they are read from `document` when needed)."""

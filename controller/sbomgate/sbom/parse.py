@@ -7,6 +7,7 @@ escapes for any input bytes.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,8 @@ def _parse(data: bytes, source: str, max_size: int, max_depth: int, max_componen
         raise Invalid(f"SBOM holds over {MAX_NESTED_VALUES} {what}: refused unread")
     if first == ord("<"):
         document = cyclonedx_xml.xml_to_cyclonedx(view, max_depth)
-        spec, subject, components = read_cyclonedx(document, limits)
-        return _sbom(source, "cyclonedx", spec, subject, components, document)
+        spec, subject, components, declared = read_cyclonedx(document, limits)
+        return _sbom(source, "cyclonedx", spec, subject, components, document, declared)
     if tag_value:
         try:
             text = bytes(view).decode("utf-8")
@@ -241,8 +242,8 @@ def _from_document(doc: Any, source: str, limits: Limits) -> Sbom:
     if type(doc) is not dict:
         raise Invalid("not a CycloneDX or SPDX document (a JSON document that is not an object)")
     if doc.get("bomFormat") == "CycloneDX":
-        spec, subject, components = read_cyclonedx(doc, limits)
-        return _sbom(source, "cyclonedx", spec, subject, components, doc)
+        spec, subject, components, declared = read_cyclonedx(doc, limits)
+        return _sbom(source, "cyclonedx", spec, subject, components, doc, declared)
     if "spdxVersion" in doc:
         spec, subject, components, converted = read_spdx(doc, limits)
         return _sbom(source, "spdx", spec, subject, components, converted)
@@ -259,6 +260,7 @@ def _sbom(
     subject: Component | None,
     listed: tuple[Component, ...],
     document: Any,
+    declared: Mapping[str, list[tuple[str | None, str | None]]] | None = None,
 ) -> Sbom:
     """The Sbom, its packages apart from what it lists that is not one (files, data, the
     operating system: policies still see them in `input.v0.sbom`)."""
@@ -279,6 +281,7 @@ def _sbom(
         document=document,
         others=others,
         operating_system=system,
+        declared=None if declared is None else {k: tuple(v) for k, v in declared.items()},
     )
 
 

@@ -549,3 +549,47 @@ def test_a_decoded_predicate_is_checked_as_bytes_are() -> None:
         with pytest.raises(SbomError) as from_bytes:
             parse_sbom(raw, source="p")
         assert decoded.value.message == from_bytes.value.message
+
+
+@pytest.mark.parametrize(
+    "output", [o for o in OUTPUTS if o.kind in ("cyclonedx-json", "cyclonedx-xml")], ids=_ids
+)
+def test_the_names_the_reader_gathers_are_the_documents(output: Output) -> None:
+    """The CycloneDX reader gathers the names each component states beside its purl as it
+    reads (`Sbom.declared`, which spares the engine a second walk of the document): the same,
+    in the same order, as `identity.declared_fields` reads from the document, read fresh or
+    from the parser's remembered components."""
+    from sbomgate.identity import declared_fields
+    from sbomgate.sbom.cyclonedx import COMPONENT_MEMO
+
+    COMPONENT_MEMO.clear()
+    for _ in range(2):
+        sbom = load_sbom_file(real_sbom(output))
+        assert sbom.declared == declared_fields(sbom.document)
+    assert sbom.declared
+
+
+def test_names_declared_in_nested_components_count_and_pedigrees_do_not() -> None:
+    from sbomgate.identity import declared_fields
+
+    document = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "metadata": {"component": {"name": "app", "purl": "pkg:npm/app@1", "components": [
+            {"name": "Left-Pad", "purl": "pkg:npm/left-pad@1"},
+        ]}},
+        "components": [
+            {"name": "left-pad", "purl": "pkg:npm/left-pad@1", "pedigree": {"ancestors": [
+                {"name": "right-pad", "purl": "pkg:npm/left-pad@1"},
+            ]}, "components": [{"name": "lp", "group": "x", "purl": "pkg:npm/left-pad@1"}]},
+            {"name": "left-pad", "purl": "pkg:npm/left-pad@1"},
+        ],
+    }  # fmt: skip
+    sbom = parse_sbom(orjson.dumps(document), source="t.json")
+    assert sbom.declared == declared_fields(document)
+    assert sbom.declared is not None
+    assert sbom.declared["pkg:npm/left-pad@1"] == (
+        ("Left-Pad", None),
+        ("left-pad", None),
+        ("lp", "x"),
+    )
