@@ -38,6 +38,7 @@ from urllib.parse import quote, urlsplit
 from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 
+from sbomgate.sbom.cyclonedx import add_declared, declared_pair
 from sbomgate.sbom.model import OS_PURL_TYPES, Component
 from sbomgate.sbom.purl import parse_purl
 
@@ -445,25 +446,8 @@ def declared_fields(document: Mapping[str, Any]) -> Declared:
         # A parsed document holds dicts: the ABC check (slow) only for anything else.
         if type(item) is not dict and not isinstance(item, Mapping):
             continue
-        get = item.get
-        purl = get("purl")
-        if isinstance(purl, str) and purl:
-            try:
-                canonical: str | None = parse_purl(purl).canonical
-            except ValueError:
-                canonical = None
-            if canonical is not None:
-                name, group = get("name"), get("group")
-                pair = (
-                    name if isinstance(name, str) else None,
-                    group if isinstance(group, str) else None,
-                )
-                seen = out.get(canonical)
-                if seen is None:
-                    out[canonical] = [pair]
-                elif pair not in seen:
-                    seen.append(pair)
-        nested = get("components")
+        add_declared(out, declared_pair(item))
+        nested = item.get("components")
         if nested is not None:
             stack.append(iter([nested]))
     return {k: tuple(v) for k, v in out.items()}

@@ -95,13 +95,15 @@ class OutcomeCache:
     @staticmethod
     def key(document: str) -> bytes:
         """The key of a context-free input document."""
-        return hashlib.blake2b(document.encode(), digest_size=16).digest()
+        # 256 bits: whoever writes an SBOM chooses inputs, and a collision of two (one benign,
+        # one not) must not be within reach.
+        return hashlib.blake2b(document.encode(), digest_size=32).digest()
 
     @staticmethod
     def key_of(fingerprint: bytes, scope: str) -> bytes:
         """The key of a package's input by what it is made of (`policy.input.input_fingerprint`)
         and the policies in scope (`*`: all; else their names, sorted, comma-separated)."""
-        digest = hashlib.blake2b(fingerprint, digest_size=16)
+        digest = hashlib.blake2b(fingerprint, digest_size=32)  # 256 bits: see `key`
         digest.update(b"\0" + scope.encode())
         return digest.digest()
 

@@ -7,6 +7,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import orjson
@@ -31,7 +32,14 @@ from sbomgate.sbom.licenses import (
 from sbomgate.sbom.model import Component
 from sbomgate.sbom.purl import parse_purl
 
-__all__ = ["PEDIGREE_LISTS", "SUPPORTED_VERSIONS", "read_cyclonedx", "read_licenses"]
+__all__ = [
+    "PEDIGREE_LISTS",
+    "SUPPORTED_VERSIONS",
+    "add_declared",
+    "declared_pair",
+    "read_cyclonedx",
+    "read_licenses",
+]
 
 SUPPORTED_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")
 _LICENSE_KEYS: tuple[Literal["id", "name"], ...] = ("id", "name")
@@ -74,7 +82,7 @@ def read_cyclonedx(
         main = metadata.get("component")
         if main is not None:
             subject = _component(main, "metadata.component")
-            _declare(declared, _declared_pair(main))
+            add_declared(declared, declared_pair(main))
             # Sub-components of the subject (and its pedigree) are packages of the image too.
             _children(main, "metadata.component", 2, limits, out, declared)
     components = doc.get("components")
@@ -103,7 +111,7 @@ def _walk(
         component, pair = _remembered_component(item, path, i)
         append(component)
         if declared is not None and pair is not None:
-            _declare(declared, pair)
+            add_declared(declared, pair)
         if type(item) is dict:
             _children(item, f"{path}[{i}]", depth + 1, limits, out, declared)
 
@@ -111,9 +119,10 @@ def _walk(
 _Pair = tuple[str, tuple[str | None, str | None]]
 
 
-def _declared_pair(obj: Any) -> _Pair | None:
+def declared_pair(obj: Any) -> _Pair | None:
     """(canonical purl, (name, group)) of a component object with a purl that parses."""
-    if type(obj) is not dict:
+    # A parsed document holds dicts: the ABC check (slow) only for anything else.
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         return None
     purl = obj.get("purl")
     if not isinstance(purl, str) or not purl:
@@ -129,7 +138,8 @@ def _declared_pair(obj: Any) -> _Pair | None:
     )
 
 
-def _declare(declared: Declared, pair: _Pair | None) -> None:
+def add_declared(declared: Declared, pair: _Pair | None) -> None:
+    """Add a component's declared names to those of its canonical purl, once each."""
     if pair is None:
         return
     canonical, names = pair
@@ -180,12 +190,14 @@ def _remembered_component(obj: Any, path: str, index: int) -> tuple[Component, _
     if type(obj) is not dict:
         return _component(obj, path, index), None
     try:
-        key = hashlib.blake2b(orjson.dumps(obj), digest_size=16).digest()
+        # 256 bits: the SBOM's writer chooses these objects; two of them (one read first, one
+        # later) must not be made to collide.
+        key = hashlib.blake2b(orjson.dumps(obj), digest_size=32).digest()
     except orjson.JSONEncodeError:  # nested past orjson's depth: checked elsewhere
-        return _component(obj, path, index), _declared_pair(obj)
+        return _component(obj, path, index), declared_pair(obj)
     found = COMPONENT_MEMO.get(key)
     if found is None:
-        found = (_component(obj, path, index), _declared_pair(obj))
+        found = (_component(obj, path, index), declared_pair(obj))
         COMPONENT_MEMO.put(key, found)
     return found
 
