@@ -30,7 +30,8 @@ those that want a result keep it (strictness changes nothing where no builtin er
 
 sbomgate's engine takes input as JSON and always sets one: a case without input whose modules
 and query never name `input` gets `{}` (nothing can tell it from none); an `input_term` with a
-Rego set cannot be given (failed, "input not JSON").
+Rego set, which JSON cannot carry, is given the way a policy gives one: the query is asked
+`with input as` the term (so the query runs through `eval_query`, not a rule's evaluation).
 
 `--rvm` adds a third road, a measurement only: the rule queries in regorus' compiled mode
 (`regorus.Program` and `regorus.Rvm`) on the modules, data and input sbomgate's layer gives,
@@ -502,15 +503,20 @@ def _load_as_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
         # written as JSON; one with a set cannot be given.
         try:
             value = _input_value(task["input_term"])
+            has_set = _has_set(value)
+        except TypeError:
+            has_set = True  # a set inside a set: the binding's Python set cannot hold it
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
             error = _error("input", exc)
             return {**error, "message": f"input term: {error['message']}"}
-        if _has_set(value):
-            message = "the input holds a set: RegoEngine takes input as JSON only"
-            return {"kind": "error", "stage": "input", "message": message}
-        input_json = json.dumps(value)
+        if has_set:
+            # JSON cannot carry a set: the query takes the term through `with`, as a policy
+            # would give one.
+            query = f"{query.strip()} with input as {task['input_term']}"
+        else:
+            input_json = json.dumps(value)
     data = json.loads(task["data_json"]) if task["data_json"] is not None else {}
     match = _RULE_QUERY.match(query)
     path = var = None
@@ -523,10 +529,17 @@ def _load_as_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     if input_json is None and not _names("\n".join([query, *task["modules"]]), "input"):
         input_json = "{}"
     rules = {f"data.{m.package}.{r.name}" for m in modules for r in m.rules if not r.is_function}
-    if path is None or var is None or var in _NOT_VARS or path not in rules:
+    if (
+        path is None
+        or var is None
+        or var in _NOT_VARS
+        or path not in rules
+        or query != task["query"]
+    ):
         path = var = None
     return {
         "kind": "loaded",
+        "query": query,
         "modules": modules,
         "input_json": input_json,
         "data": data,
@@ -571,7 +584,12 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
             engine.add_data(data)
         if input_json is not None:
             engine.set_input_json(input_json)
-        answer = engine.eval_query(task["query"])
+        try:
+            answer = engine.eval_query(loaded["query"])
+        except TypeError:
+            # A set of arrays or objects, which the binding's Python set cannot hold: read
+            # from its JSON, as RegoEngine reads a rule's value (sets as lists).
+            answer = json.loads(engine.eval_query_as_json(loaded["query"]))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:

@@ -41,6 +41,7 @@ import regorus
 
 from sbomgate.errors import EvaluationError, PolicyLoadError, SbomgateError
 from sbomgate.policy._ast import walk
+from sbomgate.policy._globs import globs_match
 from sbomgate.policy._rewrite import rewrite_negations, rewrite_some_in
 from sbomgate.policy._versions import compare_versions
 
@@ -56,7 +57,7 @@ UNSUPPORTED_OPA_BUILTINS = frozenset(
         "crypto.x509.parse_certificate_request", "crypto.x509.parse_certificates",
         "crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key", "graphql.is_valid",
         "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query", "graphql.parse_schema",
-        "graphql.schema_is_valid", "net.cidr_overlap", "regex.globs_match", "rego.metadata.chain",
+        "graphql.schema_is_valid", "net.cidr_overlap", "rego.metadata.chain",
         "rego.metadata.rule", "rego.parse_module", "strings.render_template",
     }
 )  # fmt: skip
@@ -117,6 +118,12 @@ def _lenient_semver_compare(a: Any, b: Any) -> int:
     return compare_versions(a, b)
 
 
+def _globs_match(a: Any, b: Any) -> bool:
+    if not isinstance(a, str) or not isinstance(b, str):
+        raise TypeError("regex.globs_match: operands must be strings")
+    return globs_match(a, b)
+
+
 def _forbidden(name: str) -> Callable[..., Any]:
     def refuse(*_args: Any) -> Any:
         raise PermissionError(FORBIDDEN_BUILTINS[name])
@@ -126,13 +133,14 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.9, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.10, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
 # Extensions installed in every engine, as (path, arity, callable).
 _EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
     ("semver.compare", 2, _lenient_semver_compare),
+    ("regex.globs_match", 2, _globs_match),
     ("http.send", 1, _forbidden("http.send")),
     ("net.lookup_ip_addr", 1, _forbidden("net.lookup_ip_addr")),
 )
