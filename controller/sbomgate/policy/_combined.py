@@ -54,6 +54,8 @@ def _overlaps(path: Sequence[str], package: Sequence[str]) -> bool:
 def _renamed_module(module: RegoModule, package: str) -> RegoModule | None:
     """The module with its package declaration replaced, or None when that cannot be done
     without changing anything else."""
+    if module.annotations is not None and module.annotations.calls:
+        return None  # rego.metadata.chain() shows its package, which must stay the author's
     found = _PACKAGE.search(module.source)
     if found is None or found.group(2) != module.package:
         return None  # a package spelt with brackets or spread over lines: not worth it

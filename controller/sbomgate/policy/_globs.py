@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sbomgate.errors import EvaluationError
+
 # A token's characters: None is any character (`.`); otherwise the set a class or a literal
 # allows.
 _Chars = frozenset[str] | None
 
 
-class GlobSyntaxError(ValueError):
-    """A glob-regex OPA's builtin refuses; the message is OPA's."""
+class GlobSyntaxError(EvaluationError):
+    """A glob-regex OPA's builtin refuses; the message is OPA's (the call is undefined)."""
 
 
 @dataclass(frozen=True, slots=True)

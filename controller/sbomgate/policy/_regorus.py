@@ -29,6 +29,7 @@ Engines are bound to the thread that made them (another thread gets a PanicExcep
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,6 +41,13 @@ import orjson
 import regorus
 
 from sbomgate.errors import EvaluationError, PolicyLoadError, SbomgateError
+from sbomgate.policy._annotations import (
+    METADATA_BUILTINS,
+    MetadataCall,
+    ModuleAnnotations,
+    read_annotations,
+    resolve,
+)
 from sbomgate.policy._ast import walk
 from sbomgate.policy._globs import globs_match
 from sbomgate.policy._rewrite import rewrite_negations, rewrite_some_in
@@ -57,8 +65,8 @@ UNSUPPORTED_OPA_BUILTINS = frozenset(
         "crypto.x509.parse_certificate_request", "crypto.x509.parse_certificates",
         "crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key", "graphql.is_valid",
         "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query", "graphql.parse_schema",
-        "graphql.schema_is_valid", "net.cidr_overlap", "rego.metadata.chain",
-        "rego.metadata.rule", "rego.parse_module", "strings.render_template",
+        "graphql.schema_is_valid", "net.cidr_overlap", "rego.parse_module",
+        "strings.render_template",
     }
 )  # fmt: skip
 
@@ -230,6 +238,10 @@ class RegoModule:
     replaces_input: bool = True
     # The same for `data`: the documents and the packages' rules it reads (`()`: all of data).
     data_reads: frozenset[tuple[str, ...]] = field(default=frozenset({()}))
+    # When the module calls rego.metadata.rule() or .chain(): its METADATA blocks and the
+    # calls, which `source` has replaced by their values from this module's blocks alone
+    # (RegoEngine replaces them again from every module it evaluates together).
+    annotations: ModuleAnnotations | None = None
     # The module as its author wrote it (shown back to users: manifests, OPA as the peer).
     written: str
 
@@ -452,6 +464,11 @@ def analyse_module(path: str, source: str) -> RegoModule:
             break  # never a load error of our making
         if not nested:
             break
+    annotations = _metadata_calls(path, source, module)
+    if annotations is not None and annotations.calls:
+        # Each call becomes its value, here from this module's blocks alone (see RegoEngine).
+        source = resolve(annotations, [annotations])
+        module = _parse(path, source)
     package = _ref_name(module["package"]["refr"]) or ""
     rules = []
     for rule in module["rules"]:
@@ -498,6 +515,54 @@ def analyse_module(path: str, source: str) -> RegoModule:
         data_reads=frozenset(
             _root_reads([module["rules"], [i["refr"] for i in module.get("imports", [])]], "data")
         ),
+        annotations=annotations,
+    )
+
+
+def _ground_path(refr: Any) -> tuple[str, ...]:
+    """A rule head's reference up to its first computed key (`p[q].r`: `p`)."""
+    fields, root, _ = _static_ref(refr)
+    return (root, *fields) if root is not None else fields
+
+
+def _metadata_calls(path: str, source: str, module: Any) -> ModuleAnnotations | None:
+    """The module's METADATA blocks and rego.metadata.*() calls, None when it has neither
+    (blocks are kept without calls: a package's annotations may serve another module's)."""
+    package = tuple((_ref_name(module["package"]["refr"]) or "").split("."))
+    calls: list[MetadataCall] = []
+    rule_paths: dict[int, tuple[str, ...]] = {}
+    statements = [("package", int(module["package"]["span"]["line"]))]
+    statements += [("import", int(i["span"]["line"])) for i in module.get("imports", [])]
+    for rule in module["rules"]:
+        kind, body = next(iter(rule.items()))
+        refr = body["refr"] if kind == "Default" else next(iter(body["head"].values()))["refr"]
+        line = int(body["span"]["line"])
+        rule_path = (*package, *_ground_path(refr))
+        rule_paths[line] = rule_path
+        statements.append(("rule", line))
+        for node in walk(rule):
+            call = node.get("Call")
+            if isinstance(call, dict) and _ref_name(call.get("fcn")) in METADATA_BUILTINS:
+                span = call["span"]
+                calls.append(
+                    MetadataCall(
+                        start=int(span["start"]),
+                        end=int(span["end"]),
+                        builtin=str(_ref_name(call.get("fcn"))),
+                        rule_path=rule_path,
+                        rule_line=line,
+                    )
+                )
+    if not calls and "METADATA" not in source:
+        return None
+    return read_annotations(
+        path,
+        source,
+        package=package,
+        package_line=statements[0][1],
+        statements=statements,
+        rule_paths=rule_paths,
+        calls=calls,
     )
 
 
@@ -557,12 +622,26 @@ def rego_literal(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _with_every_annotation(modules: Sequence[RegoModule]) -> tuple[RegoModule, ...]:
+    """The modules, each rego.metadata.*() call given its value from the blocks of all of them
+    (a package's annotations may sit in another module of the package)."""
+    every = [m.annotations for m in modules if m.annotations is not None]
+    if len(every) < 2 or not any(a.calls for a in every):
+        return tuple(modules)
+    return tuple(
+        dataclasses.replace(m, source=resolve(m.annotations, every))
+        if m.annotations is not None and m.annotations.calls
+        else m
+        for m in modules
+    )
+
+
 class RegoEngine:
     """One module set (a policy and its helpers) on one thread, in OPA's default mode."""
 
     def __init__(self, modules: Sequence[RegoModule], data: Mapping[str, Any]) -> None:
         self._thread = threading.get_ident()
-        self._modules = tuple(modules)
+        self._modules = _with_every_annotation(modules)
         self._data = data
         self._input: str | None = None
         self._engine = self._build()
