@@ -36,6 +36,9 @@ from sbomgate.verdict import ImageReport
 # Subclasses of a library's exceptions that never leave the module that raises them: the
 # transport's network backend signals httpcore with them and turns them into RegistryErrors.
 LIBRARY_SIGNALS = {"sbomgate.registry.transport._BlockedAddress", "sbomgate.registry.transport._ResolveTimeout"}  # fmt: skip
+# Control flow inside the Go template interpreter ({{break}}, {{continue}}), caught where the
+# loop is: never an error.
+LIBRARY_SIGNALS |= {"sbomgate.policy._gotemplate._BreakSignal", "sbomgate.policy._gotemplate._ContinueSignal"}  # fmt: skip
 
 
 def _exceptions() -> list[type[BaseException]]:

@@ -43,6 +43,7 @@ class MetadataLoader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """PyYAML's, refusing an alias and nesting deeper than MAX_METADATA_DEPTH."""
         if self.check_event(yaml.AliasEvent):
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not allowed", self._at()

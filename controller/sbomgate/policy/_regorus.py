@@ -29,6 +29,7 @@ Engines are bound to the thread that made them (another thread gets a PanicExcep
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import threading
@@ -50,8 +51,14 @@ from sbomgate.policy._annotations import (
 )
 from sbomgate.policy._ast import walk
 from sbomgate.policy._globs import globs_match
-from sbomgate.policy._rewrite import rewrite_negations, rewrite_some_in
+from sbomgate.policy._graphql import extensions as graphql_extensions
+from sbomgate.policy._rewrite import (
+    rewrite_negations,
+    rewrite_output_arguments,
+    rewrite_some_in,
+)
 from sbomgate.policy._versions import compare_versions
+from sbomgate.policy._x509 import extensions as x509_extensions
 
 _LOCATION = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
 _ERROR_LINE = re.compile(r"^error:\s*(?P<msg>.+)$", re.MULTILINE)
@@ -60,13 +67,7 @@ _ERROR_LINE = re.compile(r"^error:\s*(?P<msg>.+)$", re.MULTILINE)
 # patch does not add. A policy calling one is refused at load time, naming the builtin.
 UNSUPPORTED_OPA_BUILTINS = frozenset(
     {
-        "crypto.parse_private_keys", "crypto.x509.parse_and_verify_certificates",
-        "crypto.x509.parse_and_verify_certificates_with_options",
-        "crypto.x509.parse_certificate_request", "crypto.x509.parse_certificates",
-        "crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key", "graphql.is_valid",
-        "graphql.parse", "graphql.parse_and_verify", "graphql.parse_query", "graphql.parse_schema",
-        "graphql.schema_is_valid", "net.cidr_overlap", "rego.parse_module",
-        "strings.render_template",
+        "net.cidr_overlap", "rego.parse_module", "strings.render_template",
     }
 )  # fmt: skip
 
@@ -141,7 +142,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.10, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.11, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
@@ -151,6 +152,10 @@ _EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
     ("regex.globs_match", 2, _globs_match),
     ("http.send", 1, _forbidden("http.send")),
     ("net.lookup_ip_addr", 1, _forbidden("net.lookup_ip_addr")),
+    # OPA's graphql.* builtins, which regorus lacks (policy/_graphql.py)
+    *graphql_extensions(),
+    # OPA's crypto.x509.* and crypto.parse_private_keys, which regorus lacks (policy/_x509.py)
+    *x509_extensions(),
 )
 
 
@@ -464,6 +469,13 @@ def analyse_module(path: str, source: str) -> RegoModule:
             break  # never a load error of our making
         if not nested:
             break
+    # Then `f(x, out)` for the builtins sbomgate provides: `out = f(x)` (_rewrite.py).
+    arities = {name: nargs for name, nargs, _ in _EXTENSIONS}
+    if any(name in source for name in arities):
+        rewritten, _ = rewrite_output_arguments(source, module["rules"], arities)
+        if rewritten != source:
+            with contextlib.suppress(PolicyLoadError):  # never a load error of our making
+                module, source = _parse(path, rewritten), rewritten
     annotations = _metadata_calls(path, source, module)
     if annotations is not None and annotations.calls:
         # Each call becomes its value, here from this module's blocks alone (see RegoEngine).
@@ -694,10 +706,16 @@ def _rule_value(engine: Any, path: str) -> Any:
     except TypeError:
         return orjson.loads(engine.eval_rule_as_json(path))
     except RuntimeError as exc:
+        if "not an i64" in str(exc):
+            # A number beyond i64 that is not a float to the binding (2**70, an RSA modulus
+            # from crypto.x509.*): its JSON holds it.
+            return orjson.loads(engine.eval_rule_as_json(path))
         if "not a valid rule path" not in str(exc):
             raise
     try:
         rows = engine.eval_query(path).get("result", [])
-    except TypeError:  # as above
+    except (TypeError, RuntimeError) as exc:  # as above
+        if isinstance(exc, RuntimeError) and "not an i64" not in str(exc):
+            raise
         rows = orjson.loads(engine.eval_query_as_json(path)).get("result", [])
     return rows[0]["expressions"][0]["value"] if rows else None

@@ -41,6 +41,11 @@ the `not`, on its line:
 A bare name counts as a reference when it names a rule or an import (`not x in allowed`).
 `import future.keywords.not` gives `not` a body of its own, which keeps its terms: modules with
 it are left alone. So are statements with `with`, and terms whose spans cannot be trusted.
+
+`f(x, out)`: OPA lets a call give its value as one more argument. regorus schedules that form
+for its own builtins only, so a call of one sbomgate provides (an extension: graphql.*,
+crypto.x509.*, regex.globs_match, strings.render_template) is written `out = f(x)`, which is
+what OPA makes of it (a comparison when `out` is already bound).
 """
 
 from __future__ import annotations
@@ -312,4 +317,58 @@ def rewrite_negations(source: str, rules: Any, names: frozenset[str]) -> tuple[s
         "NotExpr",
         NOT_PREFIX,
         lambda raw, stmt, fresh: _not_edit(raw, stmt, fresh, known),
+    )
+
+
+# --------------------------------------------------------------------------- f(x, out)
+
+_OUTPUT_PREFIX = "__sbomgate_out_"  # never made: the driver wants a prefix for fresh names
+
+
+def _output_edit(
+    raw: bytes, stmt: dict[str, Any], arities: dict[str, int]
+) -> tuple[int, int, str] | None:
+    """(start, end, replacement) for a call of one of `arities`' builtins given its output as
+    one more argument (`f(x, out)`), or None to leave it."""
+    kind, call = _kind(stmt["literal"]["Expr"]["expr"])
+    if kind != "Call":
+        return None
+    name = _ref_text(call["fcn"])
+    params = call["params"]
+    if name not in arities or len(params) != arities[name] + 1 or len(params) < 2:
+        return None
+    out = _text(raw, params[-1], b")")
+    if out is None:
+        return None
+    start, end = int(call["span"]["start"]), int(call["span"]["end"])
+    last_start = int(_kind(params[-1])[1]["span"]["start"])
+    if _kind(params[-1])[0] in ("String", "RawString"):
+        last_start -= 1  # its span leaves out the opening quote
+    head = raw[start:last_start].decode().rstrip()
+    if not head.endswith(","):
+        return None
+    return start, end, f"{out} = {head[:-1].rstrip()})"
+
+
+def _ref_text(node: Any) -> str | None:
+    kind, body = _kind(node)
+    if kind == "Var":
+        return str(body["value"])
+    if kind == "RefDot":
+        base = _ref_text(body["refr"])
+        return None if base is None else f"{base}.{body['field'][1]}"
+    return None
+
+
+def rewrite_output_arguments(source: str, rules: Any, arities: dict[str, int]) -> tuple[str, bool]:
+    """`source` with each call of a builtin sbomgate provides itself (`arities`: name and
+    number of arguments) that passes its output as one more argument, `f(x, out)`, written as
+    `out = f(x)`, as OPA reads it: regorus schedules the output form only for its own builtins.
+    And whether statements nested in an edited one were left for another pass."""
+    return _rewrite_statements(
+        source,
+        rules,
+        "Expr",
+        _OUTPUT_PREFIX,
+        lambda raw, stmt, _fresh: _output_edit(raw, stmt, arities),
     )

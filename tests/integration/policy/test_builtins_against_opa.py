@@ -1,6 +1,7 @@
 """The builtins sbomgate's regorus patch adds or mends (digests, HMAC, JWT, uri.parse,
 strings.replace_n, uuid.parse, units.*, json/yaml.is_valid, numbers.range_step, glob.match's
-empty alternatives, walk without its output parameter), against a real `opa eval`.
+empty alternatives, walk without its output parameter, json.match_schema's and
+json.verify_schema's answers), against a real `opa eval`.
 
 Each expression is a rule of one module, evaluated by sbomgate's engine (OPA's default mode: a
 builtin's error makes the call undefined) and by OPA in one run: the same value, or undefined in
@@ -216,6 +217,75 @@ EXPRESSIONS += [
     "io.jwt.decode(input.n)",
     f"io.jwt.verify_hs256({json.dumps(GOOD)}, input.n)",
     f'[p | [_, p, _] := io.jwt.decode({json.dumps(GOOD)})][0].iss == "sbomgate"',
+]
+
+# json.match_schema: each kind of failure as OPA writes gojsonschema's ({error, type, field,
+# desc}), nested fields, drafts; json.verify_schema's answers. Documents other than objects,
+# and the schemas, go in as JSON text (OPA's type checker refuses some literals). The failures
+# inside an anyOf or contains (gojsonschema adds the closest branch's), and the texts for a
+# schema keyword's own invalid value, are not OPA's: only whether it matches is compared there.
+SCHEMA_CASES: list[tuple[Any, Any]] = [
+    ({"type": "object", "properties": {"id": {"type": "integer"}}}, {"id": 5}),
+    ({"type": "object", "properties": {"id": {"type": "integer"}}}, {"id": "x"}),
+    ({"type": "object", "properties": {"id": {"type": "integer"}}}, {"id": 1.5}),
+    ({"type": ["string", "null"]}, 3),
+    ({"type": "object", "required": ["name"]}, {}),
+    ({"properties": {"a": {"properties": {"b": {"type": "string"}}}}}, {"a": {"b": 1}}),
+    ({"enum": ["a", "b", 3]}, "c"),
+    ({"const": {"x": 1}}, {"x": 2}),
+    ({"additionalProperties": False, "properties": {"a": {}}}, {"a": 1, "z": 2}),
+    ({"type": "array", "minItems": 2}, [1]),
+    ({"type": "array", "maxItems": 1}, [1, 2]),
+    ({"type": "string", "minLength": 3}, "ab"),
+    ({"type": "string", "maxLength": 1}, "ab"),
+    ({"type": "number", "minimum": 5}, 4),
+    ({"type": "number", "maximum": 5.5}, 6),
+    ({"type": "number", "exclusiveMinimum": 5}, 5),
+    ({"type": "number", "exclusiveMaximum": 5}, 5),
+    ({"type": "integer", "multipleOf": 3}, 4),
+    ({"type": "string", "pattern": "^a+$"}, "b"),
+    ({"type": "string", "format": "email"}, "nope"),
+    ({"oneOf": [{"type": "number"}, {"type": "integer"}]}, 1),
+    ({"not": {"type": "string"}}, "x"),
+    ({"type": "array", "uniqueItems": True}, [1, 2, 1]),
+    ({"minProperties": 2}, {"a": 1}),
+    ({"maxProperties": 1}, {"a": 1, "b": 2}),
+    ({"type": "array", "items": {"type": "string"}}, ["a", 1]),
+    ({"properties": {"l": {"items": {"required": ["k"]}}}}, {"l": [{"k": 1}, {}]}),
+    ({"type": "object", "required": ["a", "b"], "properties": {"c": {"type": "string"}}}, {"c": 1}),
+    (
+        {"$schema": "http://json-schema.org/draft-04/schema#", "maximum": 5,
+         "exclusiveMaximum": True},
+        5,
+    ),
+    ({"type": "object"}, '{"a": 1}'),
+    ({"type": "string"}, '"text"'),
+    ({"type": "unknown_type"}, {}),
+]  # fmt: skip
+MATCH_ONLY = [
+    ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, 1.5),
+    ({"type": "array", "contains": {"type": "string"}}, [1, 2]),
+]
+
+
+def _schema_call(schema: Any, document: Any) -> str:
+    text = document if isinstance(document, str) and document[:1] in '{["' else None
+    doc = (
+        json.dumps(document)
+        if isinstance(document, dict)
+        else json.dumps(text or json.dumps(document))
+    )
+    return f"json.match_schema({doc}, {json.dumps(json.dumps(schema))})"
+
+
+EXPRESSIONS += [_schema_call(s, d) for s, d in SCHEMA_CASES]
+EXPRESSIONS += [f"{_schema_call(s, d)}[0]" for s, d in MATCH_ONLY]
+EXPRESSIONS += [f"json.verify_schema({json.dumps(json.dumps(s))})" for s, _ in SCHEMA_CASES[:6]]
+EXPRESSIONS += [
+    'json.verify_schema({"type": "unknown_type"})',
+    'json.verify_schema({"properties": {"a": {"type": ["string", "wrong"]}}})',
+    'json.verify_schema("{not json")',
+    'json.verify_schema({"minLength": -1})[0]',
 ]
 
 # Operands of the wrong type come from the input: OPA's type checker refuses literal ones.
