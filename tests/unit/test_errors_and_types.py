@@ -38,7 +38,7 @@ from sbomgate.verdict import ImageReport
 LIBRARY_SIGNALS = {"sbomgate.registry.transport._BlockedAddress", "sbomgate.registry.transport._ResolveTimeout"}  # fmt: skip
 # Control flow inside the Go template interpreter ({{break}}, {{continue}}), caught where the
 # loop is: never an error.
-LIBRARY_SIGNALS |= {"sbomgate.policy._gotemplate._BreakSignal", "sbomgate.policy._gotemplate._ContinueSignal"}  # fmt: skip
+LIBRARY_SIGNALS |= {"sbomgate.policy._gotemplate._Break", "sbomgate.policy._gotemplate._Continue"}  # fmt: skip
 
 
 def _exceptions() -> list[type[BaseException]]:
