@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from sbomgate._internal import logs
+from sbomgate._internal.allocator import tune_allocator
 from sbomgate._internal.logs import fields
 from sbomgate.config import ServeConfig
 from sbomgate.errors import InputError
@@ -35,6 +36,9 @@ def serve(config: ServeConfig) -> None:
         raise InputError("a TLS certificate and key are required (tls.certFile / --tls-cert)")
     certificate = ReloadingCertificate(config.tls_cert, config.tls_key)  # before anything starts
     logs.configure(config.log_level)
+    # Two malloc arenas and a fixed mmap threshold, before any thread starts: freed cold-image
+    # buffers go back to the system (see _internal/allocator.py for the measurement).
+    tune_allocator()
     # Threads parsing and verifying large SBOMs hold the GIL in long stretches (evaluation
     # runs in worker processes); a 1 ms switch interval (5 ms by default) lets cached reviews
     # on other threads through meanwhile.
