@@ -188,10 +188,9 @@ def _value(
     return value
 
 
-def _annotation(
-    path: str, line: int, text: str, target: tuple[str, int], *, read: bool
-) -> Annotation:
-    kind, target_line = target
+def load_block(path: str, line: int, text: str) -> dict[str, Any]:
+    """A METADATA block's YAML (`line`: its `# METADATA` line) as a mapping; PolicyLoadError
+    naming the line of what is wrong."""
     try:
         raw = yaml.load(text, Loader=MetadataLoader) or {}
     except yaml.YAMLError as exc:
@@ -200,6 +199,14 @@ def _annotation(
         raise PolicyLoadError(path, f"invalid METADATA: {exc}".splitlines()[0], at) from None
     if not isinstance(raw, dict):
         raise PolicyLoadError(path, "METADATA must be a YAML mapping", line)
+    return raw
+
+
+def _annotation(
+    path: str, line: int, text: str, target: tuple[str, int], *, read: bool
+) -> Annotation:
+    kind, target_line = target
+    raw = load_block(path, line, text)
     scope = raw.get("scope") or {
         "rule": "document" if raw.get("entrypoint") is True else "rule",
         "package": "package",

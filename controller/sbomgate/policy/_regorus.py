@@ -49,6 +49,7 @@ from sbomgate.policy._annotations import (
     read_annotations,
     resolve,
 )
+from sbomgate.policy._ast import ref_name as _ref_name
 from sbomgate.policy._ast import walk
 from sbomgate.policy._globs import globs_match
 from sbomgate.policy._gotemplate import render_template
@@ -255,27 +256,6 @@ class RegoModule:
     def definitions(self, name: str) -> list[RuleDefinition]:
         """Every definition of the rule `name`, in source order."""
         return [r for r in self.rules if r.name == name]
-
-
-def _ref_name(node: Any) -> str | None:
-    """`a.b.c` for a chain of Var, RefDot and RefBrack with a string (`a["b"].c`), None for
-    anything else."""
-    if not isinstance(node, dict) or len(node) != 1:
-        return None
-    kind, body = next(iter(node.items()))
-    if kind == "Var":
-        return str(body["value"])
-    if kind == "RefDot":
-        base = _ref_name(body["refr"])
-        return None if base is None else f"{base}.{body['field'][1]}"
-    if kind == "RefBrack":  # `foo["bar"]` names what `foo.bar` names
-        index = body["index"]
-        literal = index.get("String") if isinstance(index, dict) else None
-        base = _ref_name(body["refr"])
-        if base is None or not isinstance(literal, dict):
-            return None
-        return f"{base}.{literal['value']}"
-    return None
 
 
 def _static_ref(node: Any) -> tuple[tuple[str, ...], str | None, list[Any]]:

@@ -56,7 +56,7 @@ from typing import Any
 
 import orjson
 
-from sbomgate.policy._ast import walk
+from sbomgate.policy._ast import ref_name, walk
 
 FRESH_PREFIX = "__sbomgate_in_"
 # Term kinds that can be followed by `[...]` in Rego; anything else (an infix expression such as
@@ -333,7 +333,7 @@ def _output_edit(
     kind, call = _kind(stmt["literal"]["Expr"]["expr"])
     if kind != "Call":
         return None
-    name = _ref_text(call["fcn"])
+    name = ref_name(call["fcn"])
     params = call["params"]
     if name not in arities or len(params) != arities[name] + 1 or len(params) < 2:
         return None
@@ -348,16 +348,6 @@ def _output_edit(
     if not head.endswith(","):
         return None
     return start, end, f"{out} = {head[:-1].rstrip()})"
-
-
-def _ref_text(node: Any) -> str | None:
-    kind, body = _kind(node)
-    if kind == "Var":
-        return str(body["value"])
-    if kind == "RefDot":
-        base = _ref_text(body["refr"])
-        return None if base is None else f"{base}.{body['field'][1]}"
-    return None
 
 
 def rewrite_output_arguments(source: str, rules: Any, arities: dict[str, int]) -> tuple[str, bool]:

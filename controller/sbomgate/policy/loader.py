@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 # Re-exported: Action lived here, and `from sbomgate.policy.loader import Action` keeps working.
 from sbomgate.actions import Action as Action
 from sbomgate.errors import InputError, PolicyLoadError
 from sbomgate.policy._annotations import MAX_METADATA_DEPTH as MAX_METADATA_DEPTH
-from sbomgate.policy._annotations import MetadataLoader
+from sbomgate.policy._annotations import load_block
 from sbomgate.policy._regorus import RegoModule, analyse_module, check_calls, check_compiles
 
 MAX_POLICY_BYTES = 1 << 20
@@ -66,15 +64,7 @@ def read_metadata(path: str, source: str) -> tuple[dict[str, Any], int | None]:
         return {}, None
     text = "\n".join(line.lstrip()[1:].removeprefix(" ") for line in block[marker + 1 :])
     first_line = start + marker + 1
-    try:
-        meta = yaml.load(text, Loader=MetadataLoader) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = first_line + 1 + (mark.line if mark else 0)
-        raise PolicyLoadError(path, f"invalid METADATA: {exc}".splitlines()[0], line) from None
-    if not isinstance(meta, dict):
-        raise PolicyLoadError(path, "METADATA must be a YAML mapping", first_line)
-    return meta, first_line
+    return load_block(path, first_line, text), first_line
 
 
 def _key_line(source: str, key: str, after: int | None) -> int | None:
