@@ -50,7 +50,25 @@ import rego.v1
 
 default match := false
 
-match if count(reason) > 0
+# `match` reads only what decides it, not the package's name (which only the reason
+# shows), so that its outcome is reused across packages (policy/outcomes.py): it holds
+# exactly when `reason` has a message (a test checks both on every bundled policy's inputs).
+match if {
+	_judged
+	_verdict == "F"
+}
+
+match if {
+	_judged
+	_deny_unknown
+	_verdict == "U"
+}
+
+match if {
+	_judged
+	_deny_unknown
+	_missing
+}
 
 # Deny list entries: exact SPDX ids (case-insensitive) or prefixes ending in "*".
 default _deny := [
@@ -95,12 +113,9 @@ _os_package if {
 	lower(format) in _os_formats
 }
 
-_os_package if {
-	purl := input.v0.package.purl
-	is_string(purl)
-	startswith(purl, "pkg:")
-	lower(split(trim_prefix(purl, "pkg:"), "/")[0]) in _os_formats
-}
+# The purl's type, as sbomgate gives it (input.v0.identity.purl_type: the purl is not
+# read here, so that `match` does not depend on the package's name).
+_os_package if input.v0.identity.purl_type in _os_formats
 
 # Judged: every package, but the distribution's own only when asked for.
 _judged if not _os_package
@@ -125,9 +140,11 @@ _expr := e if {
 # input.v0.sbom; reading the flag, not the SBOM, spares evaluating with the whole SBOM.
 _is_subject if input.v0.image_subject == true
 
-# A package (not the image subject) that states no license.
+# A package (not the image subject) that states no license. A package object always
+# carries `license` (null when nothing is known): reading that field rather than the whole
+# object keeps `match` independent of the package's name.
 _missing if {
-	is_object(input.v0.package)
+	_ := input.v0.package.license
 	not _is_subject
 	not _expr
 }

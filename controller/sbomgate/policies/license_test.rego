@@ -339,6 +339,7 @@ _deb(expr) := {"v0": {
 		"purl": "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12",
 		"license": {"oss_license": {"spdx_identifier": expr}, "raw_license": expr},
 	},
+	"identity": {"purl_type": "deb"},
 	"osv": null,
 	"repository": {"name": "debian"},
 	"sbom": null,
@@ -362,9 +363,17 @@ test_an_os_purl_type_without_a_format_is_an_os_package if {
 
 test_rpm_and_apk_are_os_packages if {
 	every purl in ["pkg:rpm/fedora/bash@5.2", "pkg:apk/alpine/busybox@1.36.1-r29"] {
-		doc := object.union(_lic("GPL-2.0-only"), {"v0": {"package": {"purl": purl, "format": null}}})
+		type := split(trim_prefix(purl, "pkg:"), "/")[0]
+		doc := object.union(_lic("GPL-2.0-only"), {"v0": {"package": {"purl": purl, "format": null}, "identity": {"purl_type": type}}})
 		not cloudsmith.match with input as doc
 	}
+}
+
+# The purl's type is read from input.v0.identity.purl_type, as sbomgate gives it, not from
+# the purl: a purl alone makes no OS package.
+test_the_purl_type_is_read_from_the_identity if {
+	doc := object.union(_lic("GPL-2.0-only"), {"v0": {"package": {"purl": "pkg:deb/debian/bash@5.2", "format": null}}})
+	cloudsmith.match with input as doc
 }
 
 test_language_packages_are_still_judged if _denied("GPL-3.0-only")

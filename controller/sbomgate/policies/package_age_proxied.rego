@@ -42,7 +42,28 @@ import rego.v1
 
 default match := false
 
-match if count(reason) > 0
+# `match` reads only what decides it, not the package's name (which only the reason
+# shows), so that its outcome is reused across packages (policy/outcomes.py): it holds
+# exactly when `reason` has a message (a test checks both on every bundled policy's inputs).
+match if {
+	_proxied
+	_covered
+	_days >= 0
+	_days < _min_project_days
+}
+
+match if {
+	_proxied
+	_covered
+	_days < 0
+}
+
+match if {
+	_proxied
+	_covered
+	not _known
+	not _allow_unknown
+}
 
 default _min_project_days := 30
 
@@ -83,10 +104,8 @@ _type := t if {
 	t := input.v0.identity.canonical.type
 	is_string(t)
 } else := t if {
-	p := input.v0.package.purl
-	is_string(p)
-	startswith(p, "pkg:")
-	t := lower(split(trim_prefix(p, "pkg:"), "/")[0])
+	t := input.v0.identity.purl_type
+	is_string(t)
 }
 
 _covered if _type in _first_release_types

@@ -134,11 +134,15 @@ test_only_pypi_and_npm if {
 	_refused(pypi)
 }
 
-test_type_from_the_purl_without_identity if {
-	inp := json.patch(_npm(null, null, "proxied"), [{"op": "replace", "path": "/v0/identity", "value": null}])
+# Without a canonical identity, the type is the purl's (input.v0.identity.purl_type, which
+# sbomgate gives), not read from the purl itself.
+test_type_from_the_purl_type_without_canonical if {
+	inp := json.patch(_npm(null, null, "proxied"), [{"op": "replace", "path": "/v0/identity", "value": {"purl_type": "npm", "canonical": null}}])
 	_refused(inp)
-	maven := json.patch(inp, [{"op": "replace", "path": "/v0/package/purl", "value": "pkg:maven/a/b@1"}])
+	maven := json.patch(inp, [{"op": "replace", "path": "/v0/identity/purl_type", "value": "maven"}])
 	not _refused(maven)
+	no_type := json.patch(inp, [{"op": "replace", "path": "/v0/identity", "value": null}])
+	not _refused(no_type)
 }
 
 test_unverified_and_image_subject_not_matched if {
@@ -161,7 +165,7 @@ test_null_and_missing_inputs if {
 	not cloudsmith.match with input as {}
 	not cloudsmith.match with input as {"v0": null}
 	not cloudsmith.match with input as {"v0": {"package": null, "repository": null}}
-	missing := {"v0": {"package": {"purl": "pkg:npm/x@1"}, "repository": {"name": "r"}}}
+	missing := {"v0": {"package": {"purl": "pkg:npm/x@1"}, "identity": {"purl_type": "npm"}, "repository": {"name": "r"}}}
 	cloudsmith.match with input as missing
 }
 

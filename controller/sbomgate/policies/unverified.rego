@@ -29,7 +29,21 @@ import rego.v1
 
 default match := false
 
-match if count(reason) > 0
+# `match` reads only what decides it, not the package's name (which only the reason
+# shows), so that its outcome is reused across packages (policy/outcomes.py): it holds
+# exactly when `reason` has a message (a test checks both on every bundled policy's inputs).
+match if {
+	_unverified
+	_has_purl
+	not _exempted
+}
+
+match if {
+	_unverified
+	not _has_purl
+	not _allow_no_purl
+	not _exempted
+}
 
 default _allow_no_purl := false
 
@@ -77,17 +91,22 @@ _source_unavailable if {
 	tag.name == "trusted-source-unavailable"
 }
 
+# Whether the package has a purl, and its type, as sbomgate gives them
+# (input.v0.identity.purl_type, null without a purl): the purl itself is read only for
+# the message, so that `match` does not depend on the package's name.
+_has_purl if is_string(input.v0.identity.purl_type)
+
+_purl_type := t if {
+	t := input.v0.identity.purl_type
+	is_string(t)
+	t != ""
+}
+
 _purl := p if {
 	p := input.v0.package.purl
 	is_string(p)
 	trim_space(p) != ""
-}
-
-_purl_type := t if {
-	startswith(_purl, "pkg:")
-	t := split(trim_prefix(_purl, "pkg:"), "/")[0]
-	t != ""
-}
+} else := "package"
 
 _format := _norm_format(f) if {
 	f := input.v0.package.format
@@ -142,14 +161,14 @@ _origin := sprintf(" (its purl says it came from %s)", [concat(", ", sort(places
 
 reason contains msg if {
 	_unverified
-	_purl
+	_has_purl
 	not _exempted
 	msg := sprintf("%s was not found in any trusted repository%s: add it to the trusted repository after review, or fix the dependency name%s", [_purl, _origin, _did_you_mean])
 }
 
 reason contains msg if {
 	_unverified
-	not _purl
+	not _has_purl
 	not _allow_no_purl
 	not _exempted
 	msg := sprintf("component %s has no package URL: it cannot be verified against a trusted repository (add a purl to the SBOM, or set sbomgate.unverified.allow_no_purl)", [_name])

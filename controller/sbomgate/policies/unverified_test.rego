@@ -6,7 +6,7 @@ import data.cloudsmith
 
 _pkg(purl, repo) := {"v0": {
 	"package": {"name": "reqeusts", "version": "2.31.0", "format": "python", "purl": purl, "license": null},
-	"identity": {"namespace": null, "name": "reqeusts", "version": "2.31.0", "format": "python"},
+	"identity": {"namespace": null, "name": "reqeusts", "version": "2.31.0", "format": "python", "purl_type": _type_of(purl)},
 	"osv": null,
 	"repository": repo,
 	"sbom": null,
@@ -14,13 +14,20 @@ _pkg(purl, repo) := {"v0": {
 
 _typo := _pkg("pkg:pypi/reqeusts@2.31.0", null)
 
+# input.v0.identity.purl_type, as sbomgate gives it.
+_type_of(purl) := t if {
+	is_string(purl)
+	startswith(purl, "pkg:")
+	t := lower(split(trim_prefix(purl, "pkg:"), "/")[0])
+} else := null
+
 test_not_found_matches if {
 	cloudsmith.match with input as _typo
 }
 
 _pkg_t(purl, repo, t) := {"v0": {
 	"package": {"name": "reqeusts", "version": "2.31.0", "format": "python", "purl": purl, "license": null, "typosquat_of": t},
-	"identity": {"namespace": null, "name": "reqeusts", "version": "2.31.0", "format": "python"},
+	"identity": {"namespace": null, "name": "reqeusts", "version": "2.31.0", "format": "python", "purl_type": _type_of(purl)},
 	"osv": null,
 	"repository": repo,
 	"sbom": null,
@@ -124,7 +131,7 @@ test_exempt_formats if {
 }
 
 test_exempt_format_from_purl if {
-	inp := {"v0": {"package": {"name": "libc6", "purl": "pkg:deb/debian/libc6@2.36"}, "repository": null}}
+	inp := {"v0": {"package": {"name": "libc6", "purl": "pkg:deb/debian/libc6@2.36"}, "identity": {"purl_type": "deb"}, "repository": null}}
 	not cloudsmith.match with input as inp with data.sbomgate.unverified.exempt_formats as ["deb"]
 	cloudsmith.match with input as inp
 }
@@ -152,7 +159,7 @@ test_source_unavailable_is_not_unverified if {
 test_reason_names_the_purls_origin if {
 	inp := {"v0": {
 		"package": {"name": "requests", "version": "2.31.0", "format": "python", "purl": "pkg:pypi/requests@2.31.0?repository_url=https://evil.example/simple"},
-		"identity": {"canonical": {"origin": {"repository_url": "https://evil.example/simple"}}},
+		"identity": {"purl_type": "pypi", "canonical": {"origin": {"repository_url": "https://evil.example/simple"}}},
 		"repository": null,
 		"sbom": null,
 	}}
@@ -163,15 +170,24 @@ test_reason_names_the_purls_origin if {
 test_empty_or_bad_origin_is_not_named if {
 	inp := {"v0": {
 		"package": {"name": "reqeusts", "purl": "pkg:pypi/reqeusts@2.31.0"},
-		"identity": {"canonical": {"origin": {}}},
+		"identity": {"purl_type": "pypi", "canonical": {"origin": {}}},
 		"repository": null,
 	}}
 	r := cloudsmith.reason with input as inp
 	r == {"pkg:pypi/reqeusts@2.31.0 was not found in any trusted repository: add it to the trusted repository after review, or fix the dependency name"}
 	bad := {"v0": {
 		"package": {"name": "reqeusts", "purl": "pkg:pypi/reqeusts@2.31.0"},
-		"identity": {"canonical": {"origin": {"a": 1}}},
+		"identity": {"purl_type": "pypi", "canonical": {"origin": {"a": 1}}},
 		"repository": null,
 	}}
 	cloudsmith.reason == r with input as bad
+}
+
+# The purl's presence and type are read from input.v0.identity.purl_type (sbomgate's), so that
+# `match` does not depend on the package's name; a purl without it is taken as no purl, which
+# is still refused unless allow_no_purl is set.
+test_a_purl_without_its_type_counts_as_none if {
+	inp := {"v0": {"package": {"name": "reqeusts", "purl": "pkg:pypi/reqeusts@2.31.0"}, "repository": null}}
+	cloudsmith.match with input as inp
+	not cloudsmith.match with input as inp with data.sbomgate.unverified.allow_no_purl as true
 }

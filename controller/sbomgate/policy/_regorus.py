@@ -246,6 +246,10 @@ class RegoModule:
     replaces_input: bool = True
     # The same for `data`: the documents and the packages' rules it reads (`()`: all of data).
     data_reads: frozenset[tuple[str, ...]] = field(default=frozenset({()}))
+    # The paths under `input` that the `match` rule and every rule and function it refers to
+    # (within the module, transitively) read; None when that cannot be told (no `match`, a
+    # rule of the module named through a computed key, `data` or the package read whole).
+    match_reads: frozenset[tuple[str, ...]] | None = None
     # When the module calls rego.metadata.rule() or .chain(): its METADATA blocks and the
     # calls, which `source` has replaced by their values from this module's blocks alone
     # (RegoEngine replaces them again from every module it evaluates together).
@@ -501,8 +505,96 @@ def analyse_module(path: str, source: str) -> RegoModule:
         data_reads=frozenset(
             _root_reads([module["rules"], [i["refr"] for i in module.get("imports", [])]], "data")
         ),
+        match_reads=_rule_reads(module, package, "match"),
         annotations=annotations,
     )
+
+
+def _references(
+    node: Any,
+) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]], set[str]]:
+    """In one walk: the static paths under `input` and under `data` that `node` reads (as
+    `_root_reads` gives them), and every other variable it names."""
+    inputs: set[tuple[str, ...]] = set()
+    data: set[tuple[str, ...]] = set()
+    names: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if len(item) == 1:
+            kind, body = next(iter(item.items()))
+            if kind in ("RefDot", "RefBrack"):
+                path, root, rest = _static_ref(item)
+                if root == "input":
+                    inputs.add(path)
+                elif root == "data":
+                    data.add(path)
+                elif root is not None:
+                    names.add(root)
+                stack.extend(rest)
+                continue
+            if kind == "Var" and isinstance(body, dict) and "value" in body:
+                value = str(body["value"])
+                {"input": inputs, "data": data}.get(value, set()).add(())
+                names.add(value)
+                continue
+        stack.extend(item.values())
+    return inputs, data, names
+
+
+def _head_root(rule: Mapping[str, Any]) -> str | None:
+    """The variable a rule's head starts with (`a` of `a.b[c] contains d`): what a reference
+    to any rule it defines names first."""
+    _, body = next(iter(rule.items()))
+    refr = body["refr"] if "refr" in body else next(iter(body["head"].values()))["refr"]
+    return _static_ref(refr)[1]
+
+
+def _rule_reads(module: Any, package: str, root: str) -> frozenset[tuple[str, ...]] | None:
+    """The paths under `input` read by the rule `root` and everything it refers to in the
+    module (`RegoModule.match_reads`): an over-estimate, never an under-estimate. Rules are
+    grouped by the variable their head starts with; a bare variable of that name counts as a
+    reference to them (a local of the same name only adds to the estimate), and so does
+    `data.<package>.<name>`; `data`, the package or a computed key right under it, or an import
+    of the package: None."""
+    own = tuple(package.split("."))
+    imports = [i["refr"] for i in module.get("imports", [])]
+    reads: set[tuple[str, ...]] = set(_input_reads(imports))  # an alias reads its path anywhere
+    for path in _root_reads(imports, "data"):
+        if path[: len(own)] == own[: len(path)]:
+            return None
+    refers: dict[str, set[str]] = {}
+    rule_reads: dict[str, set[tuple[str, ...]]] = {}
+    for rule in module["rules"]:
+        name = _head_root(rule)
+        if name is None:
+            return None
+        inputs, data, names = _references(rule)
+        rule_reads.setdefault(name, set()).update(inputs)
+        for path in data:
+            if path[: len(own)] != own[: len(path)]:
+                continue  # another document
+            if len(path) <= len(own):
+                return None  # the package (or more) whole, or through a computed key
+            names.add(path[len(own)])
+        refers.setdefault(name, set()).update(names)
+    if root not in rule_reads:
+        return None
+    seen = {root}
+    pending = [root]
+    while pending:
+        for name in refers[pending.pop()] & rule_reads.keys():
+            if name not in seen:
+                seen.add(name)
+                pending.append(name)
+    for name in seen:
+        reads.update(rule_reads[name])
+    return frozenset(reads)
 
 
 def _ground_path(refr: Any) -> tuple[str, ...]:

@@ -6,9 +6,11 @@ policies, the data and the per-package facts are handed to it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,7 @@ from sbomgate.policy._combined import CombinedPlan, plan_combined
 from sbomgate.policy._regorus import RegoEngine
 from sbomgate.policy.input import build_input, day_window, input_fingerprint
 from sbomgate.policy.loader import Action, Policy
-from sbomgate.policy.outcomes import OutcomeCache, context_free, reads_field
+from sbomgate.policy.outcomes import OutcomeCache, context_free, match_projection, reads_field
 from sbomgate.sbom.model import Component, Sbom
 from sbomgate.verdict import EvaluationFailure, Finding, Verdict
 
@@ -60,10 +62,12 @@ def _reasons(value: Any) -> tuple[str, ...]:
     return tuple(sorted(texts))
 
 
-def _evaluate(engine: RegoEngine, policy: Policy) -> tuple[Any, tuple[str, ...]]:
-    """`match`, and `reason` only when it matched (most packages match nothing: one
-    evaluation)."""
-    matched = engine.eval_rule(policy.match_rule)
+def _evaluate(
+    engine: RegoEngine, policy: Policy, known: bool | None = None
+) -> tuple[Any, tuple[str, ...]]:
+    """`match` (unless `known`: what it is), and `reason` only when it matched (most packages
+    match nothing: one evaluation)."""
+    matched = engine.eval_rule(policy.match_rule) if known is None else known
     if matched is not True or not policy.module.definitions("reason"):
         return matched, ()
     return matched, _reasons(engine.eval_rule(policy.reason_rule))
@@ -101,8 +105,11 @@ class PolicyEngine:
         *,
         outcome_cache_bytes: int = DEFAULT_OUTCOME_CACHE_BYTES,
         combine: bool = True,
+        projections: bool = True,
     ) -> None:
-        """`combine=False` gives every policy an engine of its own (see _combined)."""
+        """`combine=False` gives every policy an engine of its own (see _combined);
+        `projections=False` evaluates every policy's `match` on every input (see
+        evaluate_input)."""
         self.policies = tuple(sorted(policies, key=lambda p: (p.precedence, p.name)))
         self.data: Mapping[str, Any] = dict(data or {})
         # The data lists, matched per package in Python (InputError for an unreadable entry).
@@ -112,6 +119,21 @@ class PolicyEngine:
         self.context_free = frozenset(p.name for p in self.policies if context_free(p))
         # The policies that may read input.v0.sbom: only they get the subject's whole SBOM.
         self.sbom_readers = frozenset(p.name for p in self.policies if reads_field(p, "sbom"))
+        # Per policy whose `match` is decided by a few paths of the input (outcomes.py:
+        # match_projection): those paths. A projection that did not match is remembered.
+        projected = {
+            p.name: paths
+            for p in (self.policies if projections else ())
+            if (paths := match_projection(p)) is not None
+        }
+        # Every projected path once, and per policy: a prefix of its own and its paths'
+        # positions there (see _projection_key).
+        self._projected_paths = sorted({path for paths in projected.values() for path in paths})
+        where = {path: i for i, path in enumerate(self._projected_paths)}
+        self._projections = {
+            name: (f"{name}\0".encode(), tuple(where[path] for path in paths))
+            for name, paths in projected.items()
+        }
         self._order = {p.name: i for i, p in enumerate(self.policies)}
         # The policies evaluated in one engine, each under a package of its own (_combined).
         self._combined = plan_combined(self.policies, self.data) if combine else CombinedPlan.NONE
@@ -148,20 +170,40 @@ class PolicyEngine:
         before: Callable[[Policy], None] | None = None,
     ) -> list[PolicyOutcome]:
         """Run every enabled policy (of `only`, if given), in order, on one serialised `input`
-        until a terminal match. `before` is told each policy as it starts."""
+        until a terminal match. `before` is told each policy as it starts.
+
+        A policy whose `match` is decided by a few paths of the input (`match_projection`) is
+        not evaluated when the values there are ones its `match` was false or undefined for
+        before, in this thread: most packages match nothing, and many share what decides it
+        (a license expression, an age in days, no advisories). `document` is JSON without
+        repeated keys, as the engine writes it, so the values read here are regorus'."""
         outcomes: list[PolicyOutcome] = []
         engines = self._engines()
         engines.document = None  # no engine has this document as its input yet
+        pieces: list[bytes] | None = None
         for policy in self.policies:
             if not policy.enabled or (only is not None and policy.name not in only):
                 continue
             if before is not None:
                 before(policy)
+            projection = self._projections.get(policy.name)
+            key = known = None
+            if projection is not None:
+                if pieces is None:
+                    pieces = _pieces(document, self._projected_paths)
+                if pieces:
+                    key = _projection_key(projection, pieces)
+                    known = engines.known_match(key)
+                    if known is False:
+                        outcomes.append(PolicyOutcome(policy=policy, matched=False))
+                        continue
             try:
-                matched_value, reasons = engines.evaluate(policy, document)
+                matched_value, reasons = engines.evaluate(policy, document, known)
             except EvaluationError as exc:
                 outcomes.append(PolicyOutcome(policy=policy, matched=False, error=str(exc)))
                 continue
+            if key is not None and known is None and isinstance(matched_value, bool | None):
+                engines.remember_match(key, matched_value is True)
             if matched_value is not None and not isinstance(matched_value, bool):
                 got = orjson.dumps(matched_value).decode()
                 error = f"`match` must be a boolean, got {got}"
@@ -445,6 +487,43 @@ class _Rows:
         return _with_context(free, self._context)
 
 
+# Projections of inputs and whether their `match` was true, per thread and policy set (about
+# 120 bytes each): a few large images' worth of distinct projections.
+_PROJECTION_KEYS = 65_536
+_LENGTH = 4
+
+
+def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[bytes]:
+    """What `document` holds at each of `paths`: its JSON, or nothing where nothing is, each
+    with its length ahead (so that their concatenation says where each ends); an empty list
+    when the document cannot be read here (an integer past 64 bits): no projection."""
+    try:
+        parsed = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        return []
+    pieces = []
+    for path in paths:
+        node = parsed
+        for step in path:
+            if not isinstance(node, dict) or step not in node:
+                pieces.append(b"\xff\xff\xff\xff")  # absent: no JSON text is that long
+                break
+            node = node[step]
+        else:
+            text = orjson.dumps(node)
+            pieces.append(len(text).to_bytes(_LENGTH, "big") + text)
+    return pieces
+
+
+def _projection_key(projection: tuple[bytes, tuple[int, ...]], pieces: Sequence[bytes]) -> bytes:
+    """A policy's projection key: its name and the pieces at its paths (`_pieces`), as a
+    256-bit digest (whoever writes the SBOM chooses these values)."""
+    prefix, positions = projection
+    return hashlib.blake2b(
+        prefix + b"".join([pieces[i] for i in positions]), digest_size=32
+    ).digest()
+
+
 class _Engines:
     """One thread's regorus engines of a policy set: the policies that can share one engine
     (_combined) are evaluated there; a policy is evaluated in an engine of its own when it
@@ -459,6 +538,22 @@ class _Engines:
         self._alone: set[str] = set()  # failed in the shared engine once: evaluated alone
         # The engine whose input is the document being evaluated (None: none yet).
         self.document: RegoEngine | None = None
+        # Per projection key (`_projection_key`): whether `match` was true (else false or
+        # undefined), least recently used first out.
+        self._matches: OrderedDict[bytes, bool] = OrderedDict()
+
+    def known_match(self, key: bytes) -> bool | None:
+        """Whether `match` was true for this projection key; None when not known."""
+        found = self._matches.get(key)
+        if found is not None:
+            self._matches.move_to_end(key)
+        return found
+
+    def remember_match(self, key: bytes, matched: bool) -> None:
+        """Remember whether `match` was true for a projection key."""
+        self._matches[key] = matched
+        if len(self._matches) > _PROJECTION_KEYS:
+            self._matches.popitem(last=False)
 
     def _given(self, engine: RegoEngine, document: str) -> RegoEngine:
         if self.document is not engine:
@@ -467,19 +562,21 @@ class _Engines:
             self.document = engine
         return engine
 
-    def evaluate(self, policy: Policy, document: str) -> tuple[Any, tuple[str, ...]]:
+    def evaluate(
+        self, policy: Policy, document: str, known: bool | None = None
+    ) -> tuple[Any, tuple[str, ...]]:
         """`_evaluate` of `policy` on `document`."""
         renamed = self._renamed.get(policy.name)
         if renamed is not None and self._shared is not None and policy.name not in self._alone:
             try:
-                return _evaluate(self._given(self._shared, document), renamed)
+                return _evaluate(self._given(self._shared, document), renamed, known)
             except EvaluationError:
                 # Evaluated again alone, below, and from now on (not twice per document).
                 self._alone.add(policy.name)
         engine = self._own.get(policy.name)
         if engine is None:
             engine = self._own[policy.name] = RegoEngine([policy.module], self._data)
-        return _evaluate(self._given(engine, document), policy)
+        return _evaluate(self._given(engine, document), policy, known)
 
 
 def _dump(document: Mapping[str, Any]) -> str:

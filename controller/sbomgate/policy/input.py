@@ -26,6 +26,10 @@ Added to Cloudsmith's shape (its fields are unchanged):
   package. A policy that needs only to tell the two apart reads this rather than `sbom`, and
   is then evaluated without the whole SBOM (`PolicyEngine`: parsing it per policy is most of
   an image's evaluation).
+- `identity.purl_type`: the type of the purl as written (what lies between `pkg:` and the first
+  `/`), lowercased; null when the purl is not a string starting with `pkg:`. A policy that
+  needs only the type reads this rather than `package.purl`, so that its `match` does not
+  depend on the package's name and its outcome is reused across packages (`PolicyEngine`).
 - `package.license.spdx_terms`: `oss_license.spdx_identifier` split into its terms (see
   `spdx_terms`), so that a license policy does not tokenise the same expression again for
   every package; null when there is no expression.
@@ -196,8 +200,17 @@ def identity_document(
         "version": component.version,
         "qualifiers": dict(component.qualifiers),
         "format": component.format,
+        "purl_type": purl_type(component.purl),
         "canonical": canonical,
     }
+
+
+def purl_type(purl: str | None) -> str | None:
+    """`identity.purl_type`: Rego's `lower(split(trim_prefix(purl, "pkg:"), "/")[0])` for a
+    purl starting with `pkg:`, else None."""
+    if not isinstance(purl, str) or not purl.startswith("pkg:"):
+        return None
+    return purl[4:].split("/", 1)[0].lower()
 
 
 def build_input(

@@ -35,7 +35,15 @@ if TYPE_CHECKING:
     from sbomgate.policy.engine import PolicyOutcome
     from sbomgate.policy.loader import Policy
 
-__all__ = ["CONTEXT_FIELDS", "IMPURE_BUILTINS", "OutcomeCache", "context_free", "reads_field"]
+__all__ = [
+    "CONTEXT_FIELDS",
+    "IMPURE_BUILTINS",
+    "PACKAGE_NAMING",
+    "OutcomeCache",
+    "context_free",
+    "match_projection",
+    "reads_field",
+]
 
 # input.v0 fields that differ per image or workload for the same package.
 CONTEXT_FIELDS = frozenset({"image", "workload"})
@@ -43,6 +51,10 @@ CONTEXT_FIELDS = frozenset({"image", "workload"})
 IMPURE_BUILTINS = frozenset(
     {
         "time.now_ns",
+        # Verified against the clock (a certificate's validity, a token's exp and nbf).
+        "crypto.x509.parse_and_verify_certificates",
+        "crypto.x509.parse_and_verify_certificates_with_options",
+        "io.jwt.decode_verify",
         "rand.intn",
         "uuid.rfc4122",
         "opa.runtime",
@@ -51,6 +63,19 @@ IMPURE_BUILTINS = frozenset(
         "print",
         "trace",
     }
+)
+# Paths of `input` that differ for (almost) every package, or that are large and one per
+# image: a `match` that reads any of them, or a document holding them, is not worth a
+# projection (`match_projection`): each would be new.
+PACKAGE_NAMING = (
+    ("v0", "package", "purl"),
+    ("v0", "package", "name"),
+    ("v0", "package", "version"),
+    ("v0", "identity", "name"),
+    ("v0", "identity", "version"),
+    ("v0", "identity", "canonical", "package"),
+    ("v0", "identity", "canonical", "version"),
+    ("v0", "sbom"),
 )
 # A cached entry's bookkeeping beside its reasons' text (measured order of magnitude: the key,
 # the tuple and the outcome objects).
@@ -69,6 +94,26 @@ def context_free(policy: Policy) -> bool:
         if len(path) < 2 or path[0] != "v0" or path[1] in CONTEXT_FIELDS:
             return False
     return True
+
+
+def match_projection(policy: Policy) -> tuple[tuple[str, ...], ...] | None:
+    """The paths of `input` whose values decide the policy's `match` (`RegoModule.match_reads`,
+    none under another), or None when its `match` is not to be kept by them: the policy is not
+    context-free, it may read `input.v0.sbom`, what its `match` reads cannot be told, or it reads
+    a path in PACKAGE_NAMING.
+
+    Two inputs with the same values at these paths (or the same absence) give the same
+    `match`, since the policy and the data are fixed in an engine: a package whose projection
+    did not match before does not match now (`PolicyEngine.evaluate_input`). Unlike the outcome
+    cache this holds for a new package too, as long as what decides `match` was seen: a
+    license expression, a publication age in days, an empty advisory list."""
+    reads = policy.module.match_reads
+    if reads is None or not context_free(policy) or reads_field(policy, "sbom"):
+        return None  # (a policy that may read the SBOM is evaluated with it: once per image)
+    for path in reads:
+        if any(path == leaf[: len(path)] or leaf == path[: len(leaf)] for leaf in PACKAGE_NAMING):
+            return None
+    return tuple(sorted(p for p in reads if not any(q != p and p[: len(q)] == q for q in reads)))
 
 
 def reads_field(policy: Policy, field: str) -> bool:

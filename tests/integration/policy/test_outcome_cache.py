@@ -10,10 +10,12 @@ import dataclasses
 import hashlib
 from typing import Any
 
+import orjson
 import pytest
 
 from sbomgate.intel.model import PackageFacts
 from sbomgate.policy import PolicyEngine, load_policy
+from sbomgate.policy import engine as engine_module
 from sbomgate.runtime import load_policies
 from sbomgate.sbom import Component, Sbom, load_sbom_file
 from sbomgate.verdict import Verdict
@@ -43,6 +45,16 @@ WORKLOAD_DENY = _rego(
     "no-prod-curl",
     "#   action: Deny\n#   precedence: 50\n",
     'match if {\n  input.v0.workload.namespace == "prod"\n  contains(input.v0.package.name, "curl")\n}',
+)
+# Context-free, and its `match` is decided by a few paths read through a rule and a function of
+# its own (policy/outcomes.py: match_projection), while its reason names each package.
+YOUNG_THROUGH_A_PROXY = _rego(
+    "young-through-a-proxy",
+    "#   action: Warn\n#   precedence: 75\n",
+    "match if {\n  _proxied\n  _young(input.v0.package.upstream_metadata.published_days_ago)\n}\n"
+    '_proxied if input.v0.repository.hosting == "proxied"\n'
+    "_young(days) if days < 30\n"
+    'reason contains sprintf("%s is young", [input.v0.package.purl]) if match',
 )
 # Context-free and terminal: cuts the evaluation short for what it matches.
 TERMINAL_ALLOW = _rego(
@@ -88,10 +100,20 @@ def verdicts(engine: PolicyEngine, sbom: Sbom, images: list[str]) -> list[Verdic
 @pytest.mark.parametrize("output", CORPUS, ids=lambda o: o.id)
 def test_the_cache_never_changes_a_verdict(output: Any) -> None:
     sbom = load_sbom_file(real_sbom(output))
-    policies = [*load_policies(None), IMAGE_ALLOW, WORKLOAD_DENY, TERMINAL_ALLOW]
-    # Also one engine per policy against the policies sharing one engine (policy/_combined.py).
-    plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0, combine=False)
+    policies = [
+        *load_policies(None),
+        IMAGE_ALLOW,
+        WORKLOAD_DENY,
+        TERMINAL_ALLOW,
+        YOUNG_THROUGH_A_PROXY,
+    ]
+    # Also one engine per policy against the policies sharing one engine (policy/_combined.py),
+    # and every `match` evaluated against `match` kept per projection.
+    plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0, combine=False, projections=False)
     cached = PolicyEngine(policies, DATA)
+    assert set(cached._projections) == {p.name for p in load_policies(None)} | {
+        YOUNG_THROUGH_A_PROXY.name
+    }
     assert len(cached._combined.shared) == len(policies)
     images = ["reg/app:1", "reg/app:blessed", "reg/app:2", "reg/app:blessed", "reg/app:3"]
     assert plain.outcomes is None and cached.outcomes is not None
@@ -310,3 +332,126 @@ def test_what_an_engine_remembers_of_a_component_follows_its_document_facts_and_
     midnight = 1_796_169_600_000_000_000  # 2026-12-02T00:00:00Z
     assert day_window(vouched, now) == (midnight, midnight + 86_400 * 10**9)
     assert day_window(PackageFacts(), now)[0] < now < day_window(PackageFacts(), now)[1]
+
+
+def _custom_data(components: list[Component]) -> dict[str, Any]:
+    """Data that sets every option, with list entries naming some of these packages."""
+    named = [
+        f"{c.purl_type}:{c.name}"
+        for c in components
+        if c.purl_type in ("pypi", "npm", "deb", "apk") and c.name and ":" not in c.name
+    ]
+    return {
+        "sbomgate": {
+            "allow": named[::11],
+            "blocklist": named[3::13],
+            "quarantine": [
+                {"purl": c.purl.split("@")[0], "reason": "incident 7"}
+                for c in components[5::17]
+                if c.purl
+            ],
+            "unverified": {"allow_no_purl": True, "exempt_formats": ["deb"]},
+            "vulnerability": {"min_score": 5, "require_fix": False},
+            "license": {"allow": ["MIT", "Apache-*", "BSD-*"], "os_packages": True},
+            "package_age": {"min_days": 400, "min_project_days": 3650},
+        }
+    }
+
+
+def _awkward_facts(component: Component) -> PackageFacts:
+    """Facts that make every bundled policy match some packages: no repository, malware and
+    fixed advisories, a checksum that differs, a typosquat, a repository that was down."""
+    digest = hashlib.sha256((component.purl or component.name).encode()).digest()
+    base = facts_for(component)
+    kind = digest[4] % 8
+    if kind == 0:
+        return dataclasses.replace(base, repository=None, typosquat_of="requests")
+    if kind == 1:
+        malware = {"id": "MAL-2025-1", "aliases": ["GHSA-x"], "summary": "steals tokens"}
+        return dataclasses.replace(base, osv=(malware,))
+    if kind == 2:
+        fixed = {
+            "id": "GHSA-abcd", "aliases": ["CVE-2024-9"],
+            "severity": [{"type": "CVSS_V3", "numerical_score": 9.1}],
+            "affected": [{"ranges": [{"events": [{"introduced": "0"}, {"fixed": "9"}]}]}],
+        }  # fmt: skip
+        return dataclasses.replace(base, osv=(fixed,))
+    if kind == 3:
+        return dataclasses.replace(base, checksum_mismatch="sha256:" + "5" * 64)
+    if kind == 4:
+        return dataclasses.replace(base, repository=None, tags=("trusted-source-unavailable",))
+    if kind == 5:
+        return dataclasses.replace(base, published_at="2199-01-01T00:00:00Z")
+    return base
+
+
+@pytest.mark.parametrize("data_name", ["none", "deny", "custom"])
+def test_each_bundled_match_holds_exactly_when_it_gives_a_reason(data_name: str) -> None:
+    """The bundled policies' `match` reads only what decides it (so that it is kept per
+    projection), and must say what `count(reason) > 0` says: on the inputs sbomgate builds
+    for the packages real tools listed, with facts and data that make each policy match."""
+    from sbomgate.policy._regorus import RegoEngine
+    from sbomgate.policy.input import build_input
+
+    policies = load_policies(None)
+    components = [
+        c for output in CORPUS for c in load_sbom_file(real_sbom(output)).components[:120]
+    ]
+    data = {"none": None, "deny": DATA, "custom": _custom_data(components)}[data_name]
+    lists = PolicyEngine(policies, data).lists
+    documents = [
+        build_input(c, facts=_awkward_facts(c), lists=lists, now_ns=1_796_212_800 * 10**9)
+        for c in components
+    ]
+    subject, image = one_package("app", "1.0.0", "GPL-3.0-only")
+    documents.append(build_input(subject, sbom=image, facts=PackageFacts()))
+    matched: dict[str, int] = {}
+    for policy in policies:
+        engine = RegoEngine([policy.module], data or {})
+        for document in documents:
+            engine.set_input_json(orjson.dumps(document).decode())
+            match = engine.eval_rule(policy.match_rule)
+            reasons = engine.eval_rule(policy.reason_rule)
+            assert match is (bool(reasons) if reasons is not None else False), (
+                policy.name,
+                document["v0"]["package"],
+                reasons,
+            )
+            matched[policy.name] = matched.get(policy.name, 0) + bool(match)
+    # Each policy matched somewhere (the allow, block and quarantine lists only with data).
+    listed = {"allow-list", "blocklist", "quarantine"}
+    assert {n for n, count in matched.items() if count} >= (
+        {p.name for p in policies} - (set() if data_name == "custom" else listed)
+    ), matched
+
+
+def test_a_projection_is_evaluated_once_and_each_package_keeps_its_reason() -> None:
+    """Two packages whose `match` is decided by the same values: the second is not evaluated
+    for `match`, and each finding names its own package."""
+    first, sbom = one_package("alpha", "1.0.0", "GPL-3.0-only")
+    second = dataclasses.replace(first, name="beta", purl="pkg:pypi/beta@1.0.0")
+    third = dataclasses.replace(first, name="gamma", purl="pkg:pypi/gamma@1.0.0", license="MIT")
+    sbom = dataclasses.replace(sbom, components=(first, second, third))
+    vouched = PackageFacts(repository={"name": "internal", "hosting": "hosted"})
+    policies = load_policies(None)
+    engine = PolicyEngine(policies, DATA, outcome_cache_bytes=0)
+    verdict = engine.evaluate_sbom(sbom, facts=lambda c: vouched)
+    found = sorted(r for f in verdict.violations if f.policy == "license" for r in f.reasons)
+    assert len(found) == 2
+    assert "pkg:pypi/alpha@1.0.0" in found[0] and "pkg:pypi/beta@1.0.0" in found[1]
+    plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0, projections=False)
+    assert verdict == plain.evaluate_sbom(sbom, facts=lambda c: vouched)
+    # Evaluated again on the same three packages: `match` is known for all of them, and only
+    # the two that matched are evaluated, for their reasons.
+    calls: list[tuple[str, bool | None]] = []
+    original = engine_module._evaluate
+
+    def spy(engine: Any, policy: Any, known: bool | None = None) -> Any:
+        calls.append((policy.name, known))
+        return original(engine, policy, known)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_module, "_evaluate", spy)
+        assert engine.evaluate_sbom(sbom, facts=lambda c: vouched) == verdict
+    assert [c for c in calls if c[0] == "license"] == [("license", True)] * 2
+    assert all(known is True for _, known in calls)

@@ -1279,7 +1279,9 @@ def test_deep_literals_within_the_limit_parse_quickly(case: str, literals: str) 
         # `reason` defined: a policy that uses it undefined is refused for being unsafe.
         load_policy("edge.rego", _rego(literals + '\n\nreason contains "x" if false'))
         m["outcome"] = "loaded"
-    assert m["seconds"] < 2
+    # Far above the 0.7 s it takes alone (2.1 s seen under make test's load), far below the
+    # 33 s of one exponential chain.
+    assert m["seconds"] < 5
 
 
 @pytest.mark.parametrize(
