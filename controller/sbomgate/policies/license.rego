@@ -344,6 +344,10 @@ _reduce(s) := strings.replace_n(
 _value := "T" if {
 	count(_bad_ids) == 0
 	count(_unknown_ids) == 0
+} else := _flat(s0) if {
+	# Without a parenthesis there is nothing to reduce (each _reduce would return s0).
+	s0 := concat(" ", _symbols)
+	not contains(s0, "(")
 } else := _flat(s6) if {
 	s0 := concat(" ", _symbols)
 	s1 := _reduce(s0)

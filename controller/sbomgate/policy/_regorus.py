@@ -250,6 +250,8 @@ class RegoModule:
     # (within the module, transitively) read; None when that cannot be told (no `match`, a
     # rule of the module named through a computed key, `data` or the package read whole).
     match_reads: frozenset[tuple[str, ...]] | None = None
+    # The complete rules whose value cannot depend on `input` (see ConstantRule).
+    constants: tuple[ConstantRule, ...] = ()
     # When the module calls rego.metadata.rule() or .chain(): its METADATA blocks and the
     # calls, which `source` has replaced by their values from this module's blocks alone
     # (RegoEngine replaces them again from every module it evaluates together).
@@ -488,6 +490,7 @@ def analyse_module(path: str, source: str) -> RegoModule:
         if isinstance(dotted, dict) and _ref_name(node) in FORBIDDEN_BUILTINS:
             # Named without a call (`with f as http.send`): refused like a call.
             calls.append((str(_ref_name(node)), int(dotted["span"]["line"])))
+    graph = _rule_graph(module, package)
     return RegoModule(
         path=path,
         source=source,
@@ -505,19 +508,21 @@ def analyse_module(path: str, source: str) -> RegoModule:
         data_reads=frozenset(
             _root_reads([module["rules"], [i["refr"] for i in module.get("imports", [])]], "data")
         ),
-        match_reads=_rule_reads(module, package, "match"),
+        match_reads=_match_reads(module, graph),
+        constants=_constants(module, graph),
         annotations=annotations,
     )
 
 
 def _references(
     node: Any,
-) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]], set[str]]:
+) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]], set[str], set[str]]:
     """In one walk: the static paths under `input` and under `data` that `node` reads (as
-    `_root_reads` gives them), and every other variable it names."""
+    `_root_reads` gives them), every other variable it names, and what it calls."""
     inputs: set[tuple[str, ...]] = set()
     data: set[tuple[str, ...]] = set()
     names: set[str] = set()
+    calls: set[str] = set()
     stack = [node]
     while stack:
         item = stack.pop()
@@ -543,8 +548,10 @@ def _references(
                 {"input": inputs, "data": data}.get(value, set()).add(())
                 names.add(value)
                 continue
+            if kind == "Call" and isinstance(body, dict):
+                calls.add(_ref_name(body.get("fcn")) or "")
         stack.extend(item.values())
-    return inputs, data, names
+    return inputs, data, names, calls
 
 
 def _head_root(rule: Mapping[str, Any]) -> str | None:
@@ -555,46 +562,107 @@ def _head_root(rule: Mapping[str, Any]) -> str | None:
     return _static_ref(refr)[1]
 
 
-def _rule_reads(module: Any, package: str, root: str) -> frozenset[tuple[str, ...]] | None:
-    """The paths under `input` read by the rule `root` and everything it refers to in the
-    module (`RegoModule.match_reads`): an over-estimate, never an under-estimate. Rules are
-    grouped by the variable their head starts with; a bare variable of that name counts as a
-    reference to them (a local of the same name only adds to the estimate), and so does
-    `data.<package>.<name>`; `data`, the package or a computed key right under it, or an import
-    of the package: None."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConstantRule:
+    """A complete rule of a module whose value can depend on `data` only (`RegoModule.constants`):
+    nothing it or what it refers to in the module reads `input`. Whether it is folded into a
+    literal also depends on what else it reads of `data` and what it calls (`fold_constants`)."""
+
+    name: str
+    data_reads: frozenset[tuple[str, ...]]
+    calls: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleGraph:
+    """Per rule name (a head's first variable) of a module: the names it refers to, the paths
+    under `input` and under other documents of `data` it reads, what it calls, its kinds."""
+
+    refers: dict[str, set[str]]
+    inputs: dict[str, set[tuple[str, ...]]]
+    data: dict[str, set[tuple[str, ...]]]
+    calls: dict[str, set[str]]
+    kinds: dict[str, set[str]]
+
+    def closure(self, root: str) -> set[str]:
+        seen = {root}
+        pending = [root]
+        while pending:
+            for name in self.refers[pending.pop()] & self.inputs.keys():
+                if name not in seen:
+                    seen.add(name)
+                    pending.append(name)
+        return seen
+
+
+def _rule_graph(module: Any, package: str) -> _RuleGraph | None:
+    """The module's `_RuleGraph`; None when which rule a reference names cannot be told (`data`,
+    the package or a computed key right under it, an import of the package, a head that starts
+    with no variable). Rules are grouped by the variable their head starts with; a bare variable
+    of that name counts as a reference to them (a local of the same name only adds to the
+    estimate), and so does `data.<package>.<name>`."""
     own = tuple(package.split("."))
     imports = [i["refr"] for i in module.get("imports", [])]
-    reads: set[tuple[str, ...]] = set(_input_reads(imports))  # an alias reads its path anywhere
     for path in _root_reads(imports, "data"):
         if path[: len(own)] == own[: len(path)]:
             return None
-    refers: dict[str, set[str]] = {}
-    rule_reads: dict[str, set[tuple[str, ...]]] = {}
+    graph = _RuleGraph({}, {}, {}, {}, {})
     for rule in module["rules"]:
         name = _head_root(rule)
         if name is None:
             return None
-        inputs, data, names = _references(rule)
-        rule_reads.setdefault(name, set()).update(inputs)
+        inputs, data, names, calls = _references(rule)
+        graph.inputs.setdefault(name, set()).update(inputs)
+        graph.calls.setdefault(name, set()).update(calls)
+        graph.kinds.setdefault(name, set()).add(_rule_head(rule)[1])
+        others = graph.data.setdefault(name, set())
         for path in data:
             if path[: len(own)] != own[: len(path)]:
-                continue  # another document
-            if len(path) <= len(own):
+                others.add(path)  # another document
+            elif len(path) <= len(own):
                 return None  # the package (or more) whole, or through a computed key
-            names.add(path[len(own)])
-        refers.setdefault(name, set()).update(names)
-    if root not in rule_reads:
+            else:
+                names.add(path[len(own)])
+        graph.refers.setdefault(name, set()).update(names)
+    return graph
+
+
+def _match_reads(module: Any, graph: _RuleGraph | None) -> frozenset[tuple[str, ...]] | None:
+    """`RegoModule.match_reads`: an over-estimate, never an under-estimate."""
+    if graph is None or "match" not in graph.inputs:
         return None
-    seen = {root}
-    pending = [root]
-    while pending:
-        for name in refers[pending.pop()] & rule_reads.keys():
-            if name not in seen:
-                seen.add(name)
-                pending.append(name)
-    for name in seen:
-        reads.update(rule_reads[name])
+    imports = [i["refr"] for i in module.get("imports", [])]
+    reads: set[tuple[str, ...]] = set(_input_reads(imports))  # an alias reads its path anywhere
+    for name in graph.closure("match"):
+        reads.update(graph.inputs[name])
     return frozenset(reads)
+
+
+def _constants(module: Any, graph: _RuleGraph | None) -> tuple[ConstantRule, ...]:
+    """`RegoModule.constants`: none in a module that imports from `input` (an alias reads it
+    where no reference to `input` shows) or that says `with` anywhere (a replaced document
+    changes what a rule is worth)."""
+    imports = [i["refr"] for i in module.get("imports", [])]
+    if graph is None or any(True for _ in _input_reads(imports)):
+        return ()
+    if any(node.get("with_mods") for node in walk(module["rules"])):
+        return ()
+    imported = set(_root_reads(imports, "data"))
+    found = []
+    for name, kinds in graph.kinds.items():
+        if not kinds <= {"complete", "default"}:
+            continue
+        closure = graph.closure(name)
+        if any(graph.inputs[n] for n in closure):
+            continue
+        found.append(
+            ConstantRule(
+                name=name,
+                data_reads=frozenset(imported.union(*(graph.data[n] for n in closure))),
+                calls=frozenset().union(*(graph.calls[n] for n in closure)),
+            )
+        )
+    return tuple(found)
 
 
 def _ground_path(refr: Any) -> tuple[str, ...]:

@@ -23,7 +23,10 @@ from sbomgate.policy.loader import Policy
 
 PROGRESS_BYTES = 8
 
-# What a worker answers per document: (policy name, matched, reasons, error) per policy run.
+# What a worker answers per document: (policy name, matched, reasons, error) per policy run
+# that matched or failed. One that did not match adds nothing to a verdict nor cuts an
+# evaluation short, and most packages match nothing: leaving them out keeps the answers (and
+# the parent's work reading them) to what matters.
 RawOutcome = tuple[str, bool, tuple[str, ...], str | None]
 
 
@@ -52,7 +55,13 @@ def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[
         zip(request.documents, request.scopes, strict=True)
     ):
         outcomes = engine.evaluate_input(document, scope, before=mark)
-        answers.append([(o.policy.name, o.matched, o.reasons, o.error) for o in outcomes])
+        answers.append(
+            [
+                (o.policy.name, o.matched, o.reasons, o.error)
+                for o in outcomes
+                if o.matched or o.error is not None
+            ]
+        )
     return answers
 
 

@@ -10,7 +10,6 @@ import hashlib
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,8 @@ from sbomgate.intel.lists import compile_lists
 from sbomgate.intel.model import NO_FACTS, PackageFacts
 from sbomgate.intel.model import FactSource as FactSource
 from sbomgate.policy._combined import CombinedPlan, plan_combined
-from sbomgate.policy._regorus import RegoEngine
+from sbomgate.policy._fold import fold_constants
+from sbomgate.policy._regorus import RegoEngine, RegoModule
 from sbomgate.policy.input import build_input, day_window, input_fingerprint
 from sbomgate.policy.loader import Action, Policy
 from sbomgate.policy.outcomes import OutcomeCache, context_free, match_projection, reads_field
@@ -106,10 +106,12 @@ class PolicyEngine:
         outcome_cache_bytes: int = DEFAULT_OUTCOME_CACHE_BYTES,
         combine: bool = True,
         projections: bool = True,
+        fold: bool = True,
     ) -> None:
         """`combine=False` gives every policy an engine of its own (see _combined);
         `projections=False` evaluates every policy's `match` on every input (see
-        evaluate_input)."""
+        evaluate_input); `fold=False` leaves the rules that depend on data alone as written
+        (see _fold)."""
         self.policies = tuple(sorted(policies, key=lambda p: (p.precedence, p.name)))
         self.data: Mapping[str, Any] = dict(data or {})
         # The data lists, matched per package in Python (InputError for an unreadable entry).
@@ -126,17 +128,20 @@ class PolicyEngine:
             for p in (self.policies if projections else ())
             if (paths := match_projection(p)) is not None
         }
-        # Every projected path once, and per policy: a prefix of its own and its paths'
-        # positions there (see _projection_key).
+        # Every projected path once, and per policy: its position in the policy order (what
+        # its projection keys start with) and its paths' positions among those (_pieces).
         self._projected_paths = sorted({path for paths in projected.values() for path in paths})
         where = {path: i for i, path in enumerate(self._projected_paths)}
+        self._order = {p.name: i for i, p in enumerate(self.policies)}
         self._projections = {
-            name: (f"{name}\0".encode(), tuple(where[path] for path in paths))
+            name: (self._order[name], tuple(where[path] for path in paths))
             for name, paths in projected.items()
         }
-        self._order = {p.name: i for i, p in enumerate(self.policies)}
+        # A policy that did not match, without reasons nor error: one object each.
+        self._no_match = {p.name: PolicyOutcome(policy=p, matched=False) for p in self.policies}
         # The policies evaluated in one engine, each under a package of its own (_combined).
         self._combined = plan_combined(self.policies, self.data) if combine else CombinedPlan.NONE
+        self._fold = fold
         # Per component object: its disagreements and key (see _problems_and_key).
         self._known_rows: dict[int, _KnownRow] = {}
         self.outcomes = (
@@ -158,7 +163,7 @@ class PolicyEngine:
             return entry[1]
         for key in [k for k, (ref, _) in store.items() if ref() is None]:
             del store[key]
-        engines = _Engines(self.data, self._combined)
+        engines = _Engines(self.data, self._combined, fold=self._fold)
         store[id(self)] = (weakref.ref(self), engines)
         return engines
 
@@ -187,15 +192,17 @@ class PolicyEngine:
             if before is not None:
                 before(policy)
             projection = self._projections.get(policy.name)
-            key = known = None
+            key: tuple[Any, ...] | None = None
+            known: bool | None = None
             if projection is not None:
                 if pieces is None:
                     pieces = _pieces(document, self._projected_paths)
                 if pieces:
-                    key = _projection_key(projection, pieces)
-                    known = engines.known_match(key)
+                    # The policy's position, then the pieces at its paths.
+                    key = (projection[0], *[pieces[i] for i in projection[1]])
+                    known = engines.matches.get(key)
                     if known is False:
-                        outcomes.append(PolicyOutcome(policy=policy, matched=False))
+                        outcomes.append(self._no_match[policy.name])
                         continue
             try:
                 matched_value, reasons = engines.evaluate(policy, document, known)
@@ -209,11 +216,11 @@ class PolicyEngine:
                 error = f"`match` must be a boolean, got {got}"
                 outcomes.append(PolicyOutcome(policy=policy, matched=False, error=error))
                 continue
-            matched = bool(matched_value)
-            outcomes.append(
-                PolicyOutcome(policy=policy, matched=matched, reasons=reasons if matched else ())
-            )
-            if matched and policy.terminal:
+            if not matched_value:
+                outcomes.append(self._no_match[policy.name])
+                continue
+            outcomes.append(PolicyOutcome(policy=policy, matched=True, reasons=reasons))
+            if policy.terminal:
                 break
         return outcomes
 
@@ -488,15 +495,17 @@ class _Rows:
 
 
 # Projections of inputs and whether their `match` was true, per thread and policy set (about
-# 120 bytes each): a few large images' worth of distinct projections.
-_PROJECTION_KEYS = 65_536
-_LENGTH = 4
+# 300 bytes each): a few large images' worth of distinct projections.
+_PROJECTION_KEYS = 32_768
+# A value at a projected path longer than this is kept as its digest (`_pieces`).
+_SHORT = 64
 
 
 def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[bytes]:
-    """What `document` holds at each of `paths`: its JSON, or nothing where nothing is, each
-    with its length ahead (so that their concatenation says where each ends); an empty list
-    when the document cannot be read here (an integer past 64 bits): no projection."""
+    """What `document` holds at each of `paths`: its JSON (a 256-bit digest behind `#` when
+    longer than _SHORT bytes: whoever writes the SBOM chooses these values), or b"" where
+    nothing is (no JSON text is empty or starts with `#`); an empty list when the document
+    cannot be read here (an integer past 64 bits): no projection."""
     try:
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError:
@@ -505,23 +514,16 @@ def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[bytes]:
     for path in paths:
         node = parsed
         for step in path:
-            if not isinstance(node, dict) or step not in node:
-                pieces.append(b"\xff\xff\xff\xff")  # absent: no JSON text is that long
+            if type(node) is not dict or step not in node:
+                pieces.append(b"")
                 break
             node = node[step]
         else:
             text = orjson.dumps(node)
-            pieces.append(len(text).to_bytes(_LENGTH, "big") + text)
+            if len(text) > _SHORT:
+                text = b"#" + hashlib.blake2b(text, digest_size=32).digest()
+            pieces.append(text)
     return pieces
-
-
-def _projection_key(projection: tuple[bytes, tuple[int, ...]], pieces: Sequence[bytes]) -> bytes:
-    """A policy's projection key: its name and the pieces at its paths (`_pieces`), as a
-    256-bit digest (whoever writes the SBOM chooses these values)."""
-    prefix, positions = projection
-    return hashlib.blake2b(
-        prefix + b"".join([pieces[i] for i in positions]), digest_size=32
-    ).digest()
 
 
 class _Engines:
@@ -530,30 +532,30 @@ class _Engines:
     cannot share, or when the shared engine fails on it (an error of one module, say a rule
     regorus compiles only when first evaluated, must not become every policy's)."""
 
-    def __init__(self, data: Mapping[str, Any], plan: CombinedPlan) -> None:
+    def __init__(self, data: Mapping[str, Any], plan: CombinedPlan, *, fold: bool) -> None:
         self._data = data
         self._renamed = plan.renamed
-        self._shared = RegoEngine([p.module for p in plan.shared], data) if plan.shared else None
+        self._fold = fold
+        self._shared = self._engine([p.module for p in plan.shared]) if plan.shared else None
         self._own: dict[str, RegoEngine] = {}
         self._alone: set[str] = set()  # failed in the shared engine once: evaluated alone
         # The engine whose input is the document being evaluated (None: none yet).
         self.document: RegoEngine | None = None
-        # Per projection key (`_projection_key`): whether `match` was true (else false or
-        # undefined), least recently used first out.
-        self._matches: OrderedDict[bytes, bool] = OrderedDict()
+        # Per projection key (a policy's position and the `_pieces` at its paths): whether
+        # `match` was true (else false or undefined). Forgotten all at once when full.
+        self.matches: dict[tuple[Any, ...], bool] = {}
 
-    def known_match(self, key: bytes) -> bool | None:
-        """Whether `match` was true for this projection key; None when not known."""
-        found = self._matches.get(key)
-        if found is not None:
-            self._matches.move_to_end(key)
-        return found
-
-    def remember_match(self, key: bytes, matched: bool) -> None:
+    def remember_match(self, key: tuple[Any, ...], matched: bool) -> None:
         """Remember whether `match` was true for a projection key."""
-        self._matches[key] = matched
-        if len(self._matches) > _PROJECTION_KEYS:
-            self._matches.popitem(last=False)
+        if len(self.matches) >= _PROJECTION_KEYS:
+            self.matches.clear()
+        self.matches[key] = matched
+
+    def _engine(self, modules: list[RegoModule]) -> RegoEngine:
+        """An engine of these modules, their constant rules folded (_fold) unless told not to."""
+        return RegoEngine(
+            fold_constants(modules, self._data) if self._fold else modules, self._data
+        )
 
     def _given(self, engine: RegoEngine, document: str) -> RegoEngine:
         if self.document is not engine:
@@ -575,7 +577,7 @@ class _Engines:
                 self._alone.add(policy.name)
         engine = self._own.get(policy.name)
         if engine is None:
-            engine = self._own[policy.name] = RegoEngine([policy.module], self._data)
+            engine = self._own[policy.name] = self._engine([policy.module])
         return _evaluate(self._given(engine, document), policy, known)
 
 

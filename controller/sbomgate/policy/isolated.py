@@ -324,7 +324,8 @@ class IsolatedPolicyEngine(PolicyEngine):
     def evaluate_scoped(
         self, documents: Sequence[str], scopes: Sequence[frozenset[str] | None]
     ) -> list[list[PolicyOutcome]]:
-        """Each document's outcomes per policy, evaluated in the pool's worker processes."""
+        """Each document's outcomes per policy, evaluated in the pool's worker processes: those
+        that matched or failed (one that did not match adds nothing to a verdict)."""
         by_name = {p.name: p for p in self.policies}
         return [
             [

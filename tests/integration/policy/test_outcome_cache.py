@@ -108,8 +108,11 @@ def test_the_cache_never_changes_a_verdict(output: Any) -> None:
         YOUNG_THROUGH_A_PROXY,
     ]
     # Also one engine per policy against the policies sharing one engine (policy/_combined.py),
-    # and every `match` evaluated against `match` kept per projection.
-    plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0, combine=False, projections=False)
+    # every `match` evaluated against `match` kept per projection, and the rules that depend on
+    # data alone as written against folded into literals (policy/_fold.py).
+    plain = PolicyEngine(
+        policies, DATA, outcome_cache_bytes=0, combine=False, projections=False, fold=False
+    )
     cached = PolicyEngine(policies, DATA)
     assert set(cached._projections) == {p.name for p in load_policies(None)} | {
         YOUNG_THROUGH_A_PROXY.name
