@@ -165,16 +165,28 @@ _pkg := p if {
 
 # --- license id matching ----------------------------------------------------
 
-_entry_matches(entry, id) if {
-	is_string(entry)
-	endswith(entry, "*")
-	startswith(upper(id), upper(trim_suffix(entry, "*")))
+# The deny list's entries with what each compares (an id's start for a `*` entry, the id
+# without a trailing `+` otherwise): data alone, so computed once per engine (policy/_fold.py),
+# and the entries an id matched are found without a function call per entry.
+_deny_prefix_entries := [[e, upper(trim_suffix(e, "*"))] | some e in _deny; endswith(e, "*")]
+
+_deny_exact_entries := [[e, upper(trim_suffix(e, "+"))] | some e in _deny; not endswith(e, "*")]
+
+# The deny list's entries that a denied id matched (what the reason names).
+_matched_entries contains entry if {
+	some id in _bad_ids
+	u := upper(id)
+	some pair in _deny_prefix_entries
+	startswith(u, pair[1])
+	entry := pair[0]
 }
 
-_entry_matches(entry, id) if {
-	is_string(entry)
-	not endswith(entry, "*")
-	upper(trim_suffix(entry, "+")) == upper(trim_suffix(id, "+"))
+_matched_entries contains entry if {
+	some id in _bad_ids
+	u := upper(trim_suffix(id, "+"))
+	some pair in _deny_exact_entries
+	u == pair[1]
+	entry := pair[0]
 }
 
 # Deny/allow entries split once into exact ids and `*` prefixes, so checking an id is a set
@@ -286,6 +298,14 @@ _symbol(t) := upper(t) if {
 } else := t if {
 	t in {"(", ")"}
 } else := "U" if {
+	# A license id: as _unknown_ids and _bad_ids judged it (a set lookup, not judged again).
+	t in _unknown_ids
+} else := "F" if {
+	t in _bad_ids
+} else := "T" if {
+	t in _ids
+} else := "U" if {
+	# A keyword that is no operator here (WITH in spdx_terms given by another builder).
 	_unknown_id(t)
 } else := "T" if {
 	_id_ok(t)
@@ -344,6 +364,11 @@ _reduce(s) := strings.replace_n(
 _value := "T" if {
 	count(_bad_ids) == 0
 	count(_unknown_ids) == 0
+} else := v if {
+	# One license: its own value (what _flat gives a lone T, F or U), the common case.
+	count(_symbols) == 1
+	v := _symbols[0]
+	v in {"T", "F", "U"}
 } else := _flat(s0) if {
 	# Without a parenthesis there is nothing to reduce (each _reduce would return s0).
 	s0 := concat(" ", _symbols)
@@ -401,9 +426,8 @@ reason contains msg if {
 	_judged
 	not _allow_mode
 	_verdict == "F"
-	entries := {d | some d in _deny; some id in _bad_ids; _entry_matches(d, id)}
-	msg := sprintf("license %s%s of %s is copyleft and denied: %s matched the license deny list (%s)%s%s%s", [
-		_expr, _written, _pkg, concat(", ", sort(_bad_ids)), concat(", ", sort(entries)),
+		msg := sprintf("license %s%s of %s is copyleft and denied: %s matched the license deny list (%s)%s%s%s", [
+		_expr, _written, _pkg, concat(", ", sort(_bad_ids)), concat(", ", sort(_matched_entries)),
 		_or_note, _unknown_note, _parse_note,
 	])
 }

@@ -120,6 +120,12 @@ test_custom_deny_list_replaces_default if {
 	cloudsmith.match with input as _lic("MPL-2.0") with data.sbomgate.license.deny as ["MPL-2.0"]
 }
 
+test_reason_names_every_entry_an_id_matched if {
+	# Exact entries compare without case and a trailing "+"; a `*` entry by the id's start.
+	r := cloudsmith.reason with input as _lic("MPL-2.0+") with data.sbomgate.license.deny as ["mpl-2.0", "MPL-2.0+", "MPL-*", "MPL-1.1", "Apache-*"]
+	r == {"license MPL-2.0+ of pkg:pypi/foo@1.0.0 is copyleft and denied: MPL-2.0+ matched the license deny list (MPL-*, MPL-2.0+, mpl-2.0)"}
+}
+
 test_custom_deny_prefix_lgpl if {
 	cloudsmith.match with input as _lic("LGPL-2.1-only") with data.sbomgate.license.deny as ["GPL-*", "LGPL-*"]
 }

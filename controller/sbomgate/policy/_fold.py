@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from sbomgate.errors import PolicyLoadError
+from sbomgate.errors import PolicyLoadError, SbomgateError
 from sbomgate.policy._regorus import FORBIDDEN_BUILTINS, RegoModule, analyse_module, new_engine
 from sbomgate.policy.outcomes import IMPURE_BUILTINS
 
@@ -35,10 +35,14 @@ __all__ = ["MAX_LITERAL", "fold_constants"]
 # Characters of one folded literal at most: a larger value (a long list in data) is left to the
 # rule, so that every module regorus parses stays about the size its author wrote.
 MAX_LITERAL = 65_536
+# A policy's own answers are not folded: evaluated per document, a `match` that reads no input
+# is asked once per thread anyway (its projection has no paths), and one that runs away is
+# then stopped under its policy's name, not while the engine is made.
+_ENTRY_RULES = frozenset({"match", "reason"})
 
 
-class _NotALiteral(Exception):
-    """The value has no literal here."""
+class _NotALiteral(SbomgateError):
+    """The value has no literal here (caught within this module: it never reaches a user)."""
 
 
 def fold_constants(modules: Sequence[RegoModule], data: Mapping[str, Any]) -> list[RegoModule]:
@@ -51,7 +55,8 @@ def fold_constants(modules: Sequence[RegoModule], data: Mapping[str, Any]) -> li
         (index, constant.name)
         for index, module in enumerate(modules)
         for constant in module.constants
-        if not constant.calls & refused
+        if constant.name not in _ENTRY_RULES
+        and not constant.calls & refused
         and not any(_overlaps(p, package) for p in constant.data_reads for package in packages)
     }
     if not wanted:

@@ -10,7 +10,7 @@ import hashlib
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,6 +242,14 @@ class PolicyEngine:
             for document, scope in zip(documents, scopes, strict=True)
         ]
 
+    def evaluate_stream(
+        self, work: Iterable[tuple[str, frozenset[str] | None]]
+    ) -> list[list[PolicyOutcome]]:
+        """`evaluate_scoped` of the documents `work` yields, each with its scope (an isolated
+        engine evaluates the first while the generator makes the next)."""
+        items = list(work)
+        return self.evaluate_scoped([d for d, _ in items], [s for _, s in items])
+
     def evaluate_sbom(
         self,
         sbom: Sbom,
@@ -290,16 +298,25 @@ class PolicyEngine:
             )
         declared = sbom.declared if sbom.declared is not None else declared_fields(sbom.document)
         component_rows: list[int] = []
-        for component in sbom.components:
-            known = facts(component) if facts else NO_FACTS
-            if known.unavailable is not None:
-                collector.unavailable(component, known.unavailable)
-            problems, key = self._problems_and_key(component, known, declared, scope, now)
-            if problems:
-                collector.disagrees(component, problems)
-            component_rows.append(rows.add(key, component, known, problems))
+
+        def new_rows() -> Iterator[int]:
+            # Each component's row, as the evaluation asks for them (an isolated engine's
+            # workers evaluate the first rows while the next are made); a new row is yielded.
+            for component in sbom.components:
+                known = facts(component) if facts else NO_FACTS
+                if known.unavailable is not None:
+                    collector.unavailable(component, known.unavailable)
+                problems, key = self._problems_and_key(component, known, declared, scope, now)
+                if problems:
+                    collector.disagrees(component, problems)
+                count = len(rows.keys)
+                row = rows.add(key, component, known, problems)
+                component_rows.append(row)
+                if row == count:
+                    yield row
+
         try:
-            answers = self._evaluate_reusing(subject_document, rows, only, subject_sbom)
+            answers = self._evaluate_reusing(subject_document, rows, new_rows(), only, subject_sbom)
         except EvaluationError as exc:
             # Nothing is known of this SBOM beyond the failure, which denies (fail closed).
             number = getattr(exc, "document", 0)
@@ -361,12 +378,14 @@ class PolicyEngine:
         self,
         subject_document: str,
         rows: _Rows,
+        new_rows: Iterable[int],
         only: frozenset[str] | None,
         subject_sbom: str,
     ) -> list[list[PolicyOutcome]]:
-        """Every row's outcomes in one `evaluate_scoped` call (so one budget); the answers are
+        """Every row's outcomes in one `evaluate_stream` call (so one budget); the answers are
         those of `evaluate_documents` on [the subject's input with `subject_sbom`, then each
-        row's input].
+        row's input]. `new_rows` adds the component rows to `rows` as it is consumed, and
+        yields each new one.
 
         - The context-free policies' outcomes come from the outcome cache where it has them
           (only the other policies are evaluated for those rows); what is learnt is kept.
@@ -376,40 +395,42 @@ class PolicyEngine:
           image)."""
         cache = self.outcomes
         keys = rows.keys
-        cached = (
-            {}
-            if cache is None
-            else {
-                row: hit
-                for row, key in enumerate(keys)
-                if row and (hit := cache.get(key)) is not None
-            }
-        )
+        cached: dict[int, Sequence[PolicyOutcome]] = {}
         in_scope = frozenset(p.name for p in self.policies if only is None or p.name in only)
         others = in_scope - self.context_free
         readers = in_scope & self.sbom_readers
-        # (row, document, scope): every row not cached with the policies in scope (the subject
-        # with those that do not read the SBOM), cached rows with the others, the subject with
-        # the SBOM for those that read it.
-        work: list[tuple[int, str, frozenset[str] | None]] = [
-            (0, subject_document, in_scope - readers)
-        ]
-        for row in range(1, len(keys)):
-            if row not in cached:
-                work.append((row, rows.document(row), only))
-            elif others:
-                work.append((row, rows.document(row), others))
-        if readers:
-            work.append((0, subject_sbom, readers))
+        # The row of each document evaluated, in order.
+        work_rows: list[int] = []
+
+        def work() -> Iterator[tuple[str, frozenset[str] | None]]:
+            # Every row not cached with the policies in scope (the subject with those that do
+            # not read the SBOM), cached rows with the others, the subject with the SBOM for
+            # those that read it.
+            work_rows.append(0)
+            yield subject_document, in_scope - readers
+            for row in new_rows:
+                hit = cache.get(keys[row]) if cache is not None else None
+                if hit is None:
+                    work_rows.append(row)
+                    yield rows.document(row), only
+                    continue
+                cached[row] = hit
+                if others:
+                    work_rows.append(row)
+                    yield rows.document(row), others
+            if readers:
+                work_rows.append(0)
+                yield subject_sbom, readers
+
         try:
-            found = self.evaluate_scoped([w[1] for w in work], [w[2] for w in work])
+            found = self.evaluate_stream(work())
         except EvaluationError as exc:
             number = getattr(exc, "document", None)
-            if isinstance(number, int) and 0 <= number < len(work):
-                exc.document = work[number][0]  # type: ignore[attr-defined]
+            if isinstance(number, int) and 0 <= number < len(work_rows):
+                exc.document = work_rows[number]  # type: ignore[attr-defined]
             raise
         answers: list[list[PolicyOutcome]] = [[] for _ in keys]
-        for (row, _, _), outcomes in zip(work, found, strict=True):
+        for row, outcomes in zip(work_rows, found, strict=True):
             if row == 0 or row in cached:
                 answers[row] = self._merge(answers[row] or cached.get(row, ()), outcomes)
                 continue

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Documents per worker below which an evaluation is not shared out: a request's round trip
 # costs about what a dozen documents' evaluation does (each policy tens of microseconds).
 _SHARE_FROM = 16
+# Documents per request: a worker starts on a cold image's first inputs while the rest are
+# built, and the last chunk (the one the other workers may wait for) is short.
+_CHUNK = 256
 
 
 class EvaluationBudgetExceeded(EvaluationError):
@@ -174,42 +177,40 @@ class EvaluatorPool:
         documents: Sequence[str],
         scopes: Sequence[frozenset[str] | None],
     ) -> list[list[RawOutcome]]:
-        """Evaluate the documents (each with its scope) within one budget of CPU time, split
-        across the workers that are free when there are enough documents to share (a cold image
-        then uses every core the pool has); EvaluationError naming the policy that overran."""
+        """`evaluate_stream` of the documents, each with its scope."""
+        return self.evaluate_stream(engine, zip(documents, scopes, strict=True))
+
+    def evaluate_stream(
+        self, engine: IsolatedPolicyEngine, work: Iterable[tuple[str, frozenset[str] | None]]
+    ) -> list[list[RawOutcome]]:
+        """Evaluate the documents `work` yields (each with its scope) within one budget of CPU
+        time, in chunks sent to the workers as they are made: a cold image's inputs are
+        still being built while the first are evaluated, and every core the pool has is used
+        once there are enough documents to share. EvaluationError naming the policy that
+        overran."""
         try:
             first = self._idle.get(timeout=_QUEUE_WAIT)
         except queue.Empty:
             raise EvaluationError(
                 f"no policy evaluator was free for {_QUEUE_WAIT:g} s (all busy)"
             ) from None
-        slots = [first]
-        while len(slots) < len(documents) // _SHARE_FROM:
-            try:
-                slots.append(self._idle.get_nowait())
-            except queue.Empty:
-                break
-        workers: list[_Worker] = []
-        finished: set[_Worker] = set()
+        run = _Run(self, engine)
         try:
-            for slot in slots:
-                if slot is not None and not slot.alive():
-                    self._retire(slot)
-                    slot = None
-                workers.append(slot if slot is not None else self._spawn())
-            return self._ask(workers, engine, documents, scopes, finished)
+            run.join(first)
+            return run.evaluate(work)
         except BaseException:
             # A worker that overran, died or was interrupted mid-answer is not reused.
-            for worker in workers:
-                if worker not in finished:
+            for worker in run.workers:
+                if worker in run.busy:
                     self._retire(worker)
-            workers = [worker for worker in workers if worker in finished]
             raise
         finally:
             # Every slot taken goes back; a retired worker's replacement starts now, so that it
             # is warm by the next call (or on first use, if it cannot start now).
-            for index in range(len(slots)):
-                back: _Worker | None = workers[index] if index < len(workers) else None
+            for index in range(run.slots):
+                back: _Worker | None = None
+                if index < len(run.workers) and run.workers[index] not in run.busy:
+                    back = run.workers[index]
                 if back is None and not self._closed:
                     try:
                         back = self._spawn()
@@ -217,61 +218,13 @@ class EvaluatorPool:
                         back = None
                 self._idle.put(None if self._closed else back)
 
-    def _ask(
-        self,
-        workers: Sequence[_Worker],
-        engine: IsolatedPolicyEngine,
-        documents: Sequence[str],
-        scopes: Sequence[frozenset[str] | None],
-        finished: set[_Worker],
-    ) -> list[list[RawOutcome]]:
-        """Send each worker its share (contiguous, in order), then wait for every answer while
-        the CPU time they use together stays within the budget."""
-        size = -(-len(documents) // len(workers))  # ceiling: the last share may be smaller
-        shares = {
-            worker: index * size
-            for index, worker in enumerate(workers)
-            if index * size < len(documents)
-        }
-        cpu_before = {worker: worker.cpu_seconds() for worker in shares}
-        started = time.monotonic()
-        pending: dict[Any, _Worker] = {}
-        for worker, start in shares.items():
-            self._send(
-                worker, engine, documents[start : start + size], scopes[start : start + size]
-            )
-            pending[worker.connection] = worker
-        answers: dict[int, list[list[RawOutcome]]] = {}
-        while pending:
-            for connection in wait(list(pending), timeout=_CHECK_EVERY):
-                worker = pending.pop(connection)
-                start = shares[worker]
-                try:
-                    kind, payload = worker.connection.recv()
-                except (EOFError, OSError):
-                    raise EvaluationError(
-                        "the policy evaluation process died (see the server log)"
-                    ) from None
-                if kind == "unknown-set":  # it was replaced since: send the policies again
-                    worker.known_sets.discard(engine.set_id)
-                    end = start + size
-                    self._send(worker, engine, documents[start:end], scopes[start:end])
-                    pending[worker.connection] = worker
-                    continue
-                if kind == "error":
-                    raise EvaluationError(f"policy evaluation failed: {payload}")
-                finished.add(worker)
-                answers[start] = payload
-            if not pending:
-                break
-            used = sum(worker.cpu_seconds() - cpu_before[worker] for worker in shares)
-            over = used > self.budget
-            starved = not over and time.monotonic() - started > self.budget * _WALL_FACTOR
-            if over or starved:
-                self.stopped += 1
-                running = next(iter(pending.values()))
-                raise self._overrun(running, shares[running], engine, starved=starved)
-        return [row for start in sorted(answers) for row in answers[start]]
+    def _more(self) -> tuple[bool, _Worker | None]:
+        """Another slot if one is free now: (True, its worker, or None: start one), else
+        (False, None)."""
+        try:
+            return True, self._idle.get_nowait()
+        except queue.Empty:
+            return False, None
 
     def _send(
         self,
@@ -306,6 +259,105 @@ class EvaluatorPool:
         return EvaluationBudgetExceeded(policy, start + document, self.budget, starved=starved)
 
 
+class _Run:
+    """One `EvaluatorPool.evaluate_stream` call: the workers it took, the request each is
+    answering (at most one, so that neither side of a pipe can fill up while the other
+    writes) and the answers so far, by the position of their first document."""
+
+    def __init__(self, pool: EvaluatorPool, engine: IsolatedPolicyEngine) -> None:
+        self.pool = pool
+        self.engine = engine
+        self.slots = 0  # slots taken from the pool (each goes back, see evaluate_stream)
+        self.workers: list[_Worker] = []
+        self.free: list[_Worker] = []
+        # Per busy worker: its request's first document and the request's documents and
+        # scopes (sent again if the worker no longer knows the policy set).
+        self.busy: dict[_Worker, tuple[int, list[str], list[frozenset[str] | None]]] = {}
+        self.answers: dict[int, list[list[RawOutcome]]] = {}
+        self.cpu_before: dict[_Worker, float] = {}
+        self.waited = 0.0  # seconds spent waiting for answers
+
+    def join(self, slot: _Worker | None) -> None:
+        """Take a slot: its worker, or a new one if it has none or its worker died."""
+        self.slots += 1
+        if slot is not None and not slot.alive():
+            self.pool._retire(slot)
+            slot = None
+        worker = slot if slot is not None else self.pool._spawn()
+        self.workers.append(worker)
+        self.free.append(worker)
+        self.cpu_before[worker] = worker.cpu_seconds()
+
+    def evaluate(self, work: Iterable[tuple[str, frozenset[str] | None]]) -> list[list[RawOutcome]]:
+        documents: list[str] = []
+        scopes: list[frozenset[str] | None] = []
+        count = 0
+        for document, scope in work:
+            documents.append(document)
+            scopes.append(scope)
+            count += 1
+            if len(documents) >= _CHUNK:
+                self._dispatch(count - len(documents), documents, scopes, count)
+                documents, scopes = [], []
+        if documents:
+            self._dispatch(count - len(documents), documents, scopes, count)
+        while self.busy:
+            self._collect(_CHECK_EVERY)
+        return [row for start in sorted(self.answers) for row in self.answers[start]]
+
+    def _dispatch(
+        self, start: int, documents: list[str], scopes: list[frozenset[str] | None], seen: int
+    ) -> None:
+        """Send a chunk to a free worker: one more from the pool when the documents so far
+        are enough to share (_SHARE_FROM per worker) and a slot is free, else the first of
+        this run's workers to answer."""
+        if not self.free and seen // _SHARE_FROM > self.slots:
+            taken, slot = self.pool._more()
+            if taken:
+                self.join(slot)
+        while not self.free:
+            self._collect(_CHECK_EVERY)
+        worker = self.free.pop()
+        self.pool._send(worker, self.engine, documents, scopes)
+        self.busy[worker] = (start, documents, scopes)
+
+    def _collect(self, timeout: float) -> None:
+        """Read the answers that are there (waiting up to `timeout`), then check the budget."""
+        by_connection = {worker.connection: worker for worker in self.busy}
+        began = time.monotonic()
+        ready = wait(list(by_connection), timeout=timeout)
+        self.waited += time.monotonic() - began
+        for connection in ready:
+            worker = by_connection[connection]  # type: ignore[index]
+            start, documents, scopes = self.busy[worker]
+            try:
+                kind, payload = worker.connection.recv()
+            except (EOFError, OSError):
+                raise EvaluationError(
+                    "the policy evaluation process died (see the server log)"
+                ) from None
+            if kind == "unknown-set":  # it was replaced since: send the policies again
+                worker.known_sets.discard(self.engine.set_id)
+                self.pool._send(worker, self.engine, documents, scopes)
+                continue
+            if kind == "error":
+                raise EvaluationError(f"policy evaluation failed: {payload}")
+            del self.busy[worker]
+            self.free.append(worker)
+            self.answers[start] = payload
+        if not self.busy:
+            return
+        budget = self.pool.budget
+        used = sum(worker.cpu_seconds() - before for worker, before in self.cpu_before.items())
+        over = used > budget
+        # Starved: waited this long for workers that got too little CPU to use the budget.
+        starved = not over and self.waited > budget * _WALL_FACTOR
+        if over or starved:
+            self.pool.stopped += 1
+            running, (start, _, _) = next(iter(self.busy.items()))
+            raise self.pool._overrun(running, start, self.engine, starved=starved)
+
+
 class IsolatedPolicyEngine(PolicyEngine):
     """A PolicyEngine whose evaluation runs in the pool's worker processes."""
 
@@ -326,11 +378,17 @@ class IsolatedPolicyEngine(PolicyEngine):
     ) -> list[list[PolicyOutcome]]:
         """Each document's outcomes per policy, evaluated in the pool's worker processes: those
         that matched or failed (one that did not match adds nothing to a verdict)."""
+        return self.evaluate_stream(zip(documents, scopes, strict=True))
+
+    def evaluate_stream(
+        self, work: Iterable[tuple[str, frozenset[str] | None]]
+    ) -> list[list[PolicyOutcome]]:
+        """`evaluate_scoped`, the documents sent to the workers while later ones are made."""
         by_name = {p.name: p for p in self.policies}
         return [
             [
                 PolicyOutcome(policy=by_name[name], matched=hit, reasons=why, error=error)
                 for name, hit, why, error in row
             ]
-            for row in self.pool.evaluate(self, documents, scopes)
+            for row in self.pool.evaluate_stream(self, work)
         ]

@@ -181,10 +181,14 @@ def _op(op: Literal["AND", "OR"], args: Iterable[_Node]) -> _Node:
     version-less family next to one of its members says nothing more and is dropped
     (cyclonedx-py lists the SPDX id and the trove classifier: `Apache-2.0` and
     `License :: OSI Approved :: Apache Software License`)."""
-    unique: dict[_Node, None] = {}
+    # A leaf is the same license as another that renders the same (one may have lost its
+    # family to a stray parenthesis: `( License :: OSI Approved :: Apache Software License`),
+    # so that what is written reads back as itself; the first is kept.
+    unique: dict[object, _Node] = {}
     for arg in args:
-        unique.update(dict.fromkeys(arg.args if isinstance(arg, _Op) and arg.op == op else (arg,)))
-    flat = list(unique)
+        for node in arg.args if isinstance(arg, _Op) and arg.op == op else (arg,):
+            unique.setdefault(node.text if isinstance(node, _Leaf) else node, node)
+    flat = list(unique.values())
     if op == "AND":
         ids = {a.spdx_id for a in flat if isinstance(a, _Leaf) and a.spdx_id}
         flat = [

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,13 +225,19 @@ def test_a_large_image_is_shared_out_among_the_free_workers(tmp_path: Path) -> N
         policies = load_policy_dir(policy_dir)
         engine = IsolatedPolicyEngine(policies, pool=pool)
         calls: list[int] = []
-        evaluate = pool.evaluate
+        evaluate = pool.evaluate_stream
 
-        def counted(*args: Any) -> Any:
-            calls.append(len(args[1]))
-            return evaluate(*args)
+        def counted(engine: IsolatedPolicyEngine, work: Iterable[Any]) -> Any:
+            calls.append(0)
 
-        pool.evaluate = counted  # type: ignore[method-assign]
+            def documents() -> Iterator[Any]:
+                for item in work:
+                    calls[-1] += 1
+                    yield item
+
+            return evaluate(engine, documents())
+
+        pool.evaluate_stream = counted  # type: ignore[method-assign]
         before = {w.process.pid: w.cpu_seconds() for w in pool._workers}
         image = {"ref": "reg.example/app:latest", "digest": "sha256:" + "1" * 64}
         first = engine.evaluate_sbom(sbom, facts=_vouched, image=image)
@@ -431,3 +437,49 @@ def test_serve_keeps_answering_while_a_policy_runs_away(
     while any(Path(f"/proc/{pid}").exists() for pid in workers):
         assert time.monotonic() < deadline, f"workers {workers} outlived the server"
         time.sleep(0.1)
+
+
+LATE_RUNAWAY = """\
+# METADATA
+# title: Runs away on one package
+# custom:
+#   action: Deny
+package late_runaway
+
+import rego.v1
+
+default match := false
+
+match if {
+	input.v0.package.name == "pkg-900"
+	some i in numbers.range(1, 100000)
+	some j in numbers.range(1, 100000)
+	i * j == -1
+}
+"""
+
+
+def test_a_runaway_in_a_later_chunk_names_its_package(tmp_path: Path) -> None:
+    """A large image goes to the workers in chunks while its inputs are still being built: an
+    overrun on the 901st package (in the fourth chunk) names that package and the policy."""
+    pool = EvaluatorPool(processes=2, budget=1.0)
+    try:
+        pool.start()
+        sbom = load_sbom_file(_large_sbom(tmp_path, 1000))
+        policy_dir = tmp_path / "policies"
+        policy_dir.mkdir()
+        (policy_dir / "late_runaway.rego").write_text(LATE_RUNAWAY)
+        engine = IsolatedPolicyEngine(load_policy_dir(policy_dir), pool=pool)
+        verdict = engine.evaluate_sbom(sbom, facts=_vouched)
+        assert not verdict.allowed
+        [failure] = verdict.errors
+        assert failure.policy == "late-runaway", failure
+        assert failure.purl == "pkg:npm/pkg-900@1.4.0"
+        assert failure.message.startswith("used up its 1 s evaluation budget (CPU time)")
+        assert pool.stopped == 1
+        # The stopped worker was replaced and the other one is still usable.
+        pool.budget = 60.0
+        good = IsolatedPolicyEngine(load_policy_dir(bundled_policies_dir()), pool=pool)
+        assert good.evaluate_sbom(sbom, facts=_vouched).errors == ()
+    finally:
+        pool.close()
