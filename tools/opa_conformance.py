@@ -549,6 +549,10 @@ def _load_as_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# What `RegoEngine.eval_rule` answers for a rule with no value (a rule's value may be null).
+_UNDEFINED = object()
+
+
 def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     """A case through sbomgate's layer: load as the loader does, then `RegoEngine.eval_rule`
     for a rule query, else `eval_query` on an engine of `new_engine()`."""
@@ -564,14 +568,14 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
             engine = sg.RegoEngine(modules, data)
             if input_json is not None:
                 engine.set_input_json(input_json)
-            value = engine.eval_rule(path)
+            value = engine.eval_rule(path, undefined=_UNDEFINED)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
             return {**_error("eval", exc), "route": "eval_rule"}
-        rows = [] if value is None else [{} if var == "_" else {var: opa_json(value)}]
+        rows = [] if value is _UNDEFINED else [{} if var == "_" else {var: opa_json(value)}]
         result = {"kind": "rows", "route": "eval_rule", "rows": rows}
-        if not value:
+        if value is _UNDEFINED or not value:
             # An empty or undefined answer may hide what the binding could not say.
             result["diagnosis"] = _diagnose(task, input_json, path)
         return result

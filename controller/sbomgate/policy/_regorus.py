@@ -808,10 +808,12 @@ class RegoEngine:
         self._engine.set_input_json(document)
         self._input = document
 
-    def eval_rule(self, path: str) -> Any:
-        """The rule's value (None when undefined); a RegoError when evaluation fails."""
+    def eval_rule(self, path: str, *, undefined: Any = None) -> Any:
+        """The rule's value, `undefined` when it has none (by default None, as for `null`: no
+        verdict tells the two apart, and telling them costs a second evaluation of a rule
+        whose value reads None); a RegoError when evaluation fails."""
         try:
-            return _rule_value(self._engine, path)
+            return _rule_value(self._engine, path, undefined)
         except Exception as exc:
             # Never bound to a name here: this frame (which holds the engine) would then hold
             # the error holding the frame, a cycle that the collector breaks later, maybe on
@@ -829,14 +831,17 @@ class RegoEngine:
         raise RegoError(f"the Rego engine failed (regorus panicked: {panic})", file=None, line=None)
 
 
-def _rule_value(engine: Any, path: str) -> Any:
+def _rule_value(engine: Any, path: str, undefined: Any = None) -> Any:
     """regorus' `eval_rule`; a value Python cannot hold as the binding builds it (a set of
     objects or arrays: unhashable, a TypeError) is read from its JSON instead, sets as lists
     (before, that TypeError was taken for an undefined rule: the values were lost). A rule
     whose definitions all have ref heads (`p["x"] := 1`) is no "rule path" to `eval_rule`:
     it is asked as a query."""
     try:
-        return engine.eval_rule(path)
+        value = engine.eval_rule(path)
+        if value is None and undefined is not None and engine.eval_rule_as_json(path) != "null":
+            return undefined  # the binding's None is both undefined and null; its JSON is not
+        return value
     except TypeError:
         return orjson.loads(engine.eval_rule_as_json(path))
     except RuntimeError as exc:
@@ -852,4 +857,4 @@ def _rule_value(engine: Any, path: str) -> Any:
         if isinstance(exc, RuntimeError) and "not an i64" not in str(exc):
             raise
         rows = orjson.loads(engine.eval_query_as_json(path)).get("result", [])
-    return rows[0]["expressions"][0]["value"] if rows else None
+    return rows[0]["expressions"][0]["value"] if rows else undefined

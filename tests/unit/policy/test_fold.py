@@ -150,3 +150,11 @@ def test_analysis_of_a_folded_module_is_stable() -> None:
     after = fold_constants([licence.module], {})[0]
     again = analyse_module(after.path, after.source)
     assert again.source == after.source
+
+
+def test_a_policys_own_answers_are_not_folded() -> None:
+    # A `match` that reads no input is asked per document (once per thread, by its empty
+    # projection), so that one that runs away is stopped under its policy's name.
+    policy = module('match if count(data.things) > 1\n\nreason contains "x" if match\n')
+    assert "match" in constants('match if count(data.things) > 1\n\nreason contains "x" if match\n')
+    assert folded_rules([policy], {"things": [1, 2]}) == set()
