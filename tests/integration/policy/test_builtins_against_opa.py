@@ -1,5 +1,6 @@
 """The builtins sbomgate's regorus patch adds or mends (digests, HMAC, JWT, uri.parse,
-strings.replace_n, uuid.parse, units.*, json/yaml.is_valid, numbers.range_step, glob.match's
+strings.replace_n, uuid.parse, units.*, json/yaml.is_valid, yaml.unmarshal of YAML streams,
+numbers without an integer part (`.5`), numbers.range_step, glob.match's
 empty alternatives, walk without its output parameter, json.match_schema's and
 json.verify_schema's answers), against a real `opa eval`.
 
@@ -190,6 +191,17 @@ for text in ["1e3", "1e+3", "5e-1K", "10e10000000Ei", "10e1000000", "1e15K", "2.
 # json.is_valid and yaml.is_valid: false for what is not a string.
 for operand in ["input.n", "input.nothing", "input.list", '"{}"', '"a: [1"']:
     EXPRESSIONS += [f"json.is_valid({operand})", f"yaml.is_valid({operand})"]
+# yaml.is_valid and yaml.unmarshal on YAML streams: every document read, the first answered
+# (null when there is none), an error in any one refusing the text (Kubernetes manifests are
+# such streams).
+for text in [
+    "a: 1\n---\nb: 2\n", "a: 1\n---\n", "---\na: 1\n", "---\n---\na: 1\n", "", "---\n",
+    "a: 1\n---\n\tb: 2\n", "a: 1\n---\nb: [1\n", "a: 1\n---\nb: 2\n---\nc: [\n",
+    "a: 1\n...\n", "- 1\n---\n- 2\n", "kind: A\n---\nkind: B\n---\nkind: C\n",
+]:  # fmt: skip
+    EXPRESSIONS += [f"yaml.is_valid({json.dumps(text)})", f"yaml.unmarshal({json.dumps(text)})"]
+# Numbers written without their integer part (OPA reads `.5` as 0.5) where OPA can give them.
+EXPRESSIONS += ["1 - .5", "[.5 * 2, 1 + .25]", 'sprintf("%.3f", [.125])']
 # numbers.range_step: a step past any 64-bit integer.
 EXPRESSIONS += [
     "numbers.range_step(0, 10, 99999999999999999999)",

@@ -475,10 +475,10 @@ def test_a_regorus_panic_fails_that_evaluation_only(monkeypatch: pytest.MonkeyPa
     engine = PolicyEngine([load_policy("deny.rego", DENY_EVIL)])
     real = _regorus._rule_value
 
-    def panics_on_evil(regorus_engine: Any, path: str) -> Any:
+    def panics_on_evil(regorus_engine: Any, path: str, undefined: Any = None) -> Any:
         if '"evil"' in regorus_engine.eval_query_as_json("input.v0.package.name"):
             raise panic("window size must be non-zero")
-        return real(regorus_engine, path)
+        return real(regorus_engine, path, undefined)
 
     monkeypatch.setattr(_regorus, "_rule_value", panics_on_evil)
     verdict = engine.evaluate_sbom(sbom(component("evil"), component("good")))
