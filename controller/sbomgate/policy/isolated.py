@@ -300,7 +300,7 @@ class _Run:
                 self._dispatch(count - len(documents), documents, scopes, count)
                 documents, scopes = [], []
         if documents:
-            self._dispatch(count - len(documents), documents, scopes, count)
+            self._dispatch_last(count - len(documents), documents, scopes, count)
         while self.busy:
             self._collect(_CHECK_EVERY)
         return [row for start in sorted(self.answers) for row in self.answers[start]]
@@ -320,6 +320,23 @@ class _Run:
         worker = self.free.pop()
         self.pool._send(worker, self.engine, documents, scopes)
         self.busy[worker] = (start, documents, scopes)
+
+    def _dispatch_last(
+        self, start: int, documents: list[str], scopes: list[frozenset[str] | None], seen: int
+    ) -> None:
+        """Send the last chunk, which every other worker's wait ends on (all of a new build's
+        hundred changed packages), shared among the workers free now, and as many more as the
+        pool has free while there are _SHARE_FROM documents for each."""
+        while len(documents) // _SHARE_FROM > len(self.free) and seen // _SHARE_FROM > self.slots:
+            taken, slot = self.pool._more()
+            if not taken:
+                break
+            self.join(slot)
+        parts = max(1, min(len(self.free), len(documents) // _SHARE_FROM))
+        size = -(-len(documents) // parts)  # ceiling: the last part may be smaller
+        for offset in range(0, len(documents), size):
+            end = offset + size
+            self._dispatch(start + offset, documents[offset:end], scopes[offset:end], seen)
 
     def _collect(self, timeout: float) -> None:
         """Read the answers that are there (waiting up to `timeout`), then check the budget."""

@@ -483,3 +483,29 @@ def test_a_runaway_in_a_later_chunk_names_its_package(tmp_path: Path) -> None:
         assert good.evaluate_sbom(sbom, facts=_vouched).errors == ()
     finally:
         pool.close()
+
+
+def test_the_last_chunk_is_shared_among_the_free_workers(tmp_path: Path) -> None:
+    """A new build's hundred or so changed packages are one chunk, the last: it goes to both
+    workers, as a whole image of that size did before chunks, not to one while the other
+    idles; the verdict is the in-process one."""
+    pool = EvaluatorPool(processes=2, budget=60.0)
+    try:
+        pool.start()
+        sbom = load_sbom_file(_large_sbom(tmp_path, 100))
+        policies = load_policy_dir(bundled_policies_dir())
+        engine = IsolatedPolicyEngine(policies, pool=pool)
+        sent: list[tuple[int, int]] = []
+        send = pool._send
+
+        def counted(worker: Any, engine: Any, documents: Any, scopes: Any) -> None:
+            sent.append((worker.process.pid, len(documents)))
+            send(worker, engine, documents, scopes)
+
+        pool._send = counted  # type: ignore[method-assign]
+        verdict = engine.evaluate_sbom(sbom, facts=_vouched)
+        assert verdict == PolicyEngine(policies).evaluate_sbom(sbom, facts=_vouched)
+        assert len({pid for pid, _ in sent}) == 2, sent
+        assert sum(n for _, n in sent) == 101 and all(n >= 16 for _, n in sent), sent
+    finally:
+        pool.close()
