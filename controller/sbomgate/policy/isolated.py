@@ -171,15 +171,6 @@ class EvaluatorPool:
         for worker in workers:
             worker.stop()
 
-    def evaluate(
-        self,
-        engine: IsolatedPolicyEngine,
-        documents: Sequence[str],
-        scopes: Sequence[frozenset[str] | None],
-    ) -> list[list[RawOutcome]]:
-        """`evaluate_stream` of the documents, each with its scope."""
-        return self.evaluate_stream(engine, zip(documents, scopes, strict=True))
-
     def evaluate_stream(
         self, engine: IsolatedPolicyEngine, work: Iterable[tuple[str, frozenset[str] | None]]
     ) -> list[list[RawOutcome]]:
