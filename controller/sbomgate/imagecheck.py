@@ -26,6 +26,7 @@ import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate._internal.deadline import Deadline
+from sbomgate._internal.gcpause import gc_paused
 from sbomgate.attest import AttestationCheck, AttestationVerifier, TrustPolicy, VerifiedDocument
 from sbomgate.cache_keys import ImageCheckKey, documents_fingerprint, image_check_key
 from sbomgate.errors import (
@@ -44,7 +45,7 @@ from sbomgate.registry import (
     parse_reference,
 )
 from sbomgate.registry.budget import ImageBodies
-from sbomgate.sbom import Sbom, parse_sbom, parse_sbom_decoded
+from sbomgate.sbom import JsonDocument, Sbom, parse_sbom, parse_sbom_decoded
 from sbomgate.verdict import AttestationReport, ImageReport, Verdict, merge_verdicts
 
 Phase = str  # "resolve" | "discover" | "verify" | "parse" | "evaluate"
@@ -274,12 +275,19 @@ class ImageChecker:
     ) -> tuple[Loaded[VerifiedImage], tuple[CheckedSbom, ...]]:
         # The downloaded bodies count against the budgets until verification and parsing are
         # over (registry/budget.py); then only the kept SBOM bytes remain, in the cache.
-        with ImageBodies(
-            self.client.bodies,
-            self.client.limits.max_attestation_bytes,
-            image=str(pinned),
-            registry=pinned.registry,
-        ) as bodies:
+        # The cyclic GC is paused until _load_within has returned: the decoded statements
+        # (some 100,000 dicts and lists for 5,000 components, acyclic) are freed by reference
+        # counting as it returns, so no collection walks them. Walked, they cost a new build
+        # about a tenth of its admission (twice each, and the full collections they bring on).
+        with (
+            ImageBodies(
+                self.client.bodies,
+                self.client.limits.max_attestation_bytes,
+                image=str(pinned),
+                registry=pinned.registry,
+            ) as bodies,
+            gc_paused(),
+        ):
             return self._load_within(pinned, deadline, resolved, want_unsigned, bodies)
 
     def _load_within(
@@ -315,6 +323,8 @@ class ImageChecker:
                 try:
                     data = _sbom_bytes(document, source)
                     sbom = parse_sbom_decoded(document.predicate, data, source=source)
+                    if sbom.document is document.predicate:  # then `data` is its JSON
+                        sbom = replace(sbom, document=JsonDocument(data))
                 except SbomError as exc:
                     refusals.append(
                         Problem(image=verification.image, message=f"signed SBOM unusable: {exc}")

@@ -51,7 +51,7 @@ from sbomgate.identity import PackageIdentity, identity_of
 # Re-exported: the facts lived here, and `from sbomgate.policy.input import PackageFacts` works.
 from sbomgate.intel.model import NO_FACTS as NO_FACTS
 from sbomgate.intel.model import PackageFacts as PackageFacts
-from sbomgate.sbom.model import Component, Sbom
+from sbomgate.sbom.model import Component, JsonDocument, Sbom
 
 ListMatches = Mapping[str, Sequence[Mapping[str, Any]]]
 NO_LIST_MATCHES: ListMatches = {"allow": (), "blocklist": (), "quarantine": ()}
@@ -240,7 +240,7 @@ def build_input(
                 list(facts.vulnerabilities) if facts.vulnerabilities is not None else None
             ),
             "repository": facts.repository,
-            "sbom": sbom.document if sbom is not None else None,
+            "sbom": _sbom_value(sbom.document) if sbom is not None else None,
             "image_subject": sbom is not None,
             "image": image,
             "workload": workload,
@@ -254,6 +254,14 @@ def build_input(
 # them leaves the input as it was, and that every other field is in the fingerprint.
 UNREAD_COMPONENT_FIELDS = frozenset({"bom_ref", "license_error", "locations", "type"})
 UNREAD_FACT_FIELDS = frozenset({"unavailable"})
+
+
+def _sbom_value(document: Mapping[str, Any]) -> Any:
+    """`input.v0.sbom`: the document, or its JSON text as it is when it is kept as text (the
+    input is written by orjson, which copies a Fragment verbatim)."""
+    if type(document) is JsonDocument:
+        return orjson.Fragment(document.json)
+    return document
 
 
 def input_fingerprint(

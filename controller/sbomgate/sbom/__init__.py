@@ -1,7 +1,14 @@
 """SBOM ingestion: CycloneDX 1.2-1.7 (JSON, XML), SPDX 2.2/2.3 (JSON) and SPDX 3.0 (JSON-LD)
 into `Sbom`."""
 
-from sbomgate.sbom.model import Component, OperatingSystem, Sbom, SbomFormat, is_package
+from sbomgate.sbom.model import (
+    Component,
+    JsonDocument,
+    OperatingSystem,
+    Sbom,
+    SbomFormat,
+    is_package,
+)
 from sbomgate.sbom.parse import (
     MAX_COMPONENT_DEPTH,
     MAX_COMPONENTS,
@@ -18,6 +25,7 @@ __all__ = [
     "MAX_COMPONENT_DEPTH",
     "MAX_SBOM_BYTES",
     "Component",
+    "JsonDocument",
     "OperatingSystem",
     "Sbom",
     "SbomFormat",

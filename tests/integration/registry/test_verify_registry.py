@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sbomgate.sbom import JsonDocument
 from support.fake_sigstore import FakeSigstore
 from support.oci_builder import (
     CYCLONEDX_PREDICATE,
@@ -80,6 +81,9 @@ def test_cosign_legacy_att_tag_verifies_and_yields_the_sbom(
     [sbom] = result.sboms
     assert sbom.digest == signed_legacy.digest
     assert len(sbom.sbom.components) == result.report.components > 0
+    # The document is kept as its JSON (no decoded tree outlives the check): the same document.
+    assert type(sbom.sbom.document) is JsonDocument
+    assert dict(sbom.sbom.document) == json.loads(GOOD_SBOM.read_text())
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "rsa"])
@@ -236,6 +240,8 @@ def test_spdx_embedded_as_a_string_and_spdxjson(
         assert result.report.ok, errors(result)
         [sbom] = result.sboms
         assert sbom.sbom.format == "spdx" and len(sbom.sbom.components) == 5
+        # A document converted from SPDX is not the predicate's JSON: kept as it was made.
+        assert type(sbom.sbom.document) is not JsonDocument
 
 
 # -- refusals -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from sbomgate.errors import InputError, PolicyLoadError, SbomgateError
 from sbomgate.output import json as json_output
 from sbomgate.policy import Action, PolicyEngine, _regorus, load_policy, load_policy_dir
 from sbomgate.policy.input import PackageFacts, build_input
-from sbomgate.sbom import Component, Sbom
+from sbomgate.sbom import Component, JsonDocument, Sbom
 
 
 def rego(body: str, *, meta: str = "") -> str:
@@ -364,6 +365,28 @@ def test_subject_sees_the_whole_sbom_and_components_do_not() -> None:
         ("app", ("image",), True),
         ("dep", ("package",), False),
     ]
+
+
+def test_an_sbom_document_kept_as_json_reads_as_the_document() -> None:
+    """An admission keeps the attested SBOM's document as its JSON text (JsonDocument): the
+    policies that read input.v0.sbom see what they see of the decoded document."""
+    policy = load_policy(
+        "image.rego",
+        rego(
+            'reason contains sprintf("%s %d", [input.v0.sbom.bomFormat, '
+            "count(input.v0.sbom.components)]) if input.v0.image_subject"
+        ),
+    )
+    decoded = sbom(component("dep"), component("other"), subject=component("app", fmt="docker"))
+    kept = replace(decoded, document=JsonDocument(orjson.dumps(decoded.document)))
+    assert dict(kept.document) == decoded.document and len(kept.document) == len(decoded.document)
+    engine = PolicyEngine([policy])
+    verdicts = [engine.evaluate_sbom(s, now_ns=0) for s in (decoded, kept)]
+    assert verdicts[0] == verdicts[1]
+    assert [f.reasons for f in verdicts[1].violations] == [("CycloneDX 0",)]
+    assert orjson.loads(orjson.dumps(build_input(kept.subject, sbom=kept))) == orjson.loads(
+        orjson.dumps(build_input(decoded.subject, sbom=decoded))
+    )
 
 
 def test_only_the_policies_that_read_the_sbom_are_given_it() -> None:
