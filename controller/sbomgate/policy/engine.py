@@ -185,7 +185,7 @@ class PolicyEngine:
         outcomes: list[PolicyOutcome] = []
         engines = self._engines()
         engines.document = None  # no engine has this document as its input yet
-        pieces: list[bytes] | None = None
+        pieces: list[str] | None = None
         for policy in self.policies:
             if not policy.enabled or (only is not None and policy.name not in only):
                 continue
@@ -440,9 +440,11 @@ class PolicyEngine:
             answers[row] = outcomes
             if cache is not None:
                 self._remember(keys[row], outcomes)
-        for row, hit in cached.items():
-            if not others:
-                answers[row] = self._merge(hit, ())
+        if not others:
+            # A kept entry is one evaluation's matches, in policy order and ending at the
+            # first terminal one (`_remember`): already what `_merge(hit, ())` makes.
+            for row, hit in cached.items():
+                answers[row] = list(hit)
         return answers
 
     def _in_scope(self, only: frozenset[str] | None) -> frozenset[str]:
@@ -529,11 +531,11 @@ _PROJECTION_KEYS = 32_768
 _SHORT = 64
 
 
-def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[bytes]:
-    """What `document` holds at each of `paths`: its JSON (a 256-bit digest behind `#` when
-    longer than _SHORT bytes: whoever writes the SBOM chooses these values), or b"" where
-    nothing is (no JSON text is empty or starts with `#`); an empty list when the document
-    cannot be read here (an integer past 64 bits): no projection."""
+def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[str]:
+    """What `document` holds at each of `paths`: its JSON (a 256-bit digest, in hex behind
+    `#`, when longer than _SHORT characters: whoever writes the SBOM chooses these values), or
+    "" where nothing is (no JSON text is empty or starts with `#`); an empty list when the
+    document cannot be read here (an integer past 64 bits): no projection."""
     try:
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError:
@@ -543,14 +545,18 @@ def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[bytes]:
         node = parsed
         for step in path:
             if type(node) is not dict or step not in node:
-                pieces.append(b"")
+                pieces.append("")
                 break
             node = node[step]
         else:
             text = orjson.dumps(node)
-            if len(text) > _SHORT:
-                text = b"#" + hashlib.blake2b(text, digest_size=32).digest()
-            pieces.append(text)
+            # Kept as a str: orjson's bytes of a few characters occupy 4 KiB each, and these
+            # are kept (the projection keys: 32,768 of them held over 100 MiB).
+            pieces.append(
+                text.decode()
+                if len(text) <= _SHORT
+                else "#" + hashlib.blake2b(text, digest_size=32).hexdigest()
+            )
     return pieces
 
 
