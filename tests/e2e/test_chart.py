@@ -648,7 +648,19 @@ def _wait_until_unpublished(cluster: KubeCluster, groups: Sequence[str]) -> None
 
 
 def _uninstall(cluster: KubeCluster) -> None:
-    cluster.helm("uninstall", RELEASE, "-n", NAMESPACE, "--ignore-not-found", "--wait", check=True)
+    # Helm's own timeout before the runner's (120 s), so that a wait that does not end says
+    # what it was waiting for (it once ran past 120 s here, once in many runs).
+    result = cluster.helm(
+        "uninstall", RELEASE, "-n", NAMESPACE, "--ignore-not-found", "--wait", "--timeout", "100s"
+    )
+    if result.returncode != 0:
+        left = cluster.kubectl(
+            "get", "all,configmaps,secrets,serviceaccounts,jobs", "-n", NAMESPACE, "-o", "wide"
+        )
+        raise AssertionError(
+            f"helm uninstall failed: {result.stderr.strip()}\n"
+            f"left in {NAMESPACE}:\n{left.stdout}{left.stderr}"
+        )
 
 
 @pytest.fixture(scope="module")
