@@ -115,6 +115,9 @@ def test_parse_error_names_file_and_line() -> None:
         ('net.lookup_ip_addr("example.com")', "policies cannot reach the network"),
         ("providers.aws.sign_req({}, {}, 0)", "providers.aws.sign_req is disabled"),
         ("no_such.function(1)", "unknown function no_such.function"),
+        # OPA's conformance runner registers it for its cases; `opa eval` refuses it, and a
+        # policy must not hold up the webhook.
+        ('test.sleep("1ms")', "unknown function test.sleep"),
         (  # as OPA 1.x refuses it (a Cloudsmith legacy recipe calls it)
             're_match(".*debug.*", input.v0.package.filename)',
             "re_match is a deprecated builtin that OPA 1.x no longer has: use regex.match",
