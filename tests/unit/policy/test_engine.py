@@ -595,6 +595,30 @@ def test_functions_opa_accepts_load(functions: str) -> None:
     assert [(f.name, f.reasons) for f in verdict.violations] == [("evil", ("evil",))]
 
 
+def test_a_template_string_may_be_a_function_argument() -> None:
+    """`f($"{x}") := ...` as OPA reads it: a call matches where its argument is the template's
+    text, the template's variables bound by the body, each body of an else chain its own (the
+    patch's parser took the template for a pattern, which failed: "statements not scheduled")."""
+    policy = load_policy(
+        "args.rego",
+        rego(
+            'why($"{fmt}:{name}") := text if {\n'
+            '  some [fmt, name, text] in [["python", "evil", "malware"]]\n'
+            "}\n\n"
+            'kind([$"{a}-{b}", _]) := "first" if [a, b] := ["x", "1"]\n'
+            'else := "second" if [a, b] := ["y", "2"]\n\n'
+            'reason contains why($"{input.v0.package.format}:{input.v0.package.name}")\n\n'
+            'reason contains kind(["y-2", input.v0.package.name]) if input.v0.package.name == "ok"'
+        ),
+    )
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("ok")))
+    assert sorted((f.name, f.reasons) for f in verdict.violations) == [
+        ("evil", ("malware",)),
+        ("ok", ("second",)),
+    ]
+    assert verdict.errors == ()
+
+
 def test_an_unsafe_variable_is_a_load_error_as_in_opa() -> None:
     """A misspelt variable in a deny rule: OPA refuses the module; evaluated, the definition
     would only be undefined (a rule that never matches, so an allow)."""
