@@ -13,6 +13,10 @@ process under a per-case timeout (a hang or a crash costs that case, not the run
   non-strict mode) when the query is `data.<rule> = x` or `x = data.<rule>` and names a
   rule of the modules, else `eval_query` on an engine from `new_engine()`.
 
+Both roads' engines also have the harness's builtins (`HARNESS_BUILTINS`): `test.sleep`, which
+OPA's runner registers for its cases and OPA itself (`opa eval`, `opa test`) lacks, so
+sbomgate's policies and `sbomgate test` lack it too.
+
 Judged as OPA's runner (v1/topdown/exported_test.go) judges: the rows' bindings of the query's
 variables, as a set of rows; values as OPA's JSON (a set is an array in OPA's sort order; an
 object key that is not a string is its JSON text); `sort_bindings` sorts each binding's array;
@@ -406,6 +410,52 @@ def result_set(rows: Iterable[Mapping[str, Any]], *, sort: bool, ignore_generate
 
 # --------------------------------------------------------------------------- the worker side
 
+# Go's time.ParseDuration: a sign, then numbers each with its unit ("1h2m0.5s"), or a bare 0.
+_GO_DURATION = re.compile(r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)[^0-9.]+)+|[-+]?0")
+_GO_DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([^0-9.]+)")
+_GO_UNIT_NS = {
+    "ns": 1,
+    "us": 10**3,
+    "\u00b5s": 10**3,  # micro sign
+    "\u03bcs": 10**3,  # Greek mu
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
+
+
+def go_duration_seconds(text: str) -> float | None:
+    """The seconds of a Go duration ("10ms", "-1.5h"); None where time.ParseDuration errs (an
+    unknown or missing unit, more nanoseconds than an int64 holds)."""
+    if _GO_DURATION.fullmatch(text) is None:
+        return None
+    nanoseconds = 0.0
+    for number, unit in _GO_DURATION_PART.findall(text):
+        if unit not in _GO_UNIT_NS:
+            return None
+        nanoseconds += float(number) * _GO_UNIT_NS[unit]
+    if nanoseconds >= 2**63:
+        return None
+    return (-nanoseconds if text.startswith("-") else nanoseconds) / 1e9
+
+
+def _test_sleep(duration: Any) -> None:
+    """`test.sleep(duration)`, a builtin OPA's runner registers for its cases (time/time
+    caching: time.now_ns answers one instant all through a query) and OPA itself lacks: sleeps
+    for the duration and answers null; a duration Go cannot read sleeps not at all (the runner
+    ignores the error)."""
+    if not isinstance(duration, str):
+        raise TypeError("test.sleep: the duration must be a string")
+    seconds = go_duration_seconds(duration)
+    if seconds is not None and seconds > 0:
+        time.sleep(seconds)
+
+
+# The harness's own builtins, given to both roads' engines as OPA's runner gives them to its
+# own (sbomgate's policies and `sbomgate test`, as `opa eval` and `opa test`, lack them).
+HARNESS_BUILTINS: tuple[tuple[str, int, Any], ...] = (("test.sleep", 1, _test_sleep),)
+
 
 def _rows_of(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The bindings of regorus' result rows; a row with a `false` expression is no row."""
@@ -434,10 +484,12 @@ def _input_value(term: str) -> Any:
 
 
 def run_plain(task: Mapping[str, Any]) -> dict[str, Any]:
-    """A case through `regorus.Engine()` alone."""
+    """A case through `regorus.Engine()` alone (with the harness's builtins)."""
     import regorus
 
     engine = regorus.Engine()
+    for path, nargs, fn in HARNESS_BUILTINS:
+        engine.add_extension(path, nargs, fn)
     try:
         for i, source in enumerate(task["modules"]):
             engine.add_policy(f"test-{i}.rego", source)
@@ -494,7 +546,7 @@ def _load_as_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     if refused:
         return {"kind": "refused", "builtins": refused}
     try:
-        sg.check_calls(modules)
+        sg.check_calls(modules, extra=HARNESS_BUILTINS)
     except PolicyLoadError as exc:
         return {"kind": "error", "stage": "load", "message": str(exc)[:500]}
     input_json = task["input_json"]
@@ -565,7 +617,7 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     path, var = loaded["path"], loaded["var"]
     if path is not None and var is not None:
         try:
-            engine = sg.RegoEngine(modules, data)
+            engine = sg.RegoEngine(modules, data, extra=HARNESS_BUILTINS)
             if input_json is not None:
                 engine.set_input_json(input_json)
             value = engine.eval_rule(path, undefined=_UNDEFINED)
@@ -581,7 +633,7 @@ def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
         return result
     route = "eval_query (data, not a rule)" if loaded["query_path"] else "eval_query"
     try:
-        engine = sg.new_engine()
+        engine = sg.new_engine(HARNESS_BUILTINS)
         for module in modules:
             engine.add_policy(module.path, module.source)
         if data:

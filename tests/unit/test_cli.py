@@ -184,6 +184,21 @@ def test_rego_test_runner_reports_failures(tmp_path: Path) -> None:
     assert proc.stdout.strip().splitlines()[-1] == "1 passed, 1 failed, 1 skipped"
 
 
+def test_rego_test_runner_refuses_test_sleep_as_opa_test_does(tmp_path: Path, opa_bin: str) -> None:
+    """test.sleep is a builtin of OPA's conformance runner only (tools/opa_conformance.py has
+    it too): `opa test` refuses a test calling it, and so does `sbomgate test`, in one line."""
+    (tmp_path / "s_test.rego").write_text(
+        'package s_test\nimport rego.v1\ntest_sleep if {\n  test.sleep("1ms")\n}\n'
+    )
+    proc = run("test", str(tmp_path))
+    assert proc.returncode == 2
+    assert "unknown function test.sleep" in proc.stderr and "Traceback" not in proc.stderr
+    opa = subprocess.run(
+        [opa_bin, "test", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert opa.returncode != 0 and "undefined function test.sleep" in opa.stdout + opa.stderr
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -144,12 +144,15 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.13, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.14, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
-# Extensions installed in every engine, as (path, arity, callable).
-_EXTENSIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
+# A builtin sbomgate adds through regorus' extensions: (path, arity, callable).
+Extension = tuple[str, int, Callable[..., Any]]
+
+# Extensions installed in every engine.
+_EXTENSIONS: tuple[Extension, ...] = (
     ("semver.compare", 2, _lenient_semver_compare),
     ("regex.globs_match", 2, _globs_match),
     ("strings.render_template", 2, render_template),
@@ -178,15 +181,16 @@ def _bare_engine() -> Any:
     return engine
 
 
-def new_engine() -> Any:
+def new_engine(extra: Sequence[Extension] = ()) -> Any:
     """A regorus engine in OPA's default mode (a builtin's error makes its call undefined) with
-    our extensions: the lenient semver.compare, and the refused network builtins."""
+    our extensions: the lenient semver.compare, and the refused network builtins; and `extra`
+    ones, which only a tool gives (the conformance harness's test.sleep), never a policy."""
     engine = _bare_engine()
     try:
         engine.set_strict_builtin_errors(False)
     except AttributeError:
         raise SbomgateError(_UNPATCHED_BINDING) from None
-    for path, nargs, fn in _EXTENSIONS:
+    for path, nargs, fn in (*_EXTENSIONS, *extra):
         engine.add_extension(path, nargs, fn)
     return engine
 
@@ -726,13 +730,14 @@ def check_compiles(module: RegoModule) -> None:
         raise PolicyLoadError(module.path, err.message, err.line) from None
 
 
-def check_calls(modules: Sequence[RegoModule]) -> None:
-    """Refuse, at load time, calls the engine cannot or must not make."""
+def check_calls(modules: Sequence[RegoModule], *, extra: Sequence[Extension] = ()) -> None:
+    """Refuse, at load time, calls the engine cannot or must not make; `extra`: the
+    extensions the engine will be given besides sbomgate's own (see new_engine)."""
     # A function may have only a `default` definition (`default f(_) := 1`); a call of a
     # default that is not a function fails when evaluated (an error, so a denial).
     defined = {r.name for m in modules for r in m.rules if r.is_function or r.is_default}
     defined |= {f"data.{m.package}.{r.name}" for m in modules for r in m.rules if r.is_function}
-    available = regorus_builtins() | {path for path, _, _ in _EXTENSIONS}
+    available = regorus_builtins() | {path for path, _, _ in (*_EXTENSIONS, *extra)}
     for module in modules:
         for name, line in module.calls:
             if name in FORBIDDEN_BUILTINS:
@@ -785,15 +790,22 @@ def _with_every_annotation(modules: Sequence[RegoModule]) -> tuple[RegoModule, .
 class RegoEngine:
     """One module set (a policy and its helpers) on one thread, in OPA's default mode."""
 
-    def __init__(self, modules: Sequence[RegoModule], data: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        modules: Sequence[RegoModule],
+        data: Mapping[str, Any],
+        *,
+        extra: Sequence[Extension] = (),
+    ) -> None:
         self._thread = threading.get_ident()
         self._modules = _with_every_annotation(modules)
         self._data = data
+        self._extra = tuple(extra)
         self._input: str | None = None
         self._engine = self._build()
 
     def _build(self) -> Any:
-        engine = new_engine()
+        engine = new_engine(self._extra)
         for module in self._modules:
             engine.add_policy(module.path, module.source)
         if self._data:

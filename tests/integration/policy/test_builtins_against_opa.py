@@ -1,6 +1,6 @@
 """The builtins sbomgate's regorus patch adds or mends (digests, HMAC, JWT, uri.parse,
 strings.replace_n, uuid.parse, units.*, json/yaml.is_valid, yaml.unmarshal of YAML streams,
-numbers without an integer part (`.5`), numbers.range_step, glob.match's
+numbers without an integer part (`.5`), sprintf's %f and %e, numbers.range_step, glob.match's
 empty alternatives, walk without its output parameter, json.match_schema's and
 json.verify_schema's answers), against a real `opa eval`.
 
@@ -202,6 +202,17 @@ for text in [
     EXPRESSIONS += [f"yaml.is_valid({json.dumps(text)})", f"yaml.unmarshal({json.dumps(text)})"]
 # Numbers written without their integer part (OPA reads `.5` as 0.5) where OPA can give them.
 EXPRESSIONS += ["1 - .5", "[.5 * 2, 1 + .25]", 'sprintf("%.3f", [.125])']
+# sprintf's %f and %e as Go writes them: precision 6 unless given, a width with a precision
+# (`%3.1f`), zeros after the sign, halves rounded to even on the exact value, float literals with
+# an integer value (`0.0`, `1e2`: OPA prints them as floats). An integer computed or written as
+# one is left out: OPA prints Go's complaint (`%!f(int64=1)`), sbomgate the float.
+EXPRESSIONS += [
+    'sprintf("%f, %3.1f, %.3f", [0.0, 100.0, .0])',
+    'sprintf("%f %F %.f", [1e2, 2.5, 2.5])',
+    'sprintf("%f|%.2f|%e|%E|%.2e", [0.5, 3.1415, 1.5, 1.5, 1e300])',
+    'sprintf("%08.3f|%8.3f|%08.3f|%10.4e|%3.1f", [-3.14159, -3.14159, 2.5, 3.5, 99.95])',
+    'sprintf("%.0f %.0f %.0f %.2f %.20f %e", [0.5, 1.5, 2.5, 0.125, 0.1, 0.000123])',
+]
 # numbers.range_step: a step past any 64-bit integer.
 EXPRESSIONS += [
     "numbers.range_step(0, 10, 99999999999999999999)",

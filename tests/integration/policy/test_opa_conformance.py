@@ -9,6 +9,9 @@ the per-directory table.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from pathlib import Path
 
 import opa_conformance as harness
@@ -137,3 +140,62 @@ def test_the_compiled_mode_road_measures_where_it_differs() -> None:
     report = harness.markdown(run)
     assert "Compiled mode (regorus' RVM)" in report
     assert "| disjunction |" in report.split("Compiled mode")[1]
+
+
+def test_test_sleep_sleeps_and_time_stands_still_within_a_query() -> None:
+    """The harness's test.sleep (OPA's runner's, for time/time caching) on both roads: it
+    sleeps, answers null, and time.now_ns answers one instant all through the query."""
+    module = (
+        'package t\n\np if {\n  time.now_ns(t0)\n  test.sleep("50ms")\n'
+        '  time.now_ns(t1)\n  t0 == t1\n}\n\nq := test.sleep("1ms")\n'
+    )
+    cases = [
+        harness.Case(
+            id=query,
+            note=query,
+            directory="synthetic",
+            file="synthetic.yaml",
+            query=query,
+            modules=(module,),
+            data_json=None,
+            input_json=None,
+            input_term=None,
+            sort_bindings=False,
+            ignore_generated_vars=False,
+            strict_error=False,
+            want=harness.Want(rows=[{"x": want}]),
+        )
+        for query, want in (("data.t.p = x", True), ("data.t.q = x", None))
+    ]
+    started = time.monotonic()
+    answers = harness.run_tasks(cases[:1], ["sbomgate"], jobs=1, timeout=10.0)
+    assert time.monotonic() - started >= 0.05
+    assert answers[(0, "sbomgate")]["rows"] == [{"x": True}]
+    answers = harness.run_tasks(cases, ["plain"], jobs=1, timeout=10.0)
+    assert [answers[(i, "plain")]["rows"] for i in range(2)] == [[{"x": True}], [{"x": None}]]
+
+
+def test_durations_are_read_as_go_reads_them() -> None:
+    """test.sleep's duration as Go's time.ParseDuration reads it, compared with OPA's
+    time.parse_duration_ns (which calls it): None where Go refuses the text."""
+    opa = harness.opa_binary()
+    if opa is None:
+        pytest.fail("OPA is not built: run `make tools` (make test does it for you)")
+    texts = [
+        "10ms", "1h2m0.5s", "-1.5h", "0", "+0", "1", ".5s", "5.s", "1\u00b5s", "1\u03bcs",
+        "", "s", ".s", "1x", "1e3s", "3m2", "1h-2m", "9223372036s", "9223372037s",
+        "2562047h", "2562048h", "0.000000001s",
+    ]  # fmt: skip
+    query = (
+        "x := ["
+        + ", ".join(f"[d | d := time.parse_duration_ns({json.dumps(t)})]" for t in texts)
+        + "]"
+    )
+    done = subprocess.run(
+        [opa, "eval", "-f", "json", query], capture_output=True, text=True, check=True
+    )
+    theirs = json.loads(done.stdout)["result"][0]["bindings"]["x"]
+    for text, answer in zip(texts, theirs, strict=True):
+        mine = harness.go_duration_seconds(text)
+        wanted = answer[0] / 1e9 if answer else None
+        assert mine == pytest.approx(wanted), text

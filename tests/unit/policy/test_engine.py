@@ -116,6 +116,9 @@ def test_parse_error_names_file_and_line() -> None:
         ('net.lookup_ip_addr("example.com")', "policies cannot reach the network"),
         ("providers.aws.sign_req({}, {}, 0)", "providers.aws.sign_req is disabled"),
         ("no_such.function(1)", "unknown function no_such.function"),
+        # OPA's conformance runner registers it for its cases; `opa eval` refuses it, and a
+        # policy must not hold up the webhook.
+        ('test.sleep("1ms")', "unknown function test.sleep"),
         (  # as OPA 1.x refuses it (a Cloudsmith legacy recipe calls it)
             're_match(".*debug.*", input.v0.package.filename)',
             "re_match is a deprecated builtin that OPA 1.x no longer has: use regex.match",
@@ -613,6 +616,30 @@ def test_functions_opa_accepts_load(functions: str) -> None:
     policy = load_policy("functions.rego", rego(functions))
     verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("good")))
     assert [(f.name, f.reasons) for f in verdict.violations] == [("evil", ("evil",))]
+
+
+def test_a_template_string_may_be_a_function_argument() -> None:
+    """`f($"{x}") := ...` as OPA reads it: a call matches where its argument is the template's
+    text, the template's variables bound by the body, each body of an else chain its own (the
+    patch's parser took the template for a pattern, which failed: "statements not scheduled")."""
+    policy = load_policy(
+        "args.rego",
+        rego(
+            'why($"{fmt}:{name}") := text if {\n'
+            '  some [fmt, name, text] in [["python", "evil", "malware"]]\n'
+            "}\n\n"
+            'kind([$"{a}-{b}", _]) := "first" if [a, b] := ["x", "1"]\n'
+            'else := "second" if [a, b] := ["y", "2"]\n\n'
+            'reason contains why($"{input.v0.package.format}:{input.v0.package.name}")\n\n'
+            'reason contains kind(["y-2", input.v0.package.name]) if input.v0.package.name == "ok"'
+        ),
+    )
+    verdict = PolicyEngine([policy]).evaluate_sbom(sbom(component("evil"), component("ok")))
+    assert sorted((f.name, f.reasons) for f in verdict.violations) == [
+        ("evil", ("malware",)),
+        ("ok", ("second",)),
+    ]
+    assert verdict.errors == ()
 
 
 def test_an_unsafe_variable_is_a_load_error_as_in_opa() -> None:
