@@ -77,8 +77,8 @@ _THREAD = threading.local()
 # The outcome cache's default bound (policy/outcomes.py): about 150,000 packages' outcomes.
 DEFAULT_OUTCOME_CACHE_BYTES = 64 * 1024 * 1024
 # Components whose disagreements and outcome-cache key an engine remembers (then forgets all
-# at once): a few large images' worth, as the parser remembers components.
-_KNOWN_ROWS = 32_768
+# at once): more than the parser remembers (cyclonedx.COMPONENT_MEMO), whose objects these are.
+_KNOWN_ROWS = 65_536
 # (component, facts, names declared for its purl, scope, clock from, clock to, disagreements,
 # key): see PolicyEngine._problems_and_key.
 _KnownRow = tuple[

@@ -178,8 +178,11 @@ class _ComponentMemo:
             self._items.clear()
 
 
-# About three 5,000-component images; each entry is a Component (under a kilobyte) and its key.
-COMPONENT_MEMO = _ComponentMemo(16_384)
+# About ten 5,000-component images: a new build is read from the memo only if its components
+# are still there after the images admitted since the build before (bench_webhook --cold admits
+# seven others first: with three images' worth, 16,384, a new build took 134-140 ms, not 110).
+# About 2 KB an entry (the Component, its strings, its key): some 100 MB when full.
+COMPONENT_MEMO = _ComponentMemo(49_152)
 
 
 def _remembered_component(obj: Any, path: str, index: int) -> tuple[Component, _Pair | None]:
