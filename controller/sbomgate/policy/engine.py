@@ -384,7 +384,7 @@ class PolicyEngine:
         new_rows: Iterable[int],
         only: frozenset[str] | None,
         subject_sbom: str,
-    ) -> list[list[PolicyOutcome]]:
+    ) -> list[Sequence[PolicyOutcome]]:
         """Every row's outcomes in one `evaluate_stream` call (so one budget); the answers are
         those of `evaluate_documents` on [the subject's input with `subject_sbom`, then each
         row's input]. `new_rows` adds the component rows to `rows` as it is consumed, and
@@ -432,7 +432,7 @@ class PolicyEngine:
             if isinstance(number, int) and 0 <= number < len(work_rows):
                 exc.document = work_rows[number]  # type: ignore[attr-defined]
             raise
-        answers: list[list[PolicyOutcome]] = [[] for _ in keys]
+        answers: list[Sequence[PolicyOutcome]] = [()] * len(keys)
         for row, outcomes in zip(work_rows, found, strict=True):
             if row == 0 or row in cached:
                 answers[row] = self._merge(answers[row] or cached.get(row, ()), outcomes)
@@ -444,7 +444,7 @@ class PolicyEngine:
             # A kept entry is one evaluation's matches, in policy order and ending at the
             # first terminal one (`_remember`): already what `_merge(hit, ())` makes.
             for row, hit in cached.items():
-                answers[row] = list(hit)
+                answers[row] = hit
         return answers
 
     def _in_scope(self, only: frozenset[str] | None) -> frozenset[str]:

@@ -161,11 +161,15 @@ class _ComponentMemo:
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> tuple[Component, _Pair | None] | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
+        # Without the lock: each OrderedDict call is atomic under the GIL, and an entry put's
+        # eviction removes meanwhile is simply not moved.
+        found = self._items.get(key)
+        if found is not None:
+            try:  # noqa: SIM105 (suppress() costs a context manager per call)
                 self._items.move_to_end(key)
-            return found
+            except KeyError:
+                pass
+        return found
 
     def put(self, key: bytes, read: tuple[Component, _Pair | None]) -> None:
         with self._lock:
