@@ -38,6 +38,7 @@ from sbomgate.errors import (
 )
 from sbomgate.problems import Problem, ProblemKind
 from sbomgate.registry import (
+    DiscoveredImage,
     FetchedManifest,
     ImageReference,
     RegistryClient,
@@ -275,19 +276,12 @@ class ImageChecker:
     ) -> tuple[Loaded[VerifiedImage], tuple[CheckedSbom, ...]]:
         # The downloaded bodies count against the budgets until verification and parsing are
         # over (registry/budget.py); then only the kept SBOM bytes remain, in the cache.
-        # The cyclic GC is paused until _load_within has returned: the decoded statements
-        # (some 100,000 dicts and lists for 5,000 components, acyclic) are freed by reference
-        # counting as it returns, so no collection walks them. Walked, they cost a new build
-        # about a tenth of its admission (twice each, and the full collections they bring on).
-        with (
-            ImageBodies(
-                self.client.bodies,
-                self.client.limits.max_attestation_bytes,
-                image=str(pinned),
-                registry=pinned.registry,
-            ) as bodies,
-            gc_paused(),
-        ):
+        with ImageBodies(
+            self.client.bodies,
+            self.client.limits.max_attestation_bytes,
+            image=str(pinned),
+            registry=pinned.registry,
+        ) as bodies:
             return self._load_within(pinned, deadline, resolved, want_unsigned, bodies)
 
     def _load_within(
@@ -309,6 +303,17 @@ class ImageChecker:
             bodies=bodies,
         )
         seconds["discover"] = time.perf_counter() - clock
+        # The cyclic GC is paused until _verify_and_parse has returned: the decoded statements
+        # (some 100,000 dicts and lists for 5,000 components, acyclic) are freed by reference
+        # counting as it returns, so no collection walks them. Walked, they cost a new build
+        # about a tenth of its admission (twice each, and the full collections they bring on).
+        # Not over the download: a slow registry would keep the GC off for every thread.
+        with gc_paused():
+            return self._verify_and_parse(pinned, found, seconds)
+
+    def _verify_and_parse(
+        self, pinned: ImageReference, found: DiscoveredImage, seconds: dict[Phase, float]
+    ) -> tuple[Loaded[VerifiedImage], tuple[CheckedSbom, ...]]:
         clock = time.perf_counter()
         verification = self.verifier.verify(found)
         seconds["verify"] = time.perf_counter() - clock
