@@ -161,8 +161,8 @@ class _ComponentMemo:
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> tuple[Component, _Pair | None] | None:
-        # Without the lock: each OrderedDict call is atomic under the GIL, and an entry put's
-        # eviction removes meanwhile is simply not moved.
+        # Without the lock: each OrderedDict call is atomic under the GIL, and an entry that
+        # `put` evicts meanwhile is simply not moved.
         found = self._items.get(key)
         if found is not None:
             try:  # noqa: SIM105 (suppress() costs a context manager per call)
