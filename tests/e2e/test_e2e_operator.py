@@ -274,8 +274,13 @@ def _audit_reports_the_drift(operator: Operator) -> None:
     assert result["properties"]["purl"] == "pkg:pypi/certifi@2024.8.30"
     assert result["properties"]["digest"] == operator.images["beta"].digest
     assert result["resources"][0]["kind"] == "Deployment"
-    fleet_report = _report(operator, "fleet")
-    assert fleet_report is not None and fleet_report["summary"]["fail"] == 200
+
+    # Each namespace's report is written on its own: the fleet's may come a moment later.
+    def fleet_failing() -> bool:
+        fleet_report = _report(operator, "fleet")
+        return fleet_report is not None and fleet_report["summary"]["fail"] == 200
+
+    wait_for(fleet_failing, 30.0)
     # The audit logs its figures once every report is written: a moment after this one.
     wait_for(lambda: any(a["workloads"] >= 201 for a in _audits(operator)), 30.0)
     audits = [a for a in _audits(operator) if a["workloads"] >= 201]
