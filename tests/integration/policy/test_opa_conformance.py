@@ -20,6 +20,25 @@ import pytest
 KNOWN_FAILURES = Path(__file__).with_name("opa_conformance_known_failures.txt")
 
 
+def _synthetic(note: str, query: str, module: str, row: dict[str, object]) -> harness.Case:
+    """A case of the harness's own, not from OPA's files: one module, no data or input."""
+    return harness.Case(
+        id=note,
+        note=note,
+        directory="synthetic",
+        file="synthetic.yaml",
+        query=query,
+        modules=(module,),
+        data_json=None,
+        input_json=None,
+        input_term=None,
+        sort_bindings=False,
+        ignore_generated_vars=False,
+        strict_error=False,
+        want=harness.Want(rows=[row]),
+    )
+
+
 def _cases_dir() -> Path:
     """The OPA module's v1 cases; a failure (not a skip) telling what to run when missing."""
     module = harness.opa_module_dir()
@@ -99,21 +118,7 @@ def test_a_hanging_case_costs_only_itself() -> None:
     # Ten billion pairs to try, none of which holds: hours of evaluation.
     nested = "1 if { numbers.range(1, 100000)[a]; numbers.range(1, 100000)[b]; a + b < 0 }"
     cases = [
-        harness.Case(
-            id=note,
-            note=note,
-            directory="synthetic",
-            file="synthetic.yaml",
-            query="data.t.p = x",
-            modules=(f"package t\n\np := {value}\n",),
-            data_json=None,
-            input_json=None,
-            input_term=None,
-            sort_bindings=False,
-            ignore_generated_vars=False,
-            strict_error=False,
-            want=harness.Want(rows=[{"x": 1}]),
-        )
+        _synthetic(note, "data.t.p = x", f"package t\n\np := {value}\n", {"x": 1})
         for note, value in (("hangs", nested), ("answers", "1"))
     ]
     answers = harness.run_tasks(cases, ["plain"], jobs=1, timeout=2.0)
@@ -150,21 +155,7 @@ def test_test_sleep_sleeps_and_time_stands_still_within_a_query() -> None:
         '  time.now_ns(t1)\n  t0 == t1\n}\n\nq := test.sleep("1ms")\n'
     )
     cases = [
-        harness.Case(
-            id=query,
-            note=query,
-            directory="synthetic",
-            file="synthetic.yaml",
-            query=query,
-            modules=(module,),
-            data_json=None,
-            input_json=None,
-            input_term=None,
-            sort_bindings=False,
-            ignore_generated_vars=False,
-            strict_error=False,
-            want=harness.Want(rows=[{"x": want}]),
-        )
+        _synthetic(query, query, module, {"x": want})
         for query, want in (("data.t.p = x", True), ("data.t.q = x", None))
     ]
     started = time.monotonic()
