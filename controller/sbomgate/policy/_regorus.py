@@ -59,6 +59,7 @@ from sbomgate.policy._rewrite import (
     rewrite_output_arguments,
     rewrite_some_in,
 )
+from sbomgate.policy._rsa_signing import sign_rsa
 from sbomgate.policy._versions import compare_versions
 from sbomgate.policy._x509 import extensions as x509_extensions
 
@@ -144,7 +145,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
 
 _UNPATCHED_BINDING = (
     "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.14, built from "
+    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.15, built from "
     "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
 )
 
@@ -163,6 +164,12 @@ _EXTENSIONS: tuple[Extension, ...] = (
     # OPA's crypto.x509.* and crypto.parse_private_keys, which regorus lacks (policy/_x509.py)
     *x509_extensions(),
 )
+
+
+# RSA keys in io.jwt.encode_sign(_raw) are signed over OpenSSL (_rsa_signing), process-wide; a
+# binding without the hook is refused by new_engine (_UNPATCHED_BINDING).
+if hasattr(regorus, "set_rsa_signer"):
+    regorus.set_rsa_signer(sign_rsa)
 
 
 # regorus refuses a line over 1,024 columns by default; OPA has no such limit, and policies
@@ -190,6 +197,8 @@ def new_engine(extra: Sequence[Extension] = ()) -> Any:
         engine.set_strict_builtin_errors(False)
     except AttributeError:
         raise SbomgateError(_UNPATCHED_BINDING) from None
+    if not hasattr(regorus, "set_rsa_signer"):  # an older sbomgate build
+        raise SbomgateError(_UNPATCHED_BINDING)
     for path, nargs, fn in (*_EXTENSIONS, *extra):
         engine.add_extension(path, nargs, fn)
     return engine
