@@ -27,7 +27,13 @@ import orjson
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate._internal.deadline import Deadline
 from sbomgate._internal.gcpause import gc_paused
-from sbomgate.attest import AttestationCheck, AttestationVerifier, TrustPolicy, VerifiedDocument
+from sbomgate.attest import (
+    AttestationCheck,
+    AttestationVerifier,
+    TrustPolicy,
+    VerifiedDocument,
+    parse_statement,
+)
 from sbomgate.cache_keys import ImageCheckKey, documents_fingerprint, image_check_key
 from sbomgate.errors import (
     InputError,
@@ -46,7 +52,13 @@ from sbomgate.registry import (
     parse_reference,
 )
 from sbomgate.registry.budget import ImageBodies
-from sbomgate.sbom import JsonDocument, Sbom, parse_sbom, parse_sbom_decoded
+from sbomgate.sbom import (
+    JsonDocument,
+    Sbom,
+    parse_sbom,
+    parse_sbom_decoded,
+    parse_sbom_in_statement,
+)
 from sbomgate.verdict import AttestationReport, ImageReport, Verdict, merge_verdicts
 
 Phase = str  # "resolve" | "discover" | "verify" | "parse" | "evaluate"
@@ -65,16 +77,23 @@ class CheckedSbom:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _KeptSbom:
-    """A verified SBOM as the cache keeps it: its bytes, parsed again when needed."""
+    """A verified SBOM as the cache keeps it: its bytes, parsed again when needed. With
+    `in_statement`, `data` is the verified in-toto statement and the SBOM its predicate."""
 
     data: bytes
     source: str
     image: str
     digest: str
     image_input: Mapping[str, Any]
+    in_statement: bool = False
 
     def parse(self) -> CheckedSbom:
-        sbom = parse_sbom(self.data, source=self.source)
+        if self.in_statement:
+            with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
+                predicate = parse_statement(self.data).predicate
+                sbom = parse_sbom_in_statement(predicate, self.data, source=self.source)
+        else:
+            sbom = parse_sbom(self.data, source=self.source)
         return CheckedSbom(
             sbom=sbom, image=self.image, digest=self.digest, image_input=self.image_input
         )
@@ -325,11 +344,19 @@ class ImageChecker:
             provenance = _provenance_summary(verification.provenance)
             for document in verification.sboms:
                 source = f"{pinned.name}@{document.digest} ({document.location})"
+                # A predicate that is a JSON object, as decoded from the verified statement.
+                in_statement = document.statement is not None and type(document.predicate) is dict
                 try:
-                    data = _sbom_bytes(document, source)
-                    sbom = parse_sbom_decoded(document.predicate, data, source=source)
-                    if sbom.document is document.predicate:  # then `data` is its JSON
-                        sbom = replace(sbom, document=JsonDocument(data))
+                    if in_statement and document.statement is not None:
+                        # The verified statement is kept and checked, not the predicate
+                        # written out again (parse_sbom_in_statement).
+                        data = document.statement
+                        sbom = parse_sbom_in_statement(document.predicate, data, source=source)
+                    else:
+                        data = _sbom_bytes(document, source)
+                        sbom = parse_sbom_decoded(document.predicate, data, source=source)
+                        if sbom.document is document.predicate:  # then `data` is its JSON
+                            sbom = replace(sbom, document=JsonDocument(data))
                 except SbomError as exc:
                     refusals.append(
                         Problem(image=verification.image, message=f"signed SBOM unusable: {exc}")
@@ -370,6 +397,7 @@ class ImageChecker:
                         image=image,
                         digest=document.digest,
                         image_input=image_input,
+                        in_statement=in_statement,
                     )
                 )
         seconds["parse"] = time.perf_counter() - clock

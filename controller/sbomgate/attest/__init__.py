@@ -1,5 +1,6 @@
 """Attestation verification: trust policies, DSSE/in-toto, key-based and keyless signatures."""
 
+from sbomgate.attest.envelope import parse_statement
 from sbomgate.attest.keyless import KeylessVerifier
 from sbomgate.attest.trust import (
     AttestationRequirement,
@@ -27,5 +28,6 @@ __all__ = [
     "TrustPolicy",
     "VerifiedDocument",
     "load_trust_policies",
+    "parse_statement",
     "parse_trust_policy",
 ]

@@ -61,6 +61,9 @@ class VerifiedDocument:
     predicate_type: str
     predicate: Any  # the statement's predicate (a dict), or the raw SBOM bytes
     location: str
+    # The verified statement's JSON, when `predicate` is its `predicate` member as decoded
+    # (Statement.payload).
+    statement: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -362,6 +365,11 @@ class AttestationVerifier:
                 predicate_type=check.predicate_type,
                 predicate=check.raw_sbom if check.raw_sbom is not None else _predicate(check),
                 location=check.location,
+                statement=(
+                    check.statement.payload
+                    if check.raw_sbom is None and check.statement is not None
+                    else None
+                ),
             )
             if is_sbom_predicate(check.predicate_type):
                 sboms.append(document)

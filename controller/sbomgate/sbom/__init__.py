@@ -17,6 +17,7 @@ from sbomgate.sbom.parse import (
     parse_sbom,
     parse_sbom_decoded,
     parse_sbom_document,
+    parse_sbom_in_statement,
 )
 from sbomgate.sbom.purl import format_for_purl_type
 
@@ -35,4 +36,5 @@ __all__ = [
     "parse_sbom",
     "parse_sbom_decoded",
     "parse_sbom_document",
+    "parse_sbom_in_statement",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,10 @@ def test_cosign_legacy_att_tag_verifies_and_yields_the_sbom(
     # The document is kept as its JSON (no decoded tree outlives the check): the same document.
     assert type(sbom.sbom.document) is JsonDocument
     assert dict(sbom.sbom.document) == json.loads(GOOD_SBOM.read_text())
+    # Read again from what the cache keeps (the verified statement's bytes): the same SBOM.
+    [again] = replace(result, parsed=None).sboms
+    assert again.sbom == sbom.sbom and again.image_input == sbom.image_input
+    assert json.loads(again.sbom.document.json) == json.loads(GOOD_SBOM.read_text())
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "rsa"])

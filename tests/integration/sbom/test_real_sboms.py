@@ -42,7 +42,15 @@ from license_expression import ExpressionError, get_spdx_licensing
 from packaging.utils import canonicalize_name
 
 from sbomgate.errors import SbomError
-from sbomgate.sbom import Component, Sbom, load_sbom_file, parse_sbom, parse_sbom_decoded
+from sbomgate.sbom import (
+    Component,
+    JsonDocument,
+    Sbom,
+    load_sbom_file,
+    parse_sbom,
+    parse_sbom_decoded,
+    parse_sbom_in_statement,
+)
 from support.real_sboms import TIMINGS, Output, outputs, pinned_versions, real_sbom, tool_version
 from support.sbom_truth import CYCLONEDX_TYPES, Written, WrittenSbom, read_written
 from support.spdx_license_list import read_list
@@ -549,6 +557,65 @@ def test_a_decoded_predicate_is_checked_as_bytes_are() -> None:
         with pytest.raises(SbomError) as from_bytes:
             parse_sbom(raw, source="p")
         assert decoded.value.message == from_bytes.value.message
+
+
+def _statement(predicate: Any) -> bytes:
+    """An in-toto statement as cosign writes one, around `predicate`."""
+    return orjson.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "img", "digest": {"sha256": "1" * 64}}],
+            "predicateType": "https://cyclonedx.org/bom",
+            "predicate": predicate,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "output", [o for o in OUTPUTS if o.kind in ("cyclonedx-json", "spdx-json")], ids=_ids
+)
+def test_a_predicate_read_with_its_statement_reads_as_its_bytes(output: Output) -> None:
+    """An attestation's SBOM checked on the verified statement's bytes
+    (`parse_sbom_in_statement`, what the cache keeps) is the SBOM its predicate's own bytes
+    give, and its document is the predicate: decoded, and as JSON text when asked for."""
+    document = orjson.loads(real_sbom(output).read_bytes())
+    payload = _statement(document)
+    predicate = orjson.loads(payload)["predicate"]
+    from_bytes = parse_sbom(orjson.dumps(document), source="kept")
+    in_statement = parse_sbom_in_statement(predicate, payload, source="kept")
+    assert replace(in_statement, document={}) == replace(from_bytes, document={})
+    assert len(in_statement.components) > 0
+    if in_statement.format == "cyclonedx":  # SPDX is converted: kept as it was made
+        assert type(in_statement.document) is JsonDocument
+        assert dict(in_statement.document) == document
+        assert orjson.loads(in_statement.document.json) == document
+
+
+def test_a_predicate_read_with_its_statement_is_checked_as_bytes_are() -> None:
+    """Its limits are the predicate's: nested as deep as allowed is read (the statement is a
+    level deeper), one level more is refused with the message the bytes get; too many values
+    are refused unread."""
+    from sbomgate.sbom.parse import MAX_DOCUMENT_DEPTH, MAX_NESTED_VALUES
+
+    def nested(levels: int) -> dict[str, Any]:
+        deep: dict[str, Any] = {"bomFormat": "CycloneDX", "specVersion": "1.6"}
+        inner = deep
+        for _ in range(levels - 1):
+            inner["x"] = {}
+            inner = inner["x"]
+        return deep
+
+    allowed = nested(MAX_DOCUMENT_DEPTH)
+    assert parse_sbom_in_statement(allowed, _statement(allowed), source="p").components == ()
+    too_deep = nested(MAX_DOCUMENT_DEPTH + 1)
+    with pytest.raises(SbomError) as in_statement:
+        parse_sbom_in_statement(too_deep, _statement(too_deep), source="p")
+    with pytest.raises(SbomError) as from_bytes:
+        parse_sbom(orjson.dumps(too_deep), source="p")
+    assert in_statement.value.message == from_bytes.value.message
+    crowded = {"bomFormat": "CycloneDX", "specVersion": "1.6", "x": [[]] * MAX_NESTED_VALUES}
+    with pytest.raises(SbomError, match="objects and arrays: refused unread"):
+        parse_sbom_in_statement(crowded, _statement(crowded), source="p")
 
 
 @pytest.mark.parametrize(
