@@ -265,6 +265,13 @@ class PolicyEngine:
         `only` names the policies that apply (a PackagePolicy's scope); None means all.
         `now_ns` is the clock packages' ages are counted to (default: now), one for the SBOM."""
         now = time.time_ns() if now_ns is None else now_ns
+        # documents[0] is the subject, without the SBOM for the policies that do not read it
+        # (see _evaluate_reusing); rows 1.. are the distinct component inputs, by key. The
+        # input with the SBOM is made only when a policy in scope reads it (a 5,000-component
+        # document took 5 ms to write, for nothing when none does; kept as its statement, its
+        # text is not even there until asked for).
+        in_scope = self._in_scope(only)
+        reads_sbom = bool(in_scope & self.sbom_readers)
         subject_input = build_input(
             sbom.subject,
             sbom=sbom,
@@ -273,13 +280,9 @@ class PolicyEngine:
             workload=workload,
             lists=self.lists,
             now_ns=now,
+            sbom_document=reads_sbom,
         )
-        # documents[0] is the subject, without the SBOM for the policies that do not read it
-        # (see _evaluate_reusing); rows 1.. are the distinct component inputs, by key. The
-        # input with the SBOM is made only when a policy in scope reads it (a 5,000-component
-        # document took 5 ms to write, for nothing when none does).
-        in_scope = self._in_scope(only)
-        subject_sbom = _dump(subject_input) if in_scope & self.sbom_readers else ""
+        subject_sbom = _dump(subject_input) if reads_sbom else ""
         subject_input["v0"]["sbom"] = None
         subject_document = _dump(subject_input)
         # Each distinct component input's outcome-cache key and row: components whose inputs

@@ -223,10 +223,12 @@ def build_input(
     lists: ListMatcher | None = None,
     disagreements: Sequence[str] = (),
     now_ns: int | None = None,
+    sbom_document: bool = True,
 ) -> dict[str, Any]:
     """`{"v0": {...}}` for one package; pass `sbom` only for the image-level (subject) input,
     `lists` to match the data lists, `disagreements` from `identity.component_disagreements`,
-    `now_ns` for the clock ages are counted to (default: now)."""
+    `now_ns` for the clock ages are counted to (default: now). With `sbom_document=False` the
+    subject's `input.v0.sbom` is null (for policies that do not read it)."""
     identity = identity_of(component) if component is not None else None
     return {
         "v0": {
@@ -240,7 +242,7 @@ def build_input(
                 list(facts.vulnerabilities) if facts.vulnerabilities is not None else None
             ),
             "repository": facts.repository,
-            "sbom": _sbom_value(sbom.document) if sbom is not None else None,
+            "sbom": _sbom_value(sbom.document) if sbom is not None and sbom_document else None,
             "image_subject": sbom is not None,
             "image": image,
             "workload": workload,

@@ -382,14 +382,21 @@ def test_an_sbom_document_kept_as_json_reads_as_the_document() -> None:
     )
     decoded = sbom(component("dep"), component("other"), subject=component("app", fmt="docker"))
     kept = replace(decoded, document=JsonDocument(orjson.dumps(decoded.document)))
-    assert dict(kept.document) == decoded.document and len(kept.document) == len(decoded.document)
+    # As an admission keeps an attestation's: the statement's JSON, the predicate inside.
+    statement = orjson.dumps({"_type": "x", "subject": [], "predicate": decoded.document})
+    in_statement = replace(decoded, document=JsonDocument.in_statement(statement))
+    for document in (kept.document, in_statement.document):
+        assert dict(document) == decoded.document and len(document) == len(decoded.document)
     engine = PolicyEngine([policy])
-    verdicts = [engine.evaluate_sbom(s, now_ns=0) for s in (decoded, kept)]
-    assert verdicts[0] == verdicts[1]
+    verdicts = [engine.evaluate_sbom(s, now_ns=0) for s in (decoded, kept, in_statement)]
+    assert verdicts[0] == verdicts[1] == verdicts[2]
     assert [f.reasons for f in verdicts[1].violations] == [("CycloneDX 0",)]
-    assert orjson.loads(orjson.dumps(build_input(kept.subject, sbom=kept))) == orjson.loads(
-        orjson.dumps(build_input(decoded.subject, sbom=decoded))
-    )
+    for other in (kept, in_statement):
+        assert orjson.loads(orjson.dumps(build_input(other.subject, sbom=other))) == orjson.loads(
+            orjson.dumps(build_input(decoded.subject, sbom=decoded))
+        )
+    fresh = JsonDocument.in_statement(statement)  # its text written when first asked for
+    assert orjson.loads(fresh.json) == decoded.document
 
 
 def test_only_the_policies_that_read_the_sbom_are_given_it() -> None:
