@@ -99,6 +99,9 @@ class _Ecosystem:
     loose: dict[str, str] = field(default_factory=dict)
     # normalised names by (first character, length), most popular first
     buckets: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    # The near-miss candidates of a name, by what they depend on (`_choices`): the buckets put
+    # together once, not for every name looked up.
+    choices: dict[tuple[str, str, int, int], list[str]] = field(default_factory=dict)
 
     def norm(self, name: str) -> str:
         if self.purl_type == "pypi":
@@ -125,6 +128,7 @@ class _Ecosystem:
         key = _fuzzy_key(n)
         if len(key) >= 2:
             self.buckets.setdefault((key[0], len(key)), []).append(n)
+            self.choices.clear()
 
     def _affix_variants(self, n: str) -> list[str]:
         """The name with a language affix removed, then with one added."""
@@ -139,17 +143,25 @@ class _Ecosystem:
         out += [p + n for p in add_p] + [n + s for s in add_s]
         return [v for v in out if v]
 
+    def _choices(self, first: str, second: str, length: int, max_d: int) -> list[str]:
+        """The names a typo of a `length`-character name starting `first` `second` may be of:
+        a typo keeps the first character (or swaps the first two), so by that bucket."""
+        found = self.choices.get((first, second, length, max_d))
+        if found is None:
+            found = []
+            for size in range(length - max_d, length + max_d + 1):
+                found += self.buckets.get((first, size), [])
+            if second != first:
+                found += self.buckets.get((second, length), [])
+            self.choices[(first, second, length, max_d)] = found
+        return found
+
     def _fuzzy(self, n: str) -> str | None:
         key = _fuzzy_key(n)
         max_d = fuzzy_threshold(_core_length(n))
         if max_d == 0 or len(key) < 2:
             return None
-        # A typo keeps the first character (or swaps the first two): bucket by it.
-        choices: list[str] = []
-        for length in range(len(key) - max_d, len(key) + max_d + 1):
-            choices += self.buckets.get((key[0], length), [])
-        if key[1] != key[0]:
-            choices += self.buckets.get((key[1], len(key)), [])
+        choices = self._choices(key[0], key[1], len(key), max_d)
         if not choices:
             return None
         hits = process.extract(n, choices, scorer=OSA.distance, score_cutoff=max_d, limit=_MAX_HITS)
@@ -160,9 +172,9 @@ class _Ecosystem:
         return None
 
     def closest(self, name: str) -> str | None:
-        if self.identity(name) in self.exact:
-            return None
         n = self.norm(name)
+        if (n if self.purl_type == "pypi" else name) in self.exact:  # identity(name)
+            return None
         # 1. same name up to case (npm) or separators / scope markers
         if n in self.display:
             return self.display[n]
