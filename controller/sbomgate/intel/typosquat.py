@@ -66,6 +66,9 @@ _AFFIXES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 _DIGITS = re.compile(r"[0-9]+")
 _MAX_HITS = 16
+# Candidate lists remembered per ecosystem (then forgotten all at once): about 70 names each,
+# some 2 MB when full.
+_MAX_CHOICE_LISTS = 4096
 
 
 def _canon_type(purl_type: str) -> str:
@@ -100,7 +103,8 @@ class _Ecosystem:
     # normalised names by (first character, length), most popular first
     buckets: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     # The near-miss candidates of a name, by what they depend on (`_choices`): the buckets put
-    # together once, not for every name looked up.
+    # together once, not for every name looked up. Bounded: the names looked up are the SBOM
+    # writer's, and so are the characters and lengths these are keyed by.
     choices: dict[tuple[str, str, int, int], list[str]] = field(default_factory=dict)
 
     def norm(self, name: str) -> str:
@@ -153,6 +157,8 @@ class _Ecosystem:
                 found += self.buckets.get((first, size), [])
             if second != first:
                 found += self.buckets.get((second, length), [])
+            if len(self.choices) >= _MAX_CHOICE_LISTS:
+                self.choices.clear()
             self.choices[(first, second, length, max_d)] = found
         return found
 

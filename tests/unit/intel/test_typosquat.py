@@ -280,3 +280,16 @@ def test_scoped_near_misses_reach_the_policy_through_the_cli_and_the_webhook(
     )
     print(f"through the facts serve builds: {len(webhook)} of {len(misses)}")
     assert webhook == found
+
+
+def test_the_remembered_candidate_lists_are_bounded() -> None:
+    """The candidate lists a lookup puts together are remembered by the name's first two
+    characters and its length, which the SBOM's writer chooses: no more than a bound of them
+    are kept, and answers stay the same past it."""
+    from sbomgate.intel import typosquat
+
+    detector = TyposquatDetector({"npm": ["express", "lodash"]})
+    for i in range(typosquat._MAX_CHOICE_LISTS + 100):
+        assert detector.closest("npm", "e" + chr(0x4E00 + i) + "qqqqqq") is None
+    assert len(detector._ecosystems["npm"].choices) <= typosquat._MAX_CHOICE_LISTS
+    assert detector.closest("npm", "exprses") == "express"
