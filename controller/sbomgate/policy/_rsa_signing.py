@@ -22,6 +22,8 @@ import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from sbomgate.errors import EvaluationError
+
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "256": hashes.SHA256,
     "384": hashes.SHA384,
@@ -30,7 +32,7 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 _MIN_BITS, _MAX_BITS = 1024, 16384
 
 
-class RsaSigningError(ValueError):
+class RsaSigningError(EvaluationError):
     """The key or the algorithm cannot sign: the builtin call's error (undefined when not
     strict, as OPA's default mode reads a builtin's error)."""
 
