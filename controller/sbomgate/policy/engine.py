@@ -308,16 +308,19 @@ class PolicyEngine:
         def new_rows() -> Iterator[int]:
             # Each component's row, as the evaluation asks for them (an isolated engine's
             # workers evaluate the first rows while the next are made); a new row is yielded.
+            # (Locals: this runs once per component, 5,000 times for a large image.)
+            problems_and_key, add_row, keys = self._problems_and_key, rows.add, rows.keys
+            append = component_rows.append
             for component in sbom.components:
                 known = facts(component) if facts else NO_FACTS
                 if known.unavailable is not None:
                     collector.unavailable(component, known.unavailable)
-                problems, key = self._problems_and_key(component, known, declared, scope, now)
+                problems, key = problems_and_key(component, known, declared, scope, now)
                 if problems:
                     collector.disagrees(component, problems)
-                count = len(rows.keys)
-                row = rows.add(key, component, known, problems)
-                component_rows.append(row)
+                count = len(keys)
+                row = add_row(key, component, known, problems)
+                append(row)
                 if row == count:
                     yield row
 
@@ -678,6 +681,8 @@ class _Collector:
         *,
         subject: bool = False,
     ) -> None:
+        if not outcomes:  # most packages: nothing matched
+            return
         purl = component.purl if component else None
         name = component.name if component else None
         version = component.version if component else None

@@ -112,7 +112,8 @@ def _walk(
         append(component)
         if declared is not None and pair is not None:
             add_declared(declared, pair)
-        if type(item) is dict:
+        # (Most have neither: their path is not written out for nothing.)
+        if type(item) is dict and ("components" in item or "pedigree" in item):
             _children(item, f"{path}[{i}]", depth + 1, limits, out, declared)
 
 
