@@ -483,10 +483,18 @@ def _input_value(term: str) -> Any:
     return rows[0]["bindings"]["x"]
 
 
+def _no_rsa_signer(alg: str, _jwk: str, _data: bytes) -> bytes:
+    raise RuntimeError(f"no RSA signer for {alg}: sbomgate gives regorus its own")
+
+
 def run_plain(task: Mapping[str, Any]) -> dict[str, Any]:
-    """A case through `regorus.Engine()` alone (with the harness's builtins)."""
+    """A case through `regorus.Engine()` alone (with the harness's builtins). The RSA signer is
+    process-wide and sbomgate's (policy/_rsa_signing.py), so plain regorus is given none, in
+    whatever order this process runs the roads."""
     import regorus
 
+    if hasattr(regorus, "set_rsa_signer"):
+        regorus.set_rsa_signer(_no_rsa_signer)
     engine = regorus.Engine()
     for path, nargs, fn in HARNESS_BUILTINS:
         engine.add_extension(path, nargs, fn)
@@ -608,8 +616,12 @@ _UNDEFINED = object()
 def run_sbomgate(task: Mapping[str, Any]) -> dict[str, Any]:
     """A case through sbomgate's layer: load as the loader does, then `RegoEngine.eval_rule`
     for a rule query, else `eval_query` on an engine of `new_engine()`."""
-    from sbomgate.policy import _regorus as sg
+    import regorus
 
+    from sbomgate.policy import _regorus as sg
+    from sbomgate.policy._rsa_signing import sign_rsa
+
+    regorus.set_rsa_signer(sign_rsa)  # again, after a plain case in this process
     loaded = _load_as_sbomgate(task)
     if loaded["kind"] != "loaded":
         return loaded
@@ -665,6 +677,9 @@ def run_rvm(task: Mapping[str, Any]) -> dict[str, Any]:
     counted as refused: the RVM runs entry points (rules), not queries."""
     import regorus
 
+    from sbomgate.policy._rsa_signing import sign_rsa
+
+    regorus.set_rsa_signer(sign_rsa)  # sbomgate's, as in run_sbomgate
     loaded = _load_as_sbomgate(task)
     if loaded["kind"] != "loaded":
         return loaded
