@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sbomgate.policy.engine import PolicyEngine
+from sbomgate.policy.engine import PolicyEngine, with_context
 from sbomgate.policy.loader import Policy
 
 PROGRESS_BYTES = 8
@@ -40,6 +40,9 @@ class Request:
     data: Mapping[str, Any] | None
     documents: Sequence[str]
     scopes: Sequence[frozenset[str] | None]
+    # The image and workload every document is evaluated with (engine.with_context): sent
+    # once, not with each of a large image's thousands of documents.
+    context: str | None = None
 
 
 def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[list[RawOutcome]]:
@@ -54,7 +57,10 @@ def answer(engine: PolicyEngine, request: Request, progress: mmap.mmap) -> list[
     for current, (document, scope) in enumerate(  # noqa: B007 (current is read by mark)
         zip(request.documents, request.scopes, strict=True)
     ):
-        outcomes = engine.evaluate_input(document, scope, before=mark)
+        full = with_context(document, request.context)
+        # Projections read from the smaller document when it is one (engine.evaluate_input).
+        projected = document if full is not document else None
+        outcomes = engine.evaluate_input(full, scope, before=mark, projected=projected)
         answers.append(
             [
                 (o.policy.name, o.matched, o.reasons, o.error)

@@ -173,9 +173,13 @@ class PolicyEngine:
         only: frozenset[str] | None = None,
         *,
         before: Callable[[Policy], None] | None = None,
+        projected: str | None = None,
     ) -> list[PolicyOutcome]:
         """Run every enabled policy (of `only`, if given), in order, on one serialised `input`
-        until a terminal match. `before` is told each policy as it starts.
+        until a terminal match. `before` is told each policy as it starts; `projected` is
+        where the projections are read from, when not `document` (the same input without its
+        image and workload: no projected path is under them, as only the context-free policies
+        have projections).
 
         A policy whose `match` is decided by a few paths of the input (`match_projection`) is
         not evaluated when the values there are ones its `match` was false or undefined for
@@ -196,7 +200,9 @@ class PolicyEngine:
             known: bool | None = None
             if projection is not None:
                 if pieces is None:
-                    pieces = _pieces(document, self._projected_paths)
+                    pieces = _pieces(
+                        document if projected is None else projected, self._projected_paths
+                    )
                 if pieces:
                     # The policy's position, then the pieces at its paths.
                     key = (projection[0], *[pieces[i] for i in projection[1]])
@@ -243,11 +249,12 @@ class PolicyEngine:
         ]
 
     def evaluate_stream(
-        self, work: Iterable[tuple[str, frozenset[str] | None]]
+        self, work: Iterable[tuple[str, frozenset[str] | None]], context: str | None = None
     ) -> list[list[PolicyOutcome]]:
         """`evaluate_scoped` of the documents `work` yields, each with its scope (an isolated
-        engine evaluates the first while the generator makes the next)."""
-        items = list(work)
+        engine evaluates the first while the generator makes the next). With `context` (see
+        `with_context`), a document without image and workload is evaluated with them."""
+        items = [(with_context(d, context), s) for d, s in work]
         return self.evaluate_scoped([d for d, _ in items], [s for _, s in items])
 
     def evaluate_sbom(
@@ -432,7 +439,9 @@ class PolicyEngine:
                 yield subject_sbom, readers
 
         try:
-            found = self.evaluate_stream(work())
+            # Component documents go without the image and workload, which every document of
+            # one SBOM shares: added once per request, not written and sent with each.
+            found = self.evaluate_stream(work(), context=rows.context)
         except EvaluationError as exc:
             number = getattr(exc, "document", None)
             if isinstance(number, int) and 0 <= number < len(work_rows):
@@ -495,7 +504,7 @@ class _Rows:
 
     def __init__(self, engine: PolicyEngine, *, context: str, now_ns: int) -> None:
         self._engine = engine
-        self._context = context
+        self.context = context  # the image and workload (`_context_json`)
         self._now = now_ns
         self.keys: list[bytes] = [b""]
         self._parts: list[tuple[Component, PackageFacts, tuple[str, ...]] | None] = [None]
@@ -514,7 +523,8 @@ class _Rows:
         return row
 
     def document(self, row: int) -> str:
-        """The row's input document, with the image and the workload."""
+        """The row's input document, without the image and the workload (`with_context`
+        adds them)."""
         parts = self._parts[row]
         assert parts is not None, "row 0 is the subject's"
         component, facts, problems = parts
@@ -527,7 +537,7 @@ class _Rows:
                 now_ns=self._now,
             )
         )
-        return _with_context(free, self._context)
+        return free
 
 
 # Projections of inputs and whether their `match` was true, per thread and policy set (about
@@ -626,7 +636,7 @@ def _dump(document: Mapping[str, Any]) -> str:
 
 
 def _context_json(image: Mapping[str, Any] | None, workload: Mapping[str, Any] | None) -> str:
-    """The end of an input document with this image and workload (see _with_context)."""
+    """The end of an input document with this image and workload (see with_context)."""
     return f',"image":{_dump_value(image)},"workload":{_dump_value(workload)}}}}}'
 
 
@@ -634,12 +644,14 @@ def _dump_value(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _with_context(free: str, context: str) -> str:
-    """A component's document with the image and workload: its context-free serialisation
-    with the last two keys' nulls replaced (the same bytes as serialising it whole)."""
-    if not free.endswith(_NO_CONTEXT):
-        raise AssertionError("input.v0 must end with image and workload")
-    return free[: -len(_NO_CONTEXT)] + context
+def with_context(document: str, context: str | None) -> str:
+    """A document with the image and workload (`_context_json`): one whose last two keys are
+    null has them replaced (the same bytes as serialising it whole), any other is as it is.
+    Every document of one SBOM's evaluation has the same image and workload, so a subject's
+    document that already has them, or has none, is the same either way."""
+    if context is None or not document.endswith(_NO_CONTEXT):
+        return document
+    return document[: -len(_NO_CONTEXT)] + context
 
 
 class _Collector:

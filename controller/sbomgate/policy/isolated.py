@@ -172,7 +172,10 @@ class EvaluatorPool:
             worker.stop()
 
     def evaluate_stream(
-        self, engine: IsolatedPolicyEngine, work: Iterable[tuple[str, frozenset[str] | None]]
+        self,
+        engine: IsolatedPolicyEngine,
+        work: Iterable[tuple[str, frozenset[str] | None]],
+        context: str | None = None,
     ) -> list[list[RawOutcome]]:
         """Evaluate the documents `work` yields (each with its scope) within one budget of CPU
         time, in chunks sent to the workers as they are made: a cold image's inputs are
@@ -185,7 +188,7 @@ class EvaluatorPool:
             raise EvaluationError(
                 f"no policy evaluator was free for {_QUEUE_WAIT:g} s (all busy)"
             ) from None
-        run = _Run(self, engine)
+        run = _Run(self, engine, context)
         try:
             run.join(first)
             return run.evaluate(work)
@@ -223,6 +226,7 @@ class EvaluatorPool:
         engine: IsolatedPolicyEngine,
         documents: Sequence[str],
         scopes: Sequence[frozenset[str] | None],
+        context: str | None,
     ) -> None:
         first = engine.set_id not in worker.known_sets
         request = Request(
@@ -231,6 +235,7 @@ class EvaluatorPool:
             data=engine.data if first else None,
             documents=documents,
             scopes=scopes,
+            context=context,
         )
         worker.reset_progress()
         worker.connection.send(request)
@@ -255,9 +260,12 @@ class _Run:
     answering (at most one, so that neither side of a pipe can fill up while the other
     writes) and the answers so far, by the position of their first document."""
 
-    def __init__(self, pool: EvaluatorPool, engine: IsolatedPolicyEngine) -> None:
+    def __init__(
+        self, pool: EvaluatorPool, engine: IsolatedPolicyEngine, context: str | None
+    ) -> None:
         self.pool = pool
         self.engine = engine
+        self.context = context  # the image and workload, added by the worker (`with_context`)
         self.slots = 0  # slots taken from the pool (each goes back, see evaluate_stream)
         self.workers: list[_Worker] = []
         self.free: list[_Worker] = []
@@ -309,7 +317,7 @@ class _Run:
         while not self.free:
             self._collect(_CHECK_EVERY)
         worker = self.free.pop()
-        self.pool._send(worker, self.engine, documents, scopes)
+        self.pool._send(worker, self.engine, documents, scopes, self.context)
         self.busy[worker] = (start, documents, scopes)
 
     def _dispatch_last(
@@ -346,7 +354,7 @@ class _Run:
                 ) from None
             if kind == "unknown-set":  # it was replaced since: send the policies again
                 worker.known_sets.discard(self.engine.set_id)
-                self.pool._send(worker, self.engine, documents, scopes)
+                self.pool._send(worker, self.engine, documents, scopes, self.context)
                 continue
             if kind == "error":
                 raise EvaluationError(f"policy evaluation failed: {payload}")
@@ -389,14 +397,15 @@ class IsolatedPolicyEngine(PolicyEngine):
         return self.evaluate_stream(zip(documents, scopes, strict=True))
 
     def evaluate_stream(
-        self, work: Iterable[tuple[str, frozenset[str] | None]]
+        self, work: Iterable[tuple[str, frozenset[str] | None]], context: str | None = None
     ) -> list[list[PolicyOutcome]]:
-        """`evaluate_scoped`, the documents sent to the workers while later ones are made."""
+        """`evaluate_scoped`, the documents sent to the workers while later ones are made; the
+        workers add `context` (PolicyEngine.evaluate_stream)."""
         by_name = {p.name: p for p in self.policies}
         return [
             [
                 PolicyOutcome(policy=by_name[name], matched=hit, reasons=why, error=error)
                 for name, hit, why, error in row
             ]
-            for row in self.pool.evaluate_stream(self, work)
+            for row in self.pool.evaluate_stream(self, work, context)
         ]

@@ -227,7 +227,9 @@ def test_a_large_image_is_shared_out_among_the_free_workers(tmp_path: Path) -> N
         calls: list[int] = []
         evaluate = pool.evaluate_stream
 
-        def counted(engine: IsolatedPolicyEngine, work: Iterable[Any]) -> Any:
+        def counted(
+            engine: IsolatedPolicyEngine, work: Iterable[Any], context: str | None = None
+        ) -> Any:
             calls.append(0)
 
             def documents() -> Iterator[Any]:
@@ -235,7 +237,7 @@ def test_a_large_image_is_shared_out_among_the_free_workers(tmp_path: Path) -> N
                     calls[-1] += 1
                     yield item
 
-            return evaluate(engine, documents())
+            return evaluate(engine, documents(), context)
 
         pool.evaluate_stream = counted  # type: ignore[method-assign]
         before = {w.process.pid: w.cpu_seconds() for w in pool._workers}
@@ -498,9 +500,9 @@ def test_the_last_chunk_is_shared_among_the_free_workers(tmp_path: Path) -> None
         sent: list[tuple[int, int]] = []
         send = pool._send
 
-        def counted(worker: Any, engine: Any, documents: Any, scopes: Any) -> None:
+        def counted(worker: Any, engine: Any, documents: Any, scopes: Any, context: Any) -> None:
             sent.append((worker.process.pid, len(documents)))
-            send(worker, engine, documents, scopes)
+            send(worker, engine, documents, scopes, context)
 
         pool._send = counted  # type: ignore[method-assign]
         verdict = engine.evaluate_sbom(sbom, facts=_vouched)
