@@ -344,13 +344,12 @@ class ImageChecker:
             provenance = _provenance_summary(verification.provenance)
             for document in verification.sboms:
                 source = f"{pinned.name}@{document.digest} ({document.location})"
-                # A predicate that is a JSON object, as decoded from the verified statement.
-                in_statement = document.statement is not None and type(document.predicate) is dict
+                # The verified statement, when the predicate is a JSON object decoded from it:
+                # kept and checked rather than the predicate written out again.
+                statement = document.statement if type(document.predicate) is dict else None
                 try:
-                    if in_statement and document.statement is not None:
-                        # The verified statement is kept and checked, not the predicate
-                        # written out again (parse_sbom_in_statement).
-                        data = document.statement
+                    if statement is not None:
+                        data = statement
                         sbom = parse_sbom_in_statement(document.predicate, data, source=source)
                     else:
                         data = _sbom_bytes(document, source)
@@ -397,7 +396,7 @@ class ImageChecker:
                         image=image,
                         digest=document.digest,
                         image_input=image_input,
-                        in_statement=in_statement,
+                        in_statement=statement is not None,
                     )
                 )
         seconds["parse"] = time.perf_counter() - clock

@@ -228,6 +228,12 @@ def parse_sbom_decoded(doc: Any, raw: bytes, *, source: str) -> Sbom:
     read from the bytes."""
     if type(doc) is not dict or len(raw) >= STREAM_FROM_BYTES or len(raw) > MAX_SBOM_BYTES:
         return parse_sbom(raw, source=source)
+    return _read_decoded(doc, raw, source)
+
+
+def _read_decoded(doc: dict[str, Any], raw: bytes, source: str) -> Sbom:
+    """A decoded document read within the limits, counted and measured on `raw`: its own
+    JSON, or JSON that holds it one level down (a statement: see parse_sbom_in_statement)."""
     try:
         with gc_paused():
             if _values(raw) > MAX_NESTED_VALUES:
@@ -322,19 +328,10 @@ def parse_sbom_in_statement(predicate: dict[str, Any], payload: bytes, *, source
         # from the predicate's own text.
         try:
             raw = orjson.dumps(predicate)
-        except (TypeError, orjson.JSONEncodeError):
+        except TypeError:  # orjson writes at most 254 levels
             raise SbomError(source, _too_deep()) from None
         return parse_sbom_decoded(predicate, raw, source=source)
-    try:
-        with gc_paused():
-            if _values(payload) > MAX_NESTED_VALUES:
-                raise Invalid(
-                    f"SBOM holds over {MAX_NESTED_VALUES} objects and arrays: refused unread"
-                )
-            _check_depth(payload, predicate)
-            sbom = _from_document(predicate, source, Limits(MAX_COMPONENT_DEPTH, MAX_COMPONENTS))
-    except Invalid as exc:
-        raise SbomError(source, exc.message) from None
+    sbom = _read_decoded(predicate, payload, source)
     if sbom.document is predicate:
         return replace(sbom, document=JsonDocument.in_statement(payload))
     return sbom

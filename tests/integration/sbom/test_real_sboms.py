@@ -593,8 +593,8 @@ def test_a_predicate_read_with_its_statement_reads_as_its_bytes(output: Output) 
 
 def test_a_predicate_read_with_its_statement_is_checked_as_bytes_are() -> None:
     """Its limits are the predicate's: nested as deep as allowed is read (the statement is a
-    level deeper), one level more is refused with the message the bytes get; too many values
-    are refused unread."""
+    level deeper, and its subject may be deeper still), one level more is refused with the
+    message the bytes get; too many values are refused unread."""
     from sbomgate.sbom.parse import MAX_DOCUMENT_DEPTH, MAX_NESTED_VALUES
 
     def nested(levels: int) -> dict[str, Any]:
@@ -613,6 +613,13 @@ def test_a_predicate_read_with_its_statement_is_checked_as_bytes_are() -> None:
     with pytest.raises(SbomError) as from_bytes:
         parse_sbom(orjson.dumps(too_deep), source="p")
     assert in_statement.value.message == from_bytes.value.message
+    # The statement's writer may nest its subject deeper than the predicate may go: the
+    # predicate is then measured itself, and read when it is within the limit.
+    deep_subject = orjson.loads(_statement(allowed))
+    deep_subject["subject"][0]["annotations"] = nested(MAX_DOCUMENT_DEPTH + 20)
+    payload = orjson.dumps(deep_subject)
+    predicate = orjson.loads(payload)["predicate"]
+    assert parse_sbom_in_statement(predicate, payload, source="p").components == ()
     crowded = {"bomFormat": "CycloneDX", "specVersion": "1.6", "x": [[]] * MAX_NESTED_VALUES}
     with pytest.raises(SbomError, match="objects and arrays: refused unread"):
         parse_sbom_in_statement(crowded, _statement(crowded), source="p")
