@@ -24,6 +24,7 @@ digest checks and size caps) and labels where each piece came from.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -194,12 +195,39 @@ def _discover(
     bodies: ImageBodies,
 ) -> DiscoveredImage:
     collector = _Collector(client, image, deadline, want_unsigned, bodies)
+    platforms = _platforms(top, image)
+    subjects = list(dict.fromkeys([top.digest] + [p.digest for p in platforms]))
+    # Every subject's cosign tag and referrers listing are asked for at once (a round trip
+    # each: against a remote registry, most of a multi-platform image's discovery), then read
+    # in the order a sequential discovery reads them, so what is found, in what order, and
+    # which error stops it, are the same.
+    with _Lookups(client, image, subjects, deadline) as lookups:
+        if isinstance(top.manifest, ImageIndex):
+            for position, entry in enumerate(top.manifest.manifests):
+                if is_attestation_entry(entry):
+                    collector.buildkit(entry, position)
+        for digest in subjects:
+            collector.cosign_tag(digest, lookups.cosign_tag(digest))
+            collector.referrers(digest, lookups.referrers(digest))
+    return DiscoveredImage(
+        ref=ref,
+        digest=top.digest,
+        is_index=isinstance(top.manifest, ImageIndex),
+        platforms=tuple(platforms),
+        attestations=tuple(collector.found),
+        problems=tuple(collector.problems),
+    )
+
+
+def _platforms(top: FetchedManifest, image: ImageReference) -> list[PlatformImage]:
+    """The runnable manifests of an index (none for an image manifest), its entries within the
+    limits; RegistryError for a nested index or too many entries."""
     platforms: list[PlatformImage] = []
     if isinstance(top.manifest, ImageIndex):
-        buildkit: list[tuple[int, Descriptor]] = []
+        buildkit = 0
         for position, entry in enumerate(top.manifest.manifests):
             if is_attestation_entry(entry):
-                buildkit.append((position, entry))
+                buildkit += 1
             elif entry.media_type in INDEX_TYPES:
                 # A runtime may pick its image from a nested index, whose manifests would be
                 # neither listed nor verified here; so no recursion, and no loop, either.
@@ -214,27 +242,62 @@ def _discover(
                 platforms.append(PlatformImage(entry.digest, entry.platform))
         for count, limit, what in (
             (len({p.digest for p in platforms}), MAX_PLATFORMS, "platform manifests"),
-            (len(buildkit), MAX_BUILDKIT_ATTESTATIONS, "attestation manifests"),
+            (buildkit, MAX_BUILDKIT_ATTESTATIONS, "attestation manifests"),
         ):
             if count > limit:
                 raise RegistryError(
                     image.registry,
                     f"index {image} lists {count} {what}, more than the {limit} sbomgate reads",
                 )
-        for position, entry in buildkit:
-            collector.buildkit(entry, position)
-    subjects = [top.digest] + [p.digest for p in platforms]
-    for digest in dict.fromkeys(subjects):
-        collector.cosign_tag(digest)
-        collector.referrers(digest)
-    return DiscoveredImage(
-        ref=ref,
-        digest=top.digest,
-        is_index=isinstance(top.manifest, ImageIndex),
-        platforms=tuple(platforms),
-        attestations=tuple(collector.found),
-        problems=tuple(collector.problems),
-    )
+    return platforms
+
+
+# Lookups in flight at once for one image (each subject has two): within the registry
+# client's requests per host.
+_LOOKUP_THREADS = 8
+
+
+class _Lookups:
+    """The cosign tag manifest and the referrers listing of each subject digest, fetched on
+    threads of their own; each answer (or the error asking raised) is handed out when asked
+    for. On leaving, lookups not yet started are cancelled; those under way end by the
+    deadline, as every request does."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        image: ImageReference,
+        subjects: list[str],
+        deadline: Deadline,
+    ) -> None:
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(_LOOKUP_THREADS, 2 * len(subjects)),
+            thread_name_prefix="sbomgate-discover",
+        )
+        self._tags: dict[str, Future[FetchedManifest | None]] = {}
+        self._referrers: dict[str, Future[tuple[tuple[Descriptor, ...], str]]] = {}
+        for digest in subjects:
+            tag = digest.replace(":", "-", 1) + ".att"
+            self._tags[digest] = self._pool.submit(
+                client.get_manifest, image, tag, deadline=deadline, missing_ok=True
+            )
+            self._referrers[digest] = self._pool.submit(
+                client.referrers, image, digest, deadline=deadline
+            )
+
+    def __enter__(self) -> _Lookups:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def cosign_tag(self, digest: str) -> FetchedManifest | None:
+        """The manifest of `digest`'s cosign tag (`sha256-<hex>.att`), None when absent."""
+        return self._tags[digest].result()
+
+    def referrers(self, digest: str) -> tuple[tuple[Descriptor, ...], str]:
+        """`RegistryClient.referrers` of `digest`."""
+        return self._referrers[digest].result()
 
 
 # Referrer manifests read per image: artifact types filter most referrers before they are
@@ -326,9 +389,10 @@ class _Collector:
         self._manifests[reference] = fetched
         return fetched
 
-    def cosign_tag(self, digest: str) -> None:
+    def cosign_tag(self, digest: str, fetched: FetchedManifest | None) -> None:
+        """Read the attestations of `digest`'s cosign tag, whose manifest is `fetched`."""
         tag = digest.replace(":", "-", 1) + ".att"
-        fetched = self._manifest(None, tag)
+        self._manifests[tag] = fetched
         if fetched is None:
             return
         manifest = fetched.manifest
@@ -355,8 +419,10 @@ class _Collector:
                     layer,
                 )
 
-    def referrers(self, digest: str) -> None:
-        descriptors, how = self.client.referrers(self.image, digest, deadline=self.deadline)
+    def referrers(self, digest: str, listing: tuple[tuple[Descriptor, ...], str]) -> None:
+        """Read the attestations among `digest`'s referrers, as `RegistryClient.referrers`
+        listed them."""
+        descriptors, how = listing
         for entry in descriptors:
             if len(self.found) >= self.client.limits.max_attestations:
                 self._problem(

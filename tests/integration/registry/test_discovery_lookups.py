@@ -1,0 +1,179 @@
+"""Discovery asks for every subject's cosign tag and referrers at once, and reads the answers in
+the order a one-at-a-time discovery would.
+
+A real registry (distribution 2.8, which has no referrers API, so each listing is the API's 404
+then the fallback tag) behind a forwarding proxy that holds each lookup until the others have
+arrived: only lookups that are in flight together get through without waiting out the hold.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from sbomgate.errors import RegistryUnavailableError
+from sbomgate.registry import RegistryAccess, RegistryClient, discover, parse_reference
+from support.oci_builder import (
+    CYCLONEDX_PREDICATE,
+    attach_referrer,
+    canonical_json,
+    in_toto_statement,
+    push_image,
+)
+from support.registry_servers import RegistryServer
+
+IN_TOTO = "application/vnd.in-toto+json"
+PLATFORMS = ["linux/amd64", "linux/arm64", "linux/s390x"]
+# A lookup: a cosign tag, the referrers API, or the referrers fallback tag.
+LOOKUP = re.compile(r"/(manifests/sha256-[0-9a-f]{64}(\.att)?|referrers/sha256:[0-9a-f]{64})$")
+HOLD_SECONDS = 10.0  # how long the proxy holds a lookup waiting for the others
+
+
+class HoldingProxy:
+    """Forwards GETs to `upstream`; holds each lookup until `expected` were in flight at once
+    (or HOLD_SECONDS pass), and records the most that were in flight at once. `fail` names paths
+    answered 503 instead."""
+
+    def __init__(self, upstream: RegistryServer, expected: int) -> None:
+        outer = self
+        self.most = 0
+        self.fail: re.Pattern[str] | None = None
+        self._in_flight = 0
+        self._released = False
+        self._arrived = threading.Condition()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if outer.fail is not None and outer.fail.search(self.path):
+                    self._send(503, {}, b"")
+                    return
+                if not LOOKUP.search(self.path):
+                    self._forward()
+                    return
+                with outer._arrived:
+                    outer._in_flight += 1
+                    outer.most = max(outer.most, outer._in_flight)
+                    # Once `expected` were in flight together, nothing more is held (the
+                    # fallback tag asked after the referrers API's 404, say).
+                    outer._released = outer._released or outer._in_flight >= expected
+                    outer._arrived.notify_all()
+                    outer._arrived.wait_for(lambda: outer._released, timeout=HOLD_SECONDS)
+                try:
+                    self._forward()
+                finally:
+                    with outer._arrived:
+                        outer._in_flight -= 1
+
+            def _forward(self) -> None:
+                connection = http.client.HTTPConnection(upstream.host, timeout=30)
+                try:
+                    headers = {"Accept": self.headers.get("Accept", "*/*")}
+                    connection.request("GET", self.path, headers=headers)
+                    answer = connection.getresponse()
+                    body = answer.read()
+                    kept = ("Content-Type", "Docker-Content-Digest", "Location")
+                    self._send(
+                        answer.status,
+                        {h: v for h in kept if (v := answer.getheader(h)) is not None},
+                        body,
+                    )
+                finally:
+                    connection.close()
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def multi_platform(plain_registry: RegistryServer) -> tuple[str, list[str]]:
+    """An index of three platforms, each (and the index) with an unsigned SBOM statement as a
+    referrer; its repository and the subject digests, index first."""
+    image = push_image(plain_registry, "acme/multi", "v1", platforms=PLATFORMS)
+    subjects = [image.digest] + [image.platform_digests[p] for p in PLATFORMS]
+    for digest in subjects:
+        statement = in_toto_statement(CYCLONEDX_PREDICATE, {"subject": digest}, digest)
+        attach_referrer(
+            plain_registry,
+            "acme/multi",
+            digest,
+            artifact_type=IN_TOTO,
+            blob=canonical_json(statement),
+            blob_media_type=IN_TOTO,
+            fallback_tag=True,
+        )
+    return "acme/multi:v1", subjects
+
+
+@pytest.fixture
+def proxies(plain_registry: RegistryServer) -> Iterator[Any]:
+    made: list[HoldingProxy] = []
+
+    def make(expected: int) -> HoldingProxy:
+        made.append(HoldingProxy(plain_registry, expected))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def _client(host: str) -> RegistryClient:
+    access = RegistryAccess(allowed=(host,), insecure=frozenset({host}))
+    return RegistryClient(access, timeout=60.0)
+
+
+def test_every_subjects_lookups_are_in_flight_together(
+    multi_platform: tuple[str, list[str]], proxies: Any
+) -> None:
+    name, subjects = multi_platform
+    # Per subject: its cosign tag and its referrers listing, all at once.
+    proxy = proxies(expected=2 * len(subjects))
+    client = _client(proxy.host)
+    try:
+        found = discover(client, parse_reference(f"{proxy.host}/{name}"))
+    finally:
+        client.close()
+    assert proxy.most == 2 * len(subjects)
+    # Read in the order of a discovery one lookup at a time: the index, then each platform.
+    assert [a.attached_to for a in found.attestations] == subjects
+    assert not found.problems
+
+
+def test_a_lookup_the_registry_fails_still_fails_discovery(
+    multi_platform: tuple[str, list[str]], proxies: Any
+) -> None:
+    name, subjects = multi_platform
+    proxy = proxies(expected=1)  # nothing held
+    arm64 = subjects[2].removeprefix("sha256:")
+    proxy.fail = re.compile(rf"/manifests/sha256-{arm64}\.att$")
+    client = _client(proxy.host)
+    try:
+        with pytest.raises(RegistryUnavailableError, match="503"):
+            discover(client, parse_reference(f"{proxy.host}/{name}"))
+    finally:
+        client.close()
