@@ -26,7 +26,7 @@ import orjson
 
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate._internal.deadline import Deadline
-from sbomgate._internal.gcpause import gc_paused
+from sbomgate._internal.gcpause import free_later, gc_paused
 from sbomgate.attest import (
     AttestationCheck,
     AttestationVerifier,
@@ -90,8 +90,9 @@ class _KeptSbom:
     def parse(self) -> CheckedSbom:
         if self.in_statement:
             with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
-                predicate = parse_statement(self.data).predicate
-                sbom = parse_sbom_in_statement(predicate, self.data, source=self.source)
+                statement = parse_statement(self.data)
+                sbom = parse_sbom_in_statement(statement.predicate, self.data, source=self.source)
+                free_later(statement)
         else:
             sbom = parse_sbom(self.data, source=self.source)
         return CheckedSbom(
@@ -411,6 +412,8 @@ class ImageChecker:
             documents=documents_fingerprint([(k.data, k.image_input) for k in kept]),
         )
         size = sum(len(k.data) for k in kept) + 4096 * (1 + len(verification.checks))
+        # The decoded statements (a whole SBOM each) are freed after the answer, not before it.
+        free_later(verification)
         return Loaded(value=value, size=size, negative=bool(refusals)), tuple(sboms)
 
     def check_many(
