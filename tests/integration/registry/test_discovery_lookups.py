@@ -12,13 +12,14 @@ import http.client
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from sbomgate.errors import RegistryUnavailableError
 from sbomgate.registry import RegistryAccess, RegistryClient, discover, parse_reference
+from support.fault_server import FaultServer
 from support.oci_builder import (
     CYCLONEDX_PREDICATE,
     attach_referrer,
@@ -41,72 +42,64 @@ class HoldingProxy:
     answered 503 instead."""
 
     def __init__(self, upstream: RegistryServer, expected: int) -> None:
-        outer = self
+        self.upstream = upstream
+        self.expected = expected
         self.most = 0
         self.fail: re.Pattern[str] | None = None
         self._in_flight = 0
         self._released = False
         self._arrived = threading.Condition()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                if outer.fail is not None and outer.fail.search(self.path):
-                    self._send(503, {}, b"")
-                    return
-                if not LOOKUP.search(self.path):
-                    self._forward()
-                    return
-                with outer._arrived:
-                    outer._in_flight += 1
-                    outer.most = max(outer.most, outer._in_flight)
-                    # Once `expected` were in flight together, nothing more is held (the
-                    # fallback tag asked after the referrers API's 404, say).
-                    outer._released = outer._released or outer._in_flight >= expected
-                    outer._arrived.notify_all()
-                    outer._arrived.wait_for(lambda: outer._released, timeout=HOLD_SECONDS)
-                try:
-                    self._forward()
-                finally:
-                    with outer._arrived:
-                        outer._in_flight -= 1
-
-            def _forward(self) -> None:
-                connection = http.client.HTTPConnection(upstream.host, timeout=30)
-                try:
-                    headers = {"Accept": self.headers.get("Accept", "*/*")}
-                    connection.request("GET", self.path, headers=headers)
-                    answer = connection.getresponse()
-                    body = answer.read()
-                    kept = ("Content-Type", "Docker-Content-Digest", "Location")
-                    self._send(
-                        answer.status,
-                        {h: v for h in kept if (v := answer.getheader(h)) is not None},
-                        body,
-                    )
-                finally:
-                    connection.close()
-
-            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._server = FaultServer(self._respond)
+        self.host = self._server.host
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.close()
+
+    def _respond(self, handler: BaseHTTPRequestHandler) -> None:
+        if self.fail is not None and self.fail.search(handler.path):
+            _send(handler, 503, {}, b"")
+            return
+        if not LOOKUP.search(handler.path):
+            self._forward(handler)
+            return
+        with self._arrived:
+            self._in_flight += 1
+            self.most = max(self.most, self._in_flight)
+            # Once `expected` were in flight together, nothing more is held (the fallback tag
+            # asked after the referrers API's 404, say).
+            self._released = self._released or self._in_flight >= self.expected
+            self._arrived.notify_all()
+            self._arrived.wait_for(lambda: self._released, timeout=HOLD_SECONDS)
+        try:
+            self._forward(handler)
+        finally:
+            with self._arrived:
+                self._in_flight -= 1
+
+    def _forward(self, handler: BaseHTTPRequestHandler) -> None:
+        connection = http.client.HTTPConnection(self.upstream.host, timeout=30)
+        try:
+            connection.request(
+                "GET", handler.path, headers={"Accept": handler.headers.get("Accept", "*/*")}
+            )
+            answer = connection.getresponse()
+            body = answer.read()
+            kept = ("Content-Type", "Docker-Content-Digest", "Location")
+            headers = {h: v for h in kept if (v := answer.getheader(h)) is not None}
+            _send(handler, answer.status, headers, body)
+        finally:
+            connection.close()
+
+
+def _send(
+    handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
+) -> None:
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 @pytest.fixture(scope="module")
