@@ -15,11 +15,18 @@ median of several runs:
 Peer in the same run: `cosign verify-attestation` (the real cosign binary, same key, same
 image), which resolves, fetches and verifies but does not parse or evaluate.
 
+Then a registry REMOTE_LATENCY_MS away (toxiproxy adds it to every answer), where round trips,
+not CPU, make a cold check's time: an index of three platforms, each with its own attestation
+(the v3 bundle through the fallback tag), checked cold (resolve, discover, verify, parse; no
+evaluation); the peer is `cosign verify-attestation` of each platform manifest in turn, one
+process each, as cosign checks one manifest per call.
+
 Figures only: nothing here asserts a timing. Run with `make bench`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -56,9 +63,12 @@ from support.registry_servers import (  # noqa: E402
     start_distribution,
     start_referrers_registry,
 )
+from support.toxiproxy import start_toxiproxy  # noqa: E402
 
 COMPONENTS = 5000
 RUNS = 5
+REMOTE_LATENCY_MS = 20
+REMOTE_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/s390x")
 PHASES = ("resolve", "discover", "verify", "parse", "evaluate")
 
 
@@ -115,7 +125,7 @@ def row(label: str, phases: dict[str, float], total: float) -> str:
 
 
 def cosign_verify_seconds(
-    server: RegistryServer, image: PushedImage, key: CosignKey, home: Path
+    server: RegistryServer, image: PushedImage | str, key: CosignKey, home: Path
 ) -> float:
     args = [
         str(COSIGN_BIN),
@@ -128,7 +138,7 @@ def cosign_verify_seconds(
         "--insecure-ignore-sct=true",
         "--use-signed-timestamps=false",
         *cosign_registry_flags(server),
-        image.ref,
+        image if isinstance(image, str) else image.ref,
     ]
     env = cosign_env(server, None, home)
     times = []
@@ -142,6 +152,57 @@ def cosign_verify_seconds(
             print(f"  (cosign verify-attestation failed: {proc.stderr.strip().splitlines()[-1:]})")
             return float("nan")
     return statistics.median(times)
+
+
+def remote(
+    work: Path, distribution: RegistryServer, key: CosignKey, trust: Path, sbom_file: Path
+) -> None:
+    """The three-platform image behind REMOTE_LATENCY_MS of latency: cold checks, and the peer."""
+    image = push_image(
+        distribution, "bench/remote", "v1", seed="remote", platforms=[*REMOTE_PLATFORMS]
+    )
+    platforms = [image.platform_digests[p] for p in REMOTE_PLATFORMS]
+    for digest in platforms:
+        cosign_attest(
+            distribution,
+            f"{distribution.host}/bench/remote@{digest}",
+            sbom_file,
+            "cyclonedx",
+            key,
+            new_bundle_format=True,
+            workdir=work / "cosign-home",
+        )
+    toxiproxy = start_toxiproxy(work / "toxiproxy")
+    try:
+        proxy = toxiproxy.create("registry", distribution.host)
+        proxy.add_toxic("latency", latency=REMOTE_LATENCY_MS)
+        far = dataclasses.replace(distribution, host=proxy.listen, process=None)
+        runs = []
+        for _ in range(RUNS):
+            fresh = checker(far, trust)
+            started = time.perf_counter()
+            result = fresh.check(f"{far.host}/bench/remote:v1")
+            total = time.perf_counter() - started
+            fresh.client.close()
+            if not result.report.ok or len(result.sboms) != len(platforms):
+                raise SystemExit(f"remote check failed: {result.report.errors}")
+            runs.append(({**result.seconds, "evaluate": 0.0}, total))
+        print()
+        print(
+            f"a registry {REMOTE_LATENCY_MS} ms away: an index of {len(platforms)} platforms, each "
+            f"with its own attestation; cold, no evaluation; median of {RUNS} runs, milliseconds"
+        )
+        print(row("sbomgate, the whole index", *median_phases(runs)))
+        peer = sum(
+            cosign_verify_seconds(far, f"{far.host}/bench/remote@{d}", key, work / "cosign-far")
+            for d in platforms
+        )
+        print(
+            f"  peer: cosign verify-attestation of each platform manifest in turn: "
+            f"{peer * 1000:.1f} ms (process starts included)"
+        )
+    finally:
+        toxiproxy.stop()
 
 
 def main() -> None:
@@ -205,6 +266,7 @@ def main() -> None:
             for label, server, image in cases[:1] + cases[2:]:
                 seconds = cosign_verify_seconds(server, image, key, work / "cosign-verify")
                 print(f"  {label:<38}{seconds * 1000:>10.1f} ms (process start included)")
+            remote(work, distribution, key, trust, sbom_file)
         finally:
             distribution.stop()
             referrers.stop()
