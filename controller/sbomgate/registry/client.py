@@ -63,6 +63,12 @@ class FetchedManifest:
     size: int
 
 
+# How long a repository whose registry answered no referrers API is read from the fallback tag
+# alone, and how many such repositories are remembered (then forgotten all at once).
+NO_REFERRERS_API_TTL = 600.0
+_NO_REFERRERS_API_KEPT = 4096
+
+
 @dataclass(slots=True)
 class _Token:
     value: str
@@ -95,6 +101,12 @@ class RegistryClient:
         # Attestation bodies held by every check in progress (registry/budget.py).
         self.bodies = ProcessBodyBudget(self.limits.max_bytes_in_flight)
         self.requests = 0
+        # Per (registry, repository): until when it is taken to have no referrers API (it
+        # answered the API with something other than an index), so its referrers are read from
+        # the fallback tag without asking the API first (a round trip per subject), as ORAS
+        # remembers a repository's referrers capability. Asked again once that has passed: a
+        # registry may be upgraded.
+        self._no_referrers_api: dict[tuple[str, str], float] = {}
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -206,6 +218,9 @@ class RegistryClient:
         """Manifests whose `subject` is `digest`: the OCI 1.1 referrers API, else the fallback
         tag `sha256-<hex>`. Returns the descriptors and which of the two answered."""
         deadline = deadline or Deadline.after(self.timeout)
+        where = (image.registry, image.repository)
+        if self._no_referrers_api.get(where, 0.0) > time.monotonic():
+            return self._fallback_referrers(image, digest, deadline), "tag"
         found: list[Descriptor] = []
         path: str | None = f"/v2/{image.repository}/referrers/{digest}"
         pages = 0
@@ -233,6 +248,10 @@ class RegistryClient:
             )
             if response is None or not _is_index_response(response):
                 if pages == 0:
+                    with self._lock:
+                        if len(self._no_referrers_api) >= _NO_REFERRERS_API_KEPT:
+                            self._no_referrers_api.clear()
+                        self._no_referrers_api[where] = time.monotonic() + NO_REFERRERS_API_TTL
                     return self._fallback_referrers(image, digest, deadline), "tag"
                 break
             found.extend(self._index_entries(image, response.body, f"referrers of {digest}"))

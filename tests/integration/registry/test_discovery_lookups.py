@@ -1,9 +1,12 @@
 """Discovery asks for every subject's cosign tag and referrers at once, and reads the answers in
 the order a one-at-a-time discovery would.
 
-A real registry (distribution 2.8, which has no referrers API, so each listing is the API's 404
+A real registry (distribution 2.8, which has no referrers API, so a listing is the API's 404
 then the fallback tag) behind a forwarding proxy that holds each lookup until the others have
 arrived: only lookups that are in flight together get through without waiting out the hold.
+A repository whose registry answered the API with 404 is read from the fallback tag alone for a
+while (as ORAS remembers a repository's referrers capability); one with the API is asked
+through it every time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 
 from sbomgate.errors import RegistryUnavailableError
 from sbomgate.registry import RegistryAccess, RegistryClient, discover, parse_reference
+from sbomgate.registry import client as client_module
 from support.fault_server import FaultServer
 from support.oci_builder import (
     CYCLONEDX_PREDICATE,
@@ -45,6 +49,7 @@ class HoldingProxy:
         self.upstream = upstream
         self.expected = expected
         self.most = 0
+        self.paths: list[str] = []  # every path asked for, in order of arrival
         self.fail: re.Pattern[str] | None = None
         self._in_flight = 0
         self._released = False
@@ -56,6 +61,7 @@ class HoldingProxy:
         self._server.close()
 
     def _respond(self, handler: BaseHTTPRequestHandler) -> None:
+        self.paths.append(handler.path)
         if self.fail is not None and self.fail.search(handler.path):
             _send(handler, 503, {}, b"")
             return
@@ -168,5 +174,69 @@ def test_a_lookup_the_registry_fails_still_fails_discovery(
     try:
         with pytest.raises(RegistryUnavailableError, match="503"):
             discover(client, parse_reference(f"{proxy.host}/{name}"))
+    finally:
+        client.close()
+
+
+def test_a_repository_without_the_referrers_api_is_read_from_the_fallback_tag_alone(
+    multi_platform: tuple[str, list[str]], proxies: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, subjects = multi_platform
+    proxy = proxies(expected=1)  # nothing held
+    image = parse_reference(f"{proxy.host}/{name}")
+    client = _client(proxy.host)
+
+    def api_asked() -> int:
+        return sum("/referrers/" in p for p in proxy.paths)
+
+    try:
+        # distribution 2.8 answers the API with 404: the fallback tag is read.
+        first = client.referrers(image, subjects[1])
+        assert first[1] == "tag" and len(first[0]) == 1
+        assert api_asked() == 1
+        # The repository's other subjects: the fallback tag alone, with the same answer.
+        for digest in subjects[2:]:
+            descriptors, how = client.referrers(image, digest)
+            assert how == "tag" and len(descriptors) == 1
+        assert api_asked() == 1
+    finally:
+        client.close()
+    # Once that is no longer remembered (a registry may be upgraded), the API is asked again.
+    monkeypatch.setattr(client_module, "NO_REFERRERS_API_TTL", 0.0)
+    client = _client(proxy.host)
+    try:
+        for digest in subjects[1:]:
+            assert client.referrers(image, digest)[1] == "tag"
+        assert api_asked() == 1 + len(subjects[1:])
+    finally:
+        client.close()
+
+
+def test_a_registry_with_the_referrers_api_is_asked_through_it_every_time(
+    referrers_registry: RegistryServer,
+) -> None:
+    image = push_image(referrers_registry, "acme/api", "v1", platforms=PLATFORMS[:2])
+    subjects = [image.platform_digests[p] for p in PLATFORMS[:2]]
+    for digest in subjects:
+        statement = in_toto_statement(CYCLONEDX_PREDICATE, {"subject": digest}, digest)
+        attach_referrer(
+            referrers_registry,
+            "acme/api",
+            digest,
+            artifact_type=IN_TOTO,
+            blob=canonical_json(statement),
+            blob_media_type=IN_TOTO,
+            fallback_tag=False,
+        )
+    access = RegistryAccess(
+        allowed=(referrers_registry.host,),
+        ca_files=(str(referrers_registry.ca_file),) if referrers_registry.ca_file else (),
+    )
+    client = RegistryClient(access, timeout=60.0)
+    try:
+        ref = parse_reference(f"{referrers_registry.host}/acme/api:v1")
+        for digest in subjects * 2:
+            descriptors, how = client.referrers(ref, digest)
+            assert how == "api" and len(descriptors) == 1
     finally:
         client.close()
