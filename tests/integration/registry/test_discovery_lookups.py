@@ -1,7 +1,8 @@
 """Discovery asks for every subject's cosign tag and referrers at once, and reads the answers in
 the order a one-at-a-time discovery would.
 
-A real registry (distribution 2.8, which has no referrers API, so a listing is the API's 404
+Real cosign v3 attestations (Sigstore bundles) on each platform manifest of an index, on a real
+registry (distribution 2.8, which has no referrers API, so a listing is the API's 404
 then the fallback tag) behind a forwarding proxy that holds each lookup until the others have
 arrived: only lookups that are in flight together get through without waiting out the hold.
 A repository whose registry answered the API with 404 is read from the fallback tag alone for a
@@ -16,6 +17,7 @@ import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,16 +26,10 @@ from sbomgate.errors import RegistryUnavailableError
 from sbomgate.registry import RegistryAccess, RegistryClient, discover, parse_reference
 from sbomgate.registry import client as client_module
 from support.fault_server import FaultServer
-from support.oci_builder import (
-    CYCLONEDX_PREDICATE,
-    attach_referrer,
-    canonical_json,
-    in_toto_statement,
-    push_image,
-)
+from support.oci_builder import CosignKey, cosign_attest, push_image
+from support.paths import GOOD_SBOM
 from support.registry_servers import RegistryServer
 
-IN_TOTO = "application/vnd.in-toto+json"
 PLATFORMS = ["linux/amd64", "linux/arm64", "linux/s390x"]
 # A lookup: a cosign tag, the referrers API, or the referrers fallback tag.
 LOOKUP = re.compile(r"/(manifests/sha256-[0-9a-f]{64}(\.att)?|referrers/sha256:[0-9a-f]{64})$")
@@ -108,24 +104,34 @@ def _send(
     handler.wfile.write(body)
 
 
-@pytest.fixture(scope="module")
-def multi_platform(plain_registry: RegistryServer) -> tuple[str, list[str]]:
-    """An index of three platforms, each (and the index) with an unsigned SBOM statement as a
-    referrer; its repository and the subject digests, index first."""
-    image = push_image(plain_registry, "acme/multi", "v1", platforms=PLATFORMS)
-    subjects = [image.digest] + [image.platform_digests[p] for p in PLATFORMS]
+def _attested(
+    server: RegistryServer, repo: str, key: CosignKey, work: Path, *, index: bool
+) -> list[str]:
+    """An index of PLATFORMS pushed to `server`, each platform manifest (and the index, with
+    `index`) attested by the real `cosign attest --new-bundle-format`, which writes a Sigstore
+    bundle referrer (through the API where the registry has it, else with the fallback tag);
+    the attested digests, index first."""
+    image = push_image(server, repo, "v1", platforms=PLATFORMS, seed=f"{repo}-{server.kind}")
+    subjects = [image.digest] * index + [image.platform_digests[p] for p in PLATFORMS]
     for digest in subjects:
-        statement = in_toto_statement(CYCLONEDX_PREDICATE, {"subject": digest}, digest)
-        attach_referrer(
-            plain_registry,
-            "acme/multi",
-            digest,
-            artifact_type=IN_TOTO,
-            blob=canonical_json(statement),
-            blob_media_type=IN_TOTO,
-            fallback_tag=True,
+        cosign_attest(
+            server,
+            f"{server.host}/{repo}@{digest}",
+            GOOD_SBOM,
+            "cyclonedx",
+            key,
+            new_bundle_format=True,
+            workdir=work / "cosign-home",
         )
-    return "acme/multi:v1", subjects
+    return subjects
+
+
+@pytest.fixture(scope="module")
+def multi_platform(
+    plain_registry: RegistryServer, key: CosignKey, work: Path
+) -> tuple[str, list[str]]:
+    """The attested index on distribution 2.8 (no referrers API): its name and subjects."""
+    return "acme/multi:v1", _attested(plain_registry, "acme/multi", key, work, index=True)
 
 
 @pytest.fixture
@@ -213,21 +219,9 @@ def test_a_repository_without_the_referrers_api_is_read_from_the_fallback_tag_al
 
 
 def test_a_registry_with_the_referrers_api_is_asked_through_it_every_time(
-    referrers_registry: RegistryServer,
+    referrers_registry: RegistryServer, key: CosignKey, work: Path
 ) -> None:
-    image = push_image(referrers_registry, "acme/api", "v1", platforms=PLATFORMS[:2])
-    subjects = [image.platform_digests[p] for p in PLATFORMS[:2]]
-    for digest in subjects:
-        statement = in_toto_statement(CYCLONEDX_PREDICATE, {"subject": digest}, digest)
-        attach_referrer(
-            referrers_registry,
-            "acme/api",
-            digest,
-            artifact_type=IN_TOTO,
-            blob=canonical_json(statement),
-            blob_media_type=IN_TOTO,
-            fallback_tag=False,
-        )
+    subjects = _attested(referrers_registry, "acme/api", key, work, index=False)
     access = RegistryAccess(
         allowed=(referrers_registry.host,),
         ca_files=(str(referrers_registry.ca_file),) if referrers_registry.ca_file else (),
