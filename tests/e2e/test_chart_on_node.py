@@ -466,6 +466,11 @@ def test_a_helm_release_of_a_bad_chart_fails(enforcing: Stack) -> None:
 def test_the_disruption_budget_keeps_one_replica(enforcing: Stack) -> None:
     """Evictions (what `kubectl drain` asks) respect the PodDisruptionBudget: the first of two
     replicas may go, the second may not until the first is replaced."""
+    # The disruption controller updates the budget's status after the Pods it counts change
+    # (an earlier test's upgrade replaced them): until it has counted both replicas healthy,
+    # the API server refuses every eviction with 429, as `kubectl drain` sees and retries.
+    _wait("the budget to allow one disruption", lambda: _disruptions_allowed(enforcing) == 1,
+          stack=enforcing)  # fmt: skip
     first, second = (p["metadata"]["name"] for p in _sbomgate_pods(enforcing))
     with AdmissionStream(enforcing, _deployment(enforcing, "probe", enforcing.good)) as stream:
         time.sleep(1)
@@ -481,6 +486,19 @@ def test_the_disruption_budget_keeps_one_replica(enforcing: Stack) -> None:
     assert evicted == 201, evicted
     assert refused == 429, refused
     assert stream.answers and not stream.failures, stream.failures[:5]
+
+
+def _disruptions_allowed(stack: Stack) -> int:
+    """The release's PodDisruptionBudget's `disruptionsAllowed`, once its status is current."""
+    done = stack.kubectl(
+        "get", "poddisruptionbudgets", "-n", NAMESPACE, "-l",
+        f"app.kubernetes.io/instance={RELEASE}", "-o", "json", check=True,
+    )  # fmt: skip
+    (budget,) = json.loads(done.stdout)["items"]
+    status = budget.get("status", {})
+    if status.get("observedGeneration") != budget["metadata"].get("generation"):
+        return -1
+    return int(status.get("disruptionsAllowed", 0))
 
 
 def _evict(stack: Stack, pod: str) -> int:
