@@ -6,6 +6,8 @@ import gc
 import threading
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -78,3 +80,68 @@ def test_a_pause_held_elsewhere_outlives_the_reaper() -> None:
         assert watch() is None
         assert not gc.isenabled()  # this thread's pause still holds
     assert gc.isenabled()
+
+
+class Watched:
+    """A leaf whose freeing can be watched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """Shaped as what free_later is given: a dataclass holding a decoded document."""
+
+    predicate: dict[str, Any]
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Verification:
+    statements: tuple[Statement, ...]
+
+
+def verification(components: int) -> tuple[Verification, list[weakref.ref[Watched]]]:
+    leaves = [Watched() for _ in range(components)]
+    predicate = {
+        "bomFormat": "CycloneDX",
+        "metadata": {"component": {"name": "app", "leaf": Watched()}},
+        "components": [
+            {"name": f"c{i}", "leaf": leaf, "hashes": [{"alg": "SHA-256"}]}
+            for i, leaf in enumerate(leaves)
+        ],
+    }
+    done = Verification(statements=(Statement(predicate=predicate, raw=b"{}"),))
+    return done, [weakref.ref(leaf) for leaf in leaves]
+
+
+def test_dismantle_frees_everything_a_piece_at_a_time() -> None:
+    doomed, leaves = verification(2000)
+    box = [doomed]
+    del doomed
+    pieces = gcpause.dismantle(box)
+    assert box == [] and all(leaf() is None for leaf in leaves)
+    # The components list emptied 256 entries at a time, not dropped in one cascade.
+    assert pieces >= 2000 // 256
+
+
+def test_dismantle_leaves_what_is_shared_as_it_was() -> None:
+    """A list or dict that a live object also holds is neither emptied nor taken apart: the
+    walk only drops its own references, so no holder can tell."""
+    doomed, leaves = verification(600)
+    components = doomed.statements[0].predicate["components"]
+    metadata = doomed.statements[0].predicate["metadata"]
+    before = (list(components), dict(metadata), dict(components[7]))
+    box = [doomed]
+    del doomed
+    gcpause.dismantle(box)
+    assert (list(components), dict(metadata), dict(components[7])) == before
+    assert all(leaf() is not None for leaf in leaves)
+    del components, before
+    assert all(leaf() is None for leaf in leaves)
+
+
+def test_free_later_takes_a_verification_apart_on_the_reaper() -> None:
+    doomed, leaves = verification(1000)
+    gcpause.free_later(doomed)
+    del doomed
+    assert gcpause.wait_freed(30)
+    assert all(leaf() is None for leaf in leaves)

@@ -11,12 +11,15 @@ once: the collector is re-enabled by the last one out, and only if it was on.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 _lock = threading.Lock()
 _active = 0
@@ -82,9 +85,65 @@ def _reap() -> None:
         wait = due - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        del doomed  # the last reference: everything it alone holds is freed here
+        box = [doomed]
+        del doomed  # the box's reference is now the last
+        dismantle(box)
         _resume()
         _freed()
+
+
+# Freed a piece at a time: anything reached through at most one dict (a statement's predicate
+# and its lists), and deeper, a container with more entries than _WIDE. The rest (a component's
+# own fields, a few dozen objects) is freed whole with its parent, or _CHUNK entries of a list
+# at once (some 0.3 ms of freeing: long enough that the walk costs little on top).
+_WIDE = 32
+_CHUNK = 256
+_LEAVES = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def dismantle(box: list[Any]) -> int:
+    """Free what `box`'s one item alone holds, a piece at a time rather than in one cascade.
+
+    Dropping the last reference to a decoded statement frees its 100,000 objects in one C call
+    (5 ms for a 5,000-component SBOM), and no other thread runs meanwhile: a warm review that
+    arrives then waits it out. Here the statement is taken apart from the top, and its large
+    lists are emptied _CHUNK entries at a time, so the interpreter hands the GIL over in
+    between. Only what nothing else refers to is touched (the reference count says whether
+    another holder exists: a list shared with a live object is left as it is, and only the
+    walk's reference to it dropped), so no one can see the difference. Returns how many pieces
+    were freed separately."""
+    stack: list[tuple[Any, int]] = [(box.pop(), 0)]
+    pieces = 0
+    while stack:
+        item, dicts = stack.pop()
+        pieces += 1
+        # `item` and getrefcount's argument: anything more is another holder's.
+        if sys.getrefcount(item) > 2:
+            continue
+        kind = type(item)
+        if kind is dict:
+            dicts += 1
+            if dicts <= 1 or len(item) > _WIDE:
+                stack.extend((v, dicts) for v in item.values() if type(v) not in _LEAVES)
+        elif kind is list:
+            if dicts <= 1 or len(item) > _WIDE:
+                while len(item) > _CHUNK:
+                    del item[-_CHUNK:]
+                    pieces += 1
+        elif kind is tuple:
+            if dicts <= 1 or len(item) > _WIDE:
+                stack.extend((v, dicts) for v in item if type(v) not in _LEAVES)
+        elif dicts == 0 and kind not in _LEAVES:
+            stack.extend((v, dicts) for v in _attributes(item) if type(v) not in _LEAVES)
+        del item  # freed now (what it held is on the stack)
+    return pieces
+
+
+def _attributes(obj: object) -> list[Any]:
+    """A dataclass instance's field values (a verification, a statement); nothing for others."""
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return []
+    return [getattr(obj, f.name, None) for f in dataclasses.fields(obj)]
 
 
 def _freed() -> None:

@@ -13,6 +13,7 @@ import orjson
 import pybase64
 from ijson.common import ObjectBuilder
 
+from sbomgate._internal import jsonpieces
 from sbomgate._internal.gcpause import gc_paused
 from sbomgate.errors import InputError, VerificationError
 from sbomgate.sbom import MAX_COMPONENTS
@@ -105,7 +106,7 @@ def _load_object(
         raise FormatError(f"{what} holds over {max_values} objects and arrays: refused unread")
     try:
         with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
-            doc = orjson.loads(data)
+            doc = jsonpieces.loads(data)  # orjson's value, in pieces: see the module
     except orjson.JSONDecodeError as exc:
         if "depth limit" in exc.msg:
             raise FormatError(f"{what} is nested deeper than 1024 levels") from None
