@@ -91,7 +91,9 @@ class _KeptSbom:
         if self.in_statement:
             with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
                 statement = parse_statement(self.data)
-                sbom = parse_sbom_in_statement(statement.predicate, self.data, source=self.source)
+                sbom = parse_sbom_in_statement(
+                    statement.predicate, self.data, source=self.source, items=statement.items
+                )
                 free_later(statement)
         else:
             sbom = parse_sbom(self.data, source=self.source)
@@ -351,7 +353,9 @@ class ImageChecker:
                 try:
                     if statement is not None:
                         data = statement
-                        sbom = parse_sbom_in_statement(document.predicate, data, source=source)
+                        sbom = parse_sbom_in_statement(
+                            document.predicate, data, source=source, items=document.items
+                        )
                     else:
                         data = _sbom_bytes(document, source)
                         sbom = parse_sbom_decoded(document.predicate, data, source=source)

@@ -38,6 +38,7 @@ _ORJSON_DEPTH = 1024
 _MAX_DEPTH = 512
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _WHITESPACE = b" \t\r\n"
+# Decoders are shared by the check threads: msgspec's are thread-safe (since 0.16).
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 # An object's members and their members in one reading (a statement and its predicate, a
@@ -49,8 +50,16 @@ _TWO_LEVELS = msgspec.json.Decoder(
 )
 
 
-def loads(data: bytes) -> Any:
-    """`orjson.loads(data)`: the same value, or the same orjson.JSONDecodeError."""
+# The raw JSON of each item of the arrays decoded in batches, by the id of the decoded list
+# (which the decoded document holds, so the id names no other object while it is kept).
+ArrayItems = dict[int, list[msgspec.Raw]]
+
+
+def loads(data: bytes, items: ArrayItems | None = None) -> Any:
+    """`orjson.loads(data)`: the same value, or the same orjson.JSONDecodeError. With `items`,
+    the raw JSON of the items of each array decoded in batches is added to it (nothing when
+    the document was decoded whole): what a reader that keys items by their JSON can use
+    rather than writing each item out again."""
     if len(data) <= PIECE_BYTES:
         return orjson.loads(data)
     if sys.getrecursionlimit() > _ORJSON_DEPTH and not _shallow(data):
@@ -59,8 +68,8 @@ def loads(data: bytes) -> Any:
         try:
             members = _TWO_LEVELS.decode(data)
         except msgspec.ValidationError:  # valid JSON of another shape
-            return _decode(memoryview(data))
-        return {key: _member(value) for key, value in members.items()}
+            return _decode(memoryview(data), items)
+        return {key: _member(value, items) for key, value in members.items()}
     except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):
         return orjson.loads(data)  # orjson's error (or, were they ever to differ, its value)
 
@@ -77,38 +86,43 @@ def _shallow(data: bytes) -> bool:
     return not brackets
 
 
-def _member(value: dict[str, msgspec.Raw] | list[msgspec.Raw] | str | bool | None) -> Any:
+def _member(
+    value: dict[str, msgspec.Raw] | list[msgspec.Raw] | str | bool | None,
+    items: ArrayItems | None,
+) -> Any:
     """A member of the top object as _TWO_LEVELS gives it."""
     if type(value) is dict:
-        return {key: _decode(memoryview(raw)) for key, raw in value.items()}
+        return {key: _decode(memoryview(raw), items) for key, raw in value.items()}
     if type(value) is list:
-        return _array(value)
+        return _array(value, items)
     return value
 
 
-def _decode(raw: memoryview) -> Any:
+def _decode(raw: memoryview, items: ArrayItems | None) -> Any:
     """One member: decoded by orjson when small or a scalar, else as its parts."""
     if len(raw) <= PIECE_BYTES:
         return orjson.loads(raw)
     first = bytes(raw[:64]).lstrip(_WHITESPACE)[:1]
     if first == b"{":
         members = _OBJECT.decode(raw)
-        return {key: _decode(memoryview(value)) for key, value in members.items()}
+        return {key: _decode(memoryview(value), items) for key, value in members.items()}
     if first == b"[":
-        return _array(_ARRAY.decode(raw))
+        return _array(_ARRAY.decode(raw), items)
     return orjson.loads(raw)  # a long string or number
 
 
-def _array(items: list[msgspec.Raw]) -> list[Any]:
+def _array(raws: list[msgspec.Raw], items: ArrayItems | None) -> list[Any]:
     """An array's items, decoded a batch at a time, as the array of exactly those items: one
     orjson call per PIECE_BYTES or so (one per item doubled the time of decoding a statement).
     A batch is a number of items, from their average size: an item far larger than the rest
     is decoded with its batch."""
-    if not items:
+    if not raws:
         return []
-    total = sum(map(len, items))
-    per = max(1, PIECE_BYTES * len(items) // max(total, 1))
+    total = sum(map(len, raws))
+    per = max(1, PIECE_BYTES * len(raws) // max(total, 1))
     out: list[Any] = []
-    for start in range(0, len(items), per):
-        out += orjson.loads(b"[" + b",".join(items[start : start + per]) + b"]")
+    for start in range(0, len(raws), per):
+        out += orjson.loads(b"[" + b",".join(raws[start : start + per]) + b"]")
+    if items is not None:
+        items[id(out)] = raws
     return out

@@ -95,7 +95,10 @@ class Envelope:
 
 
 def _load_object(
-    data: bytes | Mapping[str, Any], what: str, max_values: int = MAX_ENVELOPE_VALUES
+    data: bytes | Mapping[str, Any],
+    what: str,
+    max_values: int = MAX_ENVELOPE_VALUES,
+    items: jsonpieces.ArrayItems | None = None,
 ) -> Mapping[str, Any]:
     if isinstance(data, Mapping):
         return data
@@ -106,7 +109,7 @@ def _load_object(
         raise FormatError(f"{what} holds over {max_values} objects and arrays: refused unread")
     try:
         with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
-            doc = jsonpieces.loads(data)  # orjson's value, in pieces: see the module
+            doc = jsonpieces.loads(data, items)  # orjson's value, in pieces: see the module
     except orjson.JSONDecodeError as exc:
         if "depth limit" in exc.msg:
             raise FormatError(f"{what} is nested deeper than 1024 levels") from None
@@ -167,6 +170,9 @@ class Statement:
     # decoded (not streamed, not unwrapped): what an SBOM's checks and cache can keep instead
     # of writing the predicate out again.
     payload: bytes | None = field(default=None, compare=False, repr=False)
+    # The raw JSON of the items of the statement's large arrays (jsonpieces.ArrayItems): an SBOM
+    # reader keys its components by it rather than writing each one out again.
+    items: Mapping[int, Any] | None = field(default=None, compare=False, repr=False)
 
     def binds(self, digest: str) -> bool:
         """True when one of the subjects has `digest`."""
@@ -188,7 +194,8 @@ def parse_statement(payload: bytes) -> Statement:
     about 70 MB, nearly all `files[]`) is streamed: only what sbomgate reads of the SPDX
     document is built, in bounded memory, as `sbom.parse` does for such a file."""
     streamed = _stream_statement(payload) if len(payload) >= STREAM_FROM_BYTES else None
-    doc = streamed or _load_object(payload, "in-toto statement", MAX_STATEMENT_VALUES)
+    items: jsonpieces.ArrayItems = {}
+    doc = streamed or _load_object(payload, "in-toto statement", MAX_STATEMENT_VALUES, items)
     statement_type = doc.get("_type")
     if not isinstance(statement_type, str) or statement_type not in STATEMENT_TYPES:
         raise FormatError(f"not an in-toto statement (_type {str(statement_type)[:80]!r})")
@@ -225,6 +232,7 @@ def parse_statement(payload: bytes) -> Statement:
         predicate_type=predicate_type,
         predicate=predicate,
         payload=payload if streamed is None and predicate is member else None,
+        items=items if streamed is None and predicate is member and items else None,
     )
 
 

@@ -64,6 +64,8 @@ class VerifiedDocument:
     # The verified statement's JSON, when `predicate` is its `predicate` member as decoded
     # (Statement.payload).
     statement: bytes | None = field(default=None, compare=False, repr=False)
+    # The raw JSON of the items of the predicate's large arrays (Statement.items).
+    items: Mapping[int, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -367,6 +369,11 @@ class AttestationVerifier:
                 location=check.location,
                 statement=(
                     check.statement.payload
+                    if check.raw_sbom is None and check.statement is not None
+                    else None
+                ),
+                items=(
+                    check.statement.items
                     if check.raw_sbom is None and check.statement is not None
                     else None
                 ),

@@ -7,7 +7,7 @@ escapes for any input bytes.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -231,7 +231,12 @@ def parse_sbom_decoded(doc: Any, raw: bytes, *, source: str) -> Sbom:
     return _read_decoded(doc, raw, source)
 
 
-def _read_decoded(doc: dict[str, Any], raw: bytes, source: str) -> Sbom:
+def _read_decoded(
+    doc: dict[str, Any],
+    raw: bytes,
+    source: str,
+    items: Mapping[int, Sequence[Any]] | None = None,
+) -> Sbom:
     """A decoded document read within the limits, counted and measured on `raw`: its own
     JSON, or JSON that holds it one level down (a statement: see parse_sbom_in_statement)."""
     try:
@@ -241,16 +246,19 @@ def _read_decoded(doc: dict[str, Any], raw: bytes, source: str) -> Sbom:
                     f"SBOM holds over {MAX_NESTED_VALUES} objects and arrays: refused unread"
                 )
             _check_depth(raw, doc)
-            return _from_document(doc, source, Limits(MAX_COMPONENT_DEPTH, MAX_COMPONENTS))
+            limits = Limits(MAX_COMPONENT_DEPTH, MAX_COMPONENTS)
+            return _from_document(doc, source, limits, items)
     except Invalid as exc:
         raise SbomError(source, exc.message) from None
 
 
-def _from_document(doc: Any, source: str, limits: Limits) -> Sbom:
+def _from_document(
+    doc: Any, source: str, limits: Limits, items: Mapping[int, Sequence[Any]] | None = None
+) -> Sbom:
     if type(doc) is not dict:
         raise Invalid("not a CycloneDX or SPDX document (a JSON document that is not an object)")
     if doc.get("bomFormat") == "CycloneDX":
-        spec, subject, components, declared = read_cyclonedx(doc, limits)
+        spec, subject, components, declared = read_cyclonedx(doc, limits, items)
         return _sbom(source, "cyclonedx", spec, subject, components, doc, declared)
     if "spdxVersion" in doc:
         spec, subject, components, converted = read_spdx(doc, limits)
@@ -315,14 +323,22 @@ def _operating_system(
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def parse_sbom_in_statement(predicate: dict[str, Any], payload: bytes, *, source: str) -> Sbom:
+def parse_sbom_in_statement(
+    predicate: dict[str, Any],
+    payload: bytes,
+    *,
+    source: str,
+    items: Mapping[int, Sequence[Any]] | None = None,
+) -> Sbom:
     """`parse_sbom_decoded` of an attestation's predicate, decoded from the in-toto statement
     whose JSON is `payload` (the verified bytes), without writing the predicate out again: its
     checks count and measure the statement's brackets, a superset of the predicate's one
     level shallower (a statement shallow enough has a predicate shallow enough; past that the
     predicate is measured itself), and the document is the predicate kept as the statement
     (`JsonDocument.in_statement`). Writing a 5,000-component predicate out took a twentieth of
-    a new build's admission, holding the GIL throughout."""
+    a new build's admission, holding the GIL throughout. `items`: the raw JSON of the items of
+    the predicate's large arrays, by the id of the decoded list (Statement.items), by which
+    components are known again rather than by their JSON written out."""
     if len(payload) >= STREAM_FROM_BYTES:
         # Perhaps read another way by parse_sbom (SPDX JSON streamed, or over a size limit):
         # from the predicate's own text.
@@ -331,7 +347,7 @@ def parse_sbom_in_statement(predicate: dict[str, Any], payload: bytes, *, source
         except TypeError:  # orjson writes at most 254 levels
             raise SbomError(source, _too_deep()) from None
         return parse_sbom_decoded(predicate, raw, source=source)
-    sbom = _read_decoded(predicate, payload, source)
+    sbom = _read_decoded(predicate, payload, source, items)
     if sbom.document is predicate:
         return replace(sbom, document=JsonDocument.in_statement(payload))
     return sbom
