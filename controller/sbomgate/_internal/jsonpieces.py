@@ -1,6 +1,6 @@
 """Large JSON documents decoded a piece at a time, so that no one call holds the GIL for long.
 
-orjson decodes a 5,000-component in-toto statement (1.8 MB) in one call of 13 ms, and no other
+orjson decodes a 5,000-component in-toto statement (1.8 MB) in one call of 7-13 ms, and no other
 thread of the webhook runs meanwhile: a warm review that arrives then waits it out, and with a
 few new builds a second, the warm reviews' p99 passes 20 ms while the process uses 0.4 of a
 core (bench_soak.py). Here msgspec first reads the document's outer structure only, leaving
@@ -8,7 +8,8 @@ each member as raw bytes (`msgspec.Raw`, 1-2 ms for the whole statement); member
 PIECE_BYTES are read the same way, the rest decoded by orjson one by one, and the interpreter
 hands the GIL over between them.
 
-The result is orjson's, value and error alike: every value is decoded by orjson; where msgspec
+The result is orjson's, value and error alike: every value is decoded by orjson (but for the
+top object's strings, booleans and nulls, which msgspec reads as orjson does); where msgspec
 refuses anything (malformed JSON, nesting past its limit), orjson decodes the whole document
 as before, with its own message, and that includes nesting past orjson's 1,024 levels (in
 pieces, orjson's limit would count from each piece's top: see _ORJSON_DEPTH).
@@ -25,7 +26,7 @@ from typing import Any
 import msgspec
 import orjson
 
-__all__ = ["PIECE_BYTES", "loads"]
+__all__ = ["PIECE_BYTES", "ArrayItems", "loads"]
 
 # Members up to this size are decoded in one orjson call (about 0.5 ms at the most).
 PIECE_BYTES = 64 * 1024
