@@ -64,14 +64,18 @@ def check_spec_version(spec: Any) -> str:
 Declared = dict[str, list[tuple[str | None, str | None]]]
 
 
+# The raw JSON of the items of a document's large arrays, by the id of the list each array was
+# decoded into (what `jsonpieces.loads` records; the decoded document keeps those lists alive).
+RawItems = Mapping[int, Sequence[Any]]
+
+
 def read_cyclonedx(
-    doc: dict[str, Any], limits: Limits, items: Mapping[int, Sequence[Any]] | None = None
+    doc: dict[str, Any], limits: Limits, items: RawItems | None = None
 ) -> tuple[str, Component | None, tuple[Component, ...], Declared]:
     """Return (specVersion, subject, flattened components, declared names) of a CycloneDX
     JSON-shaped dict. The declared names are gathered from the subject and the components
     nested in it and in `components`, not from pedigrees, as `identity.declared_fields` reads
-    a document. `items`: the raw JSON of the `components` items, by the id of the list they
-    were decoded into (`jsonpieces.ArrayItems`), which keys them in the memo."""
+    a document. `items`: the raw JSON of the `components` items, which keys them in the memo."""
     spec = check_spec_version(doc.get("specVersion"))
     out: list[Component] = []
     declared: Declared = {}

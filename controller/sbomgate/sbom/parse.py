@@ -7,7 +7,7 @@ escapes for any input bytes.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from sbomgate.errors import SbomError
 from sbomgate.sbom import cyclonedx_xml
 from sbomgate.sbom._common import Invalid, Limits
 from sbomgate.sbom.containment import split_contained
-from sbomgate.sbom.cyclonedx import read_cyclonedx
+from sbomgate.sbom.cyclonedx import RawItems, read_cyclonedx
 from sbomgate.sbom.model import (
     OS_PURL_TYPES,
     Component,
@@ -235,7 +235,7 @@ def _read_decoded(
     doc: dict[str, Any],
     raw: bytes,
     source: str,
-    items: Mapping[int, Sequence[Any]] | None = None,
+    items: RawItems | None = None,
 ) -> Sbom:
     """A decoded document read within the limits, counted and measured on `raw`: its own
     JSON, or JSON that holds it one level down (a statement: see parse_sbom_in_statement)."""
@@ -252,9 +252,7 @@ def _read_decoded(
         raise SbomError(source, exc.message) from None
 
 
-def _from_document(
-    doc: Any, source: str, limits: Limits, items: Mapping[int, Sequence[Any]] | None = None
-) -> Sbom:
+def _from_document(doc: Any, source: str, limits: Limits, items: RawItems | None = None) -> Sbom:
     if type(doc) is not dict:
         raise Invalid("not a CycloneDX or SPDX document (a JSON document that is not an object)")
     if doc.get("bomFormat") == "CycloneDX":
@@ -328,7 +326,7 @@ def parse_sbom_in_statement(
     payload: bytes,
     *,
     source: str,
-    items: Mapping[int, Sequence[Any]] | None = None,
+    items: RawItems | None = None,
 ) -> Sbom:
     """`parse_sbom_decoded` of an attestation's predicate, decoded from the in-toto statement
     whose JSON is `payload` (the verified bytes), without writing the predicate out again: its

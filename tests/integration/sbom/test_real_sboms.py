@@ -591,6 +591,39 @@ def test_a_predicate_read_with_its_statement_reads_as_its_bytes(output: Output) 
         assert orjson.loads(in_statement.document.json) == document
 
 
+@pytest.mark.parametrize("indent", [False, True], ids=["compact", "indented"])
+@pytest.mark.parametrize(
+    "output", [o for o in OUTPUTS if o.kind in ("cyclonedx-json", "spdx-json")], ids=_ids
+)
+def test_a_statement_decoded_in_pieces_reads_as_orjson_decodes_it(
+    output: Output, indent: bool
+) -> None:
+    """The verifier's path: `parse_statement` decodes a statement over 64 KiB in pieces
+    (_internal/jsonpieces.py) and keeps each component's JSON as written, by which the parser's
+    memo keys it. Over what the tools really write, compact as cosign writes it and indented:
+    the predicate is orjson's, key order and types included, and the SBOM read with the raw
+    texts, from a cleared memo and again from a full one, is the SBOM its bytes give."""
+    from sbomgate._internal import jsonpieces
+    from sbomgate.attest import parse_statement
+    from sbomgate.sbom.cyclonedx import COMPONENT_MEMO
+
+    document = orjson.loads(real_sbom(output).read_bytes())
+    payload = _statement(document)
+    if indent:
+        payload = orjson.dumps(orjson.loads(payload), option=orjson.OPT_INDENT_2)
+    statement = parse_statement(payload)
+    assert orjson.dumps(statement.predicate) == orjson.dumps(orjson.loads(payload)["predicate"])
+    expected = replace(parse_sbom(orjson.dumps(document), source="kept"), document={})
+    if len(payload) > jsonpieces.PIECE_BYTES and output.kind == "cyclonedx-json":
+        assert statement.items and id(statement.predicate["components"]) in statement.items
+    COMPONENT_MEMO.clear()
+    for _ in range(2):
+        read = parse_sbom_in_statement(
+            statement.predicate, payload, source="kept", items=statement.items
+        )
+        assert replace(read, document={}) == expected
+
+
 def test_a_predicate_read_with_its_statement_is_checked_as_bytes_are() -> None:
     """Its limits are the predicate's: nested as deep as allowed is read (the statement is a
     level deeper, and its subject may be deeper still), one level more is refused with the

@@ -99,3 +99,21 @@ def test_items_of_another_list_are_not_used() -> None:
     COMPONENT_MEMO.clear()
     sbom = parse_sbom_in_statement(read.predicate, payload, source="a", items=wrong)
     assert len(sbom.components) == 606
+
+
+def test_a_decoy_list_under_a_duplicate_key_is_neither_read_nor_keyed() -> None:
+    """Who writes the SBOM chooses its bytes: a predicate naming `components` twice is read as
+    orjson reads it (the last one), and the raw texts kept are those of that list, not of the
+    decoy before it, so no decoy text keys a component it did not become."""
+    good = statement({})
+    decoy = orjson.dumps([{"type": "library", "name": "evil", "purl": "pkg:pypi/evil@6.6.6"}] * 900)
+    payload = good.replace(b'"predicate":{', b'"predicate":{"components":' + decoy + b",", 1)
+    assert len(payload) > jsonpieces.PIECE_BYTES
+    read = parse_statement(payload)
+    assert read.predicate == orjson.loads(payload)["predicate"]
+    assert read.items is not None
+    kept = read.items[id(read.predicate["components"])]
+    assert len(kept) == 600 and all(b"evil" not in bytes(raw) for raw in kept)
+    COMPONENT_MEMO.clear()
+    sbom = parse_sbom_in_statement(read.predicate, payload, source="a", items=read.items)
+    assert "evil" not in {c.name for c in sbom.components} and len(sbom.components) == 606
