@@ -429,7 +429,7 @@ def declared_fields(document: Mapping[str, Any]) -> Declared:
     the ones nested in it (pedigrees are not read). SPDX documents are converted with the
     purl's own names, so only their versions can disagree. The CycloneDX reader gathers the
     same as it reads (`Sbom.declared`)."""
-    out: dict[str, list[tuple[str | None, str | None]]] = {}
+    out: dict[str, tuple[tuple[str | None, str | None], ...]] = {}
     # Depth-first, document order: a stack of iterators.
     stack: list[Iterator[Any]] = []
     metadata = document.get("metadata")
@@ -450,7 +450,7 @@ def declared_fields(document: Mapping[str, Any]) -> Declared:
         nested = item.get("components")
         if nested is not None:
             stack.append(iter([nested]))
-    return {k: tuple(v) for k, v in out.items()}
+    return out
 
 
 _END = object()

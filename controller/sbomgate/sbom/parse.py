@@ -274,7 +274,7 @@ def _sbom(
     subject: Component | None,
     listed: tuple[Component, ...],
     document: Any,
-    declared: Mapping[str, list[tuple[str | None, str | None]]] | None = None,
+    declared: Mapping[str, tuple[tuple[str | None, str | None], ...]] | None = None,
 ) -> Sbom:
     """The Sbom, its packages apart from what it lists that is not one (files, data, the
     operating system: policies still see them in `input.v0.sbom`)."""
@@ -295,7 +295,7 @@ def _sbom(
         document=document,
         others=others,
         operating_system=system,
-        declared=None if declared is None else {k: tuple(v) for k, v in declared.items()},
+        declared=declared,
     )
 
 

@@ -605,7 +605,7 @@ def test_a_statement_decoded_in_pieces_reads_as_orjson_decodes_it(
     texts, from a cleared memo and again from a full one, is the SBOM its bytes give."""
     from sbomgate._internal import jsonpieces
     from sbomgate.attest import parse_statement
-    from sbomgate.sbom.cyclonedx import COMPONENT_MEMO
+    from sbomgate.sbom.cyclonedx import clear_memos
 
     document = orjson.loads(real_sbom(output).read_bytes())
     payload = _statement(document)
@@ -616,7 +616,7 @@ def test_a_statement_decoded_in_pieces_reads_as_orjson_decodes_it(
     expected = replace(parse_sbom(orjson.dumps(document), source="kept"), document={})
     if len(payload) > jsonpieces.PIECE_BYTES and output.kind == "cyclonedx-json":
         assert statement.items and id(statement.predicate["components"]) in statement.items
-    COMPONENT_MEMO.clear()
+    clear_memos()
     for _ in range(2):
         read = parse_sbom_in_statement(
             statement.predicate, payload, source="kept", items=statement.items
@@ -667,9 +667,9 @@ def test_the_names_the_reader_gathers_are_the_documents(output: Output) -> None:
     in the same order, as `identity.declared_fields` reads from the document, read fresh or
     from the parser's remembered components."""
     from sbomgate.identity import declared_fields
-    from sbomgate.sbom.cyclonedx import COMPONENT_MEMO
+    from sbomgate.sbom.cyclonedx import clear_memos
 
-    COMPONENT_MEMO.clear()
+    clear_memos()
     for _ in range(2):
         sbom = load_sbom_file(real_sbom(output))
         assert sbom.declared == declared_fields(sbom.document)

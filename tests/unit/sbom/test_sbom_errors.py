@@ -319,9 +319,9 @@ def test_components_read_before_are_remembered_and_errors_still_name_their_place
     """The parser remembers what it read of each component object (sbom/cyclonedx.py): a new
     build lists the same objects again. A remembered component is the one reading it gives,
     and a broken one is never remembered: its error names where it is in this document."""
-    from sbomgate.sbom.cyclonedx import COMPONENT_MEMO
+    from sbomgate.sbom.cyclonedx import clear_memos
 
-    COMPONENT_MEMO.clear()
+    clear_memos()
     comps = [
         lib(f"p{i}", version="1", purl=f"pkg:npm/p{i}@1", licenses=[{"license": {"id": "MIT"}}])
         for i in range(5)
@@ -330,7 +330,7 @@ def test_components_read_before_are_remembered_and_errors_still_name_their_place
     again = parse_sbom(cdx(list(reversed(comps))), source="b.json")
     assert again.components == tuple(reversed(first.components))
     assert all(a is b for a, b in zip(again.components, reversed(first.components), strict=True))
-    COMPONENT_MEMO.clear()
+    clear_memos()
     assert parse_sbom(cdx(comps), source="c.json").components == first.components
     # The same broken object at another place: each error says where it is.
     broken = lib("q", purl="npm/q@1")

@@ -12,7 +12,7 @@ import pytest
 from sbomgate._internal import jsonpieces
 from sbomgate.attest.envelope import parse_statement
 from sbomgate.sbom import parse_sbom_in_statement
-from sbomgate.sbom.cyclonedx import COMPONENT_MEMO
+from sbomgate.sbom.cyclonedx import clear_memos
 
 
 def statement(versions: dict[int, str]) -> bytes:
@@ -53,9 +53,9 @@ def test_the_components_are_keyed_by_their_raw_json(monkeypatch: pytest.MonkeyPa
     assert len(payload) > jsonpieces.PIECE_BYTES
     read = parse_statement(payload)
     assert read.items and id(read.predicate["components"]) in read.items
-    COMPONENT_MEMO.clear()
+    clear_memos()
     expected = parse_sbom_in_statement(read.predicate, payload, source="a")
-    COMPONENT_MEMO.clear()
+    clear_memos()
 
     written: list[Any] = []
     real = orjson.dumps
@@ -75,7 +75,7 @@ def test_the_components_are_keyed_by_their_raw_json(monkeypatch: pytest.MonkeyPa
 def test_a_new_build_reuses_what_the_build_before_read() -> None:
     """The second build's unchanged components are the very objects the first one read; the
     bumped ones are read anew."""
-    COMPONENT_MEMO.clear()
+    clear_memos()
     first_payload, second_payload = statement({}), statement({7: "1.0.1", 300: "1.1.0"})
     first_read, second_read = parse_statement(first_payload), parse_statement(second_payload)
     first = parse_sbom_in_statement(
@@ -96,7 +96,7 @@ def test_items_of_another_list_are_not_used() -> None:
     read = parse_statement(payload)
     components = read.predicate["components"]
     wrong = {id(components): read.items[id(components)][:10]} if read.items else {}
-    COMPONENT_MEMO.clear()
+    clear_memos()
     sbom = parse_sbom_in_statement(read.predicate, payload, source="a", items=wrong)
     assert len(sbom.components) == 606
 
@@ -114,6 +114,6 @@ def test_a_decoy_list_under_a_duplicate_key_is_neither_read_nor_keyed() -> None:
     assert read.items is not None
     kept = read.items[id(read.predicate["components"])]
     assert len(kept) == 600 and all(b"evil" not in bytes(raw) for raw in kept)
-    COMPONENT_MEMO.clear()
+    clear_memos()
     sbom = parse_sbom_in_statement(read.predicate, payload, source="a", items=read.items)
     assert "evil" not in {c.name for c in sbom.components} and len(sbom.components) == 606
