@@ -27,6 +27,7 @@ import orjson
 from sbomgate._internal.cache import DigestCache, Loaded
 from sbomgate._internal.deadline import Deadline
 from sbomgate._internal.gcpause import free_later, gc_paused
+from sbomgate._internal.jsonpieces import PartlyDecoded
 from sbomgate.attest import (
     AttestationCheck,
     AttestationVerifier,
@@ -92,7 +93,10 @@ class _KeptSbom:
             with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
                 statement = parse_statement(self.data)
                 sbom = parse_sbom_in_statement(
-                    statement.predicate, self.data, source=self.source, items=statement.items
+                    statement.predicate_source,
+                    self.data,
+                    source=self.source,
+                    items=statement.items,
                 )
                 free_later(statement)
         else:
@@ -347,14 +351,16 @@ class ImageChecker:
             provenance = _provenance_summary(verification.provenance)
             for document in verification.sboms:
                 source = f"{pinned.name}@{document.digest} ({document.location})"
-                # The verified statement, when the predicate is a JSON object decoded from it:
-                # kept and checked rather than the predicate written out again.
-                statement = document.statement if type(document.predicate) is dict else None
+                # The verified statement, when the predicate is a JSON object decoded from it
+                # (or, a large CycloneDX one, decoded but for its components): kept and checked
+                # rather than the predicate written out again.
+                predicate = document.predicate_source
+                statement = document.statement if type(predicate) in (dict, PartlyDecoded) else None
                 try:
                     if statement is not None:
                         data = statement
                         sbom = parse_sbom_in_statement(
-                            document.predicate, data, source=source, items=document.items
+                            predicate, data, source=source, items=document.items
                         )
                     else:
                         data = _sbom_bytes(document, source)

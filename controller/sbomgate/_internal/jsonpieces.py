@@ -21,12 +21,14 @@ invalid UTF-8 or an infinite number in it, where orjson refuses the whole docume
 from __future__ import annotations
 
 import sys
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import orjson
 
-__all__ = ["PIECE_BYTES", "ArrayItems", "loads"]
+__all__ = ["PIECE_BYTES", "ArrayItems", "PartlyDecoded", "RawArray", "loads"]
 
 # Members up to this size are decoded in one orjson call (about 0.5 ms at the most).
 PIECE_BYTES = 64 * 1024
@@ -56,11 +58,79 @@ _TWO_LEVELS = msgspec.json.Decoder(
 ArrayItems = dict[int, list[msgspec.Raw]]
 
 
-def loads(data: bytes, items: ArrayItems | None = None) -> Any:
+class RawArray:
+    """A large array `loads(..., defer=)` left undecoded: its items' raw JSON, whose structure
+    msgspec has read (brackets, quotes, commas) but whose strings and numbers orjson has not
+    yet checked (UTF-8, a number's range): `decode` does, and a reader that knows an item's
+    JSON as text it decoded before may take that instead."""
+
+    __slots__ = ("raws",)
+
+    def __init__(self, raws: list[msgspec.Raw]) -> None:
+        self.raws = raws
+
+    def decode(self, start: int = 0, end: int | None = None) -> list[Any]:
+        """Items [start, end) as orjson decodes them; orjson.JSONDecodeError if one is not
+        valid JSON (its position is within the batch, not the document)."""
+        return _batches(self.raws[start:end])
+
+
+_UNDECODED = object()
+
+
+@dataclass(slots=True, eq=False)
+class PartlyDecoded:
+    """An object `loads(..., defer=)` decoded but for one large array member (a RawArray):
+    `complete()` is the object as `orjson.loads` gives it, decoded once when first asked."""
+
+    members: dict[str, Any]  # the object's members, in order, the deferred one a RawArray
+    document: bytes  # what it was read from: orjson's own error, if an item is not JSON
+    path: str  # the member of the document's top object that is this object
+    key: str  # its member that is the RawArray
+    items: ArrayItems | None  # where `complete()` records the array's raw items
+    _value: Any = _UNDECODED
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def array(self) -> RawArray:
+        """The member left undecoded."""
+        deferred = self.members[self.key]
+        assert type(deferred) is RawArray
+        return deferred
+
+    def complete(self) -> dict[str, Any]:
+        """The object decoded whole: `orjson.loads(document)[path]`, or orjson's error for the
+        whole document."""
+        with self._lock:
+            if self._value is _UNDECODED:
+                array = self.array
+                try:
+                    decoded = array.decode()
+                except orjson.JSONDecodeError:
+                    # orjson's own error, its position in the document (or, were they ever to
+                    # differ, its value).
+                    self._value = orjson.loads(self.document)[self.path]
+                    return self._value  # type: ignore[no-any-return]
+                if self.items is not None:
+                    self.items[id(decoded)] = array.raws
+                self._value = {
+                    key: decoded if value is array else value for key, value in self.members.items()
+                }
+            return self._value  # type: ignore[no-any-return]
+
+
+def loads(
+    data: bytes, items: ArrayItems | None = None, defer: tuple[str, str] | None = None
+) -> Any:
     """`orjson.loads(data)`: the same value, or the same orjson.JSONDecodeError. With `items`,
     the raw JSON of the items of each array decoded in batches is added to it (nothing when
     the document was decoded whole): what a reader that keys items by their JSON can use
-    rather than writing each item out again."""
+    rather than writing each item out again.
+
+    `defer` = (member, key): when the document is decoded in pieces and its top object's
+    `member` is an object whose `key` is an array over PIECE_BYTES, that member is a
+    PartlyDecoded whose `key` is a RawArray (a reader that knows most items may decode only the
+    others; `complete()` is what orjson gives). Everything else is decoded, and checked, now."""
     if len(data) <= PIECE_BYTES:
         return orjson.loads(data)
     if sys.getrecursionlimit() > _ORJSON_DEPTH and not _shallow(data):
@@ -70,9 +140,34 @@ def loads(data: bytes, items: ArrayItems | None = None) -> Any:
             members = _TWO_LEVELS.decode(data)
         except msgspec.ValidationError:  # valid JSON of another shape
             return _decode(memoryview(data), items)
-        return {key: _member(value, items) for key, value in members.items()}
+        decoded: dict[str, Any] = {}
+        for name, value in members.items():
+            if defer is not None and name == defer[0] and type(value) is dict and defer[1] in value:
+                decoded[name] = _deferring(data, name, value, defer[1], items)
+            else:
+                decoded[name] = _member(value, items)
+        return decoded
     except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):
         return orjson.loads(data)  # orjson's error (or, were they ever to differ, its value)
+
+
+def _deferring(
+    data: bytes,
+    member: str,
+    value: dict[str, msgspec.Raw],
+    key: str,
+    items: ArrayItems | None,
+) -> Any:
+    """A member of the top object with its `key` left a RawArray when that is a large array
+    (a PartlyDecoded), else decoded as _member decodes it."""
+    raw = memoryview(value[key])
+    if len(raw) <= PIECE_BYTES or bytes(raw[:64]).lstrip(_WHITESPACE)[:1] != b"[":
+        return _member(value, items)
+    members = {
+        name: RawArray(_ARRAY.decode(raw)) if name == key else _decode(memoryview(text), items)
+        for name, text in value.items()
+    }
+    return PartlyDecoded(members=members, document=data, path=member, key=key, items=items)
 
 
 def _shallow(data: bytes) -> bool:
@@ -117,6 +212,14 @@ def _array(raws: list[msgspec.Raw], items: ArrayItems | None) -> list[Any]:
     orjson call per PIECE_BYTES or so (one per item doubled the time of decoding a statement).
     A batch is a number of items, from their average size: an item far larger than the rest
     is decoded with its batch."""
+    out = _batches(raws)
+    if items is not None and out:
+        items[id(out)] = raws
+    return out
+
+
+def _batches(raws: list[msgspec.Raw]) -> list[Any]:
+    """The items decoded by orjson some PIECE_BYTES at a time, as one list."""
     if not raws:
         return []
     total = sum(map(len, raws))
@@ -124,6 +227,4 @@ def _array(raws: list[msgspec.Raw], items: ArrayItems | None) -> list[Any]:
     out: list[Any] = []
     for start in range(0, len(raws), per):
         out += orjson.loads(b"[" + b",".join(raws[start : start + per]) + b"]")
-    if items is not None:
-        items[id(out)] = raws
     return out

@@ -15,6 +15,7 @@ from ijson.common import ObjectBuilder
 
 from sbomgate._internal import jsonpieces
 from sbomgate._internal.gcpause import gc_paused
+from sbomgate.attest.trust import predicate_matches
 from sbomgate.errors import InputError, VerificationError
 from sbomgate.sbom import MAX_COMPONENTS
 from sbomgate.sbom.spdx_stream import STREAM_FROM_BYTES, SpdxStreamReader, json_error
@@ -99,6 +100,7 @@ def _load_object(
     what: str,
     max_values: int = MAX_ENVELOPE_VALUES,
     items: jsonpieces.ArrayItems | None = None,
+    defer: tuple[str, str] | None = None,
 ) -> Mapping[str, Any]:
     if isinstance(data, Mapping):
         return data
@@ -109,14 +111,19 @@ def _load_object(
         raise FormatError(f"{what} holds over {max_values} objects and arrays: refused unread")
     try:
         with gc_paused():  # a statement holds a whole SBOM: see _internal/gcpause.py
-            doc = jsonpieces.loads(data, items)  # orjson's value, in pieces: see the module
+            # orjson's value, in pieces: see the module
+            doc = jsonpieces.loads(data, items, defer)
     except orjson.JSONDecodeError as exc:
-        if "depth limit" in exc.msg:
-            raise FormatError(f"{what} is nested deeper than 1024 levels") from None
-        raise FormatError(f"{what} is not JSON ({exc.msg} at line {exc.lineno})") from None
+        raise _not_json(what, exc) from None
     if not isinstance(doc, dict):
         raise FormatError(f"{what} is not a JSON object")
     return doc
+
+
+def _not_json(what: str, exc: orjson.JSONDecodeError) -> FormatError:
+    if "depth limit" in exc.msg:
+        return FormatError(f"{what} is nested deeper than 1024 levels")
+    return FormatError(f"{what} is not JSON ({exc.msg} at line {exc.lineno})")
 
 
 def parse_envelope(data: bytes | Mapping[str, Any]) -> Envelope:
@@ -165,7 +172,10 @@ class Statement:
     statement_type: str
     subjects: tuple[Subject, ...]
     predicate_type: str
-    predicate: Any
+    # The predicate as read: its value, or (a large CycloneDX SBOM) a jsonpieces.PartlyDecoded
+    # whose `components` are their items' raw JSON, for a reader that knows most of them
+    # (sbom.parse_sbom_in_statement). `predicate` is the value either way.
+    predicate_source: Any
     # The JSON the statement was read from, when `predicate` is its `predicate` member as
     # decoded (not streamed, not unwrapped): what an SBOM's checks and cache can keep instead
     # of writing the predicate out again.
@@ -173,6 +183,12 @@ class Statement:
     # The raw JSON of the items of the statement's large arrays (jsonpieces.ArrayItems): an SBOM
     # reader keys its components by it rather than writing each one out again.
     items: Mapping[int, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def predicate(self) -> Any:
+        """The predicate's value (a deferred one decoded now, once; FormatError if it is not
+        JSON)."""
+        return complete_predicate(self.predicate_source)
 
     def binds(self, digest: str) -> bool:
         """True when one of the subjects has `digest`."""
@@ -195,7 +211,9 @@ def parse_statement(payload: bytes) -> Statement:
     document is built, in bounded memory, as `sbom.parse` does for such a file."""
     streamed = _stream_statement(payload) if len(payload) >= STREAM_FROM_BYTES else None
     items: jsonpieces.ArrayItems = {}
-    doc = streamed or _load_object(payload, "in-toto statement", MAX_STATEMENT_VALUES, items)
+    doc = streamed or _load_object(
+        payload, "in-toto statement", MAX_STATEMENT_VALUES, items, _DEFERRED
+    )
     statement_type = doc.get("_type")
     if not isinstance(statement_type, str) or statement_type not in STATEMENT_TYPES:
         raise FormatError(f"not an in-toto statement (_type {str(statement_type)[:80]!r})")
@@ -215,6 +233,11 @@ def parse_statement(payload: bytes) -> Statement:
     if not isinstance(predicate_type, str) or not predicate_type:
         raise FormatError("in-toto statement has no predicateType")
     predicate = doc.get("predicate")
+    if type(predicate) is jsonpieces.PartlyDecoded and not predicate_matches(
+        CYCLONEDX_PREDICATE_TYPE, predicate_type
+    ):
+        # Only an SBOM reader knows components again: any other predicate is decoded whole.
+        predicate = complete_predicate(predicate)
     member = predicate
     # cosign 1.x wrapped custom predicates as {"Data": "<text>", "Timestamp": ...}.
     if isinstance(predicate, dict) and set(predicate) <= {"Data", "Timestamp"}:
@@ -230,10 +253,34 @@ def parse_statement(payload: bytes) -> Statement:
         statement_type=statement_type,
         subjects=tuple(subjects),
         predicate_type=predicate_type,
-        predicate=predicate,
+        predicate_source=predicate,
         payload=payload if streamed is None and predicate is member else None,
-        items=items if streamed is None and predicate is member and items else None,
+        # (A PartlyDecoded predicate's components are recorded there when it is completed.)
+        items=(
+            items
+            if streamed is None
+            and predicate is member
+            and (items or type(predicate) is jsonpieces.PartlyDecoded)
+            else None
+        ),
     )
+
+
+# A large CycloneDX statement's components are left as their items' JSON (see Statement).
+CYCLONEDX_PREDICATE_TYPE = "https://cyclonedx.org/bom"
+_DEFERRED = ("predicate", "components")
+
+
+def complete_predicate(predicate: Any) -> Any:
+    """A predicate as read (Statement.predicate_source) as its value: a PartlyDecoded one
+    decoded whole; FormatError, as for a statement that is not JSON, if it is not."""
+    if type(predicate) is not jsonpieces.PartlyDecoded:
+        return predicate
+    try:
+        with gc_paused():
+            return predicate.complete()
+    except orjson.JSONDecodeError as exc:
+        raise _not_json("in-toto statement", exc) from None
 
 
 def _stream_statement(payload: bytes) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from sbomgate.attest.envelope import (
     Envelope,
     FormatError,
     Statement,
+    complete_predicate,
     parse_bundle,
     parse_envelope,
     parse_statement,
@@ -59,13 +60,22 @@ class VerifiedDocument:
 
     digest: str
     predicate_type: str
-    predicate: Any  # the statement's predicate (a dict), or the raw SBOM bytes
+    # The statement's predicate as read (Statement.predicate_source: a dict, or a large
+    # CycloneDX SBOM's jsonpieces.PartlyDecoded), or the raw SBOM bytes; `predicate` is its
+    # value.
+    predicate_source: Any
     location: str
     # The verified statement's JSON, when `predicate` is its `predicate` member as decoded
     # (Statement.payload).
     statement: bytes | None = field(default=None, compare=False, repr=False)
     # The raw JSON of the items of the predicate's large arrays (Statement.items).
     items: Mapping[int, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def predicate(self) -> Any:
+        """The predicate's value (a deferred one decoded now, once; FormatError if it is not
+        JSON)."""
+        return complete_predicate(self.predicate_source)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -365,7 +375,9 @@ class AttestationVerifier:
             document = VerifiedDocument(
                 digest=check.attached_to,
                 predicate_type=check.predicate_type,
-                predicate=check.raw_sbom if check.raw_sbom is not None else _predicate(check),
+                predicate_source=(
+                    check.raw_sbom if check.raw_sbom is not None else _predicate(check)
+                ),
                 location=check.location,
                 statement=(
                     check.statement.payload
@@ -386,7 +398,7 @@ class AttestationVerifier:
 
 
 def _predicate(check: AttestationCheck) -> Any:
-    return check.statement.predicate if check.statement is not None else None
+    return check.statement.predicate_source if check.statement is not None else None
 
 
 def _unique(documents: list[VerifiedDocument]) -> list[VerifiedDocument]:

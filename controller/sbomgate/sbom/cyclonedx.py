@@ -13,6 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import orjson
 
+from sbomgate._internal.jsonpieces import RawArray
 from sbomgate.sbom._common import (
     Invalid,
     Limits,
@@ -92,7 +93,11 @@ def read_cyclonedx(
             # Sub-components of the subject (and its pedigree) are packages of the image too.
             _children(main, "metadata.component", 2, limits, out, declared)
     components = doc.get("components")
-    if components is not None:
+    if type(components) is RawArray:  # a large statement's, not decoded yet
+        limits.add(len(components.raws))
+        if components.raws:
+            _walk_runs(components, "components", 1, limits, out, declared, components.raws)
+    elif components is not None:
         raws = items.get(id(components)) if items else None
         if raws is not None and len(raws) != len(components):
             raws = None  # not the list they were read into
@@ -144,7 +149,7 @@ def _walk_item(
 
 
 def _walk_runs(
-    items: list[Any],
+    items: list[Any] | RawArray,
     path: str,
     depth: int,
     limits: Limits,
@@ -157,7 +162,8 @@ def _walk_runs(
     declared names and how many were nested) rather than item by item. A run ends after an
     item whose JSON's length is a multiple of _RUN_END (or after _RUN_MAX items), so runs are
     cut by what the items say, not by where they are: a new build's bumped package changes its
-    own run, and the runs after it are still those of the build before."""
+    own run, and the runs after it are still those of the build before. `items` a RawArray
+    (`raws`' own): the items of the runs not known are decoded here, and only those."""
     # The limit on nesting is in the key: what was read within one limit is known again only
     # within the same.
     prefix = b"%d\0" % limits.max_depth
@@ -175,8 +181,12 @@ def _walk_runs(
             # The run's declared names apart, then added in their order: the same names in
             # the same order as when added one by one.
             names: Declared = {}
+            if isinstance(items, RawArray):
+                run_items, offset = _decoded(items, path, start, end), start
+            else:
+                run_items, offset = items, 0
             for i in range(start, end):
-                _walk_item(items[i], path, i, depth, limits, out, names, raws[i])
+                _walk_item(run_items[i - offset], path, i, depth, limits, out, names, raws[i])
             run = _Run(components=tuple(out[first:]), declared=names, nested=limits.count - counted)
             RUN_MEMO.put(key, run, len(run.components))
         else:
@@ -189,6 +199,20 @@ def _walk_runs(
                 for pair in pairs:
                     add_declared(declared, (canonical, pair))
         start = end
+
+
+def _decoded(array: RawArray, path: str, start: int, end: int) -> list[Any]:
+    """Items [start, end) of an array not decoded yet; Invalid naming the first that is not
+    JSON (the statement's own checks left them to the reader)."""
+    try:
+        return array.decode(start, end)
+    except orjson.JSONDecodeError:
+        for index in range(start, end):
+            try:
+                array.decode(index, index + 1)
+            except orjson.JSONDecodeError as exc:
+                raise Invalid(f"{path}[{index}]: not JSON ({exc.msg})") from None
+        raise  # (each item alone is JSON, so the batch is too: not reached)
 
 
 def _run_ends(raws: Sequence[Any]) -> list[int]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from sbomgate._internal import jsonpieces
 from sbomgate._internal.gcpause import gc_paused
 from sbomgate.errors import SbomError
 from sbomgate.sbom import cyclonedx_xml
@@ -236,16 +237,20 @@ def _read_decoded(
     raw: bytes,
     source: str,
     items: RawItems | None = None,
+    *,
+    shallow: bool = False,
 ) -> Sbom:
     """A decoded document read within the limits, counted and measured on `raw`: its own
-    JSON, or JSON that holds it one level down (a statement: see parse_sbom_in_statement)."""
+    JSON, or JSON that holds it one level down (a statement: see parse_sbom_in_statement).
+    `shallow`: `raw`'s brackets are known to nest no deeper than the limit."""
     try:
         with gc_paused():
             if _values(raw) > MAX_NESTED_VALUES:
                 raise Invalid(
                     f"SBOM holds over {MAX_NESTED_VALUES} objects and arrays: refused unread"
                 )
-            _check_depth(raw, doc)
+            if not shallow:
+                _check_depth(raw, doc)
             limits = Limits(MAX_COMPONENT_DEPTH, MAX_COMPONENTS)
             return _from_document(doc, source, limits, items)
     except Invalid as exc:
@@ -322,7 +327,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def parse_sbom_in_statement(
-    predicate: dict[str, Any],
+    predicate: dict[str, Any] | jsonpieces.PartlyDecoded,
     payload: bytes,
     *,
     source: str,
@@ -336,7 +341,29 @@ def parse_sbom_in_statement(
     (`JsonDocument.in_statement`). Writing a 5,000-component predicate out took a twentieth of
     a new build's admission, holding the GIL throughout. `items`: the raw JSON of the items of
     the predicate's large arrays, by the id of the decoded list (Statement.items), by which
-    components are known again rather than by their JSON written out."""
+    components are known again rather than by their JSON written out.
+
+    A PartlyDecoded predicate (a large CycloneDX statement's, its `components` still their
+    items' JSON) is read as it is when that is the SBOM its value gives: its components known
+    again by their JSON are never decoded (a new build's are nearly all known), the others are
+    decoded, and checked, as they are read. Otherwise it is decoded whole first."""
+    if isinstance(predicate, jsonpieces.PartlyDecoded):
+        if (
+            len(payload) < STREAM_FROM_BYTES
+            and predicate.key == "components"
+            and predicate.members.get("bomFormat") == "CycloneDX"
+            and _shallow_brackets(payload)
+        ):
+            sbom = _read_decoded(predicate.members, payload, source, items, shallow=True)
+            # The document read is the predicate, which policies see as the statement holds it.
+            assert sbom.document is predicate.members
+            return replace(sbom, document=JsonDocument.in_statement(payload))
+        try:
+            predicate = predicate.complete()
+        except orjson.JSONDecodeError as exc:
+            raise SbomError(
+                source, f"the in-toto statement is not JSON ({exc.msg} at line {exc.lineno})"
+            ) from None
     if len(payload) >= STREAM_FROM_BYTES:
         # Perhaps read another way by parse_sbom (SPDX JSON streamed, or over a size limit):
         # from the predicate's own text.
@@ -366,12 +393,7 @@ def _check_depth(raw: bytes | bytearray, doc: Any) -> None:
     levels a pass; empty after MAX_DOCUMENT_DEPTH // 2 passes means shallow enough. Brackets
     inside strings count too, so past that the parsed document is measured exactly.
     """
-    brackets = raw.translate(None, _NOT_BRACKETS)
-    for _ in range(MAX_DOCUMENT_DEPTH // 2):
-        if not brackets:
-            return
-        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
-    if not brackets:
+    if _shallow_brackets(raw):
         return
     stack: list[tuple[Any, int]] = [(doc, 1)]
     while stack:
@@ -382,6 +404,17 @@ def _check_depth(raw: bytes | bytearray, doc: Any) -> None:
             stack.extend((v, depth + 1) for v in value.values())
         elif type(value) is list:
             stack.extend((v, depth + 1) for v in value)
+
+
+def _shallow_brackets(raw: bytes | bytearray) -> bool:
+    """Whether the brackets alone show the document no deeper than MAX_DOCUMENT_DEPTH (those in
+    strings count too: False says only that the document itself must be measured)."""
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DOCUMENT_DEPTH // 2):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return not brackets
 
 
 def _too_deep() -> str:
