@@ -42,6 +42,7 @@ from sbomgate.errors import (
     RegistryError,
     RegistryUnavailableError,
     SbomError,
+    VerificationError,
 )
 from sbomgate.problems import Problem, ProblemKind
 from sbomgate.registry import (
@@ -458,7 +459,10 @@ def _parse(document: VerifiedDocument, source: str) -> Sbom:
 
 
 def _sbom_bytes(document: VerifiedDocument, source: str) -> bytes:
-    predicate = document.predicate
+    try:
+        predicate = document.predicate
+    except VerificationError as exc:  # a deferred predicate's components that are not JSON
+        raise SbomError(source, str(exc)) from None
     if isinstance(predicate, str):  # `cosign attest --type spdx` embeds the file as a string
         return predicate.encode()
     if isinstance(predicate, bytes | bytearray):

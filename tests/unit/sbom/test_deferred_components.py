@@ -223,3 +223,16 @@ def test_a_partly_decoded_predicate_that_is_not_cyclonedx_is_read_whole() -> Non
     with pytest.raises(SbomError) as whole:
         parse_sbom_in_statement(read.predicate, payload, source="s")
     assert deferred.value.message == whole.value.message
+
+
+def test_a_deferred_predicate_asked_for_whole_is_refused_as_an_sbom_error() -> None:
+    """The image checker's other road (`_sbom_bytes`, the predicate written out) turns the
+    statement's JSON error into the SBOM's: the image is refused, nothing crashes."""
+    from sbomgate.attest.verifier import VerifiedDocument
+    from sbomgate.imagecheck import _parse
+
+    payload = statement(bom([component(i) for i in range(800)])).replace(b"package-9@", b"\xff@")
+    read = parse_statement(payload)
+    document = VerifiedDocument("sha256:" + "0" * 64, CYCLONEDX, read.predicate_source, "here")
+    with pytest.raises(SbomError, match="in-toto statement is not JSON"):
+        _parse(document, "s")
