@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 import orjson
 
-__all__ = ["PIECE_BYTES", "ArrayItems", "PartlyDecoded", "RawArray", "loads"]
+__all__ = ["PIECE_BYTES", "ArrayItems", "PartlyDecoded", "RawArray", "brackets_within", "loads"]
 
 # Members up to this size are decoded in one orjson call (about 0.5 ms at the most).
 PIECE_BYTES = 64 * 1024
@@ -171,11 +171,17 @@ def _deferring(
 
 
 def _shallow(data: bytes) -> bool:
-    """Whether the brackets nest no deeper than _MAX_DEPTH (those in strings count too, so
-    this may say no of a document that is shallow enough: it is then decoded whole). Each pass
-    strips the innermost pairs, one or two levels."""
+    """Whether the brackets nest no deeper than _MAX_DEPTH (if not, the document is decoded
+    whole)."""
+    return brackets_within(data, _MAX_DEPTH)
+
+
+def brackets_within(data: bytes | bytearray, levels: int) -> bool:
+    """Whether JSON's brackets nest no deeper than `levels` (about 2 ms a MiB). Brackets in
+    strings count too, so False may be said of a document that is shallow enough: only True
+    is sure. Each pass strips the innermost pairs, one or two levels."""
     brackets = data.translate(None, _NOT_BRACKETS)
-    for _ in range(_MAX_DEPTH // 2):
+    for _ in range(levels // 2):
         if not brackets:
             return True
         brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")

@@ -323,9 +323,6 @@ def _operating_system(
     return None
 
 
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
 def parse_sbom_in_statement(
     predicate: dict[str, Any] | jsonpieces.PartlyDecoded,
     payload: bytes,
@@ -407,14 +404,9 @@ def _check_depth(raw: bytes | bytearray, doc: Any) -> None:
 
 
 def _shallow_brackets(raw: bytes | bytearray) -> bool:
-    """Whether the brackets alone show the document no deeper than MAX_DOCUMENT_DEPTH (those in
-    strings count too: False says only that the document itself must be measured)."""
-    brackets = raw.translate(None, _NOT_BRACKETS)
-    for _ in range(MAX_DOCUMENT_DEPTH // 2):
-        if not brackets:
-            return True
-        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
-    return not brackets
+    """Whether the brackets alone show the document no deeper than MAX_DOCUMENT_DEPTH (False
+    says only that the document itself must be measured)."""
+    return jsonpieces.brackets_within(raw, MAX_DOCUMENT_DEPTH)
 
 
 def _too_deep() -> str:
