@@ -16,6 +16,11 @@ pieces, orjson's limit would count from each piece's top: see _ORJSON_DEPTH).
 Duplicate keys keep the first position and the last value in both. One difference remains: a
 value that a later duplicate key replaces is checked by msgspec alone, which does not refuse
 invalid UTF-8 or an infinite number in it, where orjson refuses the whole document.
+
+`loads(..., defer=)` may leave one large array undecoded (a RawArray in a PartlyDecoded object):
+a CycloneDX statement's components, which the SBOM reader mostly knows by their JSON (a new
+build's), and decodes, with orjson, only where it does not. Its items' structure is msgspec's
+reading; their strings and numbers are checked by whoever decodes them.
 """
 
 from __future__ import annotations

@@ -376,7 +376,7 @@ class AttestationVerifier:
                 digest=check.attached_to,
                 predicate_type=check.predicate_type,
                 predicate_source=(
-                    check.raw_sbom if check.raw_sbom is not None else _predicate(check)
+                    check.raw_sbom if check.raw_sbom is not None else _predicate_source(check)
                 ),
                 location=check.location,
                 statement=(
@@ -398,6 +398,10 @@ class AttestationVerifier:
 
 
 def _predicate(check: AttestationCheck) -> Any:
+    return check.statement.predicate if check.statement is not None else None
+
+
+def _predicate_source(check: AttestationCheck) -> Any:
     return check.statement.predicate_source if check.statement is not None else None
 
 
@@ -412,7 +416,10 @@ def _provenance_problem(requirement: AttestationRequirement, check: AttestationC
     """Builder and source checks of SLSA provenance (v0.2 and v1 field layouts)."""
     if not (requirement.builder_ids or requirement.source_repositories):
         return ""
-    predicate = _predicate(check)
+    try:
+        predicate = _predicate(check)
+    except FormatError as exc:  # a large CycloneDX predicate's components, read only now
+        return str(exc)
     if not isinstance(predicate, Mapping):
         return "provenance predicate is not an object"
     if requirement.builder_ids:

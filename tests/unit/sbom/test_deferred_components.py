@@ -236,3 +236,34 @@ def test_a_deferred_predicate_asked_for_whole_is_refused_as_an_sbom_error() -> N
     document = VerifiedDocument("sha256:" + "0" * 64, CYCLONEDX, read.predicate_source, "here")
     with pytest.raises(SbomError, match="in-toto statement is not JSON"):
         _parse(document, "s")
+
+
+def test_a_builder_check_of_a_deferred_predicate_refuses_what_is_not_json() -> None:
+    """A requirement with builders asks for the predicate's value: a deferred one whose
+    components are not JSON is a refusal with the reason, not an error out of the verifier."""
+    from sbomgate.attest.trust import AttestationRequirement
+    from sbomgate.attest.verifier import AttestationCheck, _provenance_problem
+
+    payload = statement(bom([component(i) for i in range(800)])).replace(b"package-9@", b"\xff@")
+    check = AttestationCheck(
+        location="here",
+        layout="bundle",
+        attached_to="sha256:" + "0" * 64,
+        predicate_type=CYCLONEDX,
+        verified=True,
+        signer="key",
+        error=None,
+        statement=parse_statement(payload),
+    )
+    requirement = AttestationRequirement(
+        name="sbom", predicate_types=(CYCLONEDX,), builder_ids=("https://builder.example",)
+    )
+    assert "in-toto statement is not JSON" in _provenance_problem(requirement, check)
+    good = replace_statement(check, statement(bom([component(i) for i in range(800)])))
+    assert "builder" in _provenance_problem(requirement, good)
+
+
+def replace_statement(check: Any, payload: bytes) -> Any:
+    from dataclasses import replace
+
+    return replace(check, statement=parse_statement(payload))
