@@ -7,7 +7,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -139,10 +139,10 @@ def _walk_item(
     raw: Any,
 ) -> None:
     """One item of a components list, and the components it holds."""
-    component, pair = _remembered_component(item, path, index, raw)
+    component, pair, names = _remembered_component(item, path, index, raw)
     out.append(component)
     if declared is not None and pair is not None:
-        add_declared(declared, pair)
+        _declare(declared, pair, names)
     # (Most have neither: their path is not written out for nothing.)
     if type(item) is dict and ("components" in item or "pedigree" in item):
         _children(item, f"{path}[{index}]", depth + 1, limits, out, declared)
@@ -188,7 +188,7 @@ def _walk_runs(
             for i in range(start, end):
                 _walk_item(run_items[i - offset], path, i, depth, limits, out, names, raws[i])
             run = _Run(components=tuple(out[first:]), declared=names, nested=limits.count - counted)
-            RUN_MEMO.put(key, run, len(run.components))
+            RUN_MEMO.put(key, run)
         else:
             out += run.components
             limits.add(run.nested)
@@ -271,35 +271,39 @@ _Value = TypeVar("_Value")
 
 class _Memo(Generic[_Value]):
     """Values by a digest of the JSON they were read from, the least recently used dropped
-    beyond `size` (each value weighs what `put` says). Thread-safe."""
+    beyond `size`, each value weighing what `weigh` says. Thread-safe. (No object per entry
+    beside the value: a cold image adds thousands of entries, and every object that lives on
+    is one the cyclic GC scans.)"""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, weigh: Callable[[_Value], int] | None = None) -> None:
         self._size = size
+        self._weigh = weigh
         self._weight = 0
-        self._items: OrderedDict[bytes, tuple[_Value, int]] = OrderedDict()
+        self._items: OrderedDict[bytes, _Value] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> _Value | None:
         # Without the lock: each OrderedDict call is atomic under the GIL, and an entry that
         # `put` evicts meanwhile is simply not moved.
         found = self._items.get(key)
-        if found is None:
-            return None
-        try:  # noqa: SIM105 (suppress() costs a context manager per call)
-            self._items.move_to_end(key)
-        except KeyError:
-            pass
-        return found[0]
+        if found is not None:
+            try:  # noqa: SIM105 (suppress() costs a context manager per call)
+                self._items.move_to_end(key)
+            except KeyError:
+                pass
+        return found
 
-    def put(self, key: bytes, value: _Value, weight: int = 1) -> None:
+    def put(self, key: bytes, value: _Value) -> None:
+        weigh = self._weigh
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
-                self._weight -= old[1]
-            self._items[key] = (value, weight)
-            self._weight += weight
+                self._weight -= 1 if weigh is None else weigh(old)
+            self._items[key] = value
+            self._weight += 1 if weigh is None else weigh(value)
             while self._weight > self._size and self._items:
-                self._weight -= self._items.popitem(last=False)[1][1]
+                evicted = self._items.popitem(last=False)[1]
+                self._weight -= 1 if weigh is None else weigh(evicted)
 
     def clear(self) -> None:
         with self._lock:
@@ -307,7 +311,11 @@ class _Memo(Generic[_Value]):
             self._weight = 0
 
 
-_Read = tuple[Component, _Pair | None]
+# A component as read: the Component, its declared pair, and that pair's names alone as
+# `Declared` holds them when a purl has only those (made once, with the read: a value of
+# Sbom.declared for every image that lists it, not a new tuple in each, which the cyclic GC
+# would have to scan once each).
+_Read = tuple[Component, _Pair | None, tuple[tuple[str | None, str | None]] | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,7 +339,7 @@ COMPONENT_MEMO: _Memo[_Read] = _Memo(49_152)
 # Runs of components by their items' JSON (see _walk_runs), weighed by their components: as many
 # as COMPONENT_MEMO, mostly the same objects (a run's entry itself is a few hundred bytes), so
 # at worst, once the two hold different images, twice its memory.
-RUN_MEMO: _Memo[_Run] = _Memo(49_152)
+RUN_MEMO: _Memo[_Run] = _Memo(49_152, lambda run: len(run.components))
 
 
 def clear_memos() -> None:
@@ -355,19 +363,36 @@ def _remembered_component(obj: Any, path: str, index: int, raw: Any = None) -> _
     this document. The object's nested components are in its key too (harmless: they are rare,
     and read apart)."""
     if type(obj) is not dict:
-        return _component(obj, path, index), None
+        return _component(obj, path, index), None, None
     try:
         # 256 bits: the SBOM's writer chooses these objects; two of them (one read first, one
         # later) must not be made to collide.
         text = raw if raw is not None else orjson.dumps(obj)
         key = hashlib.sha256(text).digest()
     except orjson.JSONEncodeError:  # nested past orjson's depth: checked elsewhere
-        return _component(obj, path, index), declared_pair(obj)
+        return _read(obj, path, index)
     found = COMPONENT_MEMO.get(key)
     if found is None:
-        found = (_component(obj, path, index), declared_pair(obj))
+        found = _read(obj, path, index)
         COMPONENT_MEMO.put(key, found)
     return found
+
+
+def _read(obj: dict[str, Any], path: str, index: int) -> _Read:
+    component, pair = _component(obj, path, index), declared_pair(obj)
+    return component, pair, None if pair is None else (pair[1],)
+
+
+def _declare(
+    declared: Declared, pair: _Pair, names: tuple[tuple[str | None, str | None]] | None
+) -> None:
+    """add_declared, with the pair's names alone as made with its read (`_Read`)."""
+    canonical = pair[0]
+    seen = declared.get(canonical)
+    if seen is None:
+        declared[canonical] = names if names is not None else (pair[1],)
+    elif pair[1] not in seen:
+        declared[canonical] = (*seen, pair[1])
 
 
 def _children(
