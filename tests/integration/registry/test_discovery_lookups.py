@@ -163,7 +163,10 @@ def test_every_subjects_lookups_are_in_flight_together(
         found = discover(client, parse_reference(f"{proxy.host}/{name}"))
     finally:
         client.close()
-    assert proxy.most == 2 * len(subjects)
+    # All of them at once (one at a time, each would wait out the hold, and at most one would
+    # be in flight). More is possible: once released, a fallback tag asked after the API's 404
+    # may arrive before the others are answered.
+    assert proxy.most >= 2 * len(subjects)
     # Read in the order of a discovery one lookup at a time: the index, then each platform.
     assert [a.attached_to for a in found.attestations] == subjects
     assert not found.problems
