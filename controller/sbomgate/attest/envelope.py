@@ -256,13 +256,7 @@ def parse_statement(payload: bytes) -> Statement:
         predicate_source=predicate,
         payload=payload if streamed is None and predicate is member else None,
         # (A PartlyDecoded predicate's components are recorded there when it is completed.)
-        items=(
-            items
-            if streamed is None
-            and predicate is member
-            and (items or type(predicate) is jsonpieces.PartlyDecoded)
-            else None
-        ),
+        items=items if streamed is None and predicate is member else None,
     )
 
 
