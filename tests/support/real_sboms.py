@@ -17,6 +17,7 @@ run or the tail of its stderr: nothing here skips.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -368,10 +369,18 @@ def real_sbom(output: Output) -> Path:
         if run in _failed:
             pytest.fail(_failed[run])
         if run not in _done and not all(_fresh(out, run.target) for out in run.outputs):
-            failure = _generate(run)
-            if failure is not None:
-                _failed[run] = failure
-                pytest.fail(failure)
+            # Another pytest-xdist worker may want the same run now (test_debian_image.py and
+            # this module's tests land on either): one runs the tool, the other waits and
+            # finds the outputs fresh.
+            folder = run.outputs[0].path.parent
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f".{run.target.name}.lock", "w") as held:
+                fcntl.flock(held, fcntl.LOCK_EX)
+                if not all(_fresh(out, run.target) for out in run.outputs):
+                    failure = _generate(run)
+                    if failure is not None:
+                        _failed[run] = failure
+                        pytest.fail(failure)
         _done.add(run)
     return output.path
 
