@@ -135,12 +135,14 @@ def test_a_raised_recursion_limit_changes_nothing(tiny_pieces: None) -> None:
 def test_at_the_usual_recursion_limit_brackets_in_strings_change_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Below orjson's depth, msgspec's own limit keeps the pieces within orjson's: a Maven
-    range's bracket in a string does not send the document to orjson whole."""
+    """Below orjson's depth, msgspec's own limit keeps the pieces within orjson's: the
+    document's nesting is not measured first (a measure that refused would change nothing),
+    and a Maven range's bracket in a string does not send it to orjson whole."""
     assert sys.getrecursionlimit() <= 1024
     component = {"name": "x", "version": "[1.0,2.0)", "description": "a ] and a {"}
     data = orjson.dumps({"components": [component] * 4000})
-    assert len(data) > jsonpieces.PIECE_BYTES and not jsonpieces._shallow(data)
+    assert len(data) > jsonpieces.PIECE_BYTES and jsonpieces._shallow(data)
+    monkeypatch.setattr(jsonpieces, "_shallow", lambda data: False)
     calls = count_loads(monkeypatch)
     assert orjson.dumps(jsonpieces.loads(data)) == data
     assert len(calls) > 1
@@ -171,3 +173,64 @@ def test_a_large_statement_is_decoded_in_batches_of_its_arrays(
     assert orjson.dumps(jsonpieces.loads(data)) == data
     assert len(sizes) > len(data) // jsonpieces.PIECE_BYTES
     assert max(sizes) <= 2 * jsonpieces.PIECE_BYTES
+
+
+def depth_of(value: Any) -> int:
+    """How deep a decoded value nests: a scalar 0, `[]` 1."""
+    if type(value) is dict:
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if type(value) is list:
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+# Strings made of what the measure could be fooled by: brackets, quotes and backslashes.
+structural_text = st.text(alphabet='[]{}"\\/nu0a', max_size=10)
+structural_values = st.recursive(
+    st.none() | st.integers() | structural_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(structural_text, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400)
+@given(value=structural_values, indent=st.booleans(), ascii_only=st.booleans())
+def test_nesting_within_is_exact_for_json(value: Any, indent: bool, ascii_only: bool) -> None:
+    """The measure on the bytes is the depth of the value they decode to, whatever the strings
+    hold, however it is written (escapes as \\uXXXX or not)."""
+    import json
+
+    data = json.dumps(value, indent=2 if indent else None, ensure_ascii=ascii_only).encode()
+    depth = depth_of(value)
+    for levels in range(depth + 2):
+        assert jsonpieces.nesting_within(data, levels) is (depth <= levels)
+
+
+@pytest.mark.parametrize("escapes", [1, 100_000], ids=["few escapes", "many escapes"])
+def test_nesting_within_reads_escapes_both_ways(escapes: int) -> None:
+    """Few escapes are taken out one by one, many in two passes: the same answers."""
+    tricky = '\\"]]]\\\\' * escapes  # an escaped quote, brackets, an escaped backslash
+    for times in (1, 5, 40):
+        value: Any = tricky
+        for _ in range(times):
+            value = [value, {"k": '[{"\\'}]
+        data, depth = orjson.dumps(value), depth_of(value)
+        assert depth == times + 1
+        assert jsonpieces.nesting_within(data, depth)
+        assert not jsonpieces.nesting_within(data, depth - 1)
+
+
+def test_brackets_in_strings_neither_hide_nor_add_levels() -> None:
+    """`"]]]"` deep in a document once hid levels from a count of brackets; `/usr/bin/[` (in
+    syft's SBOM of Debian) added one that never closes."""
+    hidden: Any = ["[[[[[[[[[["]
+    for _ in range(10):
+        hidden = [hidden]
+    hidden = ["]]]]]]]]]]", hidden]
+    assert depth_of(hidden) == 12
+    assert not jsonpieces.nesting_within(orjson.dumps(hidden), 11)
+    assert jsonpieces.nesting_within(orjson.dumps(hidden), 12)
+    listed = {"components": [{"name": "/usr/bin/[", "hashes": [{"alg": "SHA-1"}]}]}
+    assert depth_of(listed) == 5
+    assert jsonpieces.nesting_within(orjson.dumps(listed), 5)
+    assert not jsonpieces.nesting_within(orjson.dumps(listed), 4)

@@ -25,6 +25,7 @@ reading; their strings and numbers are checked by whoever decodes them.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Any
 import msgspec
 import orjson
 
-__all__ = ["PIECE_BYTES", "ArrayItems", "PartlyDecoded", "RawArray", "brackets_within", "loads"]
+__all__ = ["PIECE_BYTES", "ArrayItems", "PartlyDecoded", "RawArray", "loads", "nesting_within"]
 
 # Members up to this size are decoded in one orjson call (about 0.5 ms at the most).
 PIECE_BYTES = 64 * 1024
@@ -44,7 +45,10 @@ _ORJSON_DEPTH = 1024
 # With a higher limit (Hypothesis raises it, for one), a document is decoded in pieces only if
 # its brackets show that it nests no deeper than this.
 _MAX_DEPTH = 512
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# What nesting_within keeps of JSON (brackets and quotes), objects' brackets made arrays'.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_ONE_BRACKET = bytes.maketrans(b"{}", b"[]")
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _WHITESPACE = b" \t\r\n"
 # Decoders are shared by the check threads: msgspec's are thread-safe (since 0.16).
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -178,19 +182,39 @@ def _deferring(
 def _shallow(data: bytes) -> bool:
     """Whether the brackets nest no deeper than _MAX_DEPTH (if not, the document is decoded
     whole)."""
-    return brackets_within(data, _MAX_DEPTH)
+    return nesting_within(data, _MAX_DEPTH)
 
 
-def brackets_within(data: bytes | bytearray, levels: int) -> bool:
-    """Whether JSON's brackets nest no deeper than `levels` (about 2 ms a MiB). Brackets in
-    strings count too, so False may be said of a document that is shallow enough: only True
-    is sure. Each pass strips the innermost pairs, one or two levels."""
-    brackets = data.translate(None, _NOT_BRACKETS)
-    for _ in range(levels // 2):
-        if not brackets:
+def nesting_within(data: bytes | bytearray, levels: int) -> bool:
+    """Whether JSON nests no deeper than `levels` (a scalar is 0 levels, `[]` one), exactly
+    for valid JSON, on its bytes alone: about 1 ms a MiB, 3 ms for syft's 1.5 MB SBOM of
+    Debian, against 35 ms to walk it decoded.
+
+    Escapes go first (a backslash and the character it escapes), then all but brackets and
+    quotes; what is left between a pair of quotes is a string's brackets, and goes too. Each
+    pass then strips every innermost pair, exactly one level. (Counting brackets in strings
+    too was unsure both ways: syft lists `/usr/bin/[`, and `"]]]"` in a deep document hides
+    levels from the count.)"""
+    if b"\\" in data:
+        data = _unescaped(data)
+    structure = data.translate(_ONE_BRACKET, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in structure:  # strings that hold brackets: keep what is between them
+        structure = b"".join(structure.split(b'"')[::2])
+    for _ in range(levels):
+        if not structure:
             return True
-        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
-    return not brackets
+        structure = structure.replace(b"[]", b"")
+    return not structure
+
+
+def _unescaped(data: bytes | bytearray) -> bytes:
+    """JSON without its escapes: each backslash and the character after it removed (only an
+    escaped quote or backslash matters to the structure; the others are letters)."""
+    if data.count(b"\\") <= len(data) >> 8:
+        return _ESCAPE.sub(b"", data)
+    # Many escapes (a regular expression's match each costs far more than a byte): escaped
+    # backslashes first (a run of backslashes pairs up from its left), then escaped quotes.
+    return bytes(data).replace(b"\\\\", b"").replace(b'\\"', b"")
 
 
 def _member(

@@ -20,6 +20,7 @@ from sbomgate.attest.envelope import FormatError, parse_statement
 from sbomgate.errors import SbomError
 from sbomgate.sbom import parse_sbom, parse_sbom_in_statement
 from sbomgate.sbom.cyclonedx import clear_memos
+from sbomgate.sbom.parse import MAX_DOCUMENT_DEPTH
 
 DEFER = ("predicate", "components")
 CYCLONEDX = "https://cyclonedx.org/bom"
@@ -199,16 +200,41 @@ def test_builds_read_partly_decoded_are_the_sboms_their_bytes_give(seed: int, in
         assert sbom.document is not read.predicate_source.members  # the statement's
 
 
-def test_a_statement_too_deep_for_its_brackets_is_read_whole() -> None:
-    """Brackets in strings may make the quick measure unsure: then the predicate is completed
-    and measured as before (same SBOM)."""
-    brackets = "[" * 300
+def test_brackets_in_strings_leave_a_statement_read_a_run_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Brackets in a string (`/usr/bin/[`, a Maven range) are not nesting: the statement is
+    still read as it is, never completed."""
     components = [component(i) for i in range(800)]
-    components[5]["description"] = brackets
+    components[5]["description"] = "[" * 300 + "/usr/bin/["
     payload = statement(bom(components))
     read = parse_statement(payload)
+    assert type(read.predicate_source) is jsonpieces.PartlyDecoded
+
+    def never(self: jsonpieces.PartlyDecoded) -> Any:
+        raise AssertionError("completed")
+
+    monkeypatch.setattr(jsonpieces.PartlyDecoded, "complete", never)
     sbom = parse_sbom_in_statement(read.predicate_source, payload, source="s")
     sboms_equal(sbom, parse_sbom(orjson.dumps(bom(components)), source="s"))
+
+
+def test_a_statement_nested_too_deep_is_refused_as_its_bytes_are() -> None:
+    """A component nested past the limit (in a property, not in its strings): completed and
+    refused with the message the SBOM's own bytes get."""
+    components = [component(i) for i in range(800)]
+    deep: Any = "leaf"
+    for _ in range(MAX_DOCUMENT_DEPTH):
+        deep = [deep]
+    components[5]["x"] = deep
+    payload = statement(bom(components))
+    read = parse_statement(payload)
+    with pytest.raises(SbomError) as deferred:
+        parse_sbom_in_statement(read.predicate_source, payload, source="s")
+    with pytest.raises(SbomError) as from_bytes:
+        parse_sbom(orjson.dumps(bom(components)), source="s")
+    assert deferred.value.message == from_bytes.value.message
+    assert "nested deeper than 100 levels" in deferred.value.message
 
 
 def test_a_partly_decoded_predicate_that_is_not_cyclonedx_is_read_whole() -> None:
