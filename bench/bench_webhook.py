@@ -11,7 +11,9 @@ with keep-alive connections, in this process, sending AdmissionReviews like the 
     unloaded   one connection, sequential: the latency of one review with nothing queued
     cold       the first admission of a 5,000-component image (registry fetch, signature and
                subject checks, parse, evaluate); a fresh image digest each run, so nothing is
-               cached; quiet, then with warm traffic running beside it
+               cached; quiet, then with warm traffic running beside it; and new builds of
+               real SBOMs (syft's, trivy's and cdxgen's of the Debian root that `make tools`
+               scans), each admitted once, then released again with 2% of its packages bumped
     warm       open loop at fixed rates (requests are due on a schedule and latency counts
                from when each was due, so queueing is not hidden by a slow server), rising
                until p99 or errors break the target; then a closed-loop soak up to
@@ -92,6 +94,14 @@ BIG_COMPONENTS = 5_000
 COLD_RUNS = 5  # quiet cold runs, each an image of packages never seen (its own SBOM)
 NEW_BUILDS = 5  # quiet cold runs, each a new build (2% of packages bumped) of the one before
 BUMPED = 0.02
+# Real SBOMs for release streams (what the tests' producers write, .cache/real-sboms).
+REAL_CORPUS = ROOT / ".cache" / "real-sboms"
+REAL_STREAMS = (
+    "syft-*/debian-bookworm.cyclonedx-json",
+    "trivy-*/debian-bookworm.cyclonedx-json",
+    "cdxgen-*/debian-bookworm.cyclonedx-json",
+)
+REAL_BUILDS = 3  # new builds of each, after its first admission
 COLD_UNDER_LOAD = 2  # cold runs (never seen) with warm traffic beside them
 COLD_BACKGROUND_RATE = 100  # requests/s of that warm traffic
 COLD_BACKGROUND_SECONDS = 8.0  # its length (the cold request starts 1 s into it)
@@ -640,6 +650,8 @@ class Images:
     big_warm: str
     cold: list[str]
     builds: list[str]
+    # Per real SBOM: its name, its first build and the new builds of it.
+    real: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
 def bumped(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -656,6 +668,35 @@ def bumped(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
             {"alg": "SHA-256", "content": hashlib.sha256(component["purl"].encode()).hexdigest()}
         ]
     return new
+
+
+def bumped_real(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A new build of a real SBOM: BUMPED of its packages (a version and a purl that names
+    it) at a new version; files, which have neither, are as they were."""
+    new = json.loads(json.dumps(document))
+    packages = [
+        c
+        for c in new["components"]
+        if isinstance(c.get("version"), str)
+        and isinstance(c.get("purl"), str)
+        and f"@{c['version']}" in c["purl"]
+    ]
+    for component in rng.sample(packages, max(1, int(len(packages) * BUMPED))):
+        old, version = component["version"], f"{component['version']}.1"
+        component["version"] = version
+        component["purl"] = component["purl"].replace(f"@{old}", f"@{version}", 1)
+    return new
+
+
+def real_documents() -> list[tuple[str, dict[str, Any]]]:
+    """The real SBOMs of REAL_STREAMS, by their path under REAL_CORPUS."""
+    out = []
+    for pattern in REAL_STREAMS:
+        found = sorted(REAL_CORPUS.glob(pattern))
+        if not found:
+            sys.exit(f"{REAL_CORPUS / pattern} is missing: run `make test` (it makes them)")
+        out.append((str(found[-1].relative_to(REAL_CORPUS)), json.loads(found[-1].read_bytes())))
+    return out
 
 
 def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Images:
@@ -703,8 +744,16 @@ def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Imag
     for i in range(NEW_BUILDS):
         document = bumped(document, rng)
         builds.append(attested_document(f"build-{i + 1}", document))
+    real = []
+    for number, (name, document) in enumerate(real_documents()):
+        first = attested_document(f"real-{number}-0", document)
+        versions = []
+        for i in range(REAL_BUILDS):
+            document = bumped_real(document, rng)
+            versions.append(attested_document(f"real-{number}-{i + 1}", document))
+        real.append((name, first, versions))
     write_facts(work / "facts.json", documents)
-    return Images(allowed, denied, big_warm, cold, builds)
+    return Images(allowed, denied, big_warm, cold, builds, real)
 
 
 def write_facts(path: Path, documents: Sequence[dict[str, Any]]) -> None:
@@ -934,6 +983,15 @@ async def bench(
             f"  {'median (new builds)':<22}{ms(statistics.median(c.latency for c in builds)):>10}"
             f"{ms(statistics.median(c.evaluation for c in builds)):>10}"
         )
+        for name, first_build, versions in images.real:
+            first_real = await cold_once(webhook, first_build)
+            news = [await cold_once(webhook, ref) for ref in versions]
+            print(
+                f"  {name} (first build {ms(first_real.latency)} ms, {first_real.answer}); "
+                f"new builds ({BUMPED:.0%}): "
+                + ", ".join(f"{ms(c.latency)} (evaluate {ms(c.evaluation)})" for c in news)
+                + f"; median {ms(statistics.median(c.latency for c in news))} ms"
+            )
         for i, ref in enumerate(images.cold[COLD_RUNS:]):
             cold = await cold_once(webhook, ref, pool, pick)
             assert cold.background is not None
@@ -948,6 +1006,7 @@ async def bench(
                 f"errors {errors_text(cold.background)}"
             )
         cold_count = len(images.cold) + len(images.builds) + 1
+        cold_count += sum(1 + len(versions) for _, _, versions in images.real)
         label = f"after {cold_count} cold {BIG_COMPONENTS:,}-comp. images"
         rss.append((label, webhook.rss_mb(), webhook.threads()))
     if cold_only:  # `--cold`: the unloaded and cold tables only
