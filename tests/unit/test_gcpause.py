@@ -51,6 +51,44 @@ def test_a_pause_nests_across_threads_and_the_gc_comes_back_on() -> None:
     assert gc.isenabled()
 
 
+class Cyclic:
+    """Garbage only the cyclic GC can free: it refers to itself."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_a_pause_made_is_not_left_to_the_youngest_generation() -> None:
+    """A burst made while paused is in the oldest generation once the pause ends, so the next
+    young collection does not walk it; a cycle made then is still collected by a full one."""
+    gc.collect()
+    with gcpause.gc_paused():
+        burst = [[n] for n in range(20_000)]  # lists: always tracked (such dicts are not)
+        cycle = weakref.ref(Cyclic())
+        assert len(gc.get_objects(generation=0)) > 20_000
+    young = {id(o) for o in gc.get_objects(generation=0)}
+    assert not any(id(item) in young for item in burst)
+    assert len(young) < 1_000
+    assert any(o is burst[0] for o in gc.get_objects(generation=2))
+    assert cycle() is not None  # not collected yet: it waits for a full collection
+    gc.collect(0)
+    assert cycle() is not None
+    gc.collect()
+    assert cycle() is None
+
+
+def test_a_pause_of_a_disabled_gc_moves_nothing() -> None:
+    """Whoever turned the GC off keeps it as it was: off, its generations untouched."""
+    gc.disable()
+    try:
+        with gcpause.gc_paused():
+            made = ["made now"]
+        assert any(o is made for o in gc.get_objects(generation=0))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_free_later_frees_on_another_thread_after_the_caller_let_go(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
