@@ -6,7 +6,6 @@ policies, the data and the per-package facts are handed to it.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import weakref
@@ -16,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from sbomgate._internal import digests
 from sbomgate.errors import EvaluationError
 from sbomgate.identity import Declared, component_disagreements, declared_fields
 from sbomgate.intel.lists import compile_lists
@@ -569,9 +569,7 @@ def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[str]:
             # Kept as a str: orjson's bytes of a few characters occupy 4 KiB each, and these
             # are kept (the projection keys: 32,768 of them held over 100 MiB).
             pieces.append(
-                text.decode()
-                if len(text) <= _SHORT
-                else "#" + hashlib.blake2b(text, digest_size=32).hexdigest()
+                text.decode() if len(text) <= _SHORT else "#" + digests.blake2b_256(text).hex()
             )
     return pieces
 

@@ -31,6 +31,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sbomgate._internal import digests
+
 if TYPE_CHECKING:
     from sbomgate.policy.engine import PolicyOutcome
     from sbomgate.policy.loader import Policy
@@ -142,7 +144,7 @@ class OutcomeCache:
         """The key of a context-free input document."""
         # 256 bits: whoever writes an SBOM chooses inputs, and a collision of two (one benign,
         # one not) must not be within reach.
-        return hashlib.blake2b(document.encode(), digest_size=32).digest()
+        return digests.blake2b_256(document.encode())
 
     @staticmethod
     def key_of(fingerprint: bytes, scope: str) -> bytes:

@@ -3,7 +3,6 @@ subject and flattened components. This is the admission hot path: keep it lean."
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -13,6 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import orjson
 
+from sbomgate._internal import digests
 from sbomgate._internal.jsonpieces import RawArray
 from sbomgate.sbom._common import (
     Invalid,
@@ -173,8 +173,8 @@ def _walk_runs(
         # joined text names the items one by one.
         # SHA-256: with the processor's SHA instructions (x86 since 2017-2019, ARMv8) twice as
         # fast as BLAKE2b, which hashlib computes in software (1.2 against 2.2 ms a 1.8 MB
-        # statement here); a new build hashes every item's JSON.
-        key = hashlib.sha256(prefix + b"\0".join(raws[start:end])).digest()
+        # statement here); a new build hashes every item's JSON. With the GIL held (digests).
+        key = digests.sha256(prefix + b"\0".join(raws[start:end]))
         run = RUN_MEMO.get(key)
         if run is None:
             first, counted = len(out), limits.count
@@ -368,7 +368,7 @@ def _remembered_component(obj: Any, path: str, index: int, raw: Any = None) -> _
         # 256 bits: the SBOM's writer chooses these objects; two of them (one read first, one
         # later) must not be made to collide.
         text = raw if raw is not None else orjson.dumps(obj)
-        key = hashlib.sha256(text).digest()
+        key = digests.sha256(text)
     except orjson.JSONEncodeError:  # nested past orjson's depth: checked elsewhere
         return _read(obj, path, index)
     found = COMPONENT_MEMO.get(key)
