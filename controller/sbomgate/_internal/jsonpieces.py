@@ -180,8 +180,7 @@ def _deferring(
 
 
 def _shallow(data: bytes) -> bool:
-    """Whether the brackets nest no deeper than _MAX_DEPTH (if not, the document is decoded
-    whole)."""
+    """Whether the document nests no deeper than _MAX_DEPTH (if not, it is decoded whole)."""
     return nesting_within(data, _MAX_DEPTH)
 
 
