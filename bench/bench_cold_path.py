@@ -169,7 +169,7 @@ def new_builds(engine: Callable[[], PolicyEngine], builds: list[Sbom]) -> float:
 def find(pattern: str) -> Path:
     found = sorted(CORPUS.glob(pattern))
     if not found:
-        sys.exit(f"{CORPUS / pattern} is missing: run `make tools` (sbom-targets)")
+        sys.exit(f"{CORPUS / pattern} is missing: run `make test` (its real-SBOM tests make it)")
     return found[-1]
 
 

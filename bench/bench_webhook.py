@@ -95,7 +95,6 @@ COLD_RUNS = 5  # quiet cold runs, each an image of packages never seen (its own 
 NEW_BUILDS = 5  # quiet cold runs, each a new build (2% of packages bumped) of the one before
 BUMPED = 0.02
 # Real SBOMs for release streams (what the tests' producers write, .cache/real-sboms).
-REAL_CORPUS = ROOT / ".cache" / "real-sboms"
 REAL_STREAMS = (
     "syft-*/debian-bookworm.cyclonedx-json",
     "trivy-*/debian-bookworm.cyclonedx-json",
@@ -689,14 +688,12 @@ def bumped_real(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
 
 def real_documents() -> list[tuple[str, dict[str, Any]]]:
-    """The real SBOMs of REAL_STREAMS, by their path under REAL_CORPUS."""
-    out = []
-    for pattern in REAL_STREAMS:
-        found = sorted(REAL_CORPUS.glob(pattern))
-        if not found:
-            sys.exit(f"{REAL_CORPUS / pattern} is missing: run `make test` (it makes them)")
-        out.append((str(found[-1].relative_to(REAL_CORPUS)), json.loads(found[-1].read_bytes())))
-    return out
+    """The real SBOMs of REAL_STREAMS, by their path under the corpus."""
+    from bench_cold_path import CORPUS, find
+
+    return [
+        (str(find(p).relative_to(CORPUS)), json.loads(find(p).read_bytes())) for p in REAL_STREAMS
+    ]
 
 
 def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Images:

@@ -141,8 +141,8 @@ def _walk_item(
     """One item of a components list, and the components it holds."""
     component, pair, names = _remembered_component(item, path, index, raw)
     out.append(component)
-    if declared is not None and pair is not None:
-        _declare(declared, pair, names)
+    if declared is not None:
+        add_declared(declared, pair, names)
     # (Most have neither: their path is not written out for nothing.)
     if type(item) is dict and ("components" in item or "pedigree" in item):
         _children(item, f"{path}[{index}]", depth + 1, limits, out, declared)
@@ -254,14 +254,19 @@ def declared_pair(obj: Any) -> _Pair | None:
     )
 
 
-def add_declared(declared: Declared, pair: _Pair | None) -> None:
-    """Add a component's declared names to those of its canonical purl, once each."""
+def add_declared(
+    declared: Declared,
+    pair: _Pair | None,
+    alone: tuple[tuple[str | None, str | None]] | None = None,
+) -> None:
+    """Add a component's declared names to those of its canonical purl, once each. `alone`:
+    `(names,)` as made with the component's read (`_Read`), kept when the purl has no others."""
     if pair is None:
         return
     canonical, names = pair
     seen = declared.get(canonical)
     if seen is None:
-        declared[canonical] = (names,)
+        declared[canonical] = alone if alone is not None else (names,)
     elif names not in seen:
         declared[canonical] = (*seen, names)
 
@@ -381,18 +386,6 @@ def _remembered_component(obj: Any, path: str, index: int, raw: Any = None) -> _
 def _read(obj: dict[str, Any], path: str, index: int) -> _Read:
     component, pair = _component(obj, path, index), declared_pair(obj)
     return component, pair, None if pair is None else (pair[1],)
-
-
-def _declare(
-    declared: Declared, pair: _Pair, names: tuple[tuple[str | None, str | None]] | None
-) -> None:
-    """add_declared, with the pair's names alone as made with its read (`_Read`)."""
-    canonical = pair[0]
-    seen = declared.get(canonical)
-    if seen is None:
-        declared[canonical] = names if names is not None else (pair[1],)
-    elif pair[1] not in seen:
-        declared[canonical] = (*seen, pair[1])
 
 
 def _children(

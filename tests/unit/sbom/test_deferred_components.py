@@ -237,6 +237,40 @@ def test_a_statement_nested_too_deep_is_refused_as_its_bytes_are() -> None:
     assert "nested deeper than 100 levels" in deferred.value.message
 
 
+def test_levels_hidden_by_strings_in_a_deferred_statement_are_refused() -> None:
+    """A hostile SBOM: a string of closing brackets deep in a component and one reopening
+    them later (which hid levels from a count of brackets), in a statement whose components
+    verification left undecoded. Refused with the message its own bytes get."""
+
+    def chain(levels: int, inner: Any) -> Any:
+        for level in range(levels):
+            inner = {"a": inner} if level % 2 else [inner]
+        return inner
+
+    components = [component(i) for i in range(800)]
+    components[5]["x"] = chain(30, ["CLOSE", chain(90, 1), "OPEN"])
+    text = orjson.dumps(bom(components))
+    opened: list[str] = []
+    for char in text[: text.index(b'"CLOSE"')].decode():
+        if char in "[{":
+            opened.append(char)
+        elif char in "]}":
+            opened.pop()
+    hidden = opened[-28:]
+    close = "".join("]" if c == "[" else "}" for c in reversed(hidden))
+    document = text.replace(b'"CLOSE"', orjson.dumps(close))
+    document = document.replace(b'"OPEN"', orjson.dumps("".join(hidden)))
+    payload = statement(orjson.loads(document))
+    read = parse_statement(payload)
+    assert type(read.predicate_source) is jsonpieces.PartlyDecoded
+    with pytest.raises(SbomError) as deferred:
+        parse_sbom_in_statement(read.predicate_source, payload, source="s", items=read.items)
+    with pytest.raises(SbomError) as from_bytes:
+        parse_sbom(document, source="s")
+    assert deferred.value.message == from_bytes.value.message
+    assert "nested deeper than 100 levels" in deferred.value.message
+
+
 def test_a_partly_decoded_predicate_that_is_not_cyclonedx_is_read_whole() -> None:
     """A CycloneDX predicate type over a document that says it is something else: completed
     and read (refused) as the document is."""
