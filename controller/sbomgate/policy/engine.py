@@ -11,7 +11,8 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 import orjson
 
@@ -137,6 +138,14 @@ class PolicyEngine:
             name: (self._order[name], tuple(where[path] for path in paths))
             for name, paths in projected.items()
         }
+        # Per policy, in order: the policy, its position, and what picks its projection's
+        # pieces (None without a projection).
+        self._plan = tuple(
+            (p, i, _picker(self._projections[p.name][1]) if p.name in self._projections else None)
+            for i, p in enumerate(self.policies)
+        )
+        # The projected paths as a tree (_pieces walks each step once).
+        self._projected_tree = _path_tree([(p, i) for i, p in enumerate(self._projected_paths)])
         # A policy that did not match, without reasons nor error: one object each.
         self._no_match = {p.name: PolicyOutcome(policy=p, matched=False) for p in self.policies}
         # The policies evaluated in one engine, each under a package of its own (_combined).
@@ -189,27 +198,30 @@ class PolicyEngine:
         outcomes: list[PolicyOutcome] = []
         engines = self._engines()
         engines.document = None  # no engine has this document as its input yet
+        matches, no_match = engines.matches, self._no_match
         pieces: list[str] | None = None
-        for policy in self.policies:
+        for policy, position, picker in self._plan:
             if not policy.enabled or (only is not None and policy.name not in only):
                 continue
-            if before is not None:
-                before(policy)
-            projection = self._projections.get(policy.name)
             key: tuple[Any, ...] | None = None
             known: bool | None = None
-            if projection is not None:
+            if picker is not None:
                 if pieces is None:
                     pieces = _pieces(
-                        document if projected is None else projected, self._projected_paths
+                        document if projected is None else projected,
+                        self._projected_tree,
+                        len(self._projected_paths),
                     )
                 if pieces:
                     # The policy's position, then the pieces at its paths.
-                    key = (projection[0], *[pieces[i] for i in projection[1]])
-                    known = engines.matches.get(key)
+                    key = (position, picker(pieces))
+                    known = matches.get(key)
                     if known is False:
-                        outcomes.append(self._no_match[policy.name])
+                        # Not evaluated, so not announced to `before` either.
+                        outcomes.append(no_match[policy.name])
                         continue
+            if before is not None:
+                before(policy)
             try:
                 matched_value, reasons = engines.evaluate(policy, document, known)
             except EvaluationError as exc:
@@ -547,31 +559,69 @@ _PROJECTION_KEYS = 32_768
 _SHORT = 64
 
 
-def _pieces(document: str, paths: Sequence[tuple[str, ...]]) -> list[str]:
-    """What `document` holds at each of `paths`: its JSON (a 256-bit digest, in hex behind
-    `#`, when longer than _SHORT characters: whoever writes the SBOM chooses these values), or
-    "" where nothing is (no JSON text is empty or starts with `#`); an empty list when the
-    document cannot be read here (an integer past 64 bits): no projection."""
+def _picker(positions: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:
+    """What takes the pieces at `positions` from a list, as a tuple."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda pieces: (pieces[only],)
+    if not positions:
+        return lambda _pieces: ()
+    return cast(Callable[[list[str]], tuple[str, ...]], itemgetter(*positions))
+
+
+# A tree of paths (`_path_tree`): per key, the subtree under it, or the path's position
+# among the paths when the key ends one.
+_PathTree = tuple[tuple[str, "_PathTree | int"], ...]
+
+
+def _path_tree(rest: Sequence[tuple[tuple[str, ...], int]]) -> _PathTree:
+    """Distinct non-empty paths, each with its position, as a tree whose leaves are their
+    positions (a step that ends one path and leads on to others appears twice)."""
+    ends: dict[str, int] = {}
+    branches: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+    for path, position in rest:
+        if len(path) == 1:
+            ends[path[0]] = position
+        else:
+            branches.setdefault(path[0], []).append((path[1:], position))
+    tree: list[tuple[str, _PathTree | int]] = list(ends.items())
+    tree += [(step, _path_tree(under)) for step, under in branches.items()]
+    return tuple(tree)
+
+
+def _pieces(document: str, tree: _PathTree, count: int) -> list[str]:
+    """What `document` holds at each of the `count` paths of `tree` (`_path_tree`), by their
+    positions: its JSON (a 256-bit digest, in hex behind `#`, when longer than _SHORT
+    characters: whoever writes the SBOM chooses these values), or "" where nothing is (no JSON
+    text is empty or starts with `#`); an empty list when orjson cannot read the document (a
+    number past a double's range): no projection."""
     try:
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError:
         return []
-    pieces = []
-    for path in paths:
-        node = parsed
-        for step in path:
-            if type(node) is not dict or step not in node:
-                pieces.append("")
-                break
-            node = node[step]
-        else:
-            text = orjson.dumps(node)
-            # Kept as a str: orjson's bytes of a few characters occupy 4 KiB each, and these
-            # are kept (the projection keys: 32,768 of them held over 100 MiB).
-            pieces.append(
-                text.decode() if len(text) <= _SHORT else "#" + digests.blake2b_256(text).hex()
-            )
+    pieces = [""] * count
+    _fill(parsed, tree, pieces)
     return pieces
+
+
+def _fill(node: Any, tree: _PathTree, pieces: list[str]) -> None:
+    """Write the JSON at each leaf of `tree` under `node` into `pieces` (left "" where `node`
+    is not an object, or lacks the key)."""
+    if type(node) is not dict:
+        return
+    for step, under in tree:
+        if step not in node:
+            continue
+        value = node[step]
+        if not isinstance(under, int):
+            _fill(value, under, pieces)
+            continue
+        text = orjson.dumps(value)
+        # Kept as a str: orjson's bytes of a few characters occupy 4 KiB each, and these are
+        # kept (the projection keys: 32,768 of them held over 100 MiB).
+        pieces[under] = (
+            text.decode() if len(text) <= _SHORT else "#" + digests.blake2b_256(text).hex()
+        )
 
 
 class _Engines:
