@@ -22,7 +22,9 @@ with keep-alive connections, in this process, sending AdmissionReviews like the 
                soak and after WARM_TOTAL warm requests
 
 CPU is read from /proc: the server's utime + stime, this process's own CPU (the load
-generator shares the machine) and the whole machine's busy time (other work included).
+generator shares the machine) and the whole machine's busy time (other work included); per
+cold admission, the server's and its evaluation workers' (a figure that, unlike latency, does
+not grow when another tenant of the host is busy).
 
 Figures only: nothing here asserts a timing. Run with `make bench`; `--cold` stops after the
 cold path, `--warm` runs the unloaded table and the warm rate sweep only.
@@ -31,6 +33,7 @@ cold path, `--warm` runs the unloaded table and the warm rate sweep only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -125,6 +128,29 @@ def proc_cpu_seconds(pid: int) -> float:
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and of every process under it (the server's evaluation
+    workers): CPU, unlike latency, does not grow when another tenant of the host is busy."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            parents[int(entry.name)] = int(fields[1])
+    tree, grown = {pid}, True
+    while grown:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    total = 0.0
+    for member in tree:
+        with contextlib.suppress(OSError):  # gone meanwhile
+            total += proc_cpu_seconds(member)
+    return total
 
 
 def proc_status(pid: int, key: str) -> int:
@@ -798,6 +824,7 @@ class Cold:
     evaluation: float
     registry_requests: float
     answer: str
+    cpu: float = 0.0  # the server's and its evaluation workers' CPU, seconds
     background: Run | None = None
     during: list[float] = field(default_factory=list)
 
@@ -822,11 +849,13 @@ async def cold_once(
         await asyncio.sleep(1.0)
     template = single_template("Deployment", ref, allowed=None, label="cold")
     uid = str(uuid.uuid4())
+    cpu_before = tree_cpu_seconds(webhook.pid)
     started = time.monotonic()
     status, payload = await conn.request(
         "POST", "/validate?timeout=10s", template.body.replace(UID_PLACEHOLDER, uid.encode())
     )
     ended = time.monotonic()
+    cpu = tree_cpu_seconds(webhook.pid) - cpu_before
     after = await scrape(meter)
     conn.close()
     meter.close()
@@ -849,6 +878,7 @@ async def cold_once(
         registry_requests=after.get("sbomgate_registry_requests_total", 0.0)
         - before.get("sbomgate_registry_requests_total", 0.0),
         answer=answer,
+        cpu=cpu,
     )
     if background is not None:
         cold.background = await background
@@ -947,13 +977,13 @@ async def bench(
             "image had), then new builds of the warm image"
         )
         print(
-            f"  {'run':<22}{'latency':>10}{'evaluate':>10}{'registry req':>14}{'RSS MB':>8}  answer"
+            f"  {'run':<22}{'latency':>10}{'evaluate':>10}{'CPU':>8}{'registry req':>14}"
+            f"{'RSS MB':>8}  answer (CPU: the server's and its evaluation workers', ms)"
         )
         print(
             f"  {'first after start':<22}{ms(max(first_big.latencies, default=float('nan'))):>10}"
-            f"{'':>10}{'':>14}{webhook.rss_mb():>8.0f}  (errors {errors_text(first_big)}; the "
-            "evaluating thread builds "
-            "its policy engines)"
+            f"{'':>10}{'':>8}{'':>14}{webhook.rss_mb():>8.0f}"
+            f"  (errors {errors_text(first_big)}; the evaluating thread builds its policy engines)"
         )
         colds = []
         for i, ref in enumerate(images.cold[:COLD_RUNS]):
@@ -961,11 +991,13 @@ async def bench(
             colds.append(cold)
             print(
                 f"  {'quiet ' + str(i + 1):<22}{ms(cold.latency):>10}{ms(cold.evaluation):>10}"
-                f"{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}  {cold.answer}"
+                f"{ms(cold.cpu):>8}{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}"
+                f"  {cold.answer}"
             )
         print(
             f"  {'median (quiet)':<22}{ms(statistics.median(c.latency for c in colds)):>10}"
             f"{ms(statistics.median(c.evaluation for c in colds)):>10}"
+            f"{ms(statistics.median(c.cpu for c in colds)):>8}"
         )
         builds = []
         for i, ref in enumerate(images.builds):
@@ -973,12 +1005,13 @@ async def bench(
             builds.append(cold)
             print(
                 f"  {f'new build {i + 1} ({BUMPED:.0%})':<22}{ms(cold.latency):>10}"
-                f"{ms(cold.evaluation):>10}{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}"
-                f"  {cold.answer}"
+                f"{ms(cold.evaluation):>10}{ms(cold.cpu):>8}{cold.registry_requests:>14.0f}"
+                f"{webhook.rss_mb():>8.0f}  {cold.answer}"
             )
         print(
             f"  {'median (new builds)':<22}{ms(statistics.median(c.latency for c in builds)):>10}"
             f"{ms(statistics.median(c.evaluation for c in builds)):>10}"
+            f"{ms(statistics.median(c.cpu for c in builds)):>8}"
         )
         for name, first_build, versions in images.real:
             first_real = await cold_once(webhook, first_build)
@@ -986,7 +1019,9 @@ async def bench(
             print(
                 f"  {name} (first build {ms(first_real.latency)} ms, {first_real.answer}); "
                 f"new builds ({BUMPED:.0%}): "
-                + ", ".join(f"{ms(c.latency)} (evaluate {ms(c.evaluation)})" for c in news)
+                + ", ".join(
+                    f"{ms(c.latency)} (evaluate {ms(c.evaluation)}, CPU {ms(c.cpu)})" for c in news
+                )
                 + f"; median {ms(statistics.median(c.latency for c in news))} ms"
             )
         for i, ref in enumerate(images.cold[COLD_RUNS:]):
@@ -996,7 +1031,7 @@ async def bench(
             during = cold.during
             print(
                 f"  {f'beside {COLD_BACKGROUND_RATE}/s warm ' + str(i + 1):<22}"
-                f"{ms(cold.latency):>10}{ms(cold.evaluation):>10}"
+                f"{ms(cold.latency):>10}{ms(cold.evaluation):>10}{ms(cold.cpu):>8}"
                 f"{cold.registry_requests:>14.0f}{webhook.rss_mb():>8.0f}  {cold.answer}; warm "
                 f"requests due meanwhile: {len(during)}, p50 {ms(pct(during, 0.5))} ms, p99 "
                 f"{ms(pct(during, 0.99))} ms, max {ms(max(during, default=float('nan')))} ms, "
