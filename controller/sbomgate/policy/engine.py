@@ -185,10 +185,10 @@ class PolicyEngine:
         projected: str | None = None,
     ) -> list[PolicyOutcome]:
         """Run every enabled policy (of `only`, if given), in order, on one serialised `input`
-        until a terminal match. `before` is told each policy as it starts; `projected` is
-        where the projections are read from, when not `document` (the same input without its
-        image and workload: no projected path is under them, as only the context-free policies
-        have projections).
+        until a terminal match. `before` is told each policy it evaluates, as it starts (not one
+        its projection decides); `projected` is where the projections are read from, when not
+        `document` (the same input without its image and workload: no projected path is under
+        them, as only the context-free policies have projections).
 
         A policy whose `match` is decided by a few paths of the input (`match_projection`) is
         not evaluated when the values there are ones its `match` was false or undefined for
@@ -565,7 +565,7 @@ def _picker(positions: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]
         only = positions[0]
         return lambda pieces: (pieces[only],)
     if not positions:
-        return lambda _pieces: ()
+        return lambda _: ()
     return cast(Callable[[list[str]], tuple[str, ...]], itemgetter(*positions))
 
 
