@@ -11,7 +11,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sbomgate.policy import engine
+from sbomgate.policy import PolicyEngine, build_input, engine
+from sbomgate.runtime import load_policies
+from sbomgate.sbom import Component
 
 KEYS = ("v0", "package", "license", "osv", "a")
 
@@ -78,10 +80,6 @@ def test_only_the_policies_evaluated_are_announced() -> None:
     """`before` (a worker's progress, which names the policy an overrun stopped) hears of a
     policy only when it is evaluated: not when its projection is one its `match` was false
     for."""
-    from sbomgate.policy import PolicyEngine, build_input
-    from sbomgate.runtime import load_policies
-    from sbomgate.sbom import Component
-
     policies = load_policies(None)
     evaluator = PolicyEngine(policies, outcome_cache_bytes=0)
     component = Component(name="left-pad", version="1.3.0", purl="pkg:npm/left-pad@1.3.0")

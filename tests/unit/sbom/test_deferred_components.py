@@ -21,6 +21,7 @@ from sbomgate.errors import SbomError
 from sbomgate.sbom import parse_sbom, parse_sbom_in_statement
 from sbomgate.sbom.cyclonedx import clear_memos
 from sbomgate.sbom.parse import MAX_DOCUMENT_DEPTH
+from support.hidden_levels import HIDDEN_LEVELS_VALUE, hide_levels
 
 DEFER = ("predicate", "components")
 CYCLONEDX = "https://cyclonedx.org/bom"
@@ -241,25 +242,9 @@ def test_levels_hidden_by_strings_in_a_deferred_statement_are_refused() -> None:
     """A hostile SBOM: a string of closing brackets deep in a component and one reopening
     them later (which hid levels from a count of brackets), in a statement whose components
     verification left undecoded. Refused with the message its own bytes get."""
-
-    def chain(levels: int, inner: Any) -> Any:
-        for level in range(levels):
-            inner = {"a": inner} if level % 2 else [inner]
-        return inner
-
     components = [component(i) for i in range(800)]
-    components[5]["x"] = chain(30, ["CLOSE", chain(90, 1), "OPEN"])
-    text = orjson.dumps(bom(components))
-    opened: list[str] = []
-    for char in text[: text.index(b'"CLOSE"')].decode():
-        if char in "[{":
-            opened.append(char)
-        elif char in "]}":
-            opened.pop()
-    hidden = opened[-28:]
-    close = "".join("]" if c == "[" else "}" for c in reversed(hidden))
-    document = text.replace(b'"CLOSE"', orjson.dumps(close))
-    document = document.replace(b'"OPEN"', orjson.dumps("".join(hidden)))
+    components[5]["x"] = HIDDEN_LEVELS_VALUE
+    document = hide_levels(orjson.dumps(bom(components)))
     payload = statement(orjson.loads(document))
     read = parse_statement(payload)
     assert type(read.predicate_source) is jsonpieces.PartlyDecoded

@@ -10,6 +10,7 @@ import pytest
 
 from sbomgate.errors import InputError, SbomError
 from sbomgate.sbom import load_sbom_file, parse_sbom
+from support.hidden_levels import HIDDEN_LEVELS_VALUE, hide_levels
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sbom"
 
@@ -344,25 +345,8 @@ def test_components_read_before_are_remembered_and_errors_still_name_their_place
 def test_brackets_in_strings_do_not_hide_levels() -> None:
     """A string of closing brackets, deep levels, then a string reopening them once hid those
     levels from the depth measure, which counted brackets in strings too (123 read as 95)."""
-
-    def chain(levels: int, inner: Any) -> Any:
-        for level in range(levels):
-            inner = {"a": inner} if level % 2 else [inner]
-        return inner
-
-    x = chain(30, ["CLOSE", chain(90, 1), "OPEN"])
-    data = cdx([lib("a")])[:-1] + b',"x":' + orjson.dumps(x) + b"}"
-    before = data[: data.index(b'"CLOSE"')]
-    opened: list[str] = []
-    for byte in before.decode():
-        if byte in "[{":
-            opened.append(byte)
-        elif byte in "]}":
-            opened.pop()
-    hidden = opened[-28:]
-    close = "".join("]" if b == "[" else "}" for b in reversed(hidden))
-    data = data.replace(b'"CLOSE"', orjson.dumps(close))
-    data = data.replace(b'"OPEN"', orjson.dumps("".join(hidden)))
+    data = cdx([lib("a")])[:-1] + b',"x":' + orjson.dumps(HIDDEN_LEVELS_VALUE) + b"}"
+    data = hide_levels(data)
     assert error_of(data) == (
         "nested deeper than 100 levels: the policies could not read it (SBOMs need far fewer)"
     )
