@@ -367,6 +367,12 @@ def test_http_routes(controller_for: Any, hook_images: dict[str, PushedImage]) -
     assert client.post("/validate", content=b"not json").status_code == 400
     assert client.post("/validate", json={"kind": "AdmissionReview"}).status_code == 400
     assert client.post("/validate", content=b"x" * (9 << 20)).status_code == 413
+    # The review routes take POST only, as FastAPI's routes did; the others are still routed.
+    for path in ("/validate", "/mutate", "/validate-policy"):
+        refused = client.get(path)
+        assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    assert client.post("/healthz").status_code == 405
+    assert client.post("/nowhere", content=b"{}").status_code == 404
 
     text = client.get("/metrics").text
     assert (
