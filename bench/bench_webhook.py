@@ -21,10 +21,10 @@ with keep-alive connections, in this process, sending AdmissionReviews like the 
     memory     the server's VmRSS at start, after warm-up, after the cold runs, during the
                soak and after WARM_TOTAL warm requests
 
-CPU is read from /proc: the server's utime + stime, this process's own CPU (the load
-generator shares the machine) and the whole machine's busy time (other work included); per
-cold admission, the server's and its evaluation workers' (a figure that, unlike latency, does
-not grow when another tenant of the host is busy).
+CPU is read from /proc: the server's utime + stime with its evaluation workers', this
+process's own CPU (the load generator shares the machine) and the whole machine's busy time
+(other work included); per cold admission, the server's and its workers' too (a figure that,
+unlike latency, does not grow when another tenant of the host is busy).
 
 Figures only: nothing here asserts a timing. Run with `make bench`; `--cold` stops after the
 cold path, `--warm` runs the unloaded table and the warm rate sweep only.
@@ -186,10 +186,12 @@ class Usage:
 
 
 class UsageMeter:
+    """CPU over an interval: the server's process tree, this process, the machine."""
+
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.wall = time.monotonic()
-        self.server = proc_cpu_seconds(pid)
+        self.server = tree_cpu_seconds(pid)
         self.client = time.process_time()
         self.busy, _ = machine_busy_seconds()
 
@@ -197,7 +199,7 @@ class UsageMeter:
         wall = time.monotonic() - self.wall
         busy, _ = machine_busy_seconds()
         return Usage(
-            server=(proc_cpu_seconds(self.pid) - self.server) / wall,
+            server=(tree_cpu_seconds(self.pid) - self.server) / wall,
             client=(time.process_time() - self.client) / wall,
             machine=(busy - self.busy) / wall,
         )
