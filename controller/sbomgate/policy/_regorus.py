@@ -445,7 +445,7 @@ def analyse_module(path: str, source: str) -> RegoModule:
         try:
             module, source = _parse(path, rewritten), rewritten
         except PolicyLoadError:
-            break  # never a load error of our making: the statement keeps OPA's fallback
+            break  # never a load error of our making: the statement stays as written
         if not nested:
             break
     # Then the terms OPA evaluates before a `not` (`not f(input.x)`: input.x first), bound to

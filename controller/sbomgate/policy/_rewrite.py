@@ -5,10 +5,10 @@ Both write only on the statement's own line, so every error's line stays the use
 `some v in X` (and `some k, v in X`): OPA compiles it into a reference, `v = X[_]`
 (`v = X[k]`), so a collection that is not one (`null`, a string, a number: `osv: null` in a
 facts record) makes the expression undefined. regorus raises an error instead, which fails the
-whole rule; the engine's per-definition fallback then cannot reach OPA's answer when the rule is
-a helper used under `every` or `not`. regorus evaluates the reference form as OPA does (measured:
-null, strings and numbers give undefined, arrays, sets and objects the same bindings), so the
-statement is rewritten into that form before regorus sees it:
+whole rule (a helper used under `every` or `not` then answers what OPA's does not), also in the
+patched binding, whose non-strict mode covers builtins only. regorus evaluates the reference
+form as OPA does (measured: null, strings and numbers give undefined, arrays, sets and objects
+the same bindings), so the statement is rewritten into that form before regorus sees it:
 
     some v in X        ->  v := X[_]
     some k, v in X     ->  v := X[__sbomgate_in_k0]; k := __sbomgate_in_k0
