@@ -187,7 +187,7 @@ class _ReviewRoutes:
 
     def __init__(
         self, app: ASGIApp, routes: Mapping[str, Callable[[Request], Awaitable[Response]]]
-    ):
+    ) -> None:
         self.app = app
         self.routes = routes
 
