@@ -404,6 +404,37 @@ def test_bug_in_review_denies_with_a_valid_answer(controller_for: Any, monkeypat
     assert "internal error (RuntimeError)" in out["response"]["status"]["message"]
 
 
+def test_a_bug_outside_the_review_is_a_500_not_a_dropped_connection(
+    controller_for: Any, monkeypatch: Any
+) -> None:
+    # The review routes are dispatched before FastAPI's routing (serving/app.py): a bug in
+    # reading the body still reaches the outermost error layer, which answers 500 (the API
+    # server's failurePolicy then decides), and the next review is answered as before.
+    from sbomgate.serving import handlers
+
+    controller = controller_for()
+    ready = threading.Event()
+    ready.set()
+    client = TestClient(
+        create_app(controller, controller.observer, ready=ready), raise_server_exceptions=False
+    )
+    calls = []
+
+    def boom(raw: bytes) -> Any:
+        calls.append(raw)
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(handlers, "parse_body", boom)
+    for path in ("/validate", "/mutate"):
+        answered = client.post(path, json=review(deployment("x")))
+        # Starlette's ServerErrorMiddleware wrote this (the test client's own stand-in for an
+        # app that raised has no body).
+        assert (answered.status_code, answered.text) == (500, "Internal Server Error")
+    assert len(calls) == 2
+    monkeypatch.undo()
+    assert client.post("/validate", content=b"not json").status_code == 400
+
+
 # -- sbomgate serve over real TLS -------------------------------------------------------------
 
 
