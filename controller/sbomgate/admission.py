@@ -20,16 +20,22 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from sbomgate._internal.cache import DigestCache, Loaded
+from sbomgate._internal.cache import DigestCache, Expiry, Loaded
 from sbomgate._internal.deadline import Deadline
 from sbomgate._internal.logs import fields
 from sbomgate.actions import Action
-from sbomgate.cache_keys import VerdictKey, policy_set_fingerprint, reads_workload, verdict_key
+from sbomgate.cache_keys import (
+    ImageCheckKey,
+    VerdictKey,
+    policy_set_fingerprint,
+    reads_workload,
+    verdict_key,
+)
 from sbomgate.config import ImageReferences, Mode, ServeConfig
-from sbomgate.errors import InputError, SbomgateError
-from sbomgate.imagecheck import ImageChecker, ImageResult, judge_images
+from sbomgate.errors import ColdPathError, InputError, SbomgateError
+from sbomgate.imagecheck import ImageChecker, ImageResult, VerifiedImage, judge_images
 from sbomgate.intel.facts import prefetch
 from sbomgate.mutation import Pin, encoded_patch, pin_targets
 from sbomgate.policy import PolicyEngine
@@ -124,6 +130,47 @@ class ImageOutcome:
     verdict: Verdict | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedImage:
+    """One image checked and judged, with what the caches keep of it: how the process that
+    does the cold work (serving/coldpath.py) tells the one answering reviews, which keeps the
+    same entries and answers the next review of the image from its own caches."""
+
+    outcome: ImageOutcome
+    key: ImageCheckKey | None = None  # the image check's cache key
+    verified: VerifiedImage | None = None  # without its SBOMs (`without_sboms`)
+    check_expiry: Expiry | None = None
+    verdict_expiry: Expiry | None = None
+
+
+class ColdPath(Protocol):
+    """Where one policy set's image checks and evaluations run when they are not cached: a
+    process of its own in `serve` (serving/coldpath.py), so that their CPU work never holds
+    the GIL of the process answering cached reviews."""
+
+    def check_image(
+        self,
+        ref: str,
+        seconds: float,
+        workload_input: Mapping[str, Any],
+        only: frozenset[str] | None,
+    ) -> CheckedImage:
+        """`AdmissionController.check_image_here` there, within `seconds`."""
+
+    def evaluate(
+        self,
+        ref: str,
+        seconds: float,
+        workload_input: Mapping[str, Any],
+        only: frozenset[str] | None,
+    ) -> Loaded[Verdict]:
+        """A new evaluation of a checked image (`ref` by digest) there, for a verdict about
+        to expire."""
+
+    def close(self) -> None:
+        """The policy set is retired: drop it there."""
+
+
 # Seconds between the end of registry work and the answer (see check_workload).
 _ANSWER_MARGIN = 0.25
 
@@ -157,8 +204,11 @@ class AdmissionController:
         namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
         workers: int = 16,
         evaluators: int = 2,
+        cold: ColdPath | None = None,
     ) -> None:
         self.config = config
+        # Set in `serve`: checks and evaluations that are not cached run there, not here.
+        self.cold = cold
         self.side_effects = side_effects
         self.namespace_labels = namespace_labels
         self._scoped = any(p.scope for p in engine.policies)
@@ -189,6 +239,8 @@ class AdmissionController:
         """Stop the check and evaluation threads, dropping queued work."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._evaluators.shutdown(wait=False, cancel_futures=True)
+        if self.cold is not None:
+            self.cold.close()
 
     # -- the AdmissionReview -----------------------------------------------------------
 
@@ -531,9 +583,18 @@ class AdmissionController:
             self._evaluators.submit(
                 self.verdicts.refresh,
                 key,
-                lambda: self._evaluate(result, workload_input, only),
+                lambda: self._evaluate_again(result, workload_input, only),
             )
         return hit
+
+    def _evaluate_again(
+        self, result: ImageResult, workload_input: Mapping[str, Any], only: frozenset[str] | None
+    ) -> Loaded[Verdict]:
+        if self.cold is None:
+            return self._evaluate(result, workload_input, only)
+        return self.cold.evaluate(
+            result.report.ref, self.config.admission_deadline, workload_input, only
+        )
 
     def _verdict_key(
         self, result: ImageResult, workload_input: Mapping[str, Any], only: frozenset[str] | None
@@ -550,26 +611,95 @@ class AdmissionController:
     def _check_image(
         self, ref: str, deadline: Deadline, workload_input: Mapping[str, Any]
     ) -> ImageOutcome:
+        only = self._applicable(workload_input, ref) if self._scoped else None
+        if self.cold is None:
+            return self.check_image_here(ref, deadline, workload_input, only).outcome
+        checked = self.cold.check_image(ref, deadline.remaining(), workload_input, only)
+        self._keep(ref, checked, workload_input, only)
+        return checked.outcome
+
+    def check_image_here(
+        self,
+        ref: str,
+        deadline: Deadline,
+        workload_input: Mapping[str, Any],
+        only: frozenset[str] | None,
+    ) -> CheckedImage:
+        """Check and judge one image in this process, with what the caches keep of it."""
         result = self.checker.check(ref, deadline=deadline)
         if result.cached:
             self.observer.cache_hit("image")
+        kept = self._kept_check(result)
         if not result.report.ok:
-            return ImageOutcome(result.report, None)
-        only = self._applicable(workload_input, ref) if self._scoped else None
+            return replace(kept, outcome=ImageOutcome(result.report, None))
         if result.key is None or result.verified is None:
             # An image check that passed always has both; judge it afresh rather than guess.
             loaded = self._evaluators.submit(self._evaluate, result, workload_input, only).result()
-            return ImageOutcome(result.report, loaded.value)
+            return CheckedImage(outcome=ImageOutcome(result.report, loaded.value))
+        outcome = ImageOutcome(result.report, None)
         hit = self._cached_verdict(result, workload_input, only)
         if hit is not None:
             self.observer.cache_hit("verdict")
-            return ImageOutcome(result.report, hit)
-        key = self._verdict_key(result, workload_input, only)
-        verdict = self.verdicts.get_or_load(
-            key,
-            lambda: self._evaluators.submit(self._evaluate, result, workload_input, only).result(),
+            outcome = ImageOutcome(result.report, hit)
+        else:
+            key = self._verdict_key(result, workload_input, only)
+            verdict = self.verdicts.get_or_load(
+                key,
+                lambda: self._evaluators.submit(
+                    self._evaluate, result, workload_input, only
+                ).result(),
+            )
+            outcome = ImageOutcome(result.report, verdict)
+        expiry = self.verdicts.expiry(self._verdict_key(result, workload_input, only))
+        return replace(kept, outcome=outcome, verdict_expiry=expiry)
+
+    def evaluate_again_here(
+        self,
+        ref: str,
+        deadline: Deadline,
+        workload_input: Mapping[str, Any],
+        only: frozenset[str] | None,
+    ) -> Loaded[Verdict]:
+        """A new evaluation of a checked image (`ref` by digest), for a verdict about to expire
+        in the process that answers reviews."""
+        result = self.checker.check(ref, deadline=deadline)
+        if not result.report.ok or result.key is None or result.verified is None:
+            raise ColdPathError(f"{ref} no longer passes its check: its verdict is not renewed")
+        return self._evaluate(result, workload_input, only)
+
+    def _kept_check(self, result: ImageResult) -> CheckedImage:
+        """The cache entry of an image check, for `CheckedImage` (its outcome is set later)."""
+        expiry = self.checker.cache.expiry(result.key) if result.key is not None else None
+        if expiry is None or result.verified is None:
+            return CheckedImage(outcome=ImageOutcome(result.report, None))
+        return CheckedImage(
+            outcome=ImageOutcome(result.report, None),
+            key=result.key,
+            verified=result.verified.without_sboms(),
+            check_expiry=expiry,
         )
-        return ImageOutcome(result.report, verdict)
+
+    def _keep(
+        self,
+        ref: str,
+        checked: CheckedImage,
+        workload_input: Mapping[str, Any],
+        only: frozenset[str] | None,
+    ) -> None:
+        """Keep the cache entries of an image checked elsewhere (see CheckedImage)."""
+        if checked.key is None or checked.verified is None or checked.check_expiry is None:
+            return
+        result = self.checker.keep(ref, checked.verified, checked.key, checked.check_expiry)
+        verdict = checked.outcome.verdict
+        if (
+            result is None
+            or not result.report.ok
+            or verdict is None
+            or checked.verdict_expiry is None
+        ):
+            return
+        key = self._verdict_key(result, workload_input, only)
+        self.verdicts.put(key, verdict, checked.verdict_expiry)
 
     def _applicable(self, workload_input: Mapping[str, Any], ref: str) -> frozenset[str]:
         """The policies whose scope covers this workload's namespace and this image."""

@@ -90,3 +90,8 @@ class TrustPolicyError(InputError):
 
 class VerificationError(SbomgateError):
     """An attestation failed a check (signature, identity, subject digest, predicate type)."""
+
+
+class ColdPathError(SbomgateError):
+    """The process that checks images and evaluates policies for `serve` (its cold path,
+    serving/coldpath.py) failed to answer: it stopped, or was never given what it needs."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from sbomgate._internal.cache import DigestCache, Loaded
+from sbomgate._internal.cache import DigestCache, Expiry, Loaded
 from sbomgate._internal.deadline import Deadline
 from sbomgate._internal.gcpause import free_later, gc_paused
 from sbomgate._internal.jsonpieces import PartlyDecoded
@@ -37,6 +37,7 @@ from sbomgate.attest import (
 )
 from sbomgate.cache_keys import ImageCheckKey, documents_fingerprint, image_check_key
 from sbomgate.errors import (
+    ColdPathError,
     InputError,
     ManifestNotFoundError,
     RegistryError,
@@ -124,6 +125,13 @@ class VerifiedImage:
     seconds: Mapping[Phase, float]
     # Of the verified SBOMs and the image input each is evaluated with (cache_keys.py).
     documents: str = ""
+    # A copy without the SBOMs, kept by the process that answers reviews when another process
+    # checked the image (serving/coldpath.py): it answers cached reviews, never an evaluation.
+    elsewhere: bool = False
+
+    def without_sboms(self) -> VerifiedImage:
+        """This result for a process that only answers cached reviews (`elsewhere`)."""
+        return replace(self, kept=(), elsewhere=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +153,9 @@ class ImageResult:
             return self.parsed
         if self.verified is None:
             return ()
+        if self.verified.elsewhere:
+            # Evaluating it here would judge no packages at all: never an answer.
+            raise ColdPathError("the SBOMs of this image check are kept by another process")
         return tuple(kept.parse() for kept in self.verified.kept)
 
 
@@ -203,6 +214,25 @@ class ImageChecker:
         if hit is None:
             return None
         return self._result(ref_text, ref, hit, {}, cached=True, key=key)
+
+    def keep(
+        self, ref_text: str, verified: VerifiedImage, key: ImageCheckKey, expiry: Expiry
+    ) -> ImageResult | None:
+        """Keep a check another process made of `ref_text` (`key`: its key there, `expiry`: how
+        it keeps it), so that `check_cached` answers from it here. The result as
+        `check_cached` gives it; None when this checker keys it otherwise (other trust
+        policies), and then nothing is kept."""
+        covered = self._covered(ref_text)
+        if isinstance(covered, ImageResult):
+            return None
+        ref, covering = covered
+        mine = self._key(ref, key[1], covering)
+        if mine != key:
+            return None
+        light = verified if verified.elsewhere else verified.without_sboms()
+        size = 4096 * (1 + len(light.checks) + len(light.refusals))
+        self.cache.put(mine, light, replace(expiry, size=size))
+        return self._result(ref_text, ref, light, {}, cached=True, key=mine)
 
     def _key(self, ref: ImageReference, digest: str, covering: list[TrustPolicy]) -> ImageCheckKey:
         return image_check_key(

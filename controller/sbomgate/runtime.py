@@ -22,7 +22,7 @@ from sbomgate.errors import InputError
 log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from sbomgate._internal.cache import DigestCache
-    from sbomgate.admission import AdmissionController, Observer, SideEffects
+    from sbomgate.admission import AdmissionController, ColdPath, Observer, SideEffects
     from sbomgate.attest.trust import TrustPolicy
     from sbomgate.config import ServeConfig
     from sbomgate.imagecheck import ImageChecker
@@ -150,6 +150,18 @@ def image_checker(
 # -- the admission controller of `serve` ----------------------------------------------------
 
 
+class ColdPathHost(Protocol):
+    """Where each policy set's uncached checks and evaluations run (serving/coldpath.py)."""
+
+    def policy_set(
+        self,
+        policies: Sequence[Policy],
+        trust_policies: Sequence[TrustPolicy],
+        quarantine: Sequence[Mapping[str, Any]],
+    ) -> ColdPath:
+        """Install a policy set there, for one controller."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class SharedParts:
     """What every policy set of the process shares: the registry client, the digest cache
@@ -163,10 +175,16 @@ class SharedParts:
     observer: Observer
     # The evaluation worker processes (`serve`); None evaluates on the calling thread.
     evaluators: EvaluatorPool | None = None
+    # `serve`'s cold-path process: then checks and evaluations that are not cached run there,
+    # and this process neither evaluates nor holds facts.
+    cold: ColdPathHost | None = None
 
 
 def shared_parts(
-    config: ServeConfig, observer: Observer, evaluators: EvaluatorPool | None = None
+    config: ServeConfig,
+    observer: Observer,
+    evaluators: EvaluatorPool | None = None,
+    cold: ColdPathHost | None = None,
 ) -> SharedParts:
     """The registry client, cache, facts and data files built once from the settings."""
     from sbomgate._internal.cache import DigestCache
@@ -194,12 +212,16 @@ def shared_parts(
     if own and own not in config.exempt_namespaces:
         # Our own Pods must never wait on ourselves (a deadlock at the first rollout).
         config = config.model_copy(update={"exempt_namespaces": (*config.exempt_namespaces, own)})
-    facts = build_facts(
-        snapshot=config.facts,
-        osv=config.osv,
-        sources=config.trusted_sources,
-        typosquat=config.typosquat,
-        reload_osv=True,  # a long-running server follows the OSV export as it changes
+    facts = (
+        build_facts(
+            snapshot=config.facts,
+            osv=config.osv,
+            sources=config.trusted_sources,
+            typosquat=config.typosquat,
+            reload_osv=True,  # a long-running server follows the OSV export as it changes
+        )
+        if cold is None
+        else None
     )
     return SharedParts(
         config=config,
@@ -209,6 +231,7 @@ def shared_parts(
         data=load_data_files(config.data),
         observer=observer,
         evaluators=evaluators,
+        cold=cold,
     )
 
 
@@ -234,7 +257,8 @@ def make_controller(
     config = shared.config
     outcome_bytes = config.cache.outcome_bytes
     engine = (
-        PolicyEngine(policies, data, outcome_cache_bytes=outcome_bytes)
+        # With a cold path the engine here only describes the set (fingerprint, scopes).
+        PolicyEngine(policies, data, outcome_cache_bytes=0 if shared.cold else outcome_bytes)
         if shared.evaluators is None
         else IsolatedPolicyEngine(
             policies, data, pool=shared.evaluators, outcome_cache_bytes=outcome_bytes
@@ -262,6 +286,11 @@ def make_controller(
         side_effects=side_effects,
         namespace_labels=namespace_labels,
         evaluators=config.evaluation_processes if shared.evaluators is not None else 2,
+        cold=(
+            shared.cold.policy_set(policies, trust_policies, quarantine)
+            if shared.cold is not None
+            else None
+        ),
     )
 
 
@@ -285,7 +314,10 @@ def file_trust_policies(config: ServeConfig) -> list[TrustPolicy]:
 
 
 def build_controller(
-    config: ServeConfig, observer: Observer, evaluators: EvaluatorPool | None = None
+    config: ServeConfig,
+    observer: Observer,
+    evaluators: EvaluatorPool | None = None,
+    cold: ColdPathHost | None = None,
 ) -> AdmissionController:
     """Policies, data, facts and trust policies from files; a SbomgateError when one is bad
     (or when `policyModes` names a policy there is not)."""
@@ -296,7 +328,7 @@ def build_controller(
             f"policyModes: no policy is named {', '.join(unknown)} (the policies: "
             f"{', '.join(sorted(p.name for p in policies)) or 'none'})"
         )
-    shared = shared_parts(config, observer, evaluators)
+    shared = shared_parts(config, observer, evaluators, cold)
     return make_controller(shared, policies, file_trust_policies(config))
 
 

@@ -29,6 +29,16 @@ class Loaded(Generic[V]):
     negative: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expiry:
+    """How an entry is kept: its size, whether it is a refusal, and the seconds it has left (so
+    that another process's cache keeps a copy exactly as long: serving/coldpath.py)."""
+
+    size: int
+    negative: bool
+    seconds_left: float
+
+
 @dataclass(slots=True, kw_only=True)
 class _Entry(Generic[V]):
     value: V
@@ -91,6 +101,19 @@ class DigestCache(Generic[V]):
         self._entries.move_to_end(key)
         return entry.value
 
+    def expiry(self, key: Hashable) -> Expiry | None:
+        """How the entry for `key` is kept, or None when there is none (or it expired)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            left = entry.expires - self._clock() if entry is not None else 0.0
+            if entry is None or left <= 0:
+                return None
+            return Expiry(size=entry.size, negative=entry.negative, seconds_left=left)
+
+    def put(self, key: Hashable, value: V, expiry: Expiry) -> None:
+        """Keep `value` as another cache kept it (`expiry`), replacing what `key` held."""
+        self._store(key, Loaded(value, expiry.size, expiry.negative), ttl=expiry.seconds_left)
+
     def claim_refresh(self, key: Hashable, within: float) -> bool:
         """True when `key` is cached (not as a refusal: those are meant to be asked again
         later), expires within `within` seconds, and nobody is loading it. The caller must then
@@ -149,10 +172,11 @@ class DigestCache(Generic[V]):
             flight.done.set()
         return loaded.value
 
-    def _store(self, key: Hashable, loaded: Loaded[V]) -> None:
+    def _store(self, key: Hashable, loaded: Loaded[V], *, ttl: float | None = None) -> None:
         if loaded.size > self.max_bytes:
             return
-        ttl = self.negative_ttl if loaded.negative else self.ttl
+        if ttl is None:
+            ttl = self.negative_ttl if loaded.negative else self.ttl
         with self._lock:
             if key in self._entries:
                 self._drop(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,6 +29,14 @@ class PublicKey:
 
     key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
     key_id: str  # sha256 of the DER SubjectPublicKeyInfo, hex (matches cosign/Sigstore hints)
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        # `cryptography`'s key objects do not pickle; their PEM does (`serve` sends its trust
+        # policies to the process that checks images: serving/coldpath.py).
+        pem = self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return (load_public_key, (pem,))
 
     @property
     def kind(self) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from sbomgate.admission import AdmissionController, Observer
 from sbomgate.config import ServeConfig
 from sbomgate.operator.live import Compiled, LivePolicySet
-from sbomgate.policy.isolated import EvaluatorPool
 from sbomgate.runtime import (
+    ColdPathHost,
     file_policies,
     file_trust_policies,
     make_controller,
@@ -30,7 +30,7 @@ def start_live_policy_set(
     current: Callable[[], AdmissionController | None],
     ready: threading.Event,
     stop: threading.Event,
-    evaluators: EvaluatorPool | None = None,
+    cold: ColdPathHost | None = None,
 ) -> LivePolicySet:
     """Load the complete set (raises, and the process exits, when the API cannot be read),
     `install` it and set `ready`; then watch the resources, rebuild on change and audit, on
@@ -51,7 +51,7 @@ def start_live_policy_set(
         except k8s_config.ConfigException:
             k8s_config.load_kube_config()
     api = k8s.ApiClient()
-    shared = shared_parts(config, observer, evaluators)
+    shared = shared_parts(config, observer, cold=cold)
     base_policies = file_policies(config)
     base_trust = file_trust_policies(config)
     identity = f"{socket.gethostname()}-{os.getpid()}"

@@ -17,9 +17,9 @@ from sbomgate._internal.allocator import tune_allocator
 from sbomgate._internal.logs import fields
 from sbomgate.config import ServeConfig
 from sbomgate.errors import InputError
-from sbomgate.policy.isolated import EvaluatorPool
 from sbomgate.runtime import build_controller
 from sbomgate.serving.app import create_app
+from sbomgate.serving.coldpath import ColdProcess
 from sbomgate.serving.metrics import Metrics
 from sbomgate.serving.tls import ReloadingCertificate
 
@@ -46,8 +46,10 @@ def serve(config: ServeConfig) -> None:
     metrics = Metrics()
     ready = threading.Event()
     stop = threading.Event()
-    evaluators = EvaluatorPool(config.evaluation_processes, config.evaluation_budget)
-    evaluators.start()
+    # Checks and evaluations that are not cached run in a process of their own (which has the
+    # evaluation workers): see serving/coldpath.py.
+    cold = ColdProcess(config, metrics)
+    cold.start()
     if config.watch_resources:
         from sbomgate.operator.startup import start_live_policy_set
 
@@ -60,10 +62,10 @@ def serve(config: ServeConfig) -> None:
             current=lambda: slot.current,
             ready=ready,
             stop=stop,
-            evaluators=evaluators,
+            cold=cold,
         )
     else:
-        app = create_app(build_controller(config, metrics, evaluators), metrics, ready=ready)
+        app = create_app(build_controller(config, metrics, cold=cold), metrics, ready=ready)
         ready.set()
     uvicorn_config = uvicorn.Config(
         app,
@@ -108,7 +110,7 @@ def serve(config: ServeConfig) -> None:
         controller = app.state.slot.current
         if controller is not None:
             controller.close()
-        evaluators.close()
+        cold.close()
 
 
 def _draining_server(uvicorn_config: Any, app: FastAPI) -> Any:
