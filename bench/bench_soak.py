@@ -31,14 +31,15 @@ Phases:
             admission deadline) for cold ones. One limit for the whole mix would not do: its
             p99 is made of cold requests (10 % of them), and evaluating thousands of
             components alone takes a second or more. Prints the maximum sustainable rate and
-            what limited it: CPU of the server's main process and of each evaluation worker
-            process (cores, from /proc/<pid>/stat), evaluations in flight (from the server's
-            metrics), the registry's CPU, the load generator's and the whole machine's.
+            what limited it: CPU of the server's main process, its cold-path process and each
+            evaluation worker process (cores, from /proc/<pid>/stat), evaluations in flight
+            (from the server's metrics), the registry's CPU, the load generator's and the
+            whole machine's.
     soak    --minutes at half that rate (or --rate): per window (--window-seconds) request
             counts, latency p50/p95/p99/max, failures by class (HTTP errors, timeouts,
             invalid AdmissionReviews, wrong verdicts), RSS of the server's process tree (the
-            main process and its evaluation workers) and CPU; RSS growth after
-            --warmup-minutes; p99 stability (max window p99 / median window p99).
+            main process, its cold-path process and evaluation workers) and CPU; RSS growth
+            after --warmup-minutes; p99 stability (max window p99 / median window p99).
 
 Writes bench/out/soak.json. Exit status 1 if any soak request failed or the RSS grew 10 % or
 more after warm-up. Run with `make soak` (the search takes a few minutes, then the 10-minute
@@ -198,6 +199,7 @@ class TreeSample:
     children_rss_kb: dict[int, int]
     main_cpu: float  # utime + stime of the main process, seconds
     children_cpu: dict[int, float]  # of each live child
+    cold_pids: frozenset[int]  # the cold-path process (serving/coldpath.py) among the children
     reaped_cpu: float  # cutime + cstime of the main process: children that have exited
     registry_cpu: float
     loadgen_cpu: float
@@ -222,6 +224,7 @@ def sample_tree(root: int, registry_pid: int) -> TreeSample:
         children_rss_kb={pid: _rss_kb(pid) for pid in children},
         main_cpu=_cpu(main),
         children_cpu={pid: _cpu(_stat(pid)) for pid in children},
+        cold_pids=frozenset(pid for pid in children if _is_cold_path(pid)),
         reaped_cpu=0.0 if main is None else (int(main[13]) + int(main[14])) / CLK_TCK,
         registry_cpu=_cpu(_stat(registry_pid)),
         loadgen_cpu=time.process_time(),
@@ -229,11 +232,19 @@ def sample_tree(root: int, registry_pid: int) -> TreeSample:
     )
 
 
+def _is_cold_path(pid: int) -> bool:
+    try:
+        return b"sbomgate.serving._cold" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 @dataclass
 class Cpu:
     """CPU used between two samples, in cores (1.0 = one core busy all the time)."""
 
     main: float
+    cold: float  # the cold-path process (its own CPU, not its evaluation workers')
     workers: list[float]  # each evaluation worker alive at the end
     workers_total: float  # the workers, exited ones included
     registry: float
@@ -242,7 +253,7 @@ class Cpu:
 
     @property
     def server(self) -> float:
-        return self.main + self.workers_total
+        return self.main + self.cold + self.workers_total
 
     @property
     def others(self) -> float:
@@ -252,11 +263,14 @@ class Cpu:
 def cpu_between(a: TreeSample, b: TreeSample) -> Cpu:
     wall = max(b.at - a.at, 1e-9)
     workers = {pid: cpu - a.children_cpu.get(pid, 0.0) for pid, cpu in b.children_cpu.items()}
+    cold = sum(workers.pop(pid) for pid in b.cold_pids if pid in workers)
     gone = sum(cpu for pid, cpu in a.children_cpu.items() if pid not in b.children_cpu)
     # An exited child's whole CPU moves to the parent's cutime; what was seen of it is in `a`.
+    # (Workers that exit under the cold-path process move to its cutime: a rare loss here.)
     total = sum(workers.values()) + (b.reaped_cpu - a.reaped_cpu) - gone
     return Cpu(
         main=(b.main_cpu - a.main_cpu) / wall,
+        cold=cold / wall,
         workers=[v / wall for v in workers.values()],
         workers_total=max(total, 0.0) / wall,
         registry=(b.registry_cpu - a.registry_cpu) / wall,
@@ -842,7 +856,7 @@ def window(run: Run, a: float, b: float) -> Window:
         rss_mb=last.rss_mb,
         rss_main_mb=last.main_rss_kb / 1024,
         rss_workers_mb=sum(last.children_rss_kb.values()) / 1024,
-        workers=len(last.children_rss_kb),
+        workers=len(set(last.children_rss_kb) - last.cold_pids),
         workers_started=len(
             {pid for s in samples if s.at >= first[0].at for pid in s.children_rss_kb}
             - set(first[0].children_rss_kb)
@@ -931,7 +945,8 @@ def limit_text(w: Window, cores: int) -> str:
     c = w.cpu
     workers = " + ".join(f"{v:.2f}" for v in c.workers) or "none"
     share = (
-        f"server main process {c.main:.2f} cores, evaluation workers {workers} "
+        f"server main process {c.main:.2f} cores, cold-path process {c.cold:.2f}, "
+        f"evaluation workers {workers} "
         f"({c.workers_total:.2f}), registry {c.registry:.2f}, load generator {c.loadgen:.2f}, "
         f"other processes {c.others:.2f}; machine {c.machine:.2f} of {cores} cores; "
         f"evaluations in flight {w.evaluations_in_flight:.2f} (of {max(w.workers, 1)} worker "
@@ -941,6 +956,7 @@ def limit_text(w: Window, cores: int) -> str:
     if c.machine >= 0.9 * cores:
         biggest = max(
             (c.main, "the server's main process"),
+            (c.cold, "the server's cold-path process"),
             (c.workers_total, "the evaluation workers"),
             (c.registry, "the registry"),
             (c.loadgen, "the load generator"),
@@ -951,6 +967,11 @@ def limit_text(w: Window, cores: int) -> str:
         return (
             "the server's main process: one core, all one Python process gets for Python "
             f"code (the GIL): HTTP, TLS, registry fetch, verification, parsing ({share})"
+        )
+    if c.cold >= 0.85:
+        return (
+            "the server's cold-path process: one core, all one Python process gets for Python "
+            f"code (the GIL): registry fetch, verification, parsing, policy inputs ({share})"
         )
     if w.workers and w.evaluations_in_flight >= 0.85 * w.workers:
         return f"evaluation: every evaluation worker busy ({share})"
@@ -964,7 +985,8 @@ def limit_text(w: Window, cores: int) -> str:
 def print_step_header() -> None:
     print(
         f"  {'rate/s':>7}{'sent':>6}{'cold':>5}{'dry':>5}{'p50':>7}{'p95':>7}{'p99':>7}"
-        f"{'max':>7}{'warm99':>7}{'cold50':>7}{'cold99':>7}{'fail':>6}{'main':>6}{'wrk':>6}"
+        f"{'max':>7}{'warm99':>7}{'cold50':>7}{'cold99':>7}{'fail':>6}{'main':>6}{'cold':>6}"
+        f"{'wrk':>6}"
         f"{'reg':>6}{'gen':>6}{'mach':>6}"
         f"{'eval':>6}{'RSS MB':>8}  sustainable"
     )
@@ -975,7 +997,7 @@ def print_step(s: Step) -> None:
     print(
         f"  {s.rate:>7.1f}{w.requests:>6}{w.cold:>5}{w.dry:>5}{ms(w.p50):>7}{ms(w.p95):>7}"
         f"{ms(w.p99):>7}{ms(w.max):>7}{ms(w.warm_p99):>7}{ms(w.cold_p50):>7}{ms(w.cold_p99):>7}"
-        f"{w.failed:>6}{w.cpu.main:>6.2f}"
+        f"{w.failed:>6}{w.cpu.main:>6.2f}{w.cpu.cold:>6.2f}"
         f"{w.cpu.workers_total:>6.2f}{w.cpu.registry:>6.2f}{w.cpu.loadgen:>6.2f}"
         f"{w.cpu.machine:>6.2f}{w.evaluations_in_flight:>6.2f}{w.rss_mb:>8.0f}  "
         f"{'yes' if s.sustainable else 'no: ' + s.why}"
@@ -994,7 +1016,8 @@ async def search(bench: Bench, quiet_cold_max: float) -> tuple[float | None, lis
         f"{args.start_rate:g}/s, then one step between; sustainable = no failure, warm p99 <= "
         f"{args.p99_limit * 1000:.0f} ms and cold p99 <= {args.cold_p99_limit * 1000:.0f} ms; "
         "latency in ms from when each request was due (all, warm, cold); CPU in "
-        f"cores (main = server's main process, wrk = its evaluation workers, reg = registry, "
+        f"cores (main = server's main process, cold = its cold-path process, wrk = the "
+        "evaluation workers, reg = registry, "
         f"gen = load generator, mach = whole machine of {cores}); eval = evaluations in flight"
     )
     if quiet_cold_max > args.cold_p99_limit:
@@ -1091,7 +1114,8 @@ async def soak(bench: Bench, rate: float) -> SoakSummary:
     print(
         f"soak: open loop at {rate:g}/s for {args.minutes:g} min, {args.cold_fraction:.0%} cold, "
         f"{args.dry_run_fraction:.0%} dry runs; per {width:g} s window: latency in ms from "
-        "when due, failures, RSS of the server's process tree (main + evaluation workers), CPU "
+        "when due, failures, RSS of the server's process tree (main; rest: its cold-path process "
+        "and evaluation workers), CPU "
         "in cores"
     )
     run = await bench.run(rate, seconds, pool)
@@ -1106,7 +1130,8 @@ async def soak(bench: Bench, rate: float) -> SoakSummary:
         f"  {'minute' if width == 60 else 'from s':>7}{'sent':>6}{'cold':>5}{'dry':>5}"
         f"{'p50':>7}{'p95':>7}{'p99':>7}{'max':>7}{'warm99':>7}{'cold99':>7}"
         f"{'HTTP':>5}{'tmo':>5}{'inv':>5}{'wrong':>6}"
-        f"{'RSS MB':>8}{'main':>7}{'wrk':>6}{'n':>3}{'new':>4}{'CPU main':>9}{'wrk':>6}{'mach':>6}"
+        f"{'RSS MB':>8}{'main':>7}{'rest':>6}{'n':>3}{'new':>4}{'CPU main':>9}{'cold':>6}"
+        f"{'wrk':>6}{'mach':>6}"
     )
     for w in windows:
         label = f"{w.start / 60 + 1:.0f}" if width == 60 else f"{w.start:.0f}"
@@ -1117,7 +1142,7 @@ async def soak(bench: Bench, rate: float) -> SoakSummary:
             f"{f.get('HTTP error', 0):>5}{f.get('timeout', 0):>5}"
             f"{f.get('invalid review', 0):>5}{f.get('wrong verdict', 0):>6}{w.rss_mb:>8.0f}"
             f"{w.rss_main_mb:>7.0f}{w.rss_workers_mb:>6.0f}{w.workers:>3}{w.workers_started:>4}"
-            f"{w.cpu.main:>9.2f}"
+            f"{w.cpu.main:>9.2f}{w.cpu.cold:>6.2f}"
             f"{w.cpu.workers_total:>6.2f}{w.cpu.machine:>6.2f}"
         )
     lats = [r.latency for r in run.results if r.latency is not None]
