@@ -71,8 +71,9 @@ class _ColdServer:
         self.connection = connection
         self.recorder = _Recorder()
         self.evaluators = EvaluatorPool(config.evaluation_processes, config.evaluation_budget)
-        self.evaluators.start()
+        # First what may fail on the settings (the facts), then the workers.
         self.shared: SharedParts = shared_parts(config, self.recorder, self.evaluators)
+        self.evaluators.start()
         self.sets: dict[str, AdmissionController | SbomgateError] = {}
         self.threads = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="sbomgate-cold")
         self._send_lock = threading.Lock()
@@ -147,7 +148,12 @@ def main(argv: list[str]) -> int:
     # Threads parsing large SBOMs hold the GIL in long stretches; a short switch interval
     # lets the thread reading requests and the other checks through meanwhile.
     sys.setswitchinterval(0.001)
-    server = _ColdServer(connection, config)
+    try:
+        server = _ColdServer(connection, config)
+    except SbomgateError as exc:  # e.g. a facts file that cannot be read: the server says it
+        connection.send(("failed", str(exc)))
+        return 1
+    connection.send(("ready",))
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 10, 1000)  # as in serving/server.py (what the caches keep)

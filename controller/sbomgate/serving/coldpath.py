@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 # Seconds a caller waits beyond its own time for an answer: the cold process bounds registry
 # work by the time it is given, but an evaluation may run up to its budget's wall-time limit.
 _GRACE = 5.0
+# Seconds the process may take to start (imports, facts, evaluation workers).
+_STARTUP_SECONDS = 60.0
 
 
 class ColdProcess:
@@ -158,8 +160,22 @@ class ColdProcess:
         finally:
             theirs.close()
         connection = Connection(ours.detach())
+        try:
+            connection.send(("config", self.config))
+            # It builds its registry client, facts and evaluation workers first: what cannot
+            # be built (a facts file that cannot be read) is said here, as the server starts.
+            if not connection.poll(_STARTUP_SECONDS):
+                raise ColdPathError(f"it did not start within {_STARTUP_SECONDS:g} s")
+            started = connection.recv()
+        except (EOFError, OSError, ColdPathError) as exc:
+            started = ("failed", str(exc) or "it stopped while starting")
+        if started[0] != "ready":
+            connection.close()
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=5)
+            raise ColdPathError(f"the cold-path process could not start: {started[1]}")
         self._process, self._connection = process, connection
-        self._send(("config", self.config))
         for set_id, payload in self._sets.items():
             self._send(("install", set_id, payload))
         threading.Thread(

@@ -218,3 +218,16 @@ def test_an_entry_is_kept_as_long_as_it_was_there() -> None:
     assert cache.get("k") == "v"
     now[0] += 0.2
     assert cache.get("k") is None and cache.expiry("k") is None
+
+
+def test_settings_the_cold_process_cannot_use_stop_the_server_at_start(
+    config: ServeConfig, work: Path
+) -> None:
+    facts = work / "broken-facts.yaml"
+    facts.write_text("repositories: [unclosed\n")
+    host = ColdProcess(config.model_copy(update={"facts": facts}), Metrics())
+    try:
+        with pytest.raises(ColdPathError, match="could not start: .*broken-facts.yaml"):
+            host.start()
+    finally:
+        host.close()
