@@ -18,8 +18,8 @@ with keep-alive connections, in this process, sending AdmissionReviews like the 
                from when each was due, so queueing is not hidden by a slow server), rising
                until p99 or errors break the target; then a closed-loop soak up to
                WARM_TOTAL warm requests
-    memory     the server's VmRSS at start, after warm-up, after the cold runs, during the
-               soak and after WARM_TOTAL warm requests
+    memory     the server's VmRSS (main and cold-path processes) at start, after warm-up,
+               after the cold runs, during the soak and after WARM_TOTAL warm requests
 
 CPU is read from /proc: the server's utime + stime with its evaluation workers', this
 process's own CPU (the load generator shares the machine) and the whole machine's busy time
@@ -633,7 +633,19 @@ class Webhook:
         return self.process.pid
 
     def rss_mb(self) -> float:
-        return proc_status(self.pid, "VmRSS") / 1024
+        """The server's main process and its cold-path process (serving/coldpath.py), which
+        keeps the checked SBOMs; not the evaluation workers."""
+        kb = proc_status(self.pid, "VmRSS")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, KeyError):  # gone meanwhile
+                child = int(entry.name)
+                if proc_status(child, "PPid") != self.pid:
+                    continue
+                if b"sbomgate.serving._cold" in (entry / "cmdline").read_bytes():
+                    kb += proc_status(child, "VmRSS")
+        return kb / 1024
 
     def threads(self) -> int:
         return proc_status(self.pid, "Threads")
@@ -1153,7 +1165,7 @@ async def bench(
     for conn in pool:
         conn.close()
     print()
-    print("server memory (VmRSS)")
+    print("server memory (VmRSS: main and cold-path processes)")
     for label, value, threads in rss:
         extra = f"   {threads} threads" if threads else ""
         print(f"  {label:<42}{value:>8.0f} MB{extra}")
