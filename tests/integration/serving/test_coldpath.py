@@ -227,7 +227,7 @@ def test_settings_the_cold_process_cannot_use_stop_the_server_at_start(
     facts.write_text("repositories: [unclosed\n")
     host = ColdProcess(config.model_copy(update={"facts": facts}), Metrics())
     try:
-        with pytest.raises(ColdPathError, match="could not start: .*broken-facts.yaml"):
+        with pytest.raises(ColdPathError, match=r"could not start: .*broken-facts\.yaml"):
             host.start()
     finally:
         host.close()
