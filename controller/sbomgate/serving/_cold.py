@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -137,6 +138,8 @@ class _ColdServer:
 
 def main(argv: list[str]) -> int:
     """Serve the server's requests on the socket named by argv[1] until it closes."""
+    # Ctrl-C reaches the whole process group: the server decides when this process stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     connection = Connection(int(argv[1]))
     try:
         first = connection.recv()
