@@ -166,7 +166,10 @@ def test_a_dead_cold_process_refuses_what_waited_then_comes_back(
         target=lambda: answers.append(_response(controller, _body(images["good2"])))
     )
     waiting.start()
-    time.sleep(0.5)
+    sent = time.monotonic() + 20
+    while not host._pending and time.monotonic() < sent:  # the request is on its way there
+        time.sleep(0.01)
+    assert host._pending, "the review never asked the cold-path process"
     os.kill(pid, signal.SIGKILL)
     waiting.join(timeout=30)
     assert answers, "the review never finished"
