@@ -562,7 +562,8 @@ class AdmissionController:
             if result.key is None or result.verified is None:
                 raise _NotCached(ref)
             only = self._applicable(workload_input, ref) if self._scoped else None
-            verdict = self._cached_verdict(result, workload_input, only)
+            key = self._verdict_key(result, workload_input, only)
+            verdict = self._cached_verdict(key, result, workload_input, only)
             if verdict is None:
                 raise _NotCached(ref)
             hits.append("verdict")
@@ -572,12 +573,15 @@ class AdmissionController:
         return tasks, outcomes
 
     def _cached_verdict(
-        self, result: ImageResult, workload_input: Mapping[str, Any], only: frozenset[str] | None
+        self,
+        key: VerdictKey,
+        result: ImageResult,
+        workload_input: Mapping[str, Any],
+        only: frozenset[str] | None,
     ) -> Verdict | None:
         """The cached verdict of a checked image, or None. One about to expire is evaluated
         again off the request path: otherwise every image in use would make one review wait a
         whole evaluation each verdict TTL."""
-        key = self._verdict_key(result, workload_input, only)
         hit = self.verdicts.get(key)
         if hit is not None and self.verdicts.claim_refresh(key, self._refresh_ahead):
             self._evaluators.submit(
@@ -629,29 +633,24 @@ class AdmissionController:
         result = self.checker.check(ref, deadline=deadline)
         if result.cached:
             self.observer.cache_hit("image")
-        kept = self._kept_check(result)
         if not result.report.ok:
-            return replace(kept, outcome=ImageOutcome(result.report, None))
+            return self._checked(result, None)
         if result.key is None or result.verified is None:
             # An image check that passed always has both; judge it afresh rather than guess.
             loaded = self._evaluators.submit(self._evaluate, result, workload_input, only).result()
             return CheckedImage(outcome=ImageOutcome(result.report, loaded.value))
-        outcome = ImageOutcome(result.report, None)
-        hit = self._cached_verdict(result, workload_input, only)
-        if hit is not None:
+        key = self._verdict_key(result, workload_input, only)
+        verdict = self._cached_verdict(key, result, workload_input, only)
+        if verdict is not None:
             self.observer.cache_hit("verdict")
-            outcome = ImageOutcome(result.report, hit)
         else:
-            key = self._verdict_key(result, workload_input, only)
             verdict = self.verdicts.get_or_load(
                 key,
                 lambda: self._evaluators.submit(
                     self._evaluate, result, workload_input, only
                 ).result(),
             )
-            outcome = ImageOutcome(result.report, verdict)
-        expiry = self.verdicts.expiry(self._verdict_key(result, workload_input, only))
-        return replace(kept, outcome=outcome, verdict_expiry=expiry)
+        return self._checked(result, verdict, self.verdicts.expiry(key))
 
     def evaluate_again_here(
         self,
@@ -667,16 +666,20 @@ class AdmissionController:
             raise ColdPathError(f"{ref} no longer passes its check: its verdict is not renewed")
         return self._evaluate(result, workload_input, only)
 
-    def _kept_check(self, result: ImageResult) -> CheckedImage:
-        """The cache entry of an image check, for `CheckedImage` (its outcome is set later)."""
+    def _checked(
+        self, result: ImageResult, verdict: Verdict | None, verdict_expiry: Expiry | None = None
+    ) -> CheckedImage:
+        """An image's outcome with the cache entries of its check and verdict (CheckedImage)."""
+        outcome = ImageOutcome(result.report, verdict)
         expiry = self.checker.cache.expiry(result.key) if result.key is not None else None
         if expiry is None or result.verified is None:
-            return CheckedImage(outcome=ImageOutcome(result.report, None))
+            return CheckedImage(outcome=outcome)
         return CheckedImage(
-            outcome=ImageOutcome(result.report, None),
+            outcome=outcome,
             key=result.key,
             verified=result.verified.without_sboms(),
             check_expiry=expiry,
+            verdict_expiry=verdict_expiry,
         )
 
     def _keep(

@@ -10,7 +10,6 @@ server's. It exits when the server's end of the socket closes.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from typing import Any
 from sbomgate._internal import logs
 from sbomgate._internal.allocator import tune_allocator
 from sbomgate._internal.deadline import Deadline
+from sbomgate._internal.gcpause import settle_long_lived
 from sbomgate.admission import AdmissionController, Observer
 from sbomgate.attest.trust import TrustPolicy
 from sbomgate.config import ServeConfig
@@ -157,9 +157,7 @@ def main(argv: list[str]) -> int:
         connection.send(("failed", str(exc)))
         return 1
     connection.send(("ready",))
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(700, 10, 1000)  # as in serving/server.py (what the caches keep)
+    settle_long_lived()
     try:
         server.run()
     finally:

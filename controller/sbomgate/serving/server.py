@@ -3,7 +3,6 @@ from its files, worker processes for evaluation, and a drain on SIGTERM before s
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import threading
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 
 from sbomgate._internal import logs
 from sbomgate._internal.allocator import tune_allocator
+from sbomgate._internal.gcpause import settle_long_lived
 from sbomgate._internal.logs import fields
 from sbomgate.config import ServeConfig
 from sbomgate.errors import InputError
@@ -87,18 +87,7 @@ def serve(config: ServeConfig) -> None:
     uvicorn_config.ssl = certificate.listener  # ours: TLS 1.2+, reloaded (see the class)
     threading.Thread(target=certificate.run, name="sbomgate-cert-reload", daemon=True).start()
     server = _draining_server(uvicorn_config, app)
-    # What exists now (modules, policies, clients) lives as long as the process: out of the
-    # cyclic GC's sight, so its full collections (which hold the GIL) have less to walk.
-    gc.collect()
-    gc.freeze()
-    # Full collections far less often than CPython's default (700, 10, 10): what the caches
-    # keep (parsed SBOMs, verdicts, outcomes) makes each walk millions of objects with the GIL
-    # held. Measured by bench/bench_burst.py (100 Deployments, new builds of 25 applications
-    # of 1,000-5,000 packages): by default 25 full collections in the server's first minute,
-    # 4.0 s of pauses (up to 450 ms each), 14-67 of the 100 refused for the deadline; with
-    # 1000, 7 full collections, 0.8 s, 0-7 refused. The young generations keep their default
-    # (larger ones, tried, paused warm reviews up to 200 ms: p99 76 ms at 400/s).
-    gc.set_threshold(700, 10, 1000)
+    settle_long_lived()
     log.info("serving", extra=fields(host=config.host, port=config.port, mode=config.mode))
     try:
         server.run()
