@@ -1215,8 +1215,6 @@ def _cause(outcome: Outcome) -> tuple[str, str]:
         if "invalid character" in detail and re.search(r"\$[\"`]", source):
             detail = 'template strings $"..."'
         return text, detail[:50]
-    if outcome.kind == "defined where OPA is undefined" and "semver" in source:
-        return "sbomgate's lenient semver.compare (on purpose)", ""
     return text, ""
 
 

@@ -3,7 +3,7 @@
 Why gordon-to-regorus 0.13.0 and not celine-regorus 0.9.1 (both install the module `regorus`;
 the facts are in ../shared/DESIGN.md and were re-checked here): celine-regorus cannot parse
 `input.v0.package` (a keyword used as a field, as Cloudsmith's seed policy does), turns Python
-booleans into 1/0, and has no custom builtins, so `semver.compare` could not be made lenient.
+booleans into 1/0, and has no custom builtins, so `semver.compare` could not be made OPA's own.
 gordon-to-regorus parses the seed verbatim and has `Engine.add_extension`. Its source is pinned
 by hash and built with sbomgate's patch (below) by tools/regorus/build.sh.
 
@@ -60,7 +60,7 @@ from sbomgate.policy._rewrite import (
     rewrite_some_in,
 )
 from sbomgate.policy._rsa_signing import sign_rsa
-from sbomgate.policy._versions import compare_versions
+from sbomgate.policy._semver import semver_compare, semver_is_valid
 from sbomgate.policy._x509 import extensions as x509_extensions
 
 _LOCATION = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
@@ -126,10 +126,6 @@ def rego_error(exc: BaseException) -> RegoError:
     )
 
 
-def _lenient_semver_compare(a: Any, b: Any) -> int:
-    return compare_versions(a, b)
-
-
 def _globs_match(a: Any, b: Any) -> bool:
     if not isinstance(a, str) or not isinstance(b, str):
         raise TypeError("regex.globs_match: operands must be strings")
@@ -154,7 +150,9 @@ Extension = tuple[str, int, Callable[..., Any]]
 
 # Extensions installed in every engine.
 _EXTENSIONS: tuple[Extension, ...] = (
-    ("semver.compare", 2, _lenient_semver_compare),
+    # OPA's SemVer reading, not the Rust crate's (policy/_semver.py)
+    ("semver.compare", 2, semver_compare),
+    ("semver.is_valid", 1, semver_is_valid),
     ("regex.globs_match", 2, _globs_match),
     ("strings.render_template", 2, render_template),
     ("http.send", 1, _forbidden("http.send")),
@@ -190,8 +188,9 @@ def _bare_engine() -> Any:
 
 def new_engine(extra: Sequence[Extension] = ()) -> Any:
     """A regorus engine in OPA's default mode (a builtin's error makes its call undefined) with
-    our extensions: the lenient semver.compare, and the refused network builtins; and `extra`
-    ones, which only a tool gives (the conformance harness's test.sleep), never a policy."""
+    our extensions: OPA's semver.compare and semver.is_valid, the refused network builtins;
+    and `extra` ones, which only a tool gives (the conformance harness's test.sleep), never a
+    policy."""
     engine = _bare_engine()
     try:
         engine.set_strict_builtin_errors(False)

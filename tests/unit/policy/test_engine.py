@@ -285,7 +285,7 @@ def test_a_binding_that_cannot_evaluate_non_strict_is_refused(
         load_policy("deny.rego", DENY_EVIL)
 
 
-def test_semver_compare_is_lenient_and_incomparable_is_undefined() -> None:
+def test_semver_compare_reads_semver_as_opa_and_anything_else_is_undefined() -> None:
     policy = load_policy(
         "h11.rego",
         rego(
@@ -297,9 +297,11 @@ def test_semver_compare_is_lenient_and_incomparable_is_undefined() -> None:
     other = load_policy("other.rego", DENY_EVIL)
     verdict = PolicyEngine([policy, other]).evaluate_sbom(
         sbom(
-            component("a", "0.15"),
-            component("b", "0.9"),
+            component("a", "0.15.2"),
+            component("b", "v0.9.0"),  # OPA reads one leading `v`
             component("c", "0.16.1"),
+            component("d", "0.15"),  # not SemVer: undefined, as in OPA
+            component("e", "0.15.0-rc.01"),  # a leading zero: not SemVer either
             component("evil", "not-a-version"),
         )
     )
