@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -139,10 +141,12 @@ def _forbidden(name: str) -> Callable[..., Any]:
     return refuse
 
 
+BINDING_VERSION = "0.13.0+sbomgate.17"
 _UNPATCHED_BINDING = (
-    "the installed regorus binding cannot evaluate as OPA does by default (it lacks "
-    "set_strict_builtin_errors): sbomgate needs gordon-to-regorus 0.13.0+sbomgate.16, built from "
-    "source with sbomgate's patch by `make venv` (tools/regorus/build.sh)"
+    "the installed regorus binding is not the build of sbomgate's current patch, which "
+    "evaluates as OPA does (builtin errors, numbers): sbomgate needs gordon-to-regorus "
+    f"{BINDING_VERSION}, built from source with sbomgate's patch by `make venv` "
+    "(tools/regorus/build.sh)"
 )
 
 # A builtin sbomgate adds through regorus' extensions: (path, arity, callable).
@@ -186,6 +190,16 @@ def _bare_engine() -> Any:
     return engine
 
 
+@cache
+def _binding_is_current() -> bool:
+    """Whether the installed binding is the build of sbomgate's current patch (an older one
+    reads numbers, for one, as regorus did: see the patch's header)."""
+    try:
+        return importlib.metadata.version("gordon-to-regorus") == BINDING_VERSION
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 def new_engine(extra: Sequence[Extension] = ()) -> Any:
     """A regorus engine in OPA's default mode (a builtin's error makes its call undefined) with
     our extensions: OPA's semver.compare and semver.is_valid, the refused network builtins;
@@ -196,8 +210,8 @@ def new_engine(extra: Sequence[Extension] = ()) -> Any:
         engine.set_strict_builtin_errors(False)
     except AttributeError:
         raise SbomgateError(_UNPATCHED_BINDING) from None
-    if not hasattr(regorus, "set_rsa_signer"):  # an older sbomgate build
-        raise SbomgateError(_UNPATCHED_BINDING)
+    if not hasattr(regorus, "set_rsa_signer") or not _binding_is_current():
+        raise SbomgateError(_UNPATCHED_BINDING)  # an older sbomgate build
     for path, nargs, fn in (*_EXTENSIONS, *extra):
         engine.add_extension(path, nargs, fn)
     return engine
@@ -408,12 +422,22 @@ _NOT_BODIES = frozenset(
 )
 
 
+def _from_json(text: str) -> Any:
+    """regorus' JSON as Python values. A number beyond f64's range (`1e400`, which OPA and
+    sbomgate's regorus hold exactly) is one orjson refuses: the standard library reads it
+    (an integer exactly, anything else as the nearest float, `inf` beyond)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _parse(path: str, source: str) -> Any:
     """regorus' AST of one module; PolicyLoadError with file and line when it cannot parse."""
     engine = _bare_engine()
     try:
         engine.add_policy(path, source)
-        ast = orjson.loads(engine.get_ast_as_json())
+        ast = _from_json(engine.get_ast_as_json())
     except Exception as exc:  # regorus raises RuntimeError with a rendered, multi-line report
         err = rego_error(exc)
         raise PolicyLoadError(path, err.message, err.line) from None
@@ -863,18 +887,12 @@ def _rule_value(engine: Any, path: str, undefined: Any = None) -> Any:
             return undefined  # the binding's None is both undefined and null; its JSON is not
         return value
     except TypeError:
-        return orjson.loads(engine.eval_rule_as_json(path))
+        return _from_json(engine.eval_rule_as_json(path))
     except RuntimeError as exc:
-        if "not an i64" in str(exc):
-            # A number beyond i64 that is not a float to the binding (2**70, an RSA modulus
-            # from crypto.x509.*): its JSON holds it.
-            return orjson.loads(engine.eval_rule_as_json(path))
         if "not a valid rule path" not in str(exc):
             raise
     try:
         rows = engine.eval_query(path).get("result", [])
-    except (TypeError, RuntimeError) as exc:  # as above
-        if isinstance(exc, RuntimeError) and "not an i64" not in str(exc):
-            raise
-        rows = orjson.loads(engine.eval_query_as_json(path)).get("result", [])
+    except TypeError:  # as above
+        rows = _from_json(engine.eval_query_as_json(path)).get("result", [])
     return rows[0]["expressions"][0]["value"] if rows else undefined

@@ -243,6 +243,30 @@ EXPRESSIONS += [
     f'[p | [_, p, _] := io.jwt.decode({json.dumps(GOOD)})][0].iss == "sbomgate"',
 ]
 
+# Numbers f64 cannot hold as written (beyond its range, below its smallest, more digits than it
+# tells apart): compared, printed and read from JSON by the values they denote, as OPA holds
+# them; an integer past 64 bits is a Python int, as OPA's JSON has it.
+EXPRESSIONS += [
+    "[1e400 > 1e399, 1e-400 > 0, -1e-400 < 0, 1e400 == 10e399, 0.10 == 0.1, 1e400 + 1 > 1e400]",
+    "[0.1234567890123456789 > 0.1234567890123456788, 123456789012345678901234567890 < 1e30]",
+    "count({0.1234567890123456789, 0.1234567890123456788, 0.12345678901234568, 35e-1, 3.5})",
+    "array.slice(sort([3, 1e-400, 2, 1e300, 0.5]), 2, 5)",
+    'sprintf("%v %v %v %v", [2e308, 1e-400, 0.1234567890123456789, 1e3])',
+    "[1234567890123456789012, -1234567890123456789012 * 2, 1e400 / 1e399]",
+    'json.unmarshal(`{"a": 1e400, "b": [1e-400]}`).a > 1',
+    'json.unmarshal(`{"a": [1e40000]}`)',
+    'json.unmarshal(`{"a": 1e2147483648}`)',
+    "{1e400: 1}[1e400]",
+]
+# OPA's operators called by their builtin names.
+EXPRESSIONS += [
+    '[lt(1, 2), gt(1, 2), lte(2, 2), gte(1, 2), equal(1, 1.0), neq(1, 2), lt("a", 1)]',
+    "[plus(1, 2), minus(3, 2.5), sort(minus({1, 2}, {1})), mul(2, 3), div(7, 2), rem(7, 3)]",
+    "[sort(and({1, 2}, {1})), sort(or({1}, {2}))]",
+    "div(1, 0)",
+    "[x | x := [1, 2, 3][_]; lt(x, 3)]",
+]
+
 # json.match_schema: each kind of failure as OPA writes gojsonschema's ({error, type, field,
 # desc}), nested fields, drafts; json.verify_schema's answers. Documents other than objects,
 # and the schemas, go in as JSON text (OPA's type checker refuses some literals). The failures

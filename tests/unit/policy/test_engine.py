@@ -285,6 +285,37 @@ def test_a_binding_that_cannot_evaluate_non_strict_is_refused(
         load_policy("deny.rego", DENY_EVIL)
 
 
+def test_an_older_sbomgate_build_of_the_binding_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A binding built from an older patch has every setting, but reads numbers (and more) as
+    regorus did: it is refused by its version, with what to do."""
+    monkeypatch.setattr(_regorus.importlib.metadata, "version", lambda _: "0.13.0+sbomgate.16")
+    _regorus._binding_is_current.cache_clear()
+    try:
+        with pytest.raises(SbomgateError, match=r"0\.13\.0\+sbomgate\.17.*make venv"):
+            load_policy("deny.rego", DENY_EVIL)
+    finally:
+        _regorus._binding_is_current.cache_clear()
+
+
+def test_rule_values_with_numbers_past_f64_and_64_bits_reach_python() -> None:
+    """An integer past 64 bits is a Python int (it was "not an i64"); a number beyond f64's
+    range is the float OPA's JSON reads (inf), also inside a set of objects, which Python gets
+    from the rule's JSON (orjson refuses `1e400`; the standard library reads it)."""
+    module = _regorus.analyse_module(
+        "n.rego",
+        "package n\n\nr := [1234567890123456789012, -2 * 1234567890123456789012, 1e300, 1e400]\n"
+        's := {{"n": 1e400}, {"n": 1}}\n',
+    )
+    engine = _regorus.RegoEngine([module], {})
+    assert engine.eval_rule("data.n.r") == [
+        1234567890123456789012,
+        -2469135780246913578024,
+        1e300,
+        float("inf"),
+    ]
+    assert sorted(engine.eval_rule("data.n.s"), key=str) == [{"n": 1}, {"n": float("inf")}]
+
+
 def test_semver_compare_reads_semver_as_opa_and_anything_else_is_undefined() -> None:
     policy = load_policy(
         "h11.rego",

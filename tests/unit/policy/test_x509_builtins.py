@@ -632,8 +632,9 @@ EXPRESSIONS = [
     for i, (name, args) in enumerate(CALLS)
 ]
 MODULE = "package t\n\n" + "\n".join(f"r{i} := {e}" for i, e in enumerate(EXPRESSIONS))
-# sbomgate's engine reads each value as JSON: the binding cannot hand Python a number past 64
-# bits that regorus holds as an integral float (eval_rule fails: "not an i64").
+# sbomgate's engine reads each value as JSON, as OPA's answers are: an RSA modulus is a number
+# past 64 bits that regorus holds as an integral float, which the binding hands Python as a
+# float (before sbomgate.17, eval_rule failed on it: "not an i64").
 ENGINE_MODULE = "package t\n\n" + "\n".join(
     f"r{i} := json.marshal({e})" for i, e in enumerate(EXPRESSIONS)
 )
