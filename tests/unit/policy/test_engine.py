@@ -314,6 +314,9 @@ def test_rule_values_with_numbers_past_f64_and_64_bits_reach_python() -> None:
         float("inf"),
     ]
     assert sorted(engine.eval_rule("data.n.s"), key=str) == [{"n": 1}, {"n": float("inf")}]
+    # past the 4,300 digits Python reads an int from: computed, it is an integer, not a float
+    big = _regorus.analyse_module("b.rego", "package b\n\nr := 1e5000 + 1\n")
+    assert _regorus.RegoEngine([big], {}).eval_rule("data.b.r") == 10**5000 + 1
 
 
 def test_semver_compare_reads_semver_as_opa_and_anything_else_is_undefined() -> None:
