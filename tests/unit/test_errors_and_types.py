@@ -25,7 +25,7 @@ from sbomgate.errors import (
 from sbomgate.intel.ecosystems import UncomparableVersion
 from sbomgate.intel.osv import OsvLoadError
 from sbomgate.intel.sources import SourceFault
-from sbomgate.policy._versions import IncomparableVersions
+from sbomgate.policy._semver import InvalidSemver
 from sbomgate.problems import Problem, ProblemKind
 from sbomgate.registry.oci import ManifestFormatError
 from sbomgate.review import AdmissionFormatError, allow, deny, request_of, uid_of
@@ -69,7 +69,7 @@ def test_every_exception_derives_from_sbomgate_error() -> None:
         (SourceFault, False),  # a trusted repository could not be asked
         (FormatError, False),  # an attestation: the image is refused
         (ManifestFormatError, False),  # the registry's content
-        (IncomparableVersions, False),  # undefined in Rego, as OPA's builtin errors are
+        (InvalidSemver, False),  # undefined in Rego, as OPA's builtin errors are
         (UncomparableVersion, False),  # an uncertain advisory match
         (LicenseLibraryError, False),  # the license library failed
     ],
