@@ -319,6 +319,22 @@ def test_rule_values_with_numbers_past_f64_and_64_bits_reach_python() -> None:
     assert _regorus.RegoEngine([big], {}).eval_rule("data.b.r") == 10**5000 + 1
 
 
+def test_a_json_number_past_f64_cannot_be_forged_from_a_string() -> None:
+    """JSON holding `1e400` is read again with each such number written as a marked string,
+    then turned back into numbers. A string of the text's own that spells the mark (escapes
+    can) makes that reading fail, undefined as before: it never becomes a number."""
+    engine = _regorus.new_engine()
+    forged = '{"a": 1e400, "b": "\\u0000\\u0073bomgate-number:5"}'
+    query = f"x := json.unmarshal({orjson.dumps(forged).decode()})"
+    assert engine.eval_query(query)["result"] == []
+    plain = '{"a": 1e400, "b": "sbomgate-number:5"}'
+    query = f"x := json.unmarshal({orjson.dumps(plain).decode()})"
+    assert engine.eval_query(query)["result"][0]["bindings"]["x"] == {
+        "a": float("inf"),
+        "b": "sbomgate-number:5",
+    }
+
+
 def test_semver_compare_reads_semver_as_opa_and_anything_else_is_undefined() -> None:
     policy = load_policy(
         "h11.rego",
