@@ -40,7 +40,6 @@ DATA_VARIANTS: list[dict[str, Any]] = [
 ]
 
 
-# (policy file, input index): OPA errors on non-SemVer versions, sbomgate compares them.
 def _normalise(value: Any) -> Any:
     """Sets and object-form reasons compare as sorted lists of messages."""
     if value is None:
