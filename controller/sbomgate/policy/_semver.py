@@ -45,6 +45,11 @@ class InvalidSemver(SbomgateError):
 _Version = tuple[int, int, int, str]
 
 
+def _is_numeric(identifier: str) -> bool:
+    # ASCII digits only: str.isdigit would also take other scripts' digits
+    return _DIGITS.fullmatch(identifier) is not None
+
+
 @lru_cache(maxsize=65536)
 def _parse(text: str) -> _Version:
     """`text` as OPA's `semver.Parse` reads it; InvalidSemver when it cannot."""
@@ -55,7 +60,7 @@ def _parse(text: str) -> _Version:
     rest, dash, pre = rest.partition("-")
     if dash and (
         not _IDENTIFIERS.fullmatch(pre)
-        or any(len(i) > 1 and i[0] == "0" and i.isdigit() for i in pre.split("."))
+        or any(len(i) > 1 and i[0] == "0" and _is_numeric(i) for i in pre.split("."))
     ):
         raise InvalidSemver(f"invalid pre-release identifier: {pre}")
     parts = rest.split(".")
@@ -67,11 +72,6 @@ def _parse(text: str) -> _Version:
             raise InvalidSemver(f"{part!r} is not a valid numeric identifier")
         numbers.append(int(part))
     return numbers[0], numbers[1], numbers[2], pre
-
-
-def _is_numeric(identifier: str) -> bool:
-    # ASCII digits only: str.isdigit would also take other scripts' digits
-    return _DIGITS.fullmatch(identifier) is not None
 
 
 def _compare_pre_release(a: str, b: str) -> int:

@@ -119,7 +119,7 @@ def test_semver_builtins_answer_as_opa(opa_bin: str) -> None:
     assert {-1, 0, 1} <= set(theirs["c"].values())
 
 
-def test_semver_precedence_example_is_in_order(opa_bin: str) -> None:
+def test_semver_precedence_example_is_in_order() -> None:
     ours = _ours()["c"]
     for i in range(7):
         assert ours[f"{i},{i + 1}"] == -1
