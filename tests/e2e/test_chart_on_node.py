@@ -87,7 +87,9 @@ class Stack:
     def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.node.cluster.kubectl(*args, **kwargs)
 
-    def helm(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def helm(self, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
+        # Longer than any --timeout given to helm here (5m at most), so that helm reports what
+        # it waited for rather than being killed without a word.
         return self.node.cluster.helm(*args, timeout=timeout)
 
 
@@ -226,10 +228,17 @@ def _wait(what: str, check: Any, timeout: float = 120, stack: Stack | None = Non
 
 
 def _logs(stack: Stack) -> str:
-    """The webhook Pods' last log lines, and the node's, for a failure's message."""
+    """The webhook Pods' last log lines, their state and events, and the node's, for a
+    failure's message."""
     done = stack.kubectl("logs", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=sbomgate",
                          "--tail=40", "--prefix")  # fmt: skip
-    return done.stdout + done.stderr + stack.node.log_tails()
+    state = stack.kubectl("get", "deployments,replicasets,pods,poddisruptionbudgets", "-n",
+                          NAMESPACE, "-o", "wide")  # fmt: skip
+    events = stack.kubectl("get", "events", "-n", NAMESPACE, "--sort-by=.lastTimestamp")
+    return (
+        done.stdout + done.stderr + state.stdout + state.stderr + events.stdout[-6000:]
+        + events.stderr + stack.node.log_tails()
+    )  # fmt: skip
 
 
 class AdmissionStream:
@@ -393,9 +402,10 @@ def enforcing(installed: Stack) -> Stack:
             pods = _sbomgate_pods(installed)
             return len(pods) == 2 and all(_ready(p) for p in pods)
 
-        _wait("the rolled replicas", rolled, stack=installed)
-        time.sleep(2)
-    assert done.returncode == 0, done.stdout + done.stderr
+        if done.returncode == 0:
+            _wait("the rolled replicas", rolled, stack=installed)
+            time.sleep(2)
+    assert done.returncode == 0, done.stdout + done.stderr + _logs(installed)
     installed.figures["upgrade_admissions"] = len(stream.answers)
     assert stream.answers and not stream.failures, stream.failures[:5]
     return installed

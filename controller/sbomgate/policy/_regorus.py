@@ -56,6 +56,7 @@ from sbomgate.policy._ast import walk
 from sbomgate.policy._globs import globs_match
 from sbomgate.policy._gotemplate import render_template
 from sbomgate.policy._graphql import extensions as graphql_extensions
+from sbomgate.policy._regoast import parse_module
 from sbomgate.policy._rewrite import (
     rewrite_negations,
     rewrite_output_arguments,
@@ -72,7 +73,7 @@ _ERROR_LINE = re.compile(r"^error:\s*(?P<msg>.+)$", re.MULTILINE)
 # patch does not add. A policy calling one is refused at load time, naming the builtin.
 UNSUPPORTED_OPA_BUILTINS = frozenset(
     {
-        "net.cidr_overlap", "rego.parse_module",
+        "net.cidr_overlap",
     }
 )  # fmt: skip
 
@@ -159,6 +160,8 @@ _EXTENSIONS: tuple[Extension, ...] = (
     ("semver.is_valid", 1, semver_is_valid),
     ("regex.globs_match", 2, _globs_match),
     ("strings.render_template", 2, render_template),
+    # OPA's AST of a module as JSON, from regorus' parse of it (policy/_regoast.py)
+    ("rego.parse_module", 2, parse_module),
     ("http.send", 1, _forbidden("http.send")),
     ("net.lookup_ip_addr", 1, _forbidden("net.lookup_ip_addr")),
     # OPA's graphql.* builtins, which regorus lacks (policy/_graphql.py)
