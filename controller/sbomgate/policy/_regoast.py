@@ -8,9 +8,11 @@ text). This module turns that tree into OPA's: the calls OPA's parser makes of o
 rule heads as OPA's parser completes them (a name only where OPA sets one, a generated `true`
 value, `p[x]` read as a single-value or a multi-value rule by whether `if` follows), the
 generated `true` body of a rule without one, wildcards numbered `$0`, `$1`, ... in the order
-OPA's parser meets them, the comments (their text as base64, as Go encodes bytes) and the
-METADATA annotations. What regorus refuses to parse is an error here, and the builtin's call
-undefined, as OPA's is for text its parser refuses.
+OPA's parser meets them, sets and objects in OPA's order, template strings, OPA's
+experimental `and`, `or` and `not { ... }` (from regorus' rewrite of them), and the comments
+(their text as base64, as Go encodes bytes; OPA's builtin gives no METADATA annotations). What
+regorus refuses to parse is an error here, and the builtin's call undefined, as OPA's is for
+text its parser refuses.
 
 tests/integration/policy/test_parse_module_against_opa.py compares the result with OPA's for
 every module of OPA's conformance cases and sbomgate's own policies.
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import json
+import re
 from typing import Any
 
 from sbomgate.errors import SbomgateError
-from sbomgate.policy._ast import ref_name
+from sbomgate.policy._ast import ref_name, walk
 
 Term = dict[str, Any]
 Node = dict[str, Any]
@@ -34,15 +38,14 @@ _ARITHMETIC = {"Add": "plus", "Sub": "minus", "Mul": "mul", "Div": "div", "Mod":
 _LOGICAL = {"Union": "or", "Intersection": "and"}
 _ASSIGNMENTS = {"Eq": "eq", "ColEq": "assign"}
 _ROOTS = frozenset({"data", "input"})
-# Imports that make `not x` a `not` term in OPA's AST (they also turn on `and`, `or` and
-# `not { ... }`).
+# Imports that make `not x` a `not` term in OPA's AST; the last two turn on `and` and `or` too.
 _NOT_KEYWORD_IMPORTS = frozenset({"future.keywords", "future.keywords.not", "rego.v2"})
-# regorus reads OPA's experimental `and`, `or` and `not { ... }` by rewriting them into
-# comprehensions (`[1 | q] != []`), which keeps their meaning but not the shape OPA's AST
-# gives them.
+_ALL_LOGIC = frozenset({"future.keywords", "rego.v2"})
+# regorus reads OPA's `and`, `or` and `not { ... }` by rewriting each into comprehensions
+# (`[1 | q] != []`), which `_Converter.logic` turns back into OPA's terms at the statement
+# level, the only place OPA allows them. One met anywhere else is refused, never guessed.
 _LOGIC_KEYWORDS_REFUSED = (
-    "rego.parse_module: the module uses OPA's experimental logic keywords (and, or, "
-    "not { ... }), whose AST sbomgate does not build"
+    "rego.parse_module: an `and`, `or` or `not { ... }` where OPA's parser has none"
 )
 
 
@@ -147,6 +150,29 @@ def _is_logic_rewrite(compr: Node) -> bool:
     `[1 | q]` whose `1` was not written (its span is the whole operand's)."""
     kind, term = _kind(compr["term"])
     return kind == "Number" and term["span"] == compr["span"]
+
+
+def _with_group(node: Node) -> Node | None:
+    """The one statement of regorus' rewrite of a parenthesised group with `with` modifiers,
+    `(a or b with input as x)` (`[1 | stmt] != []`), None for any other expression."""
+    kind, expr = _kind(node)
+    if kind != "BoolExpr" or expr["op"] != "Ne":
+        return None
+    lhs_kind, lhs = _kind(expr["lhs"])
+    if lhs_kind != "ArrayCompr" or not _is_logic_rewrite(lhs):
+        return None
+    stmts = lhs["query"]["stmts"]
+    return stmts[0] if len(stmts) == 1 and stmts[0].get("with_mods") else None
+
+
+def _is_logic_item(node: Node) -> bool:
+    kind, compr = _kind(node)
+    return kind == "ArrayCompr" and _is_logic_rewrite(compr)
+
+
+# What may stand between two operands of an `and`: the keyword, and around it space, comments
+# and the brackets of grouped or written-out operands.
+_AND_GAP = re.compile(r"(?:[\s(){}]|#[^\n]*)*\band\b(?:[\s(){}]|#[^\n]*)*")
 
 
 def _is_template(call: Node) -> bool:
@@ -271,7 +297,7 @@ class _Converter:
                 fields = [(self.term(k), self.term(v)) for _, k, v in body["fields"]]
                 return {"type": "object", "value": _object_entries(fields)}
             case "ArrayCompr" if _is_logic_rewrite(body):
-                raise ParseModuleError(_LOGIC_KEYWORDS_REFUSED)
+                raise ParseModuleError(_LOGIC_KEYWORDS_REFUSED)  # none where OPA has a term
             case "ArrayCompr" | "SetCompr":
                 kind_name = "arraycomprehension" if kind == "ArrayCompr" else "setcomprehension"
                 term = self.term(body["term"])
@@ -388,8 +414,12 @@ class _Converter:
         kind, literal = _kind(stmt["literal"])
         expr: Node = {"index": index}
         match kind:
+            case "Expr" if (grouped := _with_group(literal["expr"])) is not None:
+                # `(a or b with input as x)`: the group's statement, its `with` kept
+                expr.update(self.statement(grouped, index))
             case "Expr":
-                expr["terms"] = self.expression_terms(literal["expr"])
+                logic = self.logic(literal["expr"])
+                expr["terms"] = self.expression_terms(literal["expr"]) if logic is None else logic
             case "NotExpr" if self.not_bodies:
                 inner = {"index": 0, "terms": self.expression_terms(literal["expr"])}
                 expr["terms"] = {"type": "not", "body": [inner], "explicit_body": False}
@@ -413,10 +443,73 @@ class _Converter:
                 raise ParseModuleError(f"rego.parse_module: no OPA form for regorus' {kind}")
         mods = stmt.get("with_mods") or []
         if mods:
-            expr["with"] = [
+            expr["with"] = [*expr.get("with", []), *(
                 {"target": self.term(m["refr"]), "value": self.term(m["as"])} for m in mods
-            ]
+            )]  # fmt: skip
         return expr
+
+    # ------------------------------------------------------------------ and, or, not { }
+
+    def logic(self, node: Node) -> Term | None:
+        """OPA's `and`, `or` or `not` term for regorus' rewrite of one, None for any other
+        expression. regorus asks each operand whether it has a solution: `[1 | q] != []`
+        for an `and` (q holds one statement per operand), `[[1 | a], [1 | b]] != [[], []]`
+        for an `or`, `[1 | q] == []` for `not { q }` and `not ( ... )`."""
+        kind, expr = _kind(node)
+        if kind != "BoolExpr":
+            return None
+        lhs_kind, lhs = _kind(expr["lhs"])
+        if lhs_kind == "ArrayCompr" and _is_logic_rewrite(lhs):
+            query = lhs["query"]
+            if expr["op"] == "Eq":
+                body, explicit = self.operand(query)
+                return {"type": "not", "body": body, "explicit_body": explicit}
+            if expr["op"] == "Ne":
+                return self.chain("and", [self.operand_of(s) for s in query["stmts"]])
+        items = lhs.get("items") if lhs_kind == "Array" else None
+        if expr["op"] == "Ne" and items and all(_is_logic_item(i) for i in items):
+            return self.chain("or", [self.operand(_kind(i)[1]["query"]) for i in items])
+        return None
+
+    def operand_of(self, stmt: Node) -> tuple[list[Node], bool]:
+        """One operand of an `and`, from its statement in regorus' query of them."""
+        expr = _kind(stmt["literal"])[1]["expr"]
+        kind, compare = _kind(expr)
+        lhs_kind, lhs = _kind(compare["lhs"]) if kind == "BoolExpr" else ("", {})
+        if compare.get("op") == "Ne" and lhs_kind == "ArrayCompr" and _is_logic_rewrite(lhs):
+            return self.operand(lhs["query"])
+        return [self.statement(stmt, 0)], False  # an `or` or `not`, whole
+
+    def operand(self, query: Node) -> tuple[list[Node], bool]:
+        """An operand's body, and whether it was written as one (`{ ... }`)."""
+        stmts = query["stmts"]
+        if len(stmts) > 1 and self.joined_by_and(stmts):
+            return [
+                {"index": 0, "terms": self.chain("and", [self.operand_of(s) for s in stmts])}
+            ], False
+        return self.query(query), self.span_text(query["span"]).startswith("{")
+
+    def joined_by_and(self, stmts: list[Node]) -> bool:
+        """Whether statements are the operands of an `and` (the text between each two is the
+        keyword) rather than the statements of a body."""
+        return all(
+            _AND_GAP.fullmatch(self.text[a["span"]["end"] : b["span"]["start"]].decode())
+            for a, b in itertools.pairwise(stmts)
+        )
+
+    def chain(self, op: str, operands: list[tuple[list[Node], bool]]) -> Term:
+        """A left-associative chain, as OPA's parser folds one: `a and b and c` is
+        `(a and b) and c`."""
+        (lhs, lhs_explicit), rest = operands[0], operands[1:]
+        term: Term = {}
+        for rhs, rhs_explicit in rest:
+            term = {"type": op, "lhs": lhs, "rhs": rhs}
+            if lhs_explicit:
+                term["explicit_lhs"] = True
+            if rhs_explicit:
+                term["explicit_rhs"] = True
+            lhs, lhs_explicit = [{"index": 0, "terms": term}], False
+        return term
 
     def query(self, query: Node) -> list[Node]:
         return [self.statement(s, i) for i, s in enumerate(query["stmts"])]
@@ -608,6 +701,11 @@ def module_json(filename: str, text: str, ast: Node) -> Node:
     """OPA's JSON for a module, from regorus' tree of it (`get_ast_as_json`'s `ast`)."""
     raw = text.encode()
     imports = {ref_name(i["refr"]) for i in ast.get("imports") or []}
+    keywords = {k for k in ("and", "or") if imports & {f"future.keywords.{k}", *_ALL_LOGIC}}
+    for node in walk(ast.get("rules")):
+        if node.keys() == {"Var"} and node["Var"].get("value") in keywords:
+            # regorus reads it as a variable; OPA's parser refuses a keyword there
+            raise ParseModuleError(f"rego_parse_error: unexpected {node['Var']['value']} keyword")
     module = _Converter(raw, not_bodies=bool(imports & _NOT_KEYWORD_IMPORTS)).module(ast)
     comments = _comments(raw, filename)
     if comments:
