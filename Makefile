@@ -30,7 +30,7 @@ $(BIN)/.installed: requirements.lock requirements-pip.lock pyproject.toml $(REGO
 	$(BIN)/python -m pip install -q --require-hashes -r requirements-pip.lock
 	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall --no-index \
-		--find-links .cache/regorus/wheel gordon-to-regorus==0.13.0+sbomgate.17
+		--find-links .cache/regorus/wheel gordon-to-regorus==0.13.0+sbomgate.18
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 

@@ -40,7 +40,7 @@ LOCK = ROOT / "requirements-runtime.lock"
 # The regorus binding is not in the lock: `make venv` builds it from its source with sbomgate's
 # patch (tools/regorus/build.sh).
 REGORUS_WHEELS = ROOT / ".cache" / "regorus" / "wheel"
-REGORUS = "gordon-to-regorus==0.13.0+sbomgate.17"
+REGORUS = "gordon-to-regorus==0.13.0+sbomgate.18"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 NONROOT_PASSWD = "nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin"
 NONROOT_GROUP = "nonroot:x:65532:"

@@ -8,7 +8,7 @@
 # builtin errors (OPA's default: a builtin's error makes its call undefined, not the whole
 # evaluation an error), and two builtins misbehave when not strict (numbers.range_step with a
 # negative step panicked; json.match_schema answered for an invalid schema). The patch says
-# what it changes, and the wheel's version carries it as a local label (0.13.0+sbomgate.17).
+# what it changes, and the wheel's version carries it as a local label (0.13.0+sbomgate.18).
 set -euo pipefail
 
 SDIST_URL=https://files.pythonhosted.org/packages/c8/fc/3d363e54ae3d3a0804b03bbf0dcb047b72f1fc78c16f0710fc95fa1c6c86/gordon_to_regorus-0.13.0.tar.gz
@@ -40,5 +40,5 @@ patch -s -d "$out/src" -p1 < "$here/sbomgate.patch"
 export CARGO_HOME="$out/cargo-home" CARGO_TARGET_DIR="$out/target"
 (cd "$out/src" && "$out/maturin/bin/maturin" build --release --locked -o "$out/wheel") \
     >"$out/build.log" 2>&1 || { tail -40 "$out/build.log" >&2; exit 1; }
-ls "$out"/wheel/gordon_to_regorus-0.13.0+sbomgate.17-*.whl >/dev/null
+ls "$out"/wheel/gordon_to_regorus-0.13.0+sbomgate.18-*.whl >/dev/null
 rm -rf "$out/src" "$out/target"  # half a gigabyte; a new patch builds afresh anyway

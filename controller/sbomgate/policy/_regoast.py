@@ -25,7 +25,10 @@ import functools
 import itertools
 import json
 import re
+import threading
 from typing import Any
+
+import orjson
 
 from sbomgate.errors import SbomgateError
 from sbomgate.policy._ast import ref_name, walk
@@ -47,6 +50,11 @@ _ALL_LOGIC = frozenset({"future.keywords", "rego.v2"})
 _LOGIC_KEYWORDS_REFUSED = (
     "rego.parse_module: an `and`, `or` or `not { ... }` where OPA's parser has none"
 )
+
+
+MAX_NESTING = 200
+_OPENING = frozenset(b"([{")
+_CLOSING = frozenset(b")]}")
 
 
 class ParseModuleError(SbomgateError, ValueError):
@@ -658,13 +666,20 @@ class _Converter:
         return {"type": "ref", "value": ref}
 
 
-def _comments(text: bytes, filename: str) -> list[Node]:
-    """Every `#` comment outside a string, as OPA's JSON of an `ast.Comment`."""
+def _scan(text: bytes, filename: str) -> tuple[list[Node], int]:
+    """Every `#` comment outside a string, as OPA's JSON of an `ast.Comment`, and the deepest
+    nesting of brackets outside strings and comments."""
     comments: list[Node] = []
+    depth = deepest = 0
     row, line_start, i, n = 1, 0, 0, len(text)
     while i < n:
         c = text[i]
-        if c == 0x0A:
+        if c in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in _CLOSING:
+            depth -= 1
+        elif c == 0x0A:
             row, line_start = row + 1, i + 1
         elif c == 0x22:  # "..."
             i += 1
@@ -694,11 +709,12 @@ def _comments(text: bytes, filename: str) -> list[Node]:
             i = end
             continue
         i += 1
-    return comments
+    return comments, deepest
 
 
-def module_json(filename: str, text: str, ast: Node) -> Node:
-    """OPA's JSON for a module, from regorus' tree of it (`get_ast_as_json`'s `ast`)."""
+def module_json(filename: str, text: str, ast: Node, comments: list[Node]) -> Node:
+    """OPA's JSON for a module, from regorus' tree of it (`get_ast_as_json`'s `ast`) and its
+    comments (`_scan`)."""
     raw = text.encode()
     imports = {ref_name(i["refr"]) for i in ast.get("imports") or []}
     keywords = {k for k in ("and", "or") if imports & {f"future.keywords.{k}", *_ALL_LOGIC}}
@@ -707,7 +723,6 @@ def module_json(filename: str, text: str, ast: Node) -> Node:
             # regorus reads it as a variable; OPA's parser refuses a keyword there
             raise ParseModuleError(f"rego_parse_error: unexpected {node['Var']['value']} keyword")
     module = _Converter(raw, not_bodies=bool(imports & _NOT_KEYWORD_IMPORTS)).module(ast)
-    comments = _comments(raw, filename)
     if comments:
         module["comments"] = comments
     return module
@@ -718,16 +733,64 @@ def parse_module(filename: Any, text: Any) -> Any:
     call, for text OPA's parser would refuse)."""
     if not isinstance(filename, str) or not isinstance(text, str):
         raise TypeError("rego.parse_module: operands must be strings")
+    comments, deepest = _scan(text.encode(), filename)
+    if deepest > MAX_NESTING:
+        raise ParseModuleError(
+            f"rego.parse_module: brackets nested {deepest} levels deep; sbomgate reads at most "
+            f"{MAX_NESTING}"
+        )
+    # A tree deeper than the conversion (or JSON reader) recurses through is refused.
+    try:
+        [parsed] = _from_json(_regorus_ast(filename, text))
+        return module_json(filename, text, parsed["ast"], comments)
+    except RecursionError:
+        raise ParseModuleError("rego.parse_module: the module's tree is too deep") from None
+
+
+def _from_json(text: str) -> Any:
+    """regorus' JSON: orjson refuses JSON nested past 1,024 levels and a number past f64's
+    range (`1e400`), which the standard library reads (RecursionError past its own limit)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# regorus' parser, its JSON writer and the tree's drop recurse once a level: a long `1 + 1 + ...`
+# chain (2 bytes a level) overflowed a thread's 8 MiB stack at 20,000 levels, about 400 bytes
+# a level, and 5,000 nested brackets crashed the parser: a crash of the process, not an error.
+# They run on a thread of their own whose stack holds the deepest tree of the largest module
+# regorus reads (1 MiB: 500,000 levels); only the pages a parse touches are ever used.
+_PARSER_STACK_BYTES = 1 << 30
+_STACK_SIZE_LOCK = threading.Lock()  # threading.stack_size is the process's, for new threads
+
+
+def _regorus_ast(filename: str, text: str) -> str:
+    """regorus' AST of one module as JSON, parsed and written on a thread with a deep stack."""
     from sbomgate.policy._regorus import _bare_engine
 
-    engine = _bare_engine()
-    try:
-        engine.add_policy(filename, text)
-    except Exception as exc:  # regorus' parse error: OPA's would be a builtin error too
-        raise ParseModuleError(f"rego_parse_error: {exc}") from None
-    [parsed] = json.loads(engine.get_ast_as_json())
-    ast = parsed["ast"]
-    return module_json(filename, text, ast)
+    outcome: dict[str, Any] = {}
+
+    def parse() -> None:
+        engine = _bare_engine()
+        try:
+            engine.add_policy(filename, text)
+            outcome["json"] = engine.get_ast_as_json()
+        except Exception as exc:  # regorus' parse error: OPA's would be a builtin error too
+            outcome["error"] = f"rego_parse_error: {exc}"
+        del engine  # the tree is dropped here, on this stack
+
+    with _STACK_SIZE_LOCK:
+        previous = threading.stack_size(_PARSER_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=parse, name="rego.parse_module")
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    thread.join()
+    if "json" not in outcome:
+        raise ParseModuleError(outcome.get("error", "rego.parse_module: the parse stopped"))
+    return str(outcome["json"])
 
 
-__all__ = ["ParseModuleError", "module_json", "parse_module"]
+__all__ = ["MAX_NESTING", "ParseModuleError", "module_json", "parse_module"]

@@ -142,7 +142,7 @@ def _forbidden(name: str) -> Callable[..., Any]:
     return refuse
 
 
-BINDING_VERSION = "0.13.0+sbomgate.17"
+BINDING_VERSION = "0.13.0+sbomgate.18"
 _UNPATCHED_BINDING = (
     "the installed regorus binding is not the build of sbomgate's current patch, which "
     "evaluates as OPA does (builtin errors, numbers): sbomgate needs gordon-to-regorus "

@@ -93,6 +93,8 @@ HANDWRITTEN = [
     _H + "p if { some x in input; x == 1 } else := false",
     _H + "package u",
     "package",
+    _H + "p := " + "1 + " * 100 + "1",
+    _H + "p := " + "[" * 100 + "]" * 100,
     # OPA's experimental logic keywords, which regorus reads by rewriting them
     _AND_OR + "p if { { input.a; input.b } and input.c or { input.d } }",
     _ALL + "p if { not { input.a and input.b } }",
@@ -214,3 +216,20 @@ def test_a_logic_rewrite_outside_a_statement_is_refused() -> None:
 def test_operands_must_be_strings() -> None:
     with pytest.raises(TypeError, match="operands must be strings"):
         parse_module("x.rego", 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # regorus' parser crashed the process (its stack) on a few thousand nested brackets
+        _H + "p := " + "[" * 5_000 + "]" * 5_000,
+        # and its JSON writer on a chain 20,000 long (5,000 took 5 s, 20,000 about 95 s)
+        _H + "p := " + "1+" * 200_000 + "1",
+        _H + "p := input" + ".a" * 300_000,
+        _H + "p := " + "-" * 300_000 + "x",
+    ],
+    ids=["brackets", "plus-chain", "ref-chain", "unary-chain"],
+)
+def test_a_module_too_deep_is_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(ParseModuleError, match=r"nested|too deep|rego_parse_error"):
+        parse_module("x.rego", text)

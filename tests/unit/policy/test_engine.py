@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -285,10 +286,12 @@ def test_a_binding_that_cannot_evaluate_non_strict_is_refused(
 def test_an_older_sbomgate_build_of_the_binding_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A binding built from an older patch has every setting, but reads numbers (and more) as
     regorus did: it is refused by its version, with what to do."""
-    monkeypatch.setattr(_regorus.importlib.metadata, "version", lambda _: "0.13.0+sbomgate.16")
+    monkeypatch.setattr(_regorus.importlib.metadata, "version", lambda _: "0.13.0+sbomgate.17")
     _regorus._binding_is_current.cache_clear()
     try:
-        with pytest.raises(SbomgateError, match=r"0\.13\.0\+sbomgate\.17.*make venv"):
+        with pytest.raises(
+            SbomgateError, match=re.escape(_regorus.BINDING_VERSION) + ".*make venv"
+        ):
             load_policy("deny.rego", DENY_EVIL)
     finally:
         _regorus._binding_is_current.cache_clear()
