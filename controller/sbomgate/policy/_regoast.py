@@ -25,13 +25,11 @@ import functools
 import itertools
 import json
 import re
-import threading
 from typing import Any
-
-import orjson
 
 from sbomgate.errors import SbomgateError
 from sbomgate.policy._ast import ref_name, walk
+from sbomgate.policy._deepstack import on_deep_stack
 
 Term = dict[str, Any]
 Node = dict[str, Any]
@@ -739,6 +737,8 @@ def parse_module(filename: Any, text: Any) -> Any:
             f"rego.parse_module: brackets nested {deepest} levels deep; sbomgate reads at most "
             f"{MAX_NESTING}"
         )
+    from sbomgate.policy._regorus import _from_json  # its module imports this one
+
     # A tree deeper than the conversion (or JSON reader) recurses through is refused.
     try:
         [parsed] = _from_json(_regorus_ast(filename, text))
@@ -747,50 +747,22 @@ def parse_module(filename: Any, text: Any) -> Any:
         raise ParseModuleError("rego.parse_module: the module's tree is too deep") from None
 
 
-def _from_json(text: str) -> Any:
-    """regorus' JSON: orjson refuses JSON nested past 1,024 levels and a number past f64's
-    range (`1e400`), which the standard library reads (RecursionError past its own limit)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
-# regorus' parser, its JSON writer and the tree's drop recurse once a level: a long `1 + 1 + ...`
-# chain (2 bytes a level) overflowed a thread's 8 MiB stack at 20,000 levels, about 400 bytes
-# a level, and 5,000 nested brackets crashed the parser: a crash of the process, not an error.
-# They run on a thread of their own whose stack holds the deepest tree of the largest module
-# regorus reads (1 MiB: 500,000 levels); only the pages a parse touches are ever used.
-_PARSER_STACK_BYTES = 1 << 30
-_STACK_SIZE_LOCK = threading.Lock()  # threading.stack_size is the process's, for new threads
-
-
 def _regorus_ast(filename: str, text: str) -> str:
-    """regorus' AST of one module as JSON, parsed and written on a thread with a deep stack."""
+    """regorus' AST of one module as JSON, parsed and written on a deep stack (_deepstack)."""
     from sbomgate.policy._regorus import _bare_engine
 
-    outcome: dict[str, Any] = {}
-
-    def parse() -> None:
-        engine = _bare_engine()
+    def parse() -> str:
+        engine = _bare_engine()  # dropped on that thread too: a deep tree's drop recurses
         try:
             engine.add_policy(filename, text)
-            outcome["json"] = engine.get_ast_as_json()
-        except Exception as exc:  # regorus' parse error: OPA's would be a builtin error too
-            outcome["error"] = f"rego_parse_error: {exc}"
-        del engine  # the tree is dropped here, on this stack
-
-    with _STACK_SIZE_LOCK:
-        previous = threading.stack_size(_PARSER_STACK_BYTES)
-        try:
-            thread = threading.Thread(target=parse, name="rego.parse_module")
-            thread.start()
+            return str(engine.get_ast_as_json())
         finally:
-            threading.stack_size(previous)
-    thread.join()
-    if "json" not in outcome:
-        raise ParseModuleError(outcome.get("error", "rego.parse_module: the parse stopped"))
-    return str(outcome["json"])
+            del engine  # here, on the thread that made it
+
+    try:
+        return on_deep_stack(parse)
+    except Exception as exc:  # regorus' parse error: OPA's would be a builtin error too
+        raise ParseModuleError(f"rego_parse_error: {exc}") from None
 
 
 __all__ = ["MAX_NESTING", "ParseModuleError", "module_json", "parse_module"]

@@ -53,6 +53,7 @@ from sbomgate.policy._annotations import (
 )
 from sbomgate.policy._ast import ref_name as _ref_name
 from sbomgate.policy._ast import walk
+from sbomgate.policy._deepstack import on_deep_stack
 from sbomgate.policy._globs import globs_match
 from sbomgate.policy._gotemplate import render_template
 from sbomgate.policy._graphql import extensions as graphql_extensions
@@ -436,11 +437,24 @@ def _from_json(text: str) -> Any:
 
 
 def _parse(path: str, source: str) -> Any:
-    """regorus' AST of one module; PolicyLoadError with file and line when it cannot parse."""
-    engine = _bare_engine()
+    """regorus' AST of one module; PolicyLoadError with file and line when it cannot parse,
+    and for one nested deeper than its tree can be read (about 300 levels), which would
+    otherwise crash the process in the engines that load it (see _deepstack.py)."""
+
+    def parse() -> str:
+        engine = _bare_engine()  # dropped on the deep stack too: a deep tree's drop recurses
+        try:
+            engine.add_policy(path, source)
+            return str(engine.get_ast_as_json())
+        finally:
+            del engine  # here, on the thread that made it
+
     try:
-        engine.add_policy(path, source)
-        ast = _from_json(engine.get_ast_as_json())
+        ast = _from_json(on_deep_stack(parse))
+    except RecursionError:
+        raise PolicyLoadError(
+            path, "expressions nested too deeply to read (about 300 levels at most)", None
+        ) from None
     except Exception as exc:  # regorus raises RuntimeError with a rendered, multi-line report
         err = rego_error(exc)
         raise PolicyLoadError(path, err.message, err.line) from None

@@ -711,3 +711,31 @@ def test_an_unsafe_variable_is_a_load_error_as_in_opa() -> None:
     with pytest.raises(PolicyLoadError) as caught:
         load_policy("typo.rego", source)
     assert "nmae" in str(caught.value) and "typo.rego:" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["1+" * 50_000 + "1", "input" + ".a" * 50_000, "-" * 50_000 + "x"],
+    ids=["plus-chain", "ref-chain", "unary-chain"],
+)
+def test_a_policy_nested_too_deeply_is_refused_not_a_crash(expression: str) -> None:
+    """regorus' parser and AST writer recurse a level at a time: on the caller's stack such a
+    policy crashed the process (the webhook, when a PackagePolicy is validated)."""
+    with pytest.raises(PolicyLoadError, match="nested too deeply"):
+        load_policy("deep.rego", rego(f"reason contains x if {{\n  x := {expression}\n}}"))
+
+
+def test_a_parse_error_on_the_deep_stack_leaves_no_engine_to_drop_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parse runs on a thread of its own (_deepstack.py); its error reaches the caller
+    without the frames that hold that thread's regorus engine."""
+    import gc
+    import sys
+
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(str(u.exc_value)))
+    with pytest.raises(PolicyLoadError, match=r"broken\.rego"):
+        load_policy("broken.rego", "package cloudsmith\n\nmatch if {\n  input.x ==\n")
+    gc.collect()
+    assert not [u for u in unraisable if "unsendable" in u]
