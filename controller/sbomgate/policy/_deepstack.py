@@ -16,6 +16,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 STACK_BYTES = 1 << 30
+# Smaller stacks to fall back to where the system will not map that much (a small machine
+# without overcommit): still far deeper than a thread's usual 8 MiB.
+_FALLBACK_STACK_BYTES = (1 << 28, 1 << 26)
 _STACK_SIZE_LOCK = threading.Lock()  # threading.stack_size is the process's, for new threads
 
 
@@ -35,14 +38,27 @@ def on_deep_stack(work: Callable[[], T]) -> T:
             failure.append(exc.with_traceback(None))
             exc.__context__ = exc.__cause__ = None
 
-    with _STACK_SIZE_LOCK:
-        previous = threading.stack_size(STACK_BYTES)
-        try:
-            thread = threading.Thread(target=run, name="sbomgate-deep-stack")
-            thread.start()
-        finally:
-            threading.stack_size(previous)
+    thread = _start(run)
     thread.join()
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def _start(run: Callable[[], None]) -> threading.Thread:
+    """A started thread running `run` on the deepest stack the system gives."""
+    error: RuntimeError | None = None
+    with _STACK_SIZE_LOCK:
+        for size in (STACK_BYTES, *_FALLBACK_STACK_BYTES):
+            previous = threading.stack_size(size)
+            try:
+                thread = threading.Thread(target=run, name="sbomgate-deep-stack")
+                thread.start()
+            except RuntimeError as exc:  # "can't start new thread": the stack was not mapped
+                error = exc
+                continue
+            finally:
+                threading.stack_size(previous)
+            return thread
+    assert error is not None
+    raise error
