@@ -123,16 +123,25 @@ def _joined_strings(parts: list[Any]) -> list[Any]:
 def _restore_template_args(head: Node, bodies: list[Node]) -> None:
     """A function's template-string arguments where OPA keeps them, in its head: regorus
     moves each into the body as `__template_argN == $"..."`."""
+    # The names regorus gave the arguments: a statement of the user's is never taken.
+    names = {
+        str(node["Var"]["value"])
+        for node in walk(head.get("args") or [])
+        if node.keys() == {"Var"} and str(node["Var"].get("value")).startswith(_TEMPLATE_ARG)
+    }
     templates: dict[str, Node] = {}
-    for rule_body in bodies:
+    for rule_body in bodies if names else []:
         kept = []
         for stmt in rule_body["query"]["stmts"]:
             kind, literal = _kind(stmt["literal"])
             expr_kind, expr = _kind(literal["expr"]) if kind == "Expr" else ("", {})
-            lhs = _kind(expr["lhs"]) if expr_kind == "BoolExpr" else ("", {})
-            name = lhs[1].get("value")
-            if lhs[0] == "Var" and isinstance(name, str) and name.startswith(_TEMPLATE_ARG):
-                templates.setdefault(name, expr["rhs"])
+            is_eq = expr_kind == "BoolExpr" and expr["op"] == "Eq"
+            lhs_kind, lhs = _kind(expr["lhs"]) if is_eq else ("", {})
+            rhs_kind, rhs = _kind(expr["rhs"]) if is_eq else ("", {})
+            name = lhs.get("value")
+            template = rhs_kind == "Call" and _is_template(rhs)
+            if lhs_kind == "Var" and name in names and template and not stmt.get("with_mods"):
+                templates.setdefault(str(name), expr["rhs"])
                 continue
             kept.append(stmt)
         rule_body["query"]["stmts"] = kept
