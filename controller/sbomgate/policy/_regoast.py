@@ -29,7 +29,6 @@ from typing import Any
 
 from sbomgate.errors import SbomgateError
 from sbomgate.policy._ast import ref_name, walk
-from sbomgate.policy._deepstack import on_deep_stack
 
 Term = dict[str, Any]
 Node = dict[str, Any]
@@ -757,19 +756,11 @@ def parse_module(filename: Any, text: Any) -> Any:
 
 
 def _regorus_ast(filename: str, text: str) -> str:
-    """regorus' AST of one module as JSON, parsed and written on a deep stack (_deepstack)."""
-    from sbomgate.policy._regorus import _bare_engine
-
-    def parse() -> str:
-        engine = _bare_engine()  # dropped on that thread too: a deep tree's drop recurses
-        try:
-            engine.add_policy(filename, text)
-            return str(engine.get_ast_as_json())
-        finally:
-            del engine  # here, on the thread that made it
+    """regorus' AST of one module as JSON; a ParseModuleError for text it cannot parse."""
+    from sbomgate.policy._regorus import regorus_ast_json  # its module imports this one
 
     try:
-        return on_deep_stack(parse)
+        return regorus_ast_json(filename, text)
     except Exception as exc:  # regorus' parse error: OPA's would be a builtin error too
         raise ParseModuleError(f"rego_parse_error: {exc}") from None
 

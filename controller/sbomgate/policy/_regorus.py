@@ -436,10 +436,9 @@ def _from_json(text: str) -> Any:
         return json.loads(text)
 
 
-def _parse(path: str, source: str) -> Any:
-    """regorus' AST of one module; PolicyLoadError with file and line when it cannot parse,
-    and for one nested deeper than its tree can be read (about 300 levels), which would
-    otherwise crash the process in the engines that load it (see _deepstack.py)."""
+def regorus_ast_json(path: str, source: str) -> str:
+    """regorus' AST of one module as its JSON, parsed on a deep stack (_deepstack.py); regorus'
+    own error when it cannot parse. Shared by policy loading and rego.parse_module."""
 
     def parse() -> str:
         engine = _bare_engine()  # dropped on the deep stack too: a deep tree's drop recurses
@@ -449,8 +448,15 @@ def _parse(path: str, source: str) -> Any:
         finally:
             del engine  # here, on the thread that made it
 
+    return on_deep_stack(parse)
+
+
+def _parse(path: str, source: str) -> Any:
+    """regorus' AST of one module; PolicyLoadError with file and line when it cannot parse,
+    and for one nested deeper than its tree can be read (about 300 levels), which would
+    otherwise crash the process in the engines that load it (see _deepstack.py)."""
     try:
-        ast = _from_json(on_deep_stack(parse))
+        ast = _from_json(regorus_ast_json(path, source))
     except RecursionError:
         raise PolicyLoadError(
             path, "expressions nested too deeply to read (about 300 levels at most)", None

@@ -6,6 +6,8 @@ test_a_policy_nested_too_deeply_is_refused_not_a_crash)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from sbomgate.policy import _deepstack
@@ -23,5 +25,14 @@ def test_the_value_and_the_error_come_back() -> None:
 
 
 def test_a_stack_the_system_will_not_map_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_deepstack, "STACK_BYTES", 1 << 50)  # a petabyte
+    monkeypatch.setattr(_deepstack, "STACK_BYTES", 1 << 50)  # a petabyte: no thread starts
+    asked: list[int] = []
+    real = threading.stack_size
+
+    def spy(size: int = 0) -> int:
+        asked.append(size)
+        return real(size)
+
+    monkeypatch.setattr(threading, "stack_size", spy)  # the module _deepstack calls
     assert on_deep_stack(lambda: "ran") == "ran"
+    assert asked[0] == 1 << 50 and 1 << 28 in asked  # refused, then the first fallback
