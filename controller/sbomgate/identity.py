@@ -83,6 +83,9 @@ _LOWER_NAME_TYPES = frozenset({"alpm", "apk", "deb", "nuget"})
 # Types whose `epoch` qualifier is part of the version (`1:2.3-4`): rpm's, and Trivy's for deb.
 _EPOCH_TYPES = frozenset({"deb", "rpm"})
 _PEP503 = re.compile(r"[-_.]+")
+# A PEP 440 version that is a bare release without leading zeros (`1.20.3`): its own canonical
+# spelling, so not parsed (packaging's parse and str cost a never-seen PyPI package 4 µs).
+_PLAIN_RELEASE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 _GO_ESCAPE = re.compile(r"!([a-z])")
 _GO_TOOLCHAIN = re.compile(r"go(\d.*)")
 
@@ -161,6 +164,8 @@ def canonical_version(ptype: str, version: str | None) -> str | None:
     if not v:
         return None
     if ptype == "pypi":
+        if _PLAIN_RELEASE.fullmatch(v):
+            return v
         parsed = _pep440(v)
         return str(parsed) if parsed is not None else v
     if ptype in SEMVER_TYPES:
@@ -290,12 +295,16 @@ def _purl_text(identity: PackageIdentity) -> str:
 
 
 def _origin(ptype: str, qualifiers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    if not qualifiers:
+        return ()
     keys = (*ORIGIN_URL_QUALIFIERS, "distro") if ptype in DISTRO_TYPES else ORIGIN_URL_QUALIFIERS
     return tuple(sorted((k, qualifiers[k].strip()) for k in keys if qualifiers.get(k, "").strip()))
 
 
 def _source(ptype: str, qualifiers: Mapping[str, str]) -> tuple[str | None, str | None]:
     """`upstream=openssl` or `upstream=openssl@3.0.11-1` (syft) -> (source, version)."""
+    if not qualifiers:
+        return None, None
     upstream = qualifiers.get("upstream", "").strip()
     if ptype not in DISTRO_TYPES or not upstream or ptype == "rpm":
         return None, None  # rpm's upstream is the source rpm's file name

@@ -4,8 +4,12 @@ package a purl allows is one identity, and two packages never share one."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.version import InvalidVersion, Version
 
 from sbomgate.identity import (
+    canonical_version,
     component_disagreements,
     declared_fields,
     disagreements,
@@ -51,6 +55,26 @@ def test_pypi_versions_keep_their_pep440_normal_form() -> None:
     assert identity_from_purl("pkg:pypi/x@1.0-evil!").version == "1.0-evil!"  # kept as written
     assert key("pkg:pypi/x@1.0.1") != key("pkg:pypi/x@1.0")
     assert key("pkg:pypi/x@2!1.0") != key("pkg:pypi/x@1.0")
+
+
+_RELEASE_PART = st.sampled_from(["0", "00", "1", "01", "9", "10", "007", "123456789012345678901"])
+
+
+@given(
+    parts=st.lists(_RELEASE_PART, min_size=1, max_size=5),
+    tail=st.sampled_from(["", "a1", "rc2", ".post1", ".dev0", "+local", "-1", ".", "x"]),
+    head=st.sampled_from(["", "v", "1!", " ", "="]),
+)
+def test_pypi_canonical_version_is_packagings_normal_form(
+    parts: list[str], tail: str, head: str
+) -> None:
+    # A bare release is taken as written, not parsed: it must be what packaging would write.
+    written = head + ".".join(parts) + tail
+    try:
+        expected = str(Version(written.strip()))
+    except InvalidVersion:
+        expected = written.strip()
+    assert canonical_version("pypi", written) == expected
 
 
 @pytest.mark.parametrize(
