@@ -27,7 +27,8 @@ process's own CPU (the load generator shares the machine) and the whole machine'
 unlike latency, does not grow when another tenant of the host is busy).
 
 Figures only: nothing here asserts a timing. Run with `make bench`; `--cold` stops after the
-cold path, `--warm` runs the unloaded table and the warm rate sweep only.
+cold path, `--warm` runs the unloaded table and the warm rate sweep only; `--osv` configures
+an OSV export too (an advisory for about one package in 16), as a cluster that follows OSV.
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ UNLOADED_REQUESTS = 200  # per row of the unloaded table
 WARM_TOTAL = 100_000  # warm requests in all (warm-up, sweep, soak) before the last RSS
 SOAK_RSS_EVERY = 25_000  # warm requests between RSS samples during the soak
 BIG_COMPONENTS = 5_000
+# `--osv`: the server also follows an OSV export (advisories for about 1 package in 16), as a
+# cluster that watches OSV does (write_osv).
+WITH_OSV = "--osv" in sys.argv[1:]
 COLD_RUNS = 5  # quiet cold runs, each an image of packages never seen (its own SBOM)
 NEW_BUILDS = 5  # quiet cold runs, each a new build (2% of packages bumped) of the one before
 BUMPED = 0.02
@@ -790,6 +794,8 @@ def prepare_images(registry: RegistryServer, key: CosignKey, work: Path) -> Imag
             versions.append(attested_document(f"real-{number}-{i + 1}", document))
         real.append((name, first, versions))
     write_facts(work / "facts.json", documents)
+    if WITH_OSV:
+        print(f"OSV export: {write_osv(work / 'osv', documents):,} advisories", flush=True)
     return Images(allowed, denied, big_warm, cold, builds, real)
 
 
@@ -818,6 +824,46 @@ def write_facts(path: Path, documents: Sequence[dict[str, Any]]) -> None:
                              "affected": [], "aliases": []}]  # fmt: skip
         packages[purl] = entry
     path.write_text(json.dumps(snapshot))
+
+
+def write_osv(directory: Path, documents: Sequence[dict[str, Any]]) -> int:
+    """An OSV export (a directory of records, as `osv:` reads it) with an advisory for about one
+    package in 16 of the big images (others than the snapshot's), by the package's OSV
+    ecosystem, name and exact version: a cluster that follows the OSV exports (`--osv`).
+    Returns how many records it wrote."""
+    from sbomgate.identity import identity_from_purl
+    from sbomgate.intel.ecosystems import identity_ecosystem, osv_name, osv_version
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = 0
+    stack = [c for document in documents for c in document["components"]]
+    seen: set[str] = set()
+    while stack:
+        component = stack.pop()
+        stack.extend(component.get("components", []))
+        purl = component.get("purl")
+        if not purl or purl in seen:
+            continue
+        seen.add(purl)
+        digest = hashlib.sha256(purl.encode()).digest()
+        if digest[0] % 16 != 1:
+            continue
+        identity = identity_from_purl(purl)
+        ecosystem, version = identity_ecosystem(identity), osv_version(identity)
+        if ecosystem is None or version is None:
+            continue
+        record = {
+            "id": f"GHSA-osv-{digest.hex()[:12]}",
+            "modified": "2024-01-01T00:00:00Z",
+            "summary": "bench advisory",
+            "severity": [{"type": "CVSS_V3",
+                          "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+            "affected": [{"package": {"ecosystem": ecosystem, "name": osv_name(identity)},
+                          "versions": [version]}],
+        }  # fmt: skip
+        (directory / f"{record['id']}.json").write_text(json.dumps(record))
+        written += 1
+    return written
 
 
 async def unloaded(conn: Connection, template: Template) -> tuple[Run, int]:
@@ -922,7 +968,8 @@ async def bench(
 
     print(
         f"sbomgate serve: 1 process (uvicorn), TLS on loopback, bundled policies, "
-        f"examples/trusted-facts.yaml and every big image's package vouched for; "
+        f"examples/trusted-facts.yaml and every big image's package vouched for"
+        f"{', an OSV index (--osv)' if WITH_OSV else ''}; "
         f"{os.cpu_count()} CPUs, load average at start {loadavg()}"
     )
     pushed = len(images.allowed) + len(images.denied) + 1 + len(images.cold) + len(images.builds)
@@ -1227,7 +1274,13 @@ def main() -> None:
         try:
             key = cosign_keypair(work / "keys", "ecdsa")
             images = prepare_images(registry, key, work)
-            webhook = Webhook(work, registry, trust_policy(work, key), facts=work / "facts.json")
+            webhook = Webhook(
+                work,
+                registry,
+                trust_policy(work, key),
+                facts=work / "facts.json",
+                extra={"osv": [str(work / "osv")]} if WITH_OSV else None,
+            )
             cold_only, warm_only = "--cold" in sys.argv[1:], "--warm" in sys.argv[1:]
             asyncio.run(
                 bench(

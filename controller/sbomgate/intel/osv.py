@@ -293,6 +293,10 @@ class OsvIndex:
             records.append(rec)
         return tuple(_finish(r) for r in _dedupe(records))
 
+    def in_force(self) -> OsvIndex:
+        """This index: it never changes once built (`intel.facts.OsvMatcher`)."""
+        return self
+
     def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
         """OSV records affecting the component, looked up by its canonical identity."""
         identity = identity_of(component)
@@ -633,6 +637,10 @@ class ReloadingOsvIndex:
     def match(self, ecosystem: str, name: str, version: str) -> tuple[dict[str, Any], ...]:
         """`OsvIndex.match` on the index in force."""
         return self.index.match(ecosystem, name, version)
+
+    def in_force(self) -> OsvIndex:
+        """The index in force (`index`): it is replaced whole when the exports change."""
+        return self.index
 
     def match_component(self, component: Component) -> tuple[dict[str, Any], ...]:
         """`OsvIndex.match_component` on the index in force."""

@@ -132,6 +132,11 @@ def test_hash_mismatch_is_its_own_finding(pypi_server: IndexServer, tmp_path: Pa
     assert matching.checksum_mismatch is None
     assert matching.repository is not None and matching.repository["kind"] == "pypi"
     assert matching.typosquat_of is None
+    # Asked again while the answer holds: the same object, so that what an engine remembers
+    # of the package (its outcome-cache key) is reused by the next build; the other artifact's
+    # facts are still its own.
+    assert facts(right) is matching
+    assert facts(wrong) == mismatch and facts(wrong) is not matching
 
 
 def test_snapshot_command_exports_answers_the_offline_eval_uses(

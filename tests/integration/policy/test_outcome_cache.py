@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from sbomgate.intel.facts import IntelFacts
 from sbomgate.intel.model import PackageFacts
+from sbomgate.intel.osv import ReloadingOsvIndex
+from sbomgate.intel.snapshot import load_facts_snapshot
 from sbomgate.policy import PolicyEngine, load_policy
 from sbomgate.policy import engine as engine_module
 from sbomgate.runtime import load_policies
@@ -458,3 +463,64 @@ def test_a_projection_is_evaluated_once_and_each_package_keeps_its_reason() -> N
         assert engine.evaluate_sbom(sbom, facts=lambda c: vouched) == verdict
     assert [c for c in calls if c[0] == "license"] == [("license", True)] * 2
     assert all(known is True for _, known in calls)
+
+
+def test_with_an_osv_index_a_new_build_reuses_its_packages_and_a_new_advisory_counts(
+    tmp_path: Path,
+) -> None:
+    """With an OSV index beside the snapshot, a package's facts are the same object from one
+    build to the next (so the engine reuses what it remembers of the package), until the index
+    is reloaded: an advisory added to the export is in the very next evaluation."""
+    snapshot_file = tmp_path / "facts.json"
+    snapshot_file.write_text(
+        orjson.dumps(
+            {
+                "packages": {
+                    "pkg:pypi/requests@2.0.0": {
+                        "repository": {"name": "internal", "kind": "pypi",
+                                       "url": "https://pypi.internal/simple/", "hosting": "hosted"},
+                        "published_at": "2020-01-01T00:00:00Z",
+                    }
+                }
+            }
+        ).decode()
+    )  # fmt: skip
+    exports = tmp_path / "osv"
+    exports.mkdir()
+    (exports / "OTHER-1.json").write_text(
+        orjson.dumps(
+            {"id": "OTHER-1", "modified": "2024-01-01T00:00:00Z",
+             "affected": [{"package": {"ecosystem": "PyPI", "name": "flask"}, "versions": ["1.0"]}]}
+        ).decode()
+    )  # fmt: skip
+    now = [0.0]
+    index = ReloadingOsvIndex([exports], check_interval=1.0, clock=lambda: now[0])
+    facts = IntelFacts(snapshot=load_facts_snapshot(snapshot_file), osv=index)
+    component, sbom = one_package("requests", "2.0.0", "MIT")
+    policies = load_policies(None)
+    engine = PolicyEngine(policies, DATA)
+    first = engine.evaluate_sbom(sbom, facts=facts)
+    assert not any(f.policy == "vulnerability" for f in first.violations)
+    given = facts(component)
+    assert facts(component) is given and not given.osv
+    # An advisory for it, with a fix and a high score; the export changes, the index reloads.
+    advisory = {
+        "id": "GHSA-aaaa-bbbb-cccc", "modified": "2024-06-01T00:00:00Z",
+        "severity": [{"type": "CVSS_V3",
+                      "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
+                      "ranges": [{"type": "ECOSYSTEM",
+                                  "events": [{"introduced": "0"}, {"fixed": "2.0.1"}]}]}],
+    }  # fmt: skip
+    (exports / "GHSA-aaaa-bbbb-cccc.json").write_text(orjson.dumps(advisory).decode())
+    stat = exports.stat()
+    os.utime(exports, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000_000))
+    now[0] = 2.0
+    assert index.maybe_reload() and index.wait(10)
+    assert index.generation >= 2
+    later = engine.evaluate_sbom(sbom, facts=facts)
+    assert [f.policy for f in later.violations if f.policy == "vulnerability"] == ["vulnerability"]
+    assert later == PolicyEngine(policies, DATA, outcome_cache_bytes=0).evaluate_sbom(
+        sbom, facts=IntelFacts(snapshot=load_facts_snapshot(snapshot_file), osv=index)
+    )
+    assert facts(component) is not given and facts(component) is facts(component)
