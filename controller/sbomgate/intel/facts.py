@@ -83,9 +83,12 @@ class IntelFacts:
         self._fixed: dict[tuple[str, str | None], _Fixed] | None = (
             {} if snapshot is None or isinstance(snapshot, FactsSnapshot) else None
         )
-        # The whole facts last given for a purl at a version, when other sources were asked
-        # (`__call__`): equal facts are given as the same object.
-        self._given: dict[tuple[str, str | None], PackageFacts] = {}
+        # The whole facts last given for a purl at a version when other sources were asked
+        # (`__call__`), with what they were made of: given again as the same object.
+        self._given: dict[
+            tuple[str, str | None],
+            tuple[_Fixed, SourceAnswer | None, OsvMatcher | None, PackageFacts],
+        ] = {}
 
     def prefetch(self, components: Iterable[Component]) -> None:
         """Ask the trusted sources about every component the snapshot does not place, at once."""
@@ -163,6 +166,41 @@ class IntelFacts:
         fixed = self._fixed_facts(component)
         if fixed.whole is not None:
             return fixed.whole
+        answer: SourceAnswer | None = None
+        if fixed.base.repository is None and self.sources is not None and purl:
+            answer = self.sources.lookup(component)
+        osv_index = self._osv_in_force() if purl else None
+        if not purl:
+            return self._made(fixed, answer, component)
+        # The facts given last time for this purl at this version: the same object while they
+        # are made of the same parts (the trusted sources give the same answer object while it
+        # holds), or are equal, so that what is remembered of a package by its facts' identity
+        # (its outcome-cache key, PolicyEngine._problems_and_key) holds. With an OSV index or
+        # the trusted sources, each call made new facts, and a new build of a 5,000-package
+        # image computed every key again: 60 ms more of its evaluation.
+        key = (purl, component.version)
+        given = self._given
+        previous = given.get(key)
+        if (
+            previous is not None
+            and previous[0] is fixed
+            and previous[1] is answer
+            and previous[2] is osv_index
+        ):
+            return previous[3]
+        made = self._made(fixed, answer, component)
+        if previous is not None and previous[3] == made:
+            made = previous[3]
+        if len(given) >= _FIXED_FACTS_KEPT:
+            given.clear()
+        given[key] = (fixed, answer, osv_index, made)
+        return made
+
+    def _made(
+        self, fixed: _Fixed, answer: SourceAnswer | None, component: Component
+    ) -> PackageFacts:
+        """The facts of the fixed sources, the trusted sources' `answer` (if they were asked)
+        and the OSV index in force."""
         base, typosquat_of = fixed.base, fixed.typosquat_of
         repository, published_at = base.repository, base.published_at
         first_published_at = base.first_published_at
@@ -170,8 +208,7 @@ class IntelFacts:
         mismatch = base.checksum_mismatch
         yanked = base.yanked
         unavailable = None
-        if repository is None and self.sources is not None and component.purl:
-            answer: SourceAnswer = self.sources.lookup(component)
+        if answer is not None:
             repository = answer.repository
             published_at = answer.published_at or published_at
             first_published_at = answer.first_published_at or first_published_at
@@ -185,7 +222,7 @@ class IntelFacts:
         osv = base.osv
         if self.osv is not None and component.purl:
             osv = _merge(osv, self.osv.match_component(component))
-        made = PackageFacts(
+        return PackageFacts(
             repository=repository,
             published_at=published_at,
             first_published_at=first_published_at,
@@ -197,22 +234,6 @@ class IntelFacts:
             yanked=yanked,
             unavailable=unavailable,
         )
-        if not purl:
-            return made
-        # The facts given last time for this purl at this version, when they are equal: the
-        # same object, so that what is remembered of a package by its facts' identity (its
-        # outcome-cache key, PolicyEngine._problems_and_key) holds. With an OSV index or the
-        # trusted sources, each call made new facts, and a new build of a 5,000-package image
-        # computed every key again: 60 ms more of its evaluation.
-        key = (purl, component.version)
-        given = self._given
-        previous = given.get(key)
-        if previous is not None and previous == made:
-            return previous
-        if len(given) >= _FIXED_FACTS_KEPT:
-            given.clear()
-        given[key] = made
-        return made
 
 
 # Purls at versions whose fixed facts are remembered (then forgotten all at once): about ten

@@ -295,14 +295,54 @@ def test_cache_positive_and_negative_ttl(pep691_server: StaticIndex) -> None:
         assert sources.requests_sent == 4
 
 
+def test_an_answer_is_given_again_while_what_it_read_holds(pep691_server: StaticIndex) -> None:
+    """A new build asks again about the packages of the one before: the same answer object,
+    from lookup and lookup_many alike, until the first cache entry it was made of expires
+    (then it is asked again), and never for a component it was not made of."""
+    clock = FakeClock()
+    config = SourceConfig("static", "pypi", pep691_server.url)
+    with TrustedSources([config], negative_ttl=60, positive_ttl=3600, clock=clock) as sources:
+        found = sources.lookup(pypi("yankee", "1.1"))
+        absent = sources.lookup(pypi("absent", "1.0"))
+        assert found.found_version and not absent.found_package
+        assert sources.lookup(pypi("yankee", "1.1")) is found
+        assert sources.lookup_many([pypi("absent", "1.0"), pypi("yankee", "1.1")]) == [
+            absent,
+            found,
+        ]
+        assert all(
+            a is b
+            for a, b in zip(
+                sources.lookup_many([pypi("absent", "1.0"), pypi("yankee", "1.1")]),
+                [absent, found],
+                strict=True,
+            )
+        )
+        assert sources.requests_sent == 2
+        # Another digest of the same version is another question (a mismatch names it).
+        other = sources.lookup(pypi("yankee", "1.1", sha256="00" * 32))
+        assert other is not found and other.hash_mismatch and not other.repository
+        clock.now += 61  # the negative answer's entry expired: asked again
+        again = sources.lookup(pypi("absent", "1.0"))
+        assert again == absent and again is not absent and sources.requests_sent == 3
+        assert sources.lookup(pypi("yankee", "1.1")) is found
+        clock.now += 3600
+        assert sources.lookup(pypi("yankee", "1.1")) is not found
+        assert sources.requests_sent == 4
+        sources.clear_cache()
+        assert sources.lookup(pypi("absent", "1.0")) is not again
+        assert sources.requests_sent == 5
+
+
 def test_source_down_is_an_error_not_found(pypi_server: IndexServer) -> None:
     down = SourceConfig("down", "pypi", down_url())
     with TrustedSources([down], timeout=3) as sources:
         answer = sources.lookup(pypi("foo-bar", "1.0"))
         assert answer.error is not None and "down" in answer.error
         assert not answer.found_package and answer.repository is None
-        sources.lookup(pypi("foo-bar", "1.0"))
-        assert sources.requests_sent == 2  # faults are not cached
+        assert sources.lookup(pypi("foo-bar", "1.0")) is not answer
+        assert sources.lookup_many([pypi("foo-bar", "1.0")])[0].error is not None
+        assert sources.requests_sent == 3  # faults are not cached, nor the answers they made
     # A later source that has it still answers.
     up = SourceConfig("up", "pypi", pypi_server.url)
     with TrustedSources([down, up], timeout=3) as sources:

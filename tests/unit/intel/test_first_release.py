@@ -43,6 +43,12 @@ class FakeClient:
     def cached(self, key: tuple[str, ...], load: Callable[[], _T | None]) -> _T | None:
         return load()
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        """Nothing is kept."""
+
+    def holds_for(self, seconds: float) -> None:
+        """Nothing is remembered."""
+
 
 def component(purl: str) -> Component:
     identity = identity_from_purl(purl)
@@ -69,7 +75,7 @@ def ask_pypi(client: FakeClient, purl: str) -> Any:
 def ask_npm(client: FakeClient, purl: str) -> Any:
     c = component(purl)
     identity = identity_from_purl(purl)
-    return NpmBackend().ask(client, identity, c)  # type: ignore[arg-type]
+    return NpmBackend().ask(client, identity, c)
 
 
 # --------------------------------------------------------------------------- PyPI

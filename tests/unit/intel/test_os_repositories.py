@@ -436,6 +436,7 @@ class FakeClient:
     files: dict[str, bytes]
     asked: list[str] = field(default_factory=list)
     kept: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    holds: list[float] = field(default_factory=list)
 
     def get(self, url: str, accept: str) -> Response | None:
         self.asked.append(url.removeprefix(self.config.base))
@@ -449,6 +450,9 @@ class FakeClient:
 
     def forget(self, key: tuple[str, ...]) -> None:
         self.kept.pop(key, None)
+
+    def holds_for(self, seconds: float) -> None:
+        self.holds.append(seconds)
 
 
 def _release(files: dict[str, bytes], *, valid_until: str | None, by_hash: bool) -> bytes:
@@ -528,6 +532,8 @@ def test_apt_backend_rereads_a_release_that_expired_while_cached(keys: dict[str,
     client = FakeClient(config, _served(keys, valid_until="Sat, 01 Jan 2000 02:00:00 UTC"))
     assert backend.ask(client, *bash()).version is not None
     assert client.asked.count("/dists/bookworm/InRelease") == 1
+    # What it vouches for holds no longer than the Release: an hour from now.
+    assert client.holds == [3600.0]
     now[0] += 7200  # past Valid-Until: the cached Release is dropped and read again
     with pytest.raises(SourceFault, match="has expired: Valid-Until 2000-01-01 02:00:00 UTC"):
         backend.ask(client, *bash())

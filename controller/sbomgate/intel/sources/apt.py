@@ -278,6 +278,9 @@ class AptBackend:
                 release = client.cached(key, load)
         if release is None:  # not reached: the loader raises instead
             raise SourceFault(client.config.host, f"no Release for suite {suite}")
+        if release.valid_until is not None:
+            # What it vouches for holds no longer than it does.
+            client.holds_for(release.valid_until - self.clock())
         return release
 
     def _release_loader(self, client: SourceClient, suite: str) -> Callable[[], Release]:

@@ -246,6 +246,11 @@ class SourceClient(Protocol):
         """Drop what `cached` keeps for `key` (signed metadata that has expired since)."""
         ...
 
+    def holds_for(self, seconds: float) -> None:
+        """The answer being made holds for at most `seconds` more, whatever its cache entries'
+        time left (signed metadata that expires sooner): it is not given again after that."""
+        ...
+
 
 @runtime_checkable  # lets a test check that every registered backend implements it
 class SourceBackend(Protocol):
