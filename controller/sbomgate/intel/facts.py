@@ -171,7 +171,7 @@ class IntelFacts:
             answer = self.sources.lookup(component)
         osv_index = self._osv_in_force() if purl else None
         if not purl:
-            return self._made(fixed, answer, component)
+            return self._made(fixed, answer, None, component)
         # The facts given last time for this purl at this version: the same object while they
         # are made of the same parts (the trusted sources give the same answer object while it
         # holds), or are equal, so that what is remembered of a package by its facts' identity
@@ -188,7 +188,7 @@ class IntelFacts:
             and previous[2] is osv_index
         ):
             return previous[3]
-        made = self._made(fixed, answer, component)
+        made = self._made(fixed, answer, osv_index, component)
         if previous is not None and previous[3] == made:
             made = previous[3]
         if len(given) >= _FIXED_FACTS_KEPT:
@@ -197,10 +197,14 @@ class IntelFacts:
         return made
 
     def _made(
-        self, fixed: _Fixed, answer: SourceAnswer | None, component: Component
+        self,
+        fixed: _Fixed,
+        answer: SourceAnswer | None,
+        osv_index: OsvMatcher | None,
+        component: Component,
     ) -> PackageFacts:
         """The facts of the fixed sources, the trusted sources' `answer` (if they were asked)
-        and the OSV index in force."""
+        and the OSV index `osv_index` (the one in force, if any)."""
         base, typosquat_of = fixed.base, fixed.typosquat_of
         repository, published_at = base.repository, base.published_at
         first_published_at = base.first_published_at
@@ -220,8 +224,8 @@ class IntelFacts:
                 tags.append("trusted-source-unavailable")
                 unavailable = answer.error
         osv = base.osv
-        if self.osv is not None and component.purl:
-            osv = _merge(osv, self.osv.match_component(component))
+        if osv_index is not None:
+            osv = _merge(osv, osv_index.match_component(component))
         return PackageFacts(
             repository=repository,
             published_at=published_at,

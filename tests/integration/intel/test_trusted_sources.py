@@ -349,6 +349,11 @@ def test_source_down_is_an_error_not_found(pypi_server: IndexServer) -> None:
         answer = sources.lookup(pypi("foo-bar", "1.0"))
         assert answer.repository is not None and answer.repository["name"] == "up"
         assert answer.error is None
+        # Not given again: the first source, which could not be asked, is asked again (it
+        # would vouch first once it answers).
+        before = sources.requests_sent
+        again = sources.lookup(pypi("foo-bar", "1.0"))
+        assert again == answer and again is not answer and sources.requests_sent > before
         # Not found where it could be asked, unknown where it could not: an error.
         assert sources.lookup(pypi("no-such-thing", "1.0")).error is not None
 

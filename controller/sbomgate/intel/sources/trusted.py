@@ -246,13 +246,16 @@ class TrustedSources:
             if reads is not None:
                 reads.expires = min(reads.expires, expires)
             return value  # type: ignore[no-any-return]
+        # Unkept until it is kept: `load` may fail (faults are not cached), and a fault caught
+        # by a backend, or by `_lookup` for one source of several, leaves it so.
+        unkept_before = reads.unkept if reads is not None else False
         if reads is not None:
-            reads.unkept = True  # until it is kept: `load` may fail (faults are not cached)
+            reads.unkept = True
         value = load()
         ttl = self.positive_ttl if value is not None else self.negative_ttl
         kept_until = self._cache.put(full, value, ttl)
         if reads is not None and kept_until is not None:
-            reads.unkept = False
+            reads.unkept = unkept_before
             reads.expires = min(reads.expires, kept_until)
         return value
 
