@@ -5,7 +5,8 @@ distributions' own tools (``make os-repo-tools`` unpacks them into ``.cache/os-r
   amd64 built from the source package popt) in a pool, ``Packages`` indexes and the ``Release``
   written by ``apt-ftparchive``, signed with ``gpg`` (``InRelease`` and ``Release.gpg``) by a key
   made for the session; then, one repository per case, what goes wrong in the field: a
-  signature by a key nobody trusts, a tampered ``InRelease``, an expired ``Valid-Until``, a
+  signature by a key nobody trusts, a tampered ``InRelease``, an expired ``Valid-Until`` (and
+  one valid for a day), a
   ``Release`` dated in the future, an index that is not the one signed, another suite's signed
   ``Release`` replayed, and a repository with only ``Release`` + ``Release.gpg`` and no ``.xz``.
 * rpm: two packages built by ``rpmbuild`` (one ``noarch``; one ``x86_64`` with an epoch), indexed
@@ -235,6 +236,8 @@ def _build_apt(top: Path, gpg: Gpg, trusted: str, other: str) -> dict[str, dict[
         **{"Valid-Until": "Sat, 01 Jan 2000 00:00:00 UTC", "Date": "Fri, 31 Dec 1999 00:00:00 UTC"},
     )
     _apt_repo(top / "future", gpg, trusted, Date="Fri, 01 Jan 2100 00:00:00 UTC")
+    # Valid for a day from now (apt-ftparchive writes Valid-Until = Date + ValidTime).
+    _apt_repo(top / "a-day", gpg, trusted, ValidTime="86400")
     # Indexes that are not the ones signed: libpopt0 left out after signing.
     _apt_repo(top / "mismatch", gpg, trusted)
     for folder in (top / "mismatch" / "dists" / SUITE / "main").iterdir():

@@ -86,7 +86,7 @@ class IntelFacts:
         # The whole facts last given for a purl at a version when other sources were asked
         # (`__call__`), with what they were made of: given again as the same object.
         self._given: dict[
-            tuple[str, str | None],
+            tuple[str | None, ...],
             tuple[_Fixed, SourceAnswer | None, OsvMatcher | None, PackageFacts],
         ] = {}
 
@@ -102,6 +102,11 @@ class IntelFacts:
         """The OSV index in force (None: no index is configured)."""
         return self.osv.in_force() if self.osv is not None else None
 
+    def _holds(self, fixed: _Fixed) -> bool:
+        """Whether remembered fixed facts still hold: they have no OSV matches, or those of
+        the index in force."""
+        return fixed.osv_index is None or fixed.osv_index is self._osv_in_force()
+
     def _snapshot(self, component: Component) -> PackageFacts:
         return self.snapshot(component) if self.snapshot is not None else NO_FACTS
 
@@ -112,9 +117,7 @@ class IntelFacts:
         key = (purl, component.version) if purl else None
         if memo is not None and key is not None:
             found = memo.get(key)
-            if found is not None and (
-                found.osv_index is None or found.osv_index is self._osv_in_force()
-            ):
+            if found is not None and self._holds(found):
                 return found
         base = self._snapshot(component)
         typosquat_of = None
@@ -157,11 +160,7 @@ class IntelFacts:
         memo, purl = self._fixed, component.purl
         if memo is not None and purl:
             found = memo.get((purl, component.version))
-            if (
-                found is not None
-                and found.whole is not None
-                and (found.osv_index is None or found.osv_index is self._osv_in_force())
-            ):
+            if found is not None and found.whole is not None and self._holds(found):
                 return found.whole
         fixed = self._fixed_facts(component)
         if fixed.whole is not None:
@@ -170,15 +169,18 @@ class IntelFacts:
         if fixed.base.repository is None and self.sources is not None and purl:
             answer = self.sources.lookup(component)
         osv_index = self._osv_in_force() if purl else None
-        if not purl:
-            return self._made(fixed, answer, None, component)
-        # The facts given last time for this purl at this version: the same object while they
-        # are made of the same parts (the trusted sources give the same answer object while it
-        # holds), or are equal, so that what is remembered of a package by its facts' identity
-        # (its outcome-cache key, PolicyEngine._problems_and_key) holds. With an OSV index or
-        # the trusted sources, each call made new facts, and a new build of a 5,000-package
-        # image computed every key again: 60 ms more of its evaluation.
-        key = (purl, component.version)
+        # The facts given last time for this purl at this version (for a component without a
+        # purl, a file say, for the names its identity is made of): the same object while
+        # they are made of the same parts (the trusted sources give the same answer object
+        # while it holds), or are equal, so that what is remembered of a package by its facts'
+        # identity (its outcome-cache key, PolicyEngine._problems_and_key) holds. With an OSV
+        # index or the trusted sources, each call made new facts, and a new build of a
+        # 5,000-package image computed every key again: 60 ms more of its evaluation.
+        key: tuple[str | None, ...] = (
+            (purl, component.version)
+            if purl
+            else (None, component.purl_type, component.namespace, component.name, component.version)
+        )
         given = self._given
         previous = given.get(key)
         if (

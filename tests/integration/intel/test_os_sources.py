@@ -117,6 +117,28 @@ def test_a_package_at_its_version_and_architecture_is_found(os_repos: OsRepos) -
         assert ask(config, deb("hostname", hostname["Version"], distro=distro)).repository
 
 
+def test_an_answer_is_given_again_no_longer_than_its_release_is_valid(os_repos: OsRepos) -> None:
+    """A Release signed valid for a day: the answer it vouches for is given again as the same
+    object (a new build's lookups), but not past that day, though its cache entries are kept
+    for a month; then it is made again, from the cache (the Release is still valid on this
+    machine's clock, which did not move)."""
+    hostname = os_repos.debs["hostname"]
+    component = deb("hostname", hostname["Version"], sha256=hostname["SHA256"])
+    now = [0.0]
+    config = apt_source(os_repos.url("a-day"), os_repos.keyring)
+    with TrustedSources([config], positive_ttl=30 * 86400, clock=lambda: now[0]) as sources:
+        first = sources.lookup(component)
+        assert first.repository == config.repository() and first.error is None
+        now[0] += 86400 - 600
+        assert sources.lookup(component) is first
+        assert sources.lookup_many([component])[0] is first
+        sent = sources.requests_sent
+        now[0] += 1200  # past the Release's Valid-Until, within the cache's month
+        again = sources.lookup(component)
+        assert again == first and again is not first
+        assert sources.requests_sent == sent
+
+
 def test_architecture_all_counts_for_any_architecture(os_repos: OsRepos) -> None:
     netbase = os_repos.debs["netbase"]
     assert netbase["Architecture"] == "all"

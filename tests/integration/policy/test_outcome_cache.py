@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
+from sbomgate.identity import identity_from_purl
+from sbomgate.intel.ecosystems import identity_ecosystem, osv_name, osv_version
 from sbomgate.intel.facts import IntelFacts
 from sbomgate.intel.model import PackageFacts
 from sbomgate.intel.osv import ReloadingOsvIndex
@@ -524,3 +526,56 @@ def test_with_an_osv_index_a_new_build_reuses_its_packages_and_a_new_advisory_co
         sbom, facts=IntelFacts(snapshot=load_facts_snapshot(snapshot_file), osv=index)
     )
     assert facts(component) is not given and facts(component) is facts(component)
+
+
+@pytest.mark.parametrize("output", CORPUS, ids=lambda o: o.id)
+def test_real_sboms_with_a_snapshot_and_an_osv_export_keep_their_facts_and_verdicts(
+    output: Any, tmp_path: Path
+) -> None:
+    """What syft, trivy and cdxgen wrote, with a snapshot that places every package and an OSV
+    export with an advisory (with a fix) for one package in three, by its OSV ecosystem, name
+    and version (Debian's source packages, npm scopes, PyPI's normal names): each package's
+    facts are the same object on the next build, and the verdicts with the outcome cache, the
+    second time from what the engine remembers, are those of an engine without it."""
+    sbom = load_sbom_file(real_sbom(output))
+    purls = sorted({c.purl for c in sbom.components if c.purl})
+    vouched = {"name": "mirror", "kind": "generic", "url": "https://mirror.example",
+               "hosting": "hosted"}  # fmt: skip
+    snapshot_file = tmp_path / "facts.json"
+    snapshot_file.write_bytes(
+        orjson.dumps(
+            {"packages": {p: {"repository": vouched, "published_at": "2020-01-01"} for p in purls}}
+        )
+    )
+    exports = tmp_path / "osv"
+    exports.mkdir()
+    for number, purl in enumerate(purls[::3]):
+        identity = identity_from_purl(purl)
+        ecosystem, version = identity_ecosystem(identity), osv_version(identity)
+        if ecosystem is None or version is None:
+            continue
+        affected = {"package": {"ecosystem": ecosystem, "name": osv_name(identity)},
+                    "versions": [version],
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"},
+                                                                {"fixed": "99999"}]}]}  # fmt: skip
+        record = {"id": f"GHSA-real-{number}", "modified": "2024-01-01T00:00:00Z",
+                  "severity": [{"type": "CVSS_V3",
+                                "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+                  "affected": [affected]}  # fmt: skip
+        (exports / f"{record['id']}.json").write_bytes(orjson.dumps(record))
+    index = ReloadingOsvIndex([exports])
+    facts = IntelFacts(snapshot=load_facts_snapshot(snapshot_file), osv=index)
+    given = [facts(c) for c in sbom.components]
+    assert all(facts(c) is f for c, f in zip(sbom.components, given, strict=True))
+    if purls:
+        assert any(f.osv for f in given)  # the export matched what the tool wrote
+    policies = load_policies(None)
+    plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0)
+    expected = plain.evaluate_sbom(
+        sbom, facts=IntelFacts(snapshot=load_facts_snapshot(snapshot_file), osv=index)
+    )
+    cached = PolicyEngine(policies, DATA)
+    assert cached.evaluate_sbom(sbom, facts=facts) == expected
+    assert cached.evaluate_sbom(sbom, facts=facts) == expected
+    if purls:
+        assert any(f.policy == "vulnerability" for f in expected.violations)

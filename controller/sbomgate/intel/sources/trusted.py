@@ -151,9 +151,9 @@ class TrustedSources:
         """What the sources say of one component (see the class docstring): the same answer
         object while every cache entry it was made of holds."""
         key = _answer_key(component)
-        found = self._answers.get(key)
-        if found is not None and self._clock() < found[0]:
-            return found[1]
+        remembered = self._remembered(key)
+        if remembered is not None:
+            return remembered
         reads = _Reads()
         _reading.reads = reads
         try:
@@ -166,9 +166,9 @@ class TrustedSources:
             self._answers[key] = (reads.expires, answer)
         return answer
 
-    def _remembered(self, component: Component) -> SourceAnswer | None:
-        """The answer `lookup` would give from what it remembers, without reading the cache."""
-        found = self._answers.get(_answer_key(component))
+    def _remembered(self, key: tuple[Any, ...]) -> SourceAnswer | None:
+        """The answer remembered for a component (by `_answer_key`) while it holds."""
+        found = self._answers.get(key)
         return found[1] if found is not None and self._clock() < found[0] else None
 
     def _lookup(self, component: Component) -> SourceAnswer:
@@ -218,7 +218,7 @@ class TrustedSources:
         items = list(components)
         # What is remembered is answered here: a new build asks about thousands of packages
         # of the one before, and a thread pool's round trip cost each of them 20-30 µs.
-        answers: list[SourceAnswer | None] = [self._remembered(c) for c in items]
+        answers: list[SourceAnswer | None] = [self._remembered(_answer_key(c)) for c in items]
         asked = [i for i, a in enumerate(answers) if a is None]
         if asked:
             hosts = {c.host for c in self.configs} or {""}
