@@ -138,16 +138,25 @@ class IntelFacts:
                 )
             elif purl:
                 osv_index = self.osv.in_force()
-                whole = PackageFacts(  # not `replace`: about 4 µs a never-seen package more
-                    repository=base.repository,
-                    published_at=base.published_at,
-                    first_published_at=base.first_published_at,
-                    osv=_merge(base.osv, osv_index.match_component(component)),
-                    vulnerabilities=base.vulnerabilities,
-                    typosquat_of=typosquat_of,
-                    checksum_mismatch=base.checksum_mismatch,
-                    yanked=base.yanked,
-                )
+                matched = osv_index.match_component(component)
+                if (
+                    not matched
+                    and base.osv is None
+                    and base.tags == ()
+                    and base.typosquat_of == typosquat_of
+                ):
+                    whole = base  # what it would equal (most packages): 2 µs less each
+                else:
+                    whole = PackageFacts(  # not `replace`: about 4 µs a never-seen package more
+                        repository=base.repository,
+                        published_at=base.published_at,
+                        first_published_at=base.first_published_at,
+                        osv=_merge(base.osv, matched),
+                        vulnerabilities=base.vulnerabilities,
+                        typosquat_of=typosquat_of,
+                        checksum_mismatch=base.checksum_mismatch,
+                        yanked=base.yanked,
+                    )
         fixed = _Fixed(base=base, typosquat_of=typosquat_of, whole=whole, osv_index=osv_index)
         if memo is not None and key is not None:
             if len(memo) >= _FIXED_FACTS_KEPT:

@@ -43,7 +43,7 @@ import cvss  # type: ignore[import-untyped]
 import orjson
 
 from sbomgate.errors import InputError
-from sbomgate.identity import identity_of
+from sbomgate.identity import identity_of, pep503
 from sbomgate.intel.ecosystems import (
     UncomparableVersion,
     identity_ecosystem,
@@ -169,6 +169,11 @@ class OsvIndex:
 
     _records: list[bytes] = field(default_factory=list)  # compact JSON, raw deflate
     _by_package: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
+    # Every indexed name, PEP 503-folded: a package whose folded name is not among them has no
+    # record in any ecosystem (most packages of an image), and is ruled out before its
+    # ecosystem is worked out (about 3 µs a package, 15 ms of a never-seen 5,000-package image).
+    # Folding is coarser than every ecosystem's `normalize_name`, so no match is ruled out.
+    _folded_names: set[str] = field(default_factory=set)
     skipped: int = 0
     sources: tuple[str, ...] = ()
 
@@ -263,6 +268,7 @@ class OsvIndex:
         self._records.append(_compress(orjson.dumps(record)))
         for key, entry in entries:
             self._by_package.setdefault(key, []).append(entry)
+            self._folded_names.add(pep503(key[1]))
 
     # --- matching ----------------------------------------------------------------------------
 
@@ -302,10 +308,13 @@ class OsvIndex:
         identity = identity_of(component)
         if identity is None:
             return ()
+        name = osv_name(identity)
+        if pep503(name) not in self._folded_names:
+            return ()
         ecosystem = identity_ecosystem(identity)
         if ecosystem is None:
             return ()
-        return self.match(ecosystem, osv_name(identity), osv_version(identity))
+        return self.match(ecosystem, name, osv_version(identity))
 
 
 def _uncertainty(ecosystem: str, version: str | None) -> str:

@@ -569,6 +569,10 @@ def test_real_sboms_with_a_snapshot_and_an_osv_export_keep_their_facts_and_verdi
     assert all(facts(c) is f for c, f in zip(sbom.components, given, strict=True))
     if purls:
         assert any(f.osv for f in given)  # the export matched what the tool wrote
+    # Apart from the advisories, the facts are those given without an OSV index.
+    without = IntelFacts(snapshot=load_facts_snapshot(snapshot_file))
+    for component, found in zip(sbom.components, given, strict=True):
+        assert dataclasses.replace(found, osv=None) == without(component)
     policies = load_policies(None)
     plain = PolicyEngine(policies, DATA, outcome_cache_bytes=0)
     expected = plain.evaluate_sbom(

@@ -686,3 +686,79 @@ def test_a_certain_record_merged_with_an_uncertain_one_is_certain() -> None:
     assert "uncertain" not in merged
     (alone,) = index_of(a).match("npm", "m", "1.0.0")
     assert "npm order cannot place" in alone["uncertain"]
+
+
+# Records whose names each ecosystem folds its own way (PEP 503, case for NuGet, Hex and Pub,
+# none for npm), for the name filter of `match_component`.
+FOLDED = [
+    rec("PYSEC-f", "PyPI", "Zope.Interface_Extra", events=[{"introduced": "0"}]),
+    rec("GHSA-n", "NuGet", "Newtonsoft.Json", events=[{"introduced": "0"}]),
+    rec("GHSA-h", "Hex", "Plug_Crypto", events=[{"introduced": "0"}]),
+    rec("GHSA-p", "Pub", "Http", events=[{"introduced": "0"}]),
+    rec("GHSA-c", "npm", "JSONStream", events=[{"introduced": "0"}]),
+    rec("RUSTSEC-1", "crates.io", "Foo-Bar", events=[{"introduced": "0"}]),
+]
+FOLDED_PURLS = [
+    "pkg:pypi/zope-interface-extra@1.0",
+    "pkg:pypi/ZOPE..interface__extra@1.0",
+    "pkg:nuget/newtonsoft.json@13.0.1",
+    "pkg:nuget/NEWTONSOFT.JSON@13.0.1",
+    "pkg:hex/plug_crypto@1.2.0",
+    "pkg:pub/http@1.0.0",
+    "pkg:npm/JSONStream@1.3.5",
+    "pkg:npm/jsonstream@1.3.5",
+    "pkg:cargo/Foo-Bar@1.0.0",
+    "pkg:cargo/foo_bar@1.0.0",
+]
+
+
+@pytest.mark.parametrize("purl", FOLDED_PURLS)
+def test_the_name_filter_rules_out_no_match(purl: str) -> None:
+    """`match_component` rules a package out by its PEP 503-folded name before working out its
+    ecosystem: it finds exactly what a lookup by ecosystem and name finds."""
+    from sbomgate.identity import identity_of
+    from sbomgate.intel.ecosystems import identity_ecosystem, osv_name
+
+    idx = index_of(*FOLDED)
+    component = _purl_component(purl)
+    identity = identity_of(component)
+    assert identity is not None
+    ecosystem = identity_ecosystem(identity)
+    assert ecosystem is not None
+    unfiltered = idx.match(ecosystem, osv_name(identity), identity.version)
+    assert ids(idx.match_component(component)) == ids(unfiltered)
+    expected = {
+        "pkg:pypi/zope-interface-extra@1.0": ["PYSEC-f"],
+        "pkg:pypi/ZOPE..interface__extra@1.0": ["PYSEC-f"],
+        "pkg:nuget/newtonsoft.json@13.0.1": ["GHSA-n"],
+        "pkg:nuget/NEWTONSOFT.JSON@13.0.1": ["GHSA-n"],
+        "pkg:hex/plug_crypto@1.2.0": ["GHSA-h"],
+        "pkg:pub/http@1.0.0": ["GHSA-p"],
+        "pkg:npm/JSONStream@1.3.5": ["GHSA-c"],
+        "pkg:npm/jsonstream@1.3.5": [],
+        "pkg:cargo/Foo-Bar@1.0.0": ["RUSTSEC-1"],
+        "pkg:cargo/foo_bar@1.0.0": [],
+    }
+    assert ids(idx.match_component(component)) == expected[purl]
+
+
+@given(
+    name=st.text(alphabet="aAbB-_.", min_size=1, max_size=6),
+    query=st.text(alphabet="aAbB-_.", min_size=1, max_size=6),
+    ptype=st.sampled_from(["pypi", "nuget", "hex", "pub", "npm", "cargo", "gem"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_name_filter_agrees_with_every_ecosystems_folding(
+    name: str, query: str, ptype: str
+) -> None:
+    from sbomgate.identity import identity_of
+    from sbomgate.intel.ecosystems import identity_ecosystem, osv_name
+
+    component = Component(name=query, version="1.0.0", purl_type=ptype)
+    identity = identity_of(component)
+    assert identity is not None
+    ecosystem = identity_ecosystem(identity)
+    assert ecosystem is not None
+    idx = index_of(rec("X-1", ecosystem, name, events=[{"introduced": "0"}]))
+    unfiltered = idx.match(ecosystem, osv_name(identity), identity.version)
+    assert ids(idx.match_component(component)) == ids(unfiltered)
