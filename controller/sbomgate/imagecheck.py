@@ -170,6 +170,7 @@ class ImageChecker:
         *,
         timeout: float = 30.0,
         allow_empty_sbom: bool = False,
+        read_ahead: Callable[[bytes], None] | None = None,
     ) -> None:
         self.client = client
         self.verifier = verifier
@@ -177,6 +178,9 @@ class ImageChecker:
         self.timeout = timeout
         # An SBOM that lists nothing proves nothing: refused unless this says otherwise.
         self.allow_empty_sbom = allow_empty_sbom
+        # Given each verified SBOM's JSON text before it is parsed (`IntelFacts.read_ahead`:
+        # facts worked out on another core meanwhile).
+        self.read_ahead = read_ahead
         self._settings = f"allow-empty-sbom={allow_empty_sbom}"
 
     def _covered(self, ref_text: str) -> tuple[ImageReference, list[TrustPolicy]] | ImageResult:
@@ -380,6 +384,11 @@ class ImageChecker:
         kept: list[_KeptSbom] = []
         if verification.ok:
             provenance = _provenance_summary(verification.provenance)
+            if self.read_ahead is not None:
+                for document in verification.sboms:
+                    text = _text_of(document)
+                    if text is not None:
+                        self.read_ahead(text)
             for document in verification.sboms:
                 source = f"{pinned.name}@{document.digest} ({document.location})"
                 # The verified statement, when the predicate is a JSON object decoded from it
@@ -486,6 +495,15 @@ def _trust_fingerprint(fingerprints: Iterable[str]) -> str:
 
 def _parse(document: VerifiedDocument, source: str) -> Sbom:
     return parse_sbom(_sbom_bytes(document, source), source=source)
+
+
+def _text_of(document: VerifiedDocument) -> bytes | None:
+    """The JSON text a verified SBOM was read from, when it is at hand (the statement's, or
+    the SBOM's own), without writing anything out."""
+    if document.statement is not None:
+        return document.statement
+    source = document.predicate_source
+    return bytes(source) if isinstance(source, bytes | bytearray) else None
 
 
 def _sbom_bytes(document: VerifiedDocument, source: str) -> bytes:

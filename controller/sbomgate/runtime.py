@@ -138,13 +138,22 @@ def image_checker(
     *,
     timeout: float,
     allow_empty_sbom: bool,
+    read_ahead: Callable[[bytes], None] | None = None,
 ) -> ImageChecker:
-    """Image → attestations verified against the trust policies → SBOMs."""
+    """Image → attestations verified against the trust policies → SBOMs (each one's JSON text
+    given to `read_ahead` before it is parsed)."""
     from sbomgate.attest import AttestationVerifier
     from sbomgate.imagecheck import ImageChecker
 
     verifier = AttestationVerifier(trust_policies)
-    return ImageChecker(client, verifier, cache, timeout=timeout, allow_empty_sbom=allow_empty_sbom)
+    return ImageChecker(
+        client,
+        verifier,
+        cache,
+        timeout=timeout,
+        allow_empty_sbom=allow_empty_sbom,
+        read_ahead=read_ahead,
+    )
 
 
 # -- the admission controller of `serve` ----------------------------------------------------
@@ -219,6 +228,9 @@ def shared_parts(
             sources=config.trusted_sources,
             typosquat=config.typosquat,
             reload_osv=True,  # a long-running server follows the OSV export as it changes
+            # With evaluation on more than one core, a never-seen image's typosquat answers
+            # are worked out on another while the rest of its facts are made.
+            typosquat_helper=evaluators is not None and config.evaluation_processes > 1,
         )
         if cold is None
         else None
@@ -276,6 +288,7 @@ def make_controller(
         shared.cache,
         timeout=config.admission_deadline,
         allow_empty_sbom=config.allow_empty_sbom,
+        read_ahead=getattr(shared.facts, "read_ahead", None),
     )
     return AdmissionController(
         config,

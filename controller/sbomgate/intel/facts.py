@@ -11,7 +11,10 @@ Each of them looks the component up by its canonical identity (`sbomgate.identit
 name and version, the same for every source.
 
 `prefetch(components)` asks the trusted sources for a whole SBOM at once (concurrently, per
-host limits) before the engine asks package by package, which then hits the cache.
+host limits) before the engine asks package by package, which then hits the cache. With a
+typosquat helper (`typosquat_helper=True`, a server's), `read_ahead(document)` has the helper
+work out the typosquat answers of a verified SBOM's purls on another core while the SBOM is
+parsed (`intel._typohelper`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Protocol, cast
 
 from sbomgate.errors import InputError
 from sbomgate.identity import identity_of
+from sbomgate.intel._typohelper import TyposquatPrefetcher
 from sbomgate.intel.model import NO_FACTS, FactSource, PackageFacts
 from sbomgate.intel.snapshot import FactsSnapshot
 from sbomgate.intel.sources import (
@@ -72,11 +76,15 @@ class IntelFacts:
         sources: TrustedSources | None = None,
         osv: OsvMatcher | None = None,
         typosquat: TyposquatDetector | None = None,
+        typosquat_helper: bool = False,
     ) -> None:
         self.snapshot = snapshot
         self.sources = sources
         self.osv = osv
         self.typosquat = typosquat
+        self._prefetcher: TyposquatPrefetcher | None = None
+        if typosquat is not None and typosquat_helper:
+            self._prefetcher = TyposquatPrefetcher(typosquat)
         # What the fixed sources (a loaded snapshot, the typosquat detector) say of a purl at a
         # version, remembered: a new build lists the packages of the build before. A snapshot
         # given as any other callable may change its answers, so is asked every time.
@@ -97,6 +105,18 @@ class IntelFacts:
         wanted = [c for c in components if c.purl and self._snapshot(c).repository is None]
         if wanted:
             self.sources.lookup_many(wanted)
+
+    def read_ahead(self, document: bytes) -> None:
+        """An SBOM's JSON text (or the statement's that holds it), verified and not parsed
+        yet: the typosquat helper, if it has one, works out the answers for its purls while it
+        is parsed."""
+        if self._prefetcher is not None:
+            self._prefetcher.read_ahead(document)
+
+    def close(self) -> None:
+        """Stop the typosquat helper, if it has one (a process of its own)."""
+        if self._prefetcher is not None:
+            self._prefetcher.close()
 
     def _osv_in_force(self) -> OsvMatcher | None:
         """The OSV index in force (None: no index is configured)."""
@@ -281,6 +301,7 @@ def build_facts(
     sources: Sequence[Mapping[str, Any]] = (),
     typosquat: bool = True,
     reload_osv: bool = False,
+    typosquat_helper: bool = False,
 ) -> FactSource | None:
     """The fact source the configuration asks for (None when it asks for nothing)."""
     from sbomgate.intel.snapshot import load_facts_snapshot
@@ -305,6 +326,7 @@ def build_facts(
         sources=trusted,
         osv=osv_index,
         typosquat=TyposquatDetector.default() if typosquat else None,
+        typosquat_helper=typosquat_helper,
     )
 
 

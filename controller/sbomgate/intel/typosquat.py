@@ -44,7 +44,10 @@ from urllib.parse import unquote
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-__all__ = ["TyposquatDetector", "fuzzy_threshold"]
+__all__ = ["Query", "TyposquatDetector", "fuzzy_threshold"]
+
+# `TyposquatDetector.closest`'s arguments: (purl type, name, namespace).
+Query = tuple[str, str, str | None]
 
 # purl types whose lists are bundled, and the aliases that name the same ecosystem.
 _BUNDLED = ("pypi", "npm")
@@ -234,15 +237,16 @@ class TyposquatDetector:
     """Finds the well-known package name that a name is probably a typo or squat of."""
 
     def __init__(self, well_known: Mapping[str, Iterable[str]]) -> None:
+        self._lists = {t: tuple(names) for t, names in well_known.items()}
         self._ecosystems: dict[str, _Ecosystem] = {}
-        for purl_type, names in well_known.items():
+        for purl_type, names in self._lists.items():
             t = _canon_type(purl_type)
             eco = self._ecosystems.setdefault(t, _Ecosystem(purl_type=t))
             for name in names:
                 eco.add(name)
         # Answers by (type, name, namespace): a new build lists the packages of the one before,
         # and the fuzzy search is most of a package's facts (22 ms of a 5,000-package image).
-        self._answers: dict[tuple[str, str, str | None], str | None] = {}
+        self._answers: dict[Query, str | None] = {}
 
     @classmethod
     def default(cls) -> TyposquatDetector:
@@ -252,6 +256,25 @@ class TyposquatDetector:
     def ecosystems(self) -> frozenset[str]:
         """The purl types it has popular-name lists for."""
         return frozenset(self._ecosystems)
+
+    def lists(self) -> dict[str, tuple[str, ...]]:
+        """The popular-name lists it was made with (a detector made with them answers alike)."""
+        return dict(self._lists)
+
+    def covers(self, purl_type: str | None) -> bool:
+        """Whether it has a popular-name list for the purl type (so may find a near miss)."""
+        return bool(purl_type) and _canon_type(purl_type or "") in self._ecosystems
+
+    def answered(self, query: Query) -> bool:
+        """Whether it has an answer for `closest(*query)` without working it out."""
+        return query in self._answers
+
+    def remember(self, query: Query, answer: str | None) -> None:
+        """Keep `answer` as `closest(*query)`'s: one worked out elsewhere with the same lists
+        (`intel._typohelper`)."""
+        if len(self._answers) >= _MAX_ANSWERS:
+            self._answers.clear()  # bounded; the next builds fill it again
+        self._answers[query] = answer
 
     def closest(self, purl_type: str, name: str, namespace: str | None = None) -> str | None:
         """The well-known name that ``name`` looks like a typo or squat of, else None.
@@ -271,9 +294,7 @@ class TyposquatDetector:
         if eco is None or not name or not name.strip():
             return None
         found = eco.closest(_full_name(eco.purl_type, unquote(name.strip()), namespace))
-        if len(self._answers) >= _MAX_ANSWERS:
-            self._answers.clear()  # bounded; the next builds fill it again
-        self._answers[key] = found
+        self.remember(key, found)
         return found
 
 

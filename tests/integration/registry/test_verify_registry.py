@@ -38,7 +38,7 @@ from support.oci_builder import (
 )
 from support.paths import BAD_SBOM, GOOD_SBOM
 from support.registry_servers import RegistryServer
-from support.trust import IDENTITY, ISSUER, check, errors, trust_file
+from support.trust import IDENTITY, ISSUER, check, checker_for, errors, trust_file
 
 
 @pytest.fixture(scope="module")
@@ -518,3 +518,31 @@ def test_multi_arch_needs_every_platform_or_the_index(
     # the index is known; on its own it has no attestation.
     alone = check(referrers_registry, policy, whole.platform_ref("linux/amd64"))
     assert not alone.report.ok
+
+
+def test_only_a_verified_sboms_text_is_read_ahead(
+    plain_registry: RegistryServer, signed_legacy: PushedImage, ecdsa_key: CosignKey, work: Path
+) -> None:
+    """The checker gives each verified SBOM's JSON text to `read_ahead` (the typosquat helper)
+    before parsing it, and nothing of an image whose attestation does not verify."""
+    read: list[bytes] = []
+    checker = checker_for(plain_registry, trust_file(work, keys=[ecdsa_key]))
+    checker.read_ahead = read.append
+    try:
+        result = checker.check(signed_legacy.ref)
+    finally:
+        checker.client.close()
+    assert result.report.ok, errors(result)
+    [text] = read
+    statement = json.loads(text)
+    assert statement["predicate"] == json.loads(GOOD_SBOM.read_text())
+
+    refused: list[bytes] = []
+    other_key = cosign_keypair(work / "other-key-read-ahead", "ecdsa")
+    checker = checker_for(plain_registry, trust_file(work, keys=[other_key]))
+    checker.read_ahead = refused.append
+    try:
+        assert not checker.check(signed_legacy.ref).report.ok
+    finally:
+        checker.client.close()
+    assert refused == []
