@@ -384,7 +384,7 @@ def disagreements(
     (`PyYAML` / `pyyaml`, npm group `@scope` + name `x`, Maven group + artifact, rpm epochs,
     Go's `go1.22.1`) agree."""
     out: list[str] = []
-    if identity.type in _CHECKED_TYPES and name:
+    if identity.type in _CHECKED_TYPES and name and not _its_own_parts(identity, name, group):
         declared = _declared_package(identity, name, group)
         if declared is not None and declared != identity.package:
             shown = f"{group}/{name}" if group and identity.type != "maven" else name
@@ -394,10 +394,31 @@ def disagreements(
     if (
         version
         and identity.version is not None
+        and version != identity.version  # the same text is the same version (most packages)
         and version_key(identity.type, _with_epoch(identity, version)) != identity.version_key
     ):
         out.append(f"its version {version!r} is not the purl's {identity.version!r}")
     return tuple(out)
+
+
+# Types whose canonical package is the namespace and the name together, as given (no name is
+# folded there apart from the namespace): a declared group and name that are the identity's own
+# namespace and name make its package again.
+_NAMESPACED_TYPES = frozenset({"npm", "maven", "golang", "cargo", "gem", "composer"})
+
+
+def _its_own_parts(identity: PackageIdentity, name: str, group: str | None) -> bool:
+    """Whether a declared name and group are the identity's own canonical parts, which
+    `_declared_package` makes its package again (most components: their name fields are what
+    their purl says): then there is no need to work that out. A test checks the claim over
+    every checked type."""
+    if name != identity.name or name != name.strip():
+        return False
+    if identity.type in DISTRO_TYPES:
+        return True  # the vendor (the namespace) is not part of an OS package's name
+    if ((group or "").strip() or None) != identity.namespace:
+        return False
+    return identity.namespace is None or identity.type in _NAMESPACED_TYPES
 
 
 def _with_epoch(identity: PackageIdentity, version: str) -> str:

@@ -344,3 +344,63 @@ def test_the_policies_see_the_canonical_identity() -> None:
         "disagreements": ["its version '2.0' is not the purl's '1.0'"],
     }
     assert build_input(Component(name="no-purl"))["v0"]["identity"]["canonical"] is None
+
+
+_CHECKED = [
+    "pypi",
+    "npm",
+    "maven",
+    "golang",
+    "cargo",
+    "gem",
+    "nuget",
+    "deb",
+    "rpm",
+    "apk",
+    "composer",
+]
+_PART = st.text(alphabet="aAzZ09-_.!@/ %", min_size=1, max_size=8)
+
+
+@given(
+    ptype=st.sampled_from(_CHECKED),
+    namespace=st.one_of(st.none(), _PART),
+    name=_PART,
+    version=st.one_of(st.none(), st.text(alphabet="0123456789.:v~+-abAB ", min_size=1, max_size=8)),
+    declared_version=st.one_of(st.none(), st.text(alphabet="0123456789.:v~+-abAB ", max_size=8)),
+    group_from=st.sampled_from(["namespace", "none", "other"]),
+    other=_PART,
+)
+def test_the_shortcuts_of_disagreements_change_no_answer(
+    ptype: str,
+    namespace: str | None,
+    name: str,
+    version: str | None,
+    declared_version: str | None,
+    group_from: str,
+    other: str,
+) -> None:
+    """A component whose name and group are its identity's own parts, or whose version is its
+    identity's own text, is taken to agree without working the declared package or version key
+    out (`identity._its_own_parts`): it does, for every checked type."""
+    from sbomgate import identity as identity_module
+    from sbomgate.identity import _build
+
+    identity = _build(ptype, namespace, name, version, {})
+    group = {"namespace": identity.namespace, "none": None, "other": other}[group_from]
+    for declared_name in (identity.name, name, other):
+        for declared in (version, identity.version, declared_version):
+            found = disagreements(identity, name=declared_name, group=group, version=declared)
+            # The same question without the shortcuts: the declared package and version key.
+            expected: list[str] = []
+            package = identity_module._declared_package(identity, declared_name, group)
+            if package is not None and package != identity.package:
+                expected.append("name")
+            with_epoch = identity_module._with_epoch(identity, declared) if declared else None
+            if (
+                declared
+                and identity.version is not None
+                and identity_module.version_key(ptype, with_epoch) != identity.version_key
+            ):
+                expected.append("version")
+            assert [p.split()[1] for p in found] == expected
