@@ -61,6 +61,12 @@ class TyposquatPrefetcher:
         self._next_start = 0.0  # monotonic time before which no helper is started
         self._closed = False
 
+    def start(self) -> None:
+        """Start the helper now rather than with the first document (a process of its own: its
+        start is not the first image's to wait for)."""
+        with self._lock:
+            self._current()
+
     def read_ahead(self, document: bytes) -> None:
         """Have the helper work out the typosquat answers of every purl in a JSON document's
         text (an SBOM, or the statement that holds it), before it is parsed; never waits.
@@ -82,10 +88,19 @@ class TyposquatPrefetcher:
         helper, now = self._helper, time.monotonic()
         if helper is not None and helper.stalled(now):
             log.warning(
-                "the typosquat helper answered nothing for %g s; names are worked out inline",
+                "the typosquat helper answered nothing for %g s: stopped, names are worked out "
+                "inline, another starts in %g s",
                 _STALLED_AFTER,
+                _RESTART_AFTER,
             )
             helper.stop()
+        elif helper is not None and not helper.alive:
+            log.warning(
+                "the typosquat helper stopped (exit status %s): names are worked out inline, "
+                "another starts in %g s",
+                helper.process.poll(),
+                _RESTART_AFTER,
+            )
         if helper is not None and not helper.alive:
             self._helper = helper = None
             self._next_start = now + _RESTART_AFTER

@@ -85,6 +85,7 @@ class IntelFacts:
         self._prefetcher: TyposquatPrefetcher | None = None
         if typosquat is not None and typosquat_helper:
             self._prefetcher = TyposquatPrefetcher(typosquat)
+            self._prefetcher.start()
         # What the fixed sources (a loaded snapshot, the typosquat detector) say of a purl at a
         # version, remembered: a new build lists the packages of the build before. A snapshot
         # given as any other callable may change its answers, so is asked every time.

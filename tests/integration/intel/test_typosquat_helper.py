@@ -125,7 +125,9 @@ def test_facts_with_a_helper_are_the_facts_without(output: Any, tmp_path: Path) 
 
 
 def test_a_helper_that_dies_is_replaced_and_nothing_is_lost(
-    prefetchers: list[TyposquatPrefetcher], monkeypatch: pytest.MonkeyPatch
+    prefetchers: list[TyposquatPrefetcher],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     detector = fresh_detector()
     prefetcher = TyposquatPrefetcher(detector)
@@ -143,6 +145,7 @@ def test_a_helper_that_dies_is_replaced_and_nothing_is_lost(
     # Not started again at once (a helper that cannot start must not cost every image a try):
     prefetcher.read_ahead(b'{"purl": "pkg:npm/expresss@1.0"}')
     assert not prefetcher.running and not detector.answered(("npm", "expresss", None))
+    assert "the typosquat helper stopped (exit status -9)" in caplog.text
     assert detector.closest("npm", "expresss") == "express"  # worked out inline
     # ... but once the delay has passed.
     monkeypatch.setattr(_typohelper, "_RESTART_AFTER", 0.0)
