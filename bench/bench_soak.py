@@ -946,11 +946,11 @@ def limit_text(w: Window, cores: int) -> str:
     workers = " + ".join(f"{v:.2f}" for v in c.workers) or "none"
     share = (
         f"server main process {c.main:.2f} cores, cold-path process {c.cold:.2f}, "
-        f"evaluation workers {workers} "
+        f"evaluation workers and typosquat helper {workers} "
         f"({c.workers_total:.2f}), registry {c.registry:.2f}, load generator {c.loadgen:.2f}, "
         f"other processes {c.others:.2f}; machine {c.machine:.2f} of {cores} cores; "
         f"evaluations in flight {w.evaluations_in_flight:.2f} (of {max(w.workers, 1)} worker "
-        f"processes, {w.workers_started} started meanwhile); registry requests "
+        f"and helper processes, {w.workers_started} started meanwhile); registry requests "
         f"{w.registry_requests_per_s:.0f}/s"
     )
     if c.machine >= 0.9 * cores:
@@ -1017,7 +1017,7 @@ async def search(bench: Bench, quiet_cold_max: float) -> tuple[float | None, lis
         f"{args.p99_limit * 1000:.0f} ms and cold p99 <= {args.cold_p99_limit * 1000:.0f} ms; "
         "latency in ms from when each request was due (all, warm, cold); CPU in "
         f"cores (main = server's main process, cold = its cold-path process, wrk = the "
-        "evaluation workers, reg = registry, "
+        "evaluation workers and the typosquat helper, reg = registry, "
         f"gen = load generator, mach = whole machine of {cores}); eval = evaluations in flight"
     )
     if quiet_cold_max > args.cold_p99_limit:
