@@ -79,6 +79,8 @@ class TyposquatPrefetcher:
             helper = self._current()
             if helper is None or helper.pending() + units > _MAX_PENDING:
                 return
+            if helper.pending() == 0:
+                helper.busy_since = time.monotonic()  # it had nothing to answer until now
             helper.sent += units
         helper.outbox.put((units, document))
 
@@ -93,7 +95,9 @@ class TyposquatPrefetcher:
                 _STALLED_AFTER,
                 _RESTART_AFTER,
             )
-            helper.stop()
+            helper.alive = False
+            # Stopped on a thread of its own: this is the caller's check of an image.
+            threading.Thread(target=helper.stop, name="typosquat-helper-stop", daemon=True).start()
         elif helper is not None and not helper.alive:
             log.warning(
                 "the typosquat helper stopped (exit status %s): names are worked out inline, "
@@ -160,7 +164,8 @@ class _Helper:
         # thread alone): each has one writer.
         self.sent = 0
         self.answered = 0
-        self.answered_at = time.monotonic()
+        # When it last answered, or was given something when it had nothing to answer.
+        self.busy_since = time.monotonic()
         self.outbox: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
         # Sending from a thread of its own: a helper that stops reading fills the socket, and
         # only that thread waits.
@@ -177,7 +182,7 @@ class _Helper:
         return self.sent - self.answered
 
     def stalled(self, now: float) -> bool:
-        return self.alive and self.pending() > 0 and now - self.answered_at > _STALLED_AFTER
+        return self.alive and self.pending() > 0 and now - self.busy_since > _STALLED_AFTER
 
     def _send(self, lists: Mapping[str, tuple[str, ...]]) -> None:
         try:
@@ -195,7 +200,7 @@ class _Helper:
                 for query, found in answers:
                     remember(query, found)
                 self.answered += count
-                self.answered_at = time.monotonic()
+                self.busy_since = time.monotonic()
         except (EOFError, OSError, ValueError, TypeError):
             self.alive = False
 

@@ -183,9 +183,29 @@ def test_a_stalled_helper_never_blocks_and_is_stopped(
         monkeypatch.setattr(_typohelper, "_RESTART_AFTER", 0.0)
         prefetcher.read_ahead(b'{"purl": "pkg:npm/expresss@1.0"}')  # finds it stalled
         assert not helper.alive
+        assert helper.process.wait(WAIT) == -signal.SIGKILL  # stopped on a thread of its own
         prefetcher.read_ahead(b'{"purl": "pkg:npm/expresss@1.0"}')  # a new one
         assert prefetcher.wait(WAIT) and prefetcher.running
         assert detector.answered(("npm", "expresss", None))
     finally:
         if helper.process.poll() is None:
             os.kill(helper.process.pid, signal.SIGCONT)
+
+
+def test_a_helper_idle_for_long_is_not_taken_for_stalled(
+    prefetchers: list[TyposquatPrefetcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time to answer counts from when it was given something, not from its last answer."""
+    monkeypatch.setattr(_typohelper, "_STALLED_AFTER", 0.5)
+    detector = fresh_detector()
+    prefetcher = TyposquatPrefetcher(detector)
+    prefetchers.append(prefetcher)
+    prefetcher.read_ahead(b'{"purl": "pkg:pypi/reqeusts@1.0"}')
+    assert prefetcher.wait(WAIT)
+    helper = prefetcher._helper
+    time.sleep(1.0)  # idle for longer than a stall
+    for name in ("expresss", "lodahs", "crossenv"):
+        prefetcher.read_ahead(b'{"purl": "pkg:npm/%s@1.0"}' % name.encode())
+    assert prefetcher.wait(WAIT)
+    assert prefetcher._helper is helper and helper is not None and helper.alive
+    assert all(detector.answered(("npm", n, None)) for n in ("expresss", "lodahs", "crossenv"))
