@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from sbomgate._internal.cores import usable_cores
 from sbomgate._internal.logs import fields
 from sbomgate.errors import InputError
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from sbomgate.registry import RegistryClient, RegistryLimits
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# The cores (CPUs, or a cgroup's quota) from which the typosquat helper has one to work on.
+_CORES_FOR_A_HELPER = 2.0
 
 
 @runtime_checkable
@@ -229,8 +232,13 @@ def shared_parts(
             typosquat=config.typosquat,
             reload_osv=True,  # a long-running server follows the OSV export as it changes
             # With evaluation on more than one core, a never-seen image's typosquat answers
-            # are worked out on another while the rest of its facts are made.
-            typosquat_helper=evaluators is not None and config.evaluation_processes > 1,
+            # are worked out on another while the rest of its facts are made (with one core's
+            # worth, a CPU limit of 1 say, the helper's work would only take the process's).
+            typosquat_helper=(
+                evaluators is not None
+                and config.evaluation_processes > 1
+                and usable_cores() >= _CORES_FOR_A_HELPER
+            ),
         )
         if cold is None
         else None
