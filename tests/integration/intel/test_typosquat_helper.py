@@ -55,6 +55,20 @@ def prefetchers() -> Any:
         prefetcher.close()
 
 
+def answering(
+    prefetchers: list[TyposquatPrefetcher],
+) -> tuple[TyposquatDetector, TyposquatPrefetcher, Any]:
+    """A detector, and a prefetcher whose helper has answered a first document."""
+    detector = fresh_detector()
+    prefetcher = TyposquatPrefetcher(detector)
+    prefetchers.append(prefetcher)
+    prefetcher.read_ahead(b'{"purl": "pkg:pypi/reqeusts@1.0"}')
+    assert prefetcher.wait(WAIT) and detector.answered(("pypi", "reqeusts", None))
+    helper = prefetcher._helper
+    assert helper is not None
+    return detector, prefetcher, helper
+
+
 @pytest.mark.parametrize("output", JSON_OUTPUTS, ids=lambda o: o.id)
 def test_every_package_of_a_real_sbom_is_answered_as_the_detector_answers(
     output: Any, prefetchers: list[TyposquatPrefetcher]
@@ -129,13 +143,7 @@ def test_a_helper_that_dies_is_replaced_and_nothing_is_lost(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    detector = fresh_detector()
-    prefetcher = TyposquatPrefetcher(detector)
-    prefetchers.append(prefetcher)
-    prefetcher.read_ahead(b'{"purl": "pkg:pypi/reqeusts@1.0"}')
-    assert prefetcher.wait(WAIT) and detector.answered(("pypi", "reqeusts", None))
-    helper = prefetcher._helper
-    assert helper is not None
+    detector, prefetcher, helper = answering(prefetchers)
     helper.process.kill()
     helper.process.wait()
     deadline = time.monotonic() + WAIT
@@ -159,13 +167,7 @@ def test_a_helper_that_dies_is_replaced_and_nothing_is_lost(
 def test_a_stalled_helper_never_blocks_and_is_stopped(
     prefetchers: list[TyposquatPrefetcher], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    detector = fresh_detector()
-    prefetcher = TyposquatPrefetcher(detector)
-    prefetchers.append(prefetcher)
-    prefetcher.read_ahead(b'{"purl": "pkg:pypi/reqeusts@1.0"}')
-    assert prefetcher.wait(WAIT)
-    helper = prefetcher._helper
-    assert helper is not None
+    detector, prefetcher, helper = answering(prefetchers)
     os.kill(helper.process.pid, signal.SIGSTOP)
     try:
         # Far more than a socket holds: each call returns (the sending thread is the one that
@@ -197,15 +199,10 @@ def test_a_helper_idle_for_long_is_not_taken_for_stalled(
 ) -> None:
     """The time to answer counts from when it was given something, not from its last answer."""
     monkeypatch.setattr(_typohelper, "_STALLED_AFTER", 0.5)
-    detector = fresh_detector()
-    prefetcher = TyposquatPrefetcher(detector)
-    prefetchers.append(prefetcher)
-    prefetcher.read_ahead(b'{"purl": "pkg:pypi/reqeusts@1.0"}')
-    assert prefetcher.wait(WAIT)
-    helper = prefetcher._helper
+    detector, prefetcher, helper = answering(prefetchers)
     time.sleep(1.0)  # idle for longer than a stall
     for name in ("expresss", "lodahs", "crossenv"):
         prefetcher.read_ahead(b'{"purl": "pkg:npm/%s@1.0"}' % name.encode())
     assert prefetcher.wait(WAIT)
-    assert prefetcher._helper is helper and helper is not None and helper.alive
+    assert prefetcher._helper is helper and helper.alive
     assert all(detector.answered(("npm", n, None)) for n in ("expresss", "lodahs", "crossenv"))
