@@ -21,8 +21,6 @@ import logging
 import queue
 import re
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +29,7 @@ from multiprocessing.connection import Connection
 
 import orjson
 
+from sbomgate._internal.children import start_child
 from sbomgate.identity import identity_from_purl
 from sbomgate.intel.typosquat import Query, TyposquatDetector
 from sbomgate.sbom.purl import parse_purl
@@ -148,16 +147,7 @@ class _Helper:
     """One helper process, a thread that sends it the names and one that reads its answers."""
 
     def __init__(self, detector: TyposquatDetector) -> None:
-        ours, theirs = socket.socketpair()
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "sbomgate.intel._typohelper", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            theirs.close()
-        self.connection = Connection(ours.detach())
+        self.process, self.connection = start_child("sbomgate.intel._typohelper")
         self.detector = detector
         self.alive = True
         # Names sent (counted under the prefetcher's lock) and answered (by the receiving
@@ -239,8 +229,7 @@ def serve(connection: Connection) -> None:
                 if not covered:
                     continue
                 try:
-                    # Not through its cache: each purl comes once (see parse_purl below).
-                    identity = identity_from_purl.__wrapped__(purl)
+                    identity = identity_from_purl(purl)
                     query = (identity.type, identity.name, identity.namespace)
                     answers.append((query, detector.closest(*query)))
                 except Exception:  # left out: the parent works it out inline
@@ -249,8 +238,9 @@ def serve(connection: Connection) -> None:
                     connection.send((0, answers))
                     answers = []
             connection.send((units, answers))
-            # The parsed purls each identity was made from are cached for the process, and
-            # here each purl comes once: kept, they would hold some 20 MB after a few images.
+            # Purls and identities are cached for the process, and here each purl comes once:
+            # kept, they would hold some 20-30 MB after a few images.
+            identity_from_purl.cache_clear()
             parse_purl.cache_clear()
     except (EOFError, OSError):
         return  # the parent is gone

@@ -15,18 +15,16 @@ from __future__ import annotations
 import mmap
 import os
 import queue
-import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from sbomgate._internal.children import start_child
 from sbomgate.errors import EvaluationError
 from sbomgate.policy._worker import PROGRESS_BYTES, RawOutcome, Request
 from sbomgate.policy.engine import DEFAULT_OUTCOME_CACHE_BYTES, PolicyEngine, PolicyOutcome
@@ -74,27 +72,15 @@ class _Worker:
     spawn and forkserver re-run the parent's main module, which a server must not depend on."""
 
     def __init__(self) -> None:
-        ours, theirs = socket.socketpair()
         progress = os.memfd_create("sbomgate-evaluation-progress")
         try:
             os.ftruncate(progress, PROGRESS_BYTES)
             self.progress = mmap.mmap(progress, PROGRESS_BYTES)
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "sbomgate.policy._worker",
-                    str(theirs.fileno()),
-                    str(progress),
-                    str(_KEPT_SETS),
-                ],
-                pass_fds=(theirs.fileno(), progress),
-                stdin=subprocess.DEVNULL,
+            self.process, self.connection = start_child(
+                "sbomgate.policy._worker", str(progress), str(_KEPT_SETS), pass_fds=(progress,)
             )
         finally:
-            theirs.close()
             os.close(progress)
-        self.connection = Connection(ours.detach())
         self.known_sets: set[str] = set()
 
     def cpu_seconds(self) -> float:
